@@ -1,0 +1,55 @@
+# deltadesk: `make run` opens the TUI on the simulated market; `make test` runs lint, import contracts and tests.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+LOCK   := requirements/lock.txt
+
+.PHONY: run test bench lint contracts install install-test install-bench lock clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Each stamp is rebuilt only when the lock or pyproject changes, so a second `make` is fast.
+$(VENV)/.installed: $(VENV)/bin/python pyproject.toml $(LOCK)
+	$(PIP) install -r $(LOCK)
+	$(PIP) install --no-deps -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed requirements/test.txt
+	$(PIP) install -r requirements/test.txt
+	$(PIP) install --no-deps -e .
+	touch $@
+
+$(VENV)/.installed-bench: $(VENV)/.installed requirements/bench.txt
+	$(PIP) install -r requirements/bench.txt
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+install-bench: $(VENV)/.installed-bench
+
+run: install
+	$(VENV)/bin/desk tui
+
+lint: install-test
+	$(VENV)/bin/ruff check app connectors strategies storage ui tests benchmarks
+
+contracts: install-test
+	$(VENV)/bin/lint-imports
+
+test: install-test lint contracts
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: install-bench
+	$(PY) -m benchmarks all
+
+# Regenerate the locks from a fresh resolution (needs the registries).
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install -q -e . && .venv-lock/bin/pip freeze --exclude-editable | grep -v '^-e' > $(LOCK)
+	.venv-lock/bin/pip install -q -e '.[test]' && .venv-lock/bin/pip freeze --exclude-editable | grep -v '^-e' > requirements/test.txt
+	rm -rf .venv-lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,185 @@
+"""The ``desk`` command.
+
+    desk --help
+    desk tui                       # the trader's terminal on the simulated market
+    desk dash                      # the analyst's dashboard on http://127.0.0.1:8050
+    desk run --venue sim --json    # headless desk with strategies
+    desk backtest --json           # the default hedger on the default book
+    desk db upgrade|current|prune
+    desk hedge activate|pause|kill RUN
+    desk margin what-if FILE
+    desk serve                     # the embedded venue over Deribit's API
+
+Heavy libraries are imported inside the commands so ``desk --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from app import __version__
+from app.errors import DeskError, NotBuilt
+
+app = typer.Typer(
+    name="desk",
+    help="deltadesk: a trading desk for crypto derivatives (TUI, dashboard, headless hedging).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="The store: migrations, status, retention.", no_args_is_help=True)
+hedge_app = typer.Typer(help="Control strategy runs: activate, pause, kill.", no_args_is_help=True)
+margin_app = typer.Typer(help="Margin questions answered by the embedded margin engine.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(hedge_app, name="hedge")
+app.add_typer(margin_app, name="margin")
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="desk.toml to read (default: user config dir).")]
+DbOpt = Annotated[Optional[Path], typer.Option("--db", help="SQLite file of the store (default: user data dir).")]
+
+
+def fail(exc: DeskError) -> None:
+    """Print a desk error and exit with status 2 (1 for not-built parts is reserved by typer)."""
+    typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(3 if isinstance(exc, NotBuilt) else 2)
+
+
+def not_built(what: str, issue: str) -> None:
+    """Say that a part is not built yet and exit non-zero."""
+    fail(NotBuilt(f"{what} is not built yet ({issue})"))
+
+
+@app.command()
+def version() -> None:
+    """Print the deltadesk version."""
+    typer.echo(f"deltadesk {__version__}")
+
+
+@app.command()
+def tui(
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated market.")] = 7,
+) -> None:
+    """Open the trader's terminal (option chain, positions, margin, ticket, hedger)."""
+    not_built("the TUI", "issue: The trader's terminal")
+
+
+@app.command()
+def dash(
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    host: Annotated[str, typer.Option(help="Address to bind; other than loopback needs a token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8050,
+    allow_trading: Annotated[bool, typer.Option("--allow-trading", help="Let the page send orders.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated market.")] = 7,
+) -> None:
+    """Serve the analyst's dashboard (live beside a Desk, or on a stored run with --db)."""
+    not_built("the dashboard", "issue: The analyst's dashboard")
+
+
+@app.command()
+def run(
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    venue: Annotated[str, typer.Option(help="sim, replay, or a configured venue name.")] = "sim",
+    speed: Annotated[float, typer.Option(help="Simulated seconds per wall second (0 = as fast as possible).")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated market.")] = 7,
+    duration: Annotated[Optional[str], typer.Option(help="Simulated duration, e.g. 10m, 2h, 1d.")] = None,
+    strategy: Annotated[Optional[list[str]], typer.Option(help="Strategy (config section) to run; repeatable.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON log lines and a JSON summary.")] = False,
+) -> None:
+    """Run the desk headless with its strategies until stopped or for --duration."""
+    not_built("desk run", "issue: The Desk core and the embedded simulated market")
+
+
+@app.command()
+def backtest(
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    data: Annotated[Optional[Path], typer.Option(help="OHLC CSV to replay instead of simulated paths.")] = None,
+    start: Annotated[Optional[str], typer.Option("--from", help="Start (ISO date/time, UTC).")] = None,
+    end: Annotated[Optional[str], typer.Option("--to", help="End (ISO date/time, UTC).")] = None,
+    paths: Annotated[int, typer.Option(help="Number of simulated paths.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the first path.")] = 7,
+    ray: Annotated[Optional[str], typer.Option("--ray", help="Ray address for sweeps.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print metrics as one JSON object.")] = False,
+) -> None:
+    """Backtest a strategy config over simulated paths or historical data."""
+    not_built("desk backtest", "issue: Strategies")
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8765,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated market.")] = 7,
+    speed: Annotated[float, typer.Option(help="Simulated seconds per wall second.")] = 1.0,
+) -> None:
+    """Serve the embedded venue over Deribit's JSON-RPC API (HTTP and websocket)."""
+    not_built("desk serve", "issue: Connectors")
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOpt = None, config: ConfigOpt = None) -> None:
+    """Migrate the store to the newest schema."""
+    not_built("desk db upgrade", "issue: Storage")
+
+
+@db_app.command("current")
+def db_current(db: DbOpt = None, config: ConfigOpt = None) -> None:
+    """Print the store's schema revision."""
+    not_built("desk db current", "issue: Storage")
+
+
+@db_app.command("prune")
+def db_prune(db: DbOpt = None, config: ConfigOpt = None) -> None:
+    """Delete snapshots and market data older than the retention settings."""
+    not_built("desk db prune", "issue: Storage")
+
+
+@hedge_app.command("activate")
+def hedge_activate(run_id: str, db: DbOpt = None, config: ConfigOpt = None) -> None:
+    """Let a strategy run send orders (it starts in dry-run)."""
+    not_built("desk hedge activate", "issue: Strategies")
+
+
+@hedge_app.command("pause")
+def hedge_pause(run_id: str, db: DbOpt = None, config: ConfigOpt = None) -> None:
+    """Pause a strategy run (decisions logged, no orders)."""
+    not_built("desk hedge pause", "issue: Strategies")
+
+
+@hedge_app.command("kill")
+def hedge_kill(run_id: str, db: DbOpt = None, config: ConfigOpt = None) -> None:
+    """Kill a strategy run: cancel its orders; it stays killed across restarts."""
+    not_built("desk hedge kill", "issue: Strategies")
+
+
+@margin_app.command("what-if")
+def margin_what_if(
+    file: Path,
+    model: Annotated[Optional[str], typer.Option(help="sm or pm (default: the file's model).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Margin of a hypothetical portfolio described in a JSON file."""
+    not_built("desk margin what-if", "issue: Embedded margin engine")
+
+
+@margin_app.command("check")
+def margin_check(config: ConfigOpt = None, venue: Annotated[str, typer.Option(help="Configured venue.")] = "deribit") -> None:
+    """Compare a venue's reported IM/MM with the embedded engine's for the same positions."""
+    not_built("desk margin check", "issue: Connectors")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Desk: wires venues, engine, strategies and storage; what every front drives (being built)."""

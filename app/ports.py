@@ -1,0 +1,177 @@
+"""The protocols the core needs from outside: venues, price sources and the store.
+
+Connectors implement :class:`Venue` / :class:`PriceSource`; ``storage`` implements :class:`Store`. The
+composition root (``app.desk``) hands implementations to whoever needs them, so ``strategies`` never
+imports ``storage`` and ``connectors`` never import each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol, runtime_checkable
+
+from app.bus import Bus
+from app.domain import Fill, IndexPrice, Instrument, Order, OrderRequest, Position
+
+
+@dataclass(frozen=True, slots=True)
+class OrderStatusReport:
+    """A venue's view of one order, for reconciliation (nautilus_trader style)."""
+
+    order_id: str
+    client_order_id: str | None
+    instrument: str
+    status: str
+    filled: Decimal
+    amount: Decimal
+    price: Decimal | None
+    ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class PositionStatusReport:
+    """A venue's view of one position, for reconciliation."""
+
+    instrument: str
+    size: Decimal
+    average_price: Decimal
+    ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccountReport:
+    """A venue's own account figures for one currency (Deribit ``get_account_summary``)."""
+
+    currency: str
+    balance: Decimal
+    equity: Decimal
+    initial_margin: Decimal
+    maintenance_margin: Decimal
+    available_funds: Decimal
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Venue(Protocol):
+    """A place to trade: the embedded simulated venue, a ccxt venue, the Deribit-API server's client."""
+
+    name: str
+
+    async def connect(self, bus: Bus) -> None:
+        """Open connections and start publishing market data and order events onto ``bus``."""
+        ...
+
+    async def close(self) -> None:
+        """Close connections; idempotent."""
+        ...
+
+    async def instruments(self) -> Sequence[Instrument]:
+        """Every listed instrument with the venue's own conventions."""
+        ...
+
+    async def subscribe(self, instruments: Sequence[str], channels: Sequence[str] = ("ticker",)) -> None:
+        """Stream ``channels`` (ticker, book, trades) of ``instruments`` onto the bus."""
+        ...
+
+    async def place(self, request: OrderRequest) -> Order:
+        """Send an order; returns the venue's acknowledgement or raises an OrderRejected error."""
+        ...
+
+    async def cancel(self, order_id: str) -> Order:
+        """Cancel one order."""
+        ...
+
+    async def amend(self, order_id: str, amount: Decimal | None = None, price: Decimal | None = None) -> Order:
+        """Change size and/or price of an open order."""
+        ...
+
+    async def cancel_all(self, instrument: str | None = None) -> int:
+        """Cancel every open order (of one instrument); returns how many."""
+        ...
+
+    async def order_reports(self, open_only: bool = False) -> Sequence[OrderStatusReport]:
+        """Orders as the venue knows them (for reconciliation after a restart)."""
+        ...
+
+    async def fill_reports(self, since_ms: int = 0) -> Sequence[Fill]:
+        """Our fills since ``since_ms``."""
+        ...
+
+    async def position_reports(self) -> Sequence[PositionStatusReport]:
+        """Positions as the venue knows them."""
+        ...
+
+    async def account(self, currency: str) -> AccountReport:
+        """Balances and the venue's own margin figures."""
+        ...
+
+
+@runtime_checkable
+class PriceSource(Protocol):
+    """One source of an index price (a spot venue, a chain's price feed)."""
+
+    name: str
+
+    async def latest(self, index: str) -> IndexPrice | None:
+        """The latest price of ``index`` (``btc_usd``), or None when the source has nothing."""
+        ...
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Persistence the core and strategies rely on; implemented by ``storage.store``.
+
+    Money and sizes cross this boundary as Decimal; timestamps as epoch ms. Methods that acknowledge a fill
+    or an outbox entry return only after it is durably committed.
+    """
+
+    def record_fill(self, fill: Fill, run_id: str | None = None) -> bool:
+        """Store a fill durably; False when (venue, trade_id) was already stored (replay is a no-op)."""
+        ...
+
+    def record_order(self, order: Order, run_id: str | None = None, venue: str = "sim") -> None:
+        """Append an order state change."""
+        ...
+
+    def outbox_put(self, run_id: str, client_order_id: str, request: OrderRequest, venue: str = "sim") -> None:
+        """Write an order intent before it is sent (status pending); idempotent on client_order_id."""
+        ...
+
+    def outbox_mark(self, client_order_id: str, status: str, venue_order_id: str | None = None, error: str | None = None) -> None:
+        """Move an outbox entry to sent / acked / failed."""
+        ...
+
+    def outbox_pending(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        """Outbox entries not yet acked or failed, oldest first."""
+        ...
+
+    def save_strategy_state(self, run_id: str, state: dict[str, Any]) -> None:
+        """Persist a strategy's serialisable state."""
+        ...
+
+    def load_strategy_state(self, run_id: str) -> dict[str, Any] | None:
+        """The last saved state of a run, or None."""
+        ...
+
+    def record_decision(self, run_id: str, decision: dict[str, Any]) -> None:
+        """Store one hedge decision with its inputs, rule and intent."""
+        ...
+
+    def record_snapshot(self, kind: str, ts: int, data: dict[str, Any]) -> None:
+        """Store a risk/margin snapshot (may be batched)."""
+        ...
+
+    def latest_snapshot(self, kind: str) -> dict[str, Any] | None:
+        """The newest snapshot of a kind."""
+        ...
+
+    def snapshots(self, kind: str, since_ms: int, until_ms: int) -> list[dict[str, Any]]:
+        """Snapshots of a kind in a time range, oldest first."""
+        ...
+
+
+def positions_by_instrument(positions: Sequence[Position]) -> dict[str, Position]:
+    """Index positions by instrument name."""
+    return {p.instrument: p for p in positions}

@@ -1,0 +1,1 @@
+"""Portfolio risk: greeks aggregation, scenario grids, stress tests, PnL attribution."""

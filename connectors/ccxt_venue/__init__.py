@@ -1,0 +1,1 @@
+"""ccxt_venue package."""

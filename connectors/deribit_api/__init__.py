@@ -1,0 +1,1 @@
+"""deribit_api package."""
