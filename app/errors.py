@@ -126,6 +126,36 @@ class LeaseHeld(StoreError):
     code = "store.lease_held"
 
 
+class StoreCorrupt(StoreError):
+    """The database file is damaged, not a database, or belongs to another application."""
+
+    code = "store.corrupt"
+
+
+class StoreLocked(StoreError):
+    """Another process holds the database lock longer than the busy timeout."""
+
+    code = "store.locked"
+
+
+class StoreFull(StoreError):
+    """The disk (or the database's size limit) is full; the write was not committed."""
+
+    code = "store.disk_full"
+
+
+class StoreReadOnly(StoreError):
+    """A write was asked of a store opened read-only."""
+
+    code = "store.read_only"
+
+
+class SchemaMismatch(StoreError):
+    """The database schema is newer than this code (``store.schema_newer``) or needs ``desk db upgrade``."""
+
+    code = "store.schema_newer"
+
+
 class NotBuilt(DeskError):
     """A part of the desk that is not built yet was asked for."""
 
