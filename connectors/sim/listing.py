@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from app.domain import EXPIRY_HOUR_UTC, Instrument, Kind, MS_PER_YEAR, expiry_code, format_strike, utc_from_ms
+from app.domain import EXPIRY_HOUR_UTC, MS_PER_YEAR, Instrument, Kind, expiry_code, format_strike, utc_from_ms
 
 DAY_MS = 86_400_000
 _NICE = (1.0, 2.0, 2.5, 5.0)
