@@ -710,6 +710,7 @@ class PositionView:
     expiry_ms: int | None = None
     underlying: str = ""
     account: str = "main"
+    tag: str | None = None  # book tag of the position (hedger scope "tag")
 
 
 @dataclass(frozen=True, slots=True)
