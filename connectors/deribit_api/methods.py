@@ -1,0 +1,590 @@
+"""The JSON-RPC methods of the embedded venue's Deribit API, validated like the venue before anything changes.
+
+Parameters arrive as strings (HTTP GET query) or typed JSON (POST body, websocket); both parse the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from app.domain import Instrument, Kind, Order, OrderRequest, OrderStatus, OrderType, Side, TimeInForce
+from app.errors import DeskError, NotFound
+from connectors.deribit_api import shapes
+from connectors.deribit_api.auth import Session
+from connectors.deribit_api.backend import ApiBackend, PlaceResult, PositionView
+from connectors.deribit_api.wire import (
+    INVALID_AMOUNT,
+    INVALID_INSTRUMENT,
+    INVALID_PRICE,
+    METHOD_NOT_FOUND,
+    NON_INTEGER_CONTRACTS,
+    PRICE_WRONG_TICK,
+    QTY_TOO_LOW,
+    RpcError,
+    invalid_param,
+    rpc_error_from,
+)
+
+Params = dict[str, Any]
+Handler = Callable[[Params, "Session | None"], Awaitable[Any]]
+
+_TIF = {t.value: t for t in TimeInForce}
+_CURRENCY_LONG = {"BTC": "Bitcoin", "ETH": "Ethereum", "USDC": "USD Coin", "USDT": "Tether", "SOL": "Solana"}
+
+
+def _str(params: Params, name: str, default: str | None = None, *, required: bool = False) -> str | None:
+    value = params.get(name, default)
+    if value is None:
+        if required:
+            raise invalid_param(name, "value required")
+        return None
+    return str(value)
+
+
+def _bool(params: Params, name: str, default: bool = False) -> bool:
+    value = params.get(name, default)
+    if isinstance(value, bool):
+        return value
+    text = str(value).lower()
+    if text in ("true", "1"):
+        return True
+    if text in ("false", "0", ""):
+        return False
+    raise invalid_param(name, "must be true or false")
+
+
+def _dec(params: Params, name: str) -> Decimal | None:
+    value = params.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        out = Decimal(str(value))
+    except InvalidOperation:
+        raise invalid_param(name, "not a number") from None
+    if not out.is_finite():
+        raise invalid_param(name, "not a finite number")
+    return out
+
+
+def _int(params: Params, name: str, default: int) -> int:
+    value = params.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise invalid_param(name, "must be an integer") from None
+
+
+class Methods:
+    """Every public and private method the server answers, bound to one backend."""
+
+    def __init__(self, backend: ApiBackend, *, started_ms: int) -> None:
+        self.backend = backend
+        self.started_ms = started_ms
+        self._created: dict[str, int] = {}  # order_id -> creation ts
+        self._order_type: dict[str, str] = {}
+        self.public: dict[str, Handler] = {
+            "get_time": self.get_time,
+            "test": self.test,
+            "hello": self.hello,
+            "status": self.status,
+            "get_currencies": self.get_currencies,
+            "get_instruments": self.get_instruments,
+            "get_instrument": self.get_instrument,
+            "ticker": self.ticker,
+            "get_order_book": self.get_order_book,
+            "get_book_summary_by_currency": self.get_book_summary_by_currency,
+            "get_book_summary_by_instrument": self.get_book_summary_by_instrument,
+            "get_index_price": self.get_index_price,
+            "get_index_price_names": self.get_index_price_names,
+        }
+        self.private: dict[str, Handler] = {
+            "buy": self.buy,
+            "sell": self.sell,
+            "edit": self.edit,
+            "cancel": self.cancel,
+            "cancel_all": self.cancel_all,
+            "cancel_all_by_instrument": self.cancel_all_by_instrument,
+            "cancel_all_by_currency": self.cancel_all_by_currency,
+            "cancel_by_label": self.cancel_by_label,
+            "get_open_orders_by_currency": self.get_open_orders_by_currency,
+            "get_open_orders_by_instrument": self.get_open_orders_by_instrument,
+            "get_open_orders": self.get_open_orders_by_currency,
+            "get_order_state": self.get_order_state,
+            "get_order_state_by_label": self.get_order_state_by_label,
+            "get_order_history_by_currency": self.get_order_history_by_currency,
+            "get_order_history_by_instrument": self.get_order_history_by_instrument,
+            "get_user_trades_by_currency": self.get_user_trades_by_currency,
+            "get_user_trades_by_currency_and_time": self.get_user_trades_by_currency,
+            "get_user_trades_by_instrument": self.get_user_trades_by_instrument,
+            "get_user_trades_by_instrument_and_time": self.get_user_trades_by_instrument,
+            "get_user_trades_by_order": self.get_user_trades_by_order,
+            "get_positions": self.get_positions,
+            "get_position": self.get_position,
+            "get_account_summary": self.get_account_summary,
+            "get_account_summaries": self.get_account_summaries,
+        }
+
+    # -- dispatch ---------------------------------------------------------------------------------
+    def handler(self, scope: str, name: str) -> Handler:
+        """The handler of ``public/name`` or ``private/name``; -32601 when there is none."""
+        table = self.public if scope == "public" else self.private if scope == "private" else {}
+        found = table.get(name)
+        if found is None:
+            raise RpcError(METHOD_NOT_FOUND, "Method not found", {"method": f"{scope}/{name}"})
+        return found
+
+    async def call(self, scope: str, name: str, params: Params, session: Session | None) -> Any:
+        """Run a method; desk errors become Deribit errors."""
+        handler = self.handler(scope, name)
+        if scope == "private" and session is None:
+            raise RpcError(13009, "unauthorized", {"reason": "private method needs authentication"})
+        try:
+            return await handler(params, session)
+        except DeskError as exc:
+            raise rpc_error_from(exc) from None
+
+    # -- lookups ----------------------------------------------------------------------------------
+    def instruments(self) -> dict[str, Instrument]:
+        """Listed instruments by name."""
+        return {i.name: i for i in self.backend.listed()}
+
+    def instrument(self, params: Params, name: str = "instrument_name") -> Instrument:
+        """The listed instrument a parameter names; 10020 when it is not listed."""
+        iname = _str(params, name, required=True)
+        assert iname is not None
+        found = self.instruments().get(iname)
+        if found is None:
+            raise RpcError(INVALID_INSTRUMENT, "invalid_or_unsupported_instrument", {"param": name, "value": iname})
+        return found
+
+    @staticmethod
+    def _matches(inst: Instrument, currency: str | None, kind: str | None) -> bool:
+        if currency not in (None, "", "any") and currency.upper() not in (
+            inst.settlement,
+            inst.base if inst.inverse else "",
+        ):
+            return False
+        return kind in (None, "", "any") or shapes.wire_kind(inst) == kind
+
+    # -- public -----------------------------------------------------------------------------------
+    async def get_time(self, params: Params, session: Session | None) -> int:
+        """Server time (the venue's clock), ms."""
+        return self.backend.now_ms()
+
+    async def test(self, params: Params, session: Session | None) -> dict[str, Any]:
+        """Liveness check."""
+        return {"version": "2.1.1"}
+
+    async def hello(self, params: Params, session: Session | None) -> dict[str, Any]:
+        """Client introduction."""
+        return {"version": "2.1.1"}
+
+    async def status(self, params: Params, session: Session | None) -> dict[str, Any]:
+        """Platform status: never locked here."""
+        return {"locked": "false", "locked_indices": []}
+
+    async def get_currencies(self, params: Params, session: Session | None) -> list[dict[str, Any]]:
+        """Settlement currencies of the listed instruments."""
+        codes = sorted({i.settlement for i in self.backend.listed()})
+        return [
+            {
+                "currency": c,
+                "currency_long": _CURRENCY_LONG.get(c, c),
+                "coin_type": "BITCOIN" if c == "BTC" else "ETHER" if c == "ETH" else "ERC20",
+                "fee_precision": 4,
+                "min_confirmations": 1,
+                "min_withdrawal_fee": 0.0001,
+                "withdrawal_fee": 0.0001,
+                "withdrawal_priorities": [],
+                "apr": 0.0,
+            }
+            for c in codes
+        ]
+
+    async def get_instruments(self, params: Params, session: Session | None) -> list[dict[str, Any]]:
+        """Listed instruments, optionally of one currency and kind (``expired=true`` lists none here)."""
+        currency, kind = _str(params, "currency"), _str(params, "kind")
+        if _bool(params, "expired", False):
+            return []
+        return [
+            shapes.instrument_json(i, self.started_ms)
+            for i in self.backend.listed()
+            if self._matches(i, currency, kind)
+        ]
+
+    async def get_instrument(self, params: Params, session: Session | None) -> dict[str, Any]:
+        """One instrument."""
+        return shapes.instrument_json(self.instrument(params), self.started_ms)
+
+    async def ticker(self, params: Params, session: Session | None) -> dict[str, Any]:
+        """Ticker with marks, IVs (percent) and greeks of options."""
+        inst = self.instrument(params)
+        t = self.backend.ticker(inst.name)
+        if t is None:
+            raise RpcError(10040, "retry", {"reason": f"no market data for {inst.name} yet"})
+        return shapes.ticker_json(t, inst)
+
+    async def get_order_book(self, params: Params, session: Session | None) -> dict[str, Any]:
+        """Depth (``depth`` levels per side, default 20) with the ticker fields."""
+        inst = self.instrument(params)
+        depth = _int(params, "depth", 20)
+        if depth not in (1, 5, 10, 20, 50, 100, 1000, 10000):
+            raise invalid_param("depth", "must be one of 1, 5, 10, 20, 50, 100, 1000, 10000")
+        return shapes.book_json(self.backend.depth(inst.name, depth), self.backend.ticker(inst.name), inst)
+
+    async def get_book_summary_by_currency(self, params: Params, session: Session | None) -> list[dict[str, Any]]:
+        """Summaries of every instrument of a currency (optionally one kind)."""
+        currency = _str(params, "currency", required=True)
+        kind = _str(params, "kind")
+        return [
+            shapes.book_summary_json(i, self.backend.ticker(i.name), self.started_ms)
+            for i in self.backend.listed()
+            if self._matches(i, currency, kind)
+        ]
+
+    async def get_book_summary_by_instrument(self, params: Params, session: Session | None) -> list[dict[str, Any]]:
+        """Summary of one instrument (a one-element list, as on Deribit)."""
+        inst = self.instrument(params)
+        return [shapes.book_summary_json(inst, self.backend.ticker(inst.name), self.started_ms)]
+
+    async def get_index_price(self, params: Params, session: Session | None) -> dict[str, Any]:
+        """Index price of ``index_name`` (btc_usd)."""
+        name = _str(params, "index_name", required=True)
+        assert name is not None
+        price = self.backend.index_price(name)
+        if price is None:
+            raise invalid_param("index_name", f"unknown index {name!r}")
+        return {"index_price": price, "estimated_delivery_price": price}
+
+    async def get_index_price_names(self, params: Params, session: Session | None) -> list[str]:
+        """Index names of the listed instruments."""
+        return sorted({i.underlying for i in self.backend.listed()})
+
+    # -- orders -----------------------------------------------------------------------------------
+    def _request(self, params: Params, side: Side, session: Session) -> OrderRequest:
+        inst = self.instrument(params)
+        amount, contracts = _dec(params, "amount"), _dec(params, "contracts")
+        if contracts is not None:
+            from_contracts = contracts * inst.contract_size
+            if amount is not None and amount != from_contracts:
+                raise invalid_param("contracts", "amount and contracts disagree")
+            amount = from_contracts
+        if amount is None:
+            raise invalid_param("amount", "value required")
+        self._check_amount(inst, amount)
+        otype = _str(params, "type", "limit")
+        if otype not in ("limit", "market"):
+            raise RpcError(10033, "not_implemented", {"reason": f"order type {otype!r} is not supported here"})
+        if params.get("advanced"):
+            raise RpcError(10033, "not_implemented", {"reason": "advanced (usd/implv) orders are not supported here"})
+        price = _dec(params, "price")
+        if otype == "limit":
+            if price is None:
+                raise invalid_param("price", "a limit order needs a price")
+            self._check_price(inst, price)
+        else:
+            price = None
+        tif_name = _str(params, "time_in_force", "good_til_cancelled")
+        tif = _TIF.get(tif_name or "")
+        if tif is None:
+            raise invalid_param("time_in_force", "expected good_til_cancelled, immediate_or_cancel or fill_or_kill")
+        label = _str(params, "label")
+        if label is not None and len(label) > 64:
+            raise invalid_param("label", "at most 64 characters")
+        post_only = _bool(params, "post_only")
+        if post_only and otype == "market":
+            raise invalid_param("post_only", "a market order cannot be post-only")
+        return OrderRequest(
+            instrument=inst.name,
+            side=side,
+            amount=amount,
+            price=price,
+            type=OrderType(otype),
+            tif=tif,
+            post_only=post_only,
+            reduce_only=_bool(params, "reduce_only"),
+            client_order_id=label or None,
+            account=session.account,
+            reason="api",
+        )
+
+    @staticmethod
+    def _check_amount(inst: Instrument, amount: Decimal) -> None:
+        if amount <= 0:
+            raise RpcError(INVALID_AMOUNT, "invalid_amount", {"reason": "amount must be positive"})
+        if amount < inst.min_amount:
+            raise RpcError(QTY_TOO_LOW, "qty_too_low", {"reason": f"minimum amount is {inst.min_amount}"})
+        if amount % inst.min_amount != 0:
+            code, msg = (
+                (NON_INTEGER_CONTRACTS, "non_integer_contract_amount")
+                if inst.kind in (Kind.FUTURE, Kind.PERPETUAL)
+                else (INVALID_AMOUNT, "invalid_amount")
+            )
+            raise RpcError(code, msg, {"reason": f"amount must be a multiple of {inst.min_amount}"})
+
+    @staticmethod
+    def _check_price(inst: Instrument, price: Decimal) -> None:
+        if price <= 0 and inst.kind is not Kind.FUTURE:
+            raise RpcError(INVALID_PRICE, "invalid_price", {"reason": "price must be positive"})
+        if not inst.is_valid_price(price):
+            raise RpcError(
+                PRICE_WRONG_TICK, "price_wrong_tick", {"reason": f"tick at {price} is {inst.tick_at(price)}"}
+            )
+
+    def _order_result(self, result: PlaceResult, inst: Instrument) -> dict[str, Any]:
+        order = result.order
+        self._created.setdefault(order.order_id, order.ts)
+        self._order_type.setdefault(order.order_id, order.request.type.value)
+        state = shapes.order_json(order, inst, self._created[order.order_id])["order_state"]
+        trades = [
+            shapes.trade_json(f, inst, n + 1, order.request.type.value, state) for n, f in enumerate(result.fills)
+        ]
+        return {"order": self._order(order, inst), "trades": trades}
+
+    def _order(self, order: Order, inst: Instrument | None = None) -> dict[str, Any]:
+        inst = inst or self.instruments().get(order.instrument) or Instrument.parse(order.instrument)
+        self._created.setdefault(order.order_id, order.ts)
+        return shapes.order_json(order, inst, self._created[order.order_id])
+
+    async def buy(self, params: Params, session: Session | None) -> dict[str, Any]:
+        """Place a buy order; answers ``{order, trades}``."""
+        assert session is not None
+        req = self._request(params, Side.BUY, session)
+        return self._order_result(await self.backend.place(req), self.instruments()[req.instrument])
+
+    async def sell(self, params: Params, session: Session | None) -> dict[str, Any]:
+        """Place a sell order; answers ``{order, trades}``."""
+        assert session is not None
+        req = self._request(params, Side.SELL, session)
+        return self._order_result(await self.backend.place(req), self.instruments()[req.instrument])
+
+    async def edit(self, params: Params, session: Session | None) -> dict[str, Any]:
+        """Change amount and/or price of an open order; answers ``{order, trades}``."""
+        assert session is not None
+        order_id = _str(params, "order_id", required=True)
+        assert order_id is not None
+        current = self.backend.order(session.account, order_id)
+        if current.status.is_terminal:
+            raise RpcError(10010, "already_closed", {"order_id": order_id})
+        inst = self.instruments()[current.instrument]
+        amount, price = _dec(params, "amount"), _dec(params, "price")
+        contracts = _dec(params, "contracts")
+        if contracts is not None:
+            amount = contracts * inst.contract_size
+        if amount is not None:
+            self._check_amount(inst, amount)
+        if price is not None:
+            self._check_price(inst, price)
+        before = {f.trade_id for f in self.backend.fills(session.account, current.ts)}
+        order = await self.backend.amend(session.account, order_id, amount, price)
+        fills = [
+            f
+            for f in self.backend.fills(session.account, current.ts)
+            if f.order_id == order_id and f.trade_id not in before
+        ]
+        return self._order_result(PlaceResult(order, tuple(fills)), inst)
+
+    async def cancel(self, params: Params, session: Session | None) -> dict[str, Any]:
+        """Cancel one order; answers the order."""
+        assert session is not None
+        order_id = _str(params, "order_id", required=True)
+        assert order_id is not None
+        current = self.backend.order(session.account, order_id)
+        if current.status.is_terminal:
+            raise RpcError(10010, "already_closed", {"order_id": order_id})
+        return self._order(await self.backend.cancel(session.account, order_id))
+
+    async def cancel_all(self, params: Params, session: Session | None) -> int:
+        """Cancel every open order; answers how many."""
+        assert session is not None
+        return await self.backend.cancel_all(session.account)
+
+    async def cancel_all_by_instrument(self, params: Params, session: Session | None) -> int:
+        """Cancel every open order of one instrument."""
+        assert session is not None
+        return await self.backend.cancel_all(session.account, self.instrument(params).name)
+
+    async def cancel_all_by_currency(self, params: Params, session: Session | None) -> int:
+        """Cancel every open order of a currency (optionally one kind)."""
+        assert session is not None
+        currency, kind = _str(params, "currency", required=True), _str(params, "kind")
+        names = {o.instrument for o in self._open(session, currency, kind)}
+        count = 0
+        for name in sorted(names):
+            count += await self.backend.cancel_all(session.account, name)
+        return count
+
+    async def cancel_by_label(self, params: Params, session: Session | None) -> int:
+        """Cancel the open orders carrying ``label``."""
+        assert session is not None
+        label = _str(params, "label", required=True)
+        count = 0
+        for o in self.backend.orders(session.account, open_only=True):
+            if o.request.client_order_id == label:
+                await self.backend.cancel(session.account, o.order_id)
+                count += 1
+        return count
+
+    def _open(self, session: Session, currency: str | None, kind: str | None) -> list[Order]:
+        insts = self.instruments()
+        return [
+            o
+            for o in self.backend.orders(session.account, open_only=True)
+            if o.instrument in insts and self._matches(insts[o.instrument], currency, kind)
+        ]
+
+    async def get_open_orders_by_currency(self, params: Params, session: Session | None) -> list[dict[str, Any]]:
+        """Open orders of a currency (optionally one kind)."""
+        assert session is not None
+        return [self._order(o) for o in self._open(session, _str(params, "currency"), _str(params, "kind"))]
+
+    async def get_open_orders_by_instrument(self, params: Params, session: Session | None) -> list[dict[str, Any]]:
+        """Open orders of one instrument."""
+        assert session is not None
+        name = self.instrument(params).name
+        return [self._order(o) for o in self.backend.orders(session.account, open_only=True) if o.instrument == name]
+
+    async def get_order_state(self, params: Params, session: Session | None) -> dict[str, Any]:
+        """One order by id."""
+        assert session is not None
+        order_id = _str(params, "order_id", required=True)
+        assert order_id is not None
+        return self._order(self.backend.order(session.account, order_id))
+
+    async def get_order_state_by_label(self, params: Params, session: Session | None) -> list[dict[str, Any]]:
+        """Orders (open and closed) carrying ``label``."""
+        assert session is not None
+        label = _str(params, "label", required=True)
+        return [
+            self._order(o)
+            for o in self.backend.orders(session.account, open_only=False)
+            if o.request.client_order_id == label
+        ]
+
+    def _history(self, session: Session, params: Params, name: str | None) -> list[dict[str, Any]]:
+        insts = self.instruments()
+        currency, kind = _str(params, "currency"), _str(params, "kind")
+        out = [
+            o
+            for o in self.backend.orders(session.account, open_only=False)
+            if o.status.is_terminal
+            and o.status is not OrderStatus.REJECTED
+            and (name is None or o.instrument == name)
+            and (name is not None or (o.instrument in insts and self._matches(insts[o.instrument], currency, kind)))
+        ]
+        count = _int(params, "count", 20)
+        return [self._order(o) for o in list(reversed(out))[:count]]
+
+    async def get_order_history_by_currency(self, params: Params, session: Session | None) -> list[dict[str, Any]]:
+        """Closed orders of a currency, newest first."""
+        assert session is not None
+        return self._history(session, params, None)
+
+    async def get_order_history_by_instrument(self, params: Params, session: Session | None) -> list[dict[str, Any]]:
+        """Closed orders of one instrument, newest first."""
+        assert session is not None
+        return self._history(session, params, self.instrument(params).name)
+
+    def _trades(self, session: Session, keep: Callable[[Any], bool], params: Params) -> dict[str, Any]:
+        insts = self.instruments()
+        since = _int(params, "start_timestamp", 0)
+        end = _int(params, "end_timestamp", 2**62)
+        count = _int(params, "count", 10)
+        fills = [f for f in self.backend.fills(session.account, since) if f.ts <= end and keep(f)]
+        sorting = _str(params, "sorting", "desc")
+        rows = [
+            shapes.trade_json(
+                f,
+                insts.get(f.instrument) or Instrument.parse(f.instrument),
+                n + 1,
+                self._order_type.get(f.order_id, "limit"),
+            )
+            for n, f in enumerate(fills)
+        ]
+        if sorting != "asc":
+            rows.reverse()
+        return {"trades": rows[:count], "has_more": len(rows) > count}
+
+    async def get_user_trades_by_currency(self, params: Params, session: Session | None) -> dict[str, Any]:
+        """Our trades of a currency (optionally one kind)."""
+        assert session is not None
+        insts = self.instruments()
+        currency, kind = _str(params, "currency"), _str(params, "kind")
+        return self._trades(
+            session, lambda f: f.instrument in insts and self._matches(insts[f.instrument], currency, kind), params
+        )
+
+    async def get_user_trades_by_instrument(self, params: Params, session: Session | None) -> dict[str, Any]:
+        """Our trades of one instrument."""
+        assert session is not None
+        name = self.instrument(params).name
+        return self._trades(session, lambda f: f.instrument == name, params)
+
+    async def get_user_trades_by_order(self, params: Params, session: Session | None) -> list[dict[str, Any]]:
+        """Our trades of one order."""
+        assert session is not None
+        order_id = _str(params, "order_id", required=True)
+        try:
+            self.backend.order(session.account, str(order_id))
+        except NotFound:
+            raise RpcError(10004, "order_not_found", {"order_id": order_id}) from None
+        return self._trades(session, lambda f: f.order_id == order_id, {**params, "count": 10_000, "sorting": "asc"})[
+            "trades"
+        ]
+
+    # -- account ----------------------------------------------------------------------------------
+    async def get_positions(self, params: Params, session: Session | None) -> list[dict[str, Any]]:
+        """Open positions (optionally of a currency and kind)."""
+        assert session is not None
+        insts = self.instruments()
+        currency, kind = _str(params, "currency"), _str(params, "kind")
+        out = []
+        for p in self.backend.positions(session.account):
+            inst = insts.get(p.instrument) or Instrument.parse(p.instrument)
+            if self._matches(inst, currency, kind) and p.size != 0:
+                out.append(shapes.position_json(p, inst))
+        return out
+
+    async def get_position(self, params: Params, session: Session | None) -> dict[str, Any]:
+        """The position in one instrument (zero size when flat)."""
+        assert session is not None
+        inst = self.instrument(params)
+        for p in self.backend.positions(session.account):
+            if p.instrument == inst.name:
+                return shapes.position_json(p, inst)
+        t = self.backend.ticker(inst.name)
+        flat = PositionView(inst.name, Decimal(0), Decimal(0), t.mark_price if t else 0.0, t.index_price if t else 0.0)
+        return shapes.position_json(flat, inst)
+
+    def _currencies(self) -> Sequence[str]:
+        return sorted({i.settlement for i in self.backend.listed()})
+
+    async def get_account_summary(self, params: Params, session: Session | None) -> dict[str, Any]:
+        """Balance, equity and margin of one currency."""
+        assert session is not None
+        currency = (_str(params, "currency", required=True) or "").upper()
+        if currency not in self._currencies():
+            raise invalid_param("currency", f"unknown currency {currency!r}")
+        report = self.backend.account_summary(session.account, currency)
+        return shapes.account_summary_json(report, shapes.instrument_id(session.account), session.account)
+
+    async def get_account_summaries(self, params: Params, session: Session | None) -> dict[str, Any]:
+        """Summaries of every currency."""
+        assert session is not None
+        acc_id = shapes.instrument_id(session.account)
+        summaries = [
+            shapes.account_summary_json(self.backend.account_summary(session.account, c), acc_id, session.account)
+            for c in self._currencies()
+        ]
+        return {
+            "id": acc_id,
+            "username": session.account,
+            "system_name": session.account,
+            "email": f"{session.account}@deltadesk.invalid",
+            "type": "main",
+            "summaries": summaries,
+        }
