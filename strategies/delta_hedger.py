@@ -273,14 +273,14 @@ class DeltaHedger:
             size_coin = math.copysign(max(room_usd, 0.0) / m["spot"], size_coin)
             clipped.append(f"notional per hour ({used:,.0f} of {cfg.limits.max_notional_per_hour:,.0f} USD used)")
         pos_coin = self._position_coin(view, hedge_name, m["spot"])
-        max_pos_coin = cfg.limits.max_position if cfg.delta_unit == "coin" else cfg.limits.max_position / m["spot"]
+        max_pos_coin = cfg.limits.max_position
         if abs(pos_coin + size_coin) > max_pos_coin:
             allowed = math.copysign(max_pos_coin, pos_coin + size_coin) - pos_coin
             if allowed * size_coin <= 0:
                 size_coin = 0.0
             else:
                 size_coin = allowed
-            clipped.append(f"max position {cfg.limits.max_position:g} {cfg.delta_unit} in {hedge_name}")
+            clipped.append(f"max position {cfg.limits.max_position:g} coin in {hedge_name}")
         inputs["position_coin"] = pos_coin
         ref = _mid(quote) or m["spot"]
         amount = _to_amount(hedge_name, abs(size_coin), ref)
@@ -292,8 +292,7 @@ class DeltaHedger:
             return []
 
         side = Side.BUY if size_coin > 0 else Side.SELL
-        clip_units = cfg.limits.max_order_size if cfg.execution.twap_clip is None else min(cfg.execution.twap_clip, cfg.limits.max_order_size)
-        clip_coin = clip_units if cfg.delta_unit == "coin" else clip_units / m["spot"]
+        clip_coin = cfg.limits.max_order_size if cfg.execution.twap_clip is None else min(cfg.execution.twap_clip, cfg.limits.max_order_size)
         clip_amt = _to_amount(hedge_name, clip_coin, ref)
         inst = Instrument.parse(hedge_name)
         clip_amt = max(clip_amt, inst.min_amount)
@@ -509,6 +508,7 @@ def _to_amount(name: str, coin: float, price: float) -> Decimal:
     inst = Instrument.parse(name)
     if not math.isfinite(coin) or coin <= 0 or not price or not math.isfinite(price):
         return Decimal("0")
-    raw = coin * price if inst.inverse else coin
+    # A relative nudge so that 0.1 BTC x 40,000 (3999.9999...) is 4,000 and not 3,990.
+    raw = (coin * price if inst.inverse else coin) * (1 + 1e-9)
     lots = (Decimal(repr(raw)) / inst.min_amount).to_integral_value(rounding=ROUND_FLOOR)
     return lots * inst.min_amount

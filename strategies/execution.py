@@ -87,9 +87,10 @@ class HedgeWork:
         return Side(self.side)
 
     def _cap_price(self, inst: Instrument, cfg: ExecutionConfig) -> Decimal:
-        slip = cfg.max_slippage_bps / 10_000.0
-        raw = self.ref_mid * (1 + slip) if self.side_ is Side.BUY else self.ref_mid * (1 - slip)
-        return inst.round_price(Decimal(repr(raw)), "down" if self.side_ is Side.BUY else "up")
+        slip = Decimal(repr(cfg.max_slippage_bps)) / 10_000
+        ref = Decimal(repr(self.ref_mid))
+        raw = ref * (1 + slip) if self.side_ is Side.BUY else ref * (1 - slip)
+        return inst.round_price(raw, "down" if self.side_ is Side.BUY else "up")
 
     def _finish(self, outcome: str) -> None:
         self.done = True

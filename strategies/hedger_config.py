@@ -1,8 +1,9 @@
 """The delta hedger's configuration: one validated section of ``desk.toml`` or a TOML file per strategy.
 
-Units. Delta thresholds (``band.upper``, ``band.lower``, ``band.inner_*``, ``target_delta``,
-``limits.max_position``, ``limits.max_order_size``) are in the unit chosen by ``delta_unit``: coin (BTC)
-or USD of underlying exposure. Times are seconds. ``hedge_ratio`` is a fraction (1.0 = 100 %, max 1.5).
+Units. Delta thresholds (``band.upper``, ``band.lower``, ``band.inner_*``, ``band.min_width``,
+``band.max_width``, ``target_delta``) are in the unit chosen by ``delta_unit``: coin (BTC) or USD of
+underlying exposure. Sizes (``limits.max_order_size``, ``limits.max_position``, ``execution.twap_clip``) are
+always in coin of delta, whatever ``delta_unit``. Times are seconds. ``hedge_ratio`` is a fraction (1.0 = 100 %, max 1.5).
 Costs are fractions of notional (5e-4 = 5 bp); ``band.risk_aversion`` is the Whalley–Wilmott gamma in 1/USD.
 
     [strategies.hedger]
@@ -84,17 +85,17 @@ class ExecutionConfig(_Section):
     max_payups: int = Field(3, ge=0, description="repricings before the market fallback")
     market_fallback: bool = True
     max_slippage_bps: float = Field(50.0, gt=0, description="never pay more than this beyond the decision mid")
-    twap_clip: float | None = Field(None, gt=0, description="largest clip of one hedge (delta units); None: one order")
+    twap_clip: float | None = Field(None, gt=0, description="largest clip of one hedge, coin; None: max_order_size")
     twap_interval_s: float = Field(30.0, ge=0, description="seconds between clips")
 
 
 class LimitsConfig(_Section):
     """Hard limits: order size, rate, notional, position."""
 
-    max_order_size: float = Field(5.0, gt=0, description="largest single order, delta units")
+    max_order_size: float = Field(5.0, gt=0, description="largest single order, coin of delta")
     max_hedges_per_hour: int = Field(60, gt=0)
     max_notional_per_hour: float = Field(5_000_000.0, gt=0, description="USD traded per rolling hour")
-    max_position: float = Field(50.0, gt=0, description="largest absolute position in the hedge instrument, delta units")
+    max_position: float = Field(50.0, gt=0, description="largest absolute position in the hedge instrument, coin of delta")
 
 
 class SafetyConfig(_Section):

@@ -1,0 +1,425 @@
+"""The delta hedger's decisions on a fake desk view: bands, units, limits, pauses, execution, state."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.domain import (
+    Fill,
+    FillEvent,
+    IndexPrice,
+    Liquidity,
+    Order,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Side,
+    TimeInForce,
+    Timer,
+)
+from strategies.bands import hedge_size, make_band, ww_half_width
+from strategies.base import IntentKind
+from strategies.delta_hedger import DeltaHedger, key_of
+from strategies.hedger_config import parse_hedger_config
+from tests.strategies.fakes import FakeView, future_position, margin, option_position
+
+CALL = "BTC-26JAN24-40000-C"
+
+
+def make(view: FakeView | None = None, **cfg):
+    view = view or FakeView()
+    if "BTC-PERPETUAL" not in view.quotes:
+        view.set_perp(39_999.5, 40_000.5)
+    h = DeltaHedger(parse_hedger_config(cfg))
+    h.on_event(IndexPrice(view.now, "btc_usd", view.index), view)
+    return h, view
+
+
+def check(h: DeltaHedger, view: FakeView, advance_ms: int = 5_000):
+    view.now += advance_ms
+    h.on_event(IndexPrice(view.now, "btc_usd", view.index), view)
+    intents = h.on_event(Timer(view.now, "check"), view)
+    decisions = h.take_decisions()
+    assert len(decisions) == 1
+    return intents, decisions[0]
+
+
+def test_inside_band_no_hedge_recorded_with_inputs() -> None:
+    h, view = make()
+    view.pos = [option_position(CALL, -1, delta=-0.05, gamma=-1e-4)]
+    intents, d = check(h, view)
+    assert intents == []
+    assert d["action"] == "none" and d["code"] == "none.inside_band"
+    assert d["inputs"]["delta"] == pytest.approx(-0.05)
+    assert d["inputs"]["band_lower"] == pytest.approx(-0.1) and d["inputs"]["band_upper"] == pytest.approx(0.1)
+    json.dumps(d)  # a decision is storable as JSON
+
+
+def test_outside_band_sells_perp_to_target_maker_first() -> None:
+    h, view = make()
+    view.pos = [option_position(CALL, 1, delta=0.5, gamma=1e-4)]
+    intents, d = check(h, view)
+    assert d["action"] == "hedge"
+    assert len(intents) == 1 and intents[0].kind is IntentKind.PLACE
+    req = intents[0].request
+    # 0.5 BTC at 40,000 = 20,000 USD of an inverse perpetual.
+    assert req.instrument == "BTC-PERPETUAL" and req.side is Side.SELL and req.amount == Decimal("20000")
+    assert req.post_only and req.price == Decimal("40000.5")
+    assert intents[0].key == f"{d['seq']}.1"
+    assert h.working
+
+
+def test_asymmetric_bands() -> None:
+    h, view = make(band={"upper": 0.1, "lower": 0.5})
+    view.pos = [option_position(CALL, -1, delta=-0.3, gamma=0.0)]
+    assert check(h, view)[1]["action"] == "none"
+    view.pos = [option_position(CALL, 1, delta=0.3, gamma=0.0)]
+    intents, d = check(h, view)
+    assert d["action"] == "hedge" and intents[0].request.side is Side.SELL
+
+
+def test_hedge_ratio_and_target_delta() -> None:
+    h, view = make(hedge_ratio=0.5, target_delta=0.1)
+    view.pos = [option_position(CALL, -1, delta=-0.9, gamma=0.0)]
+    intents, d = check(h, view)
+    # deviation -1.0 from the target; half of it: buy 0.5 BTC = 20,000 USD.
+    assert intents[0].request.side is Side.BUY and intents[0].request.amount == Decimal("20000")
+    assert "50%" in d["reason"]
+
+
+def test_premium_adjusted_vs_bs_basis() -> None:
+    pos = [option_position(CALL, 1, delta=0.08, gamma=0.0, delta_bs=0.2)]
+    h, view = make(delta_basis="premium_adjusted")
+    view.pos = pos
+    assert check(h, view)[1]["action"] == "none"
+    h2, view2 = make(delta_basis="bs")
+    view2.pos = pos
+    intents, d = check(h2, view2)
+    assert d["action"] == "hedge" and d["inputs"]["delta"] == pytest.approx(0.2)
+
+
+def test_usd_delta_unit() -> None:
+    h, view = make(delta_unit="usd", band={"upper": 5_000, "lower": 5_000})
+    view.pos = [option_position(CALL, 1, delta=0.1, gamma=0.0)]  # 4,000 USD
+    assert check(h, view)[1]["action"] == "none"
+    view.pos = [option_position(CALL, 1, delta=0.2, gamma=0.0)]  # 8,000 USD
+    intents, d = check(h, view)
+    assert d["inputs"]["delta"] == pytest.approx(8_000) and intents[0].request.amount == Decimal("8000")
+
+
+def test_futures_count_in_delta() -> None:
+    h, view = make()
+    view.pos = [option_position(CALL, 1, delta=0.5, gamma=0.0), future_position("BTC-PERPETUAL", -20_000, 40_000)]
+    _, d = check(h, view)
+    assert d["inputs"]["delta"] == pytest.approx(0.0) and d["action"] == "none"
+
+
+def test_scope_tag_and_account() -> None:
+    h, view = make(scope="tag", tag="book1")
+    view.pos = [
+        option_position(CALL, 1, delta=0.5, gamma=0.0, tag="other"),
+        option_position(CALL, 1, delta=0.05, gamma=0.0, tag="book1"),
+        option_position(CALL, 1, delta=0.5, gamma=0.0, tag="book1", account="sub"),
+    ]
+    _, d = check(h, view)
+    assert d["inputs"]["delta"] == pytest.approx(0.05)
+
+
+def test_ww_half_width_matches_reference_example() -> None:
+    # pricing.md §7.3: 100 short ATM calls, F 60,000, gamma 0.0080 BTC/USD, 5 bp, gamma_ra 1e-5 -> H ~ 6.6 BTC.
+    assert ww_half_width(0.0080, 60_000, 5e-4, 1e-5) == pytest.approx(6.6, abs=0.05)
+    assert ww_half_width(0.0, 60_000, 5e-4, 1e-5) == 0.0
+
+
+def test_whalley_wilmott_band_trades_to_edge() -> None:
+    h, view = make(band={"rule": "whalley_wilmott", "risk_aversion": 1e-5, "cost": 5e-4})
+    gamma = -0.0080 / 100  # one call's gamma: H = 6.6 * (1/100)^(2/3) ~ 0.306
+    view.index = 60_000
+    view.set_perp(59_999.5, 60_000.5)
+    view.pos = [option_position(CALL, -1, delta=-0.25, gamma=gamma)]
+    _, d = check(h, view)
+    assert d["action"] == "none" and d["inputs"]["half_width"] == pytest.approx(0.306, abs=0.005)
+    view.pos = [option_position(CALL, -1, delta=-0.5, gamma=gamma)]
+    intents, d = check(h, view)
+    # to the nearest edge: buy 0.5 - 0.306 = 0.194 BTC ~ 11,640 USD, rounded down to 10 USD lots.
+    amt = intents[0].request.amount
+    assert intents[0].request.side is Side.BUY and Decimal("11500") <= amt <= Decimal("11700")
+
+
+def test_time_rule_hedges_inner_band_on_schedule() -> None:
+    h, view = make(band={"rule": "time", "upper": 0.5, "lower": 0.5, "inner_upper": 0.05, "inner_lower": 0.05, "interval_s": 60})
+    view.pos = [option_position(CALL, 1, delta=0.2, gamma=0.0)]
+    assert check(h, view)[1]["action"] == "none"  # starts the schedule
+    assert check(h, view, 30_000)[1]["action"] == "none"  # inside outer band, not yet due
+    intents, d = check(h, view, 30_000)
+    assert d["action"] == "hedge" and d["code"] == "hedge.scheduled_hedge"
+    assert intents[0].request.amount == Decimal("8000")
+
+
+def test_skip_small_move_since_last_hedge() -> None:
+    h, view = make(band={"min_move_pct": 1.0}, execution={"style": "market"})
+    view.pos = [option_position(CALL, 1, delta=0.5, gamma=0.0)]
+    intents, d = check(h, view)
+    assert d["action"] == "hedge"
+    _finish_ioc(h, view, intents[0])
+    view.index = 40_100  # +0.25 %
+    view.pos = [option_position(CALL, 1, delta=0.5, gamma=0.0)]
+    _, d = check(h, view)
+    assert d["code"] == "none.small_move"
+    view.index = 40_500  # +1.25 %
+    _, d = check(h, view)
+    assert d["action"] == "hedge"
+
+
+def _order(intent, status, filled="0", reject=None, run="r1"):
+    req = intent.request
+    req = type(req)(req.instrument, req.side, req.amount, req.price, req.type, req.tif, req.post_only, req.reduce_only,
+                    client_order_id=f"{run}-{intent.key}")
+    return Order(f"o{intent.key}", req, status, Decimal(filled), req.price, 0, reject)
+
+
+def _fill(intent, amount, price, trade_id):
+    req = intent.request
+    return Fill(trade_id, f"o{intent.key}", req.instrument, req.side, Decimal(price), Decimal(amount), Decimal("0.0001"),
+                "BTC", Liquidity.TAKER, 0, client_order_id=f"r1-{intent.key}")
+
+
+def _finish_ioc(h, view, intent):
+    h.on_event(FillEvent(view.now, _fill(intent, intent.request.amount, intent.request.price, f"t{intent.key}")), view)
+    h.on_event(OrderUpdate(view.now, _order(intent, OrderStatus.FILLED, intent.request.amount)), view)
+
+
+def test_market_style_is_ioc_at_slippage_cap_and_costs_accounted() -> None:
+    h, view = make(execution={"style": "market", "max_slippage_bps": 10})
+    view.pos = [option_position(CALL, 1, delta=0.5, gamma=0.0)]
+    intents, _ = check(h, view)
+    req = intents[0].request
+    assert req.tif is TimeInForce.IOC and req.type is OrderType.LIMIT
+    assert req.price == Decimal("39960.0")  # mid 40,000 less 10 bp, rounded up for a sell
+    h.on_event(FillEvent(view.now, _fill(intents[0], "20000", "39990", "t1")), view)
+    h.on_event(FillEvent(view.now, _fill(intents[0], "20000", "39990", "t1")), view)  # duplicate report: ignored
+    h.on_event(OrderUpdate(view.now, _order(intents[0], OrderStatus.FILLED, "20000")), view)
+    tot = h.totals
+    assert tot["fills"] == 1
+    assert tot["slippage_usd"] == pytest.approx(20_000 * 10 / 40_000)
+    assert tot["fees_usd"] == pytest.approx(0.0001 * 40_000)
+    assert not h.working
+
+
+def test_maker_timeout_pays_up_then_ioc() -> None:
+    h, view = make(execution={"maker_timeout_s": 10, "payup_ticks": 2, "max_payups": 1, "max_slippage_bps": 50})
+    view.pos = [option_position(CALL, -1, delta=-0.5, gamma=0.0)]
+    intents, _ = check(h, view)
+    first = intents[0]
+    assert first.request.side is Side.BUY and first.request.post_only and first.request.price == Decimal("39999.5")
+    h.on_event(OrderUpdate(view.now, _order(first, OrderStatus.OPEN)), view)
+    assert check(h, view, 5_000)[0] == []  # not yet timed out
+    intents, _ = check(h, view, 5_000)
+    assert [i.kind for i in intents] == [IntentKind.CANCEL] and intents[0].key == first.key
+    follow = h.on_event(OrderUpdate(view.now, _order(first, OrderStatus.CANCELLED)), view)
+    assert follow[0].request.price == Decimal("40000.5") and not follow[0].request.post_only  # 2 ticks up
+    h.on_event(OrderUpdate(view.now, _order(follow[0], OrderStatus.OPEN)), view)
+    intents, _ = check(h, view, 10_000)
+    assert intents[0].kind is IntentKind.CANCEL
+    last = h.on_event(OrderUpdate(view.now, _order(follow[0], OrderStatus.CANCELLED)), view)
+    assert last[0].request.tif is TimeInForce.IOC and last[0].request.price == Decimal("40200.0")
+    h.on_event(OrderUpdate(view.now, _order(last[0], OrderStatus.CANCELLED)), view)
+    assert not h.working  # the cap was reached: what is left is dropped, the next check re-decides
+    assert h.state()["last"]["work"]["outcome"] if h.state()["work"] is None else h.state()["work"]["done"]
+
+
+def test_twap_clips_by_max_order_size() -> None:
+    h, view = make(limits={"max_order_size": 0.2}, execution={"style": "market", "twap_interval_s": 30})
+    view.pos = [option_position(CALL, 1, delta=0.5, gamma=0.0)]
+    intents, _ = check(h, view)
+    assert intents[0].request.amount == Decimal("8000")
+    _finish_ioc(h, view, intents[0])
+    assert check(h, view, 10_000)[0] == []  # waits for the clip interval
+    intents, _ = check(h, view, 25_000)
+    assert intents[0].request.amount == Decimal("8000") and intents[0].key.endswith(".2")
+    _finish_ioc(h, view, intents[0])
+    intents, _ = check(h, view, 30_000)
+    assert intents[0].request.amount == Decimal("4000")
+
+
+def test_max_position_limits_hedge() -> None:
+    h, view = make(limits={"max_position": 0.6})
+    view.pos = [option_position(CALL, 1, delta=1.0, gamma=0.0), future_position("BTC-PERPETUAL", -20_000, 40_000)]
+    intents, d = check(h, view)
+    assert intents[0].request.amount == Decimal("4000") and "max position" in d["reason"]
+    view.pos = [option_position(CALL, 1, delta=1.0, gamma=0.0), future_position("BTC-PERPETUAL", -24_000, 40_000)]
+    h2, view2 = make(limits={"max_position": 0.6})
+    view2.pos = view.pos
+    _, d = check(h2, view2)
+    assert d["code"] == "none.limit"
+
+
+def test_hedges_per_hour_limit() -> None:
+    h, view = make(limits={"max_hedges_per_hour": 1}, execution={"style": "market"})
+    view.pos = [option_position(CALL, 1, delta=0.5, gamma=0.0)]
+    intents, _ = check(h, view)
+    _finish_ioc(h, view, intents[0])
+    _, d = check(h, view)
+    assert d["code"] == "none.limit_rate"
+    _, d = check(h, view, 3_600_000)
+    assert d["action"] == "hedge"
+
+
+def test_pauses_on_stale_index_and_margin() -> None:
+    h, view = make(safety={"max_index_age_s": 30})
+    view.pos = [option_position(CALL, 1, delta=0.5, gamma=0.0)]
+    view.now += 60_000
+    h.on_event(Timer(view.now), view)
+    assert h.take_decisions()[0]["code"] == "pause.stale_index"
+    view.margins = {"BTC": margin(0.95)}
+    _, d = check(h, view)
+    assert d["code"] == "pause.margin"
+    view.margins = {"BTC": margin(0.1)}
+    assert check(h, view)[1]["action"] == "hedge"
+
+
+def test_no_index_pauses() -> None:
+    h = DeltaHedger(parse_hedger_config({}))
+    view = FakeView()
+    view.set_perp(1, 2)
+    assert h.on_event(Timer(view.now), view) == []
+    assert h.take_decisions()[0]["code"] == "pause.no_index"
+
+
+def test_repeated_rejects_pause_then_resume() -> None:
+    h, view = make(safety={"max_rejects": 2, "reject_cooldown_s": 60}, execution={"style": "market"})
+    view.pos = [option_position(CALL, 1, delta=0.5, gamma=0.0)]
+    intents, _ = check(h, view)
+    nxt = h.on_event(OrderUpdate(view.now, _order(intents[0], OrderStatus.REJECTED, reject="margin.insufficient")), view)
+    assert nxt and nxt[0].kind is IntentKind.PLACE  # retried once
+    h.on_event(OrderUpdate(view.now, _order(nxt[0], OrderStatus.REJECTED, reject="margin.insufficient")), view)
+    _, d = check(h, view)
+    assert d["code"] == "pause.rejects"
+    _, d = check(h, view, 60_000)
+    assert d["action"] == "hedge"
+
+
+def test_dry_run_answer_ends_work_without_counting_a_reject() -> None:
+    h, view = make()
+    view.pos = [option_position(CALL, 1, delta=0.5, gamma=0.0)]
+    intents, _ = check(h, view)
+    h.on_event(OrderUpdate(view.now, _order(intents[0], OrderStatus.REJECTED, reject="dry_run")), view)
+    assert not h.working and h.state()["rejects"] == 0
+    assert check(h, view)[1]["action"] == "hedge"  # still outside: decides again
+
+
+def test_cheapest_carry_and_venue_choice() -> None:
+    view = FakeView()
+    view.set_perp(40_199.5, 40_200.5)  # rich perp: +0.5 % premium, annualised as funding
+    view.set_perp(40_399.5, 40_400.5, name="BTC-29MAR24")  # +1 % over ~3 months
+    h, view = make(view, instrument={"mode": "cheapest_carry", "candidates": ["BTC-PERPETUAL", "BTC-29MAR24"]})
+    view.pos = [option_position(CALL, -1, delta=-0.5, gamma=0.0)]
+    intents, _ = check(h, view)
+    assert intents[0].request.instrument == "BTC-29MAR24"  # buying: the cheaper carry
+    view2 = FakeView()
+    view2.set_perp(39_990, 40_010, venue="a", key="a:BTC-PERPETUAL")
+    view2.set_perp(39_999, 40_001, venue="b", key="b:BTC-PERPETUAL")
+    h2, view2 = make(view2, instrument={"venues": ["a", "b"]})
+    view2.pos = [option_position(CALL, -1, delta=-0.5, gamma=0.0)]
+    intents, _ = check(h2, view2)
+    assert intents[0].venue == "b"
+
+
+def test_delta_crossing_target_drops_rest_of_hedge() -> None:
+    h, view = make()
+    view.pos = [option_position(CALL, 1, delta=0.5, gamma=0.0)]
+    intents, _ = check(h, view)
+    h.on_event(OrderUpdate(view.now, _order(intents[0], OrderStatus.OPEN)), view)
+    view.pos = [option_position(CALL, 1, delta=-0.2, gamma=0.0)]
+    intents2, d = check(h, view)
+    assert d["code"] == "hedge.crossed" and intents2[0].kind is IntentKind.CANCEL
+
+
+def test_state_round_trips_through_json() -> None:
+    h, view = make()
+    view.pos = [option_position(CALL, 1, delta=0.5, gamma=0.0)]
+    intents, _ = check(h, view)
+    saved = json.loads(json.dumps(h.state()))
+    h2 = DeltaHedger(h.cfg)
+    h2.restore(saved)
+    assert h2.state() == h.state() and h2.working
+    a = h.on_event(OrderUpdate(view.now, _order(intents[0], OrderStatus.CANCELLED)), view)
+    b = h2.on_event(OrderUpdate(view.now, _order(intents[0], OrderStatus.CANCELLED)), view)
+    assert [i.to_dict() for i in a] == [i.to_dict() for i in b]
+
+
+def test_key_of() -> None:
+    assert key_of("run-a-b-12.3") == "12.3" and key_of(None) is None and key_of("nodash") is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    delta=st.floats(-5, 5),
+    upper=st.floats(0.01, 2),
+    lower=st.floats(0.01, 2),
+    target=st.floats(-1, 1),
+    ratio=st.floats(0, 1.5),
+    to=st.sampled_from(["target", "edge"]),
+)
+def test_hedge_size_property(delta, upper, lower, target, ratio, to) -> None:
+    from strategies.hedger_config import BandConfig
+
+    band = make_band(BandConfig(upper=upper, lower=lower), target, gamma_coin=0, spot=1, cost=0, unit="coin")
+    size = hedge_size(delta, band, target, ratio, to)
+    if not band.outside(delta):
+        assert to == "target" or size == 0
+        return
+    # Always trades against the deviation, never beyond the goal at ratio <= 1.
+    assert size * (delta - target) <= 0
+    goal = target if to == "target" else (band.upper if delta > band.upper else band.lower)
+    assert size == pytest.approx((goal - delta) * ratio)
+
+
+@settings(max_examples=100, deadline=None)
+@given(delta=st.floats(-3, 3), upper=st.floats(0.01, 1), lower=st.floats(0.01, 1))
+def test_hedger_decides_iff_outside_band(delta, upper, lower) -> None:
+    h, view = make(band={"upper": upper, "lower": lower})
+    view.pos = [option_position(CALL, 1, delta=delta, gamma=0.0)]
+    intents, d = check(h, view)
+    outside = delta > upper or delta < -lower
+    if not outside:
+        assert d["action"] == "none" and intents == []
+    elif abs(delta) * 40_000 >= 10:
+        assert d["action"] == "hedge"
+        assert intents[0].request.side is (Side.SELL if delta > 0 else Side.BUY)
+        assert intents[0].request.amount <= Decimal(repr(abs(delta) * 40_000)) + 1
+
+
+def test_config_rejections_name_the_key(tmp_path) -> None:
+    from app.errors import ConfigError
+    from strategies.hedger_config import load_hedger_config
+
+    with pytest.raises(ConfigError) as e:
+        parse_hedger_config({"band": {"upper": -0.1}}, prefix="strategies.h")
+    assert e.value.details["key"] == "strategies.h.band.upper" and "strategies.h.band.upper" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        parse_hedger_config({"hedge_ratio": 1.6})
+    assert e.value.details["key"] == "hedge_ratio"
+    with pytest.raises(ConfigError) as e:
+        parse_hedger_config({"instrument": {"name": "BTC-PERPETUAL"}}, known_instruments=["ETH-PERPETUAL"])
+    assert e.value.details["key"] == "instrument.name" and "unknown instrument" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        parse_hedger_config({"instrument": {"mode": "cheapest_carry", "candidates": ["BTC-PERPETUAL", "ETH-PERPETUAL"]}})
+    assert e.value.details["key"] == "instrument.candidates.1"
+    with pytest.raises(ConfigError) as e:
+        parse_hedger_config({"scope": "tag"})
+    with pytest.raises(ConfigError) as e:
+        parse_hedger_config({"limits": {"max_hedges": 3}})
+    assert e.value.details["key"] == "limits.max_hedges" and "unknown key" in str(e.value)
+    f = tmp_path / "desk.toml"
+    f.write_text('[strategies.hedge1]\nunderlying = "BTC"\n[strategies.hedge1.band]\nrule = "whalley_wilmott"\nlower = -1\n')
+    with pytest.raises(ConfigError) as e:
+        load_hedger_config(f)
+    assert e.value.details["key"] == "strategies.hedge1.band.lower"
+    f.write_text('[strategies.hedge1.band]\nrule = "whalley_wilmott"\n')
+    assert load_hedger_config(f).band.rule == "whalley_wilmott"
