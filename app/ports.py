@@ -172,6 +172,65 @@ class Store(Protocol):
         ...
 
 
+@runtime_checkable
+class OrderRouter(Protocol):
+    """What a strategy runner needs of a venue (or of the Desk): send, cancel, amend, and the venue's own records.
+
+    A :class:`Venue` satisfies it; so does ``app.desk.Desk`` when it exposes the venue's reports. Orders carry
+    the runner's ``client_order_id``; ``order_reports``/``fill_reports`` must return it so a restarted runner
+    can reconcile its outbox with what the venue really did.
+    """
+
+    async def place(self, request: OrderRequest) -> Order:
+        """Send an order; returns the acknowledgement or raises OrderRejected."""
+        ...
+
+    async def cancel(self, order_id: str) -> Order:
+        """Cancel one order (raise NotFound when the venue does not know it)."""
+        ...
+
+    async def amend(self, order_id: str, amount: Decimal | None = None, price: Decimal | None = None) -> Order:
+        """Change size and/or price of an open order."""
+        ...
+
+    async def order_reports(self, open_only: bool = False) -> Sequence[OrderStatusReport]:
+        """Orders as the venue knows them."""
+        ...
+
+    async def fill_reports(self, since_ms: int = 0) -> Sequence[Fill]:
+        """Our fills since ``since_ms`` (epoch ms)."""
+        ...
+
+
+@runtime_checkable
+class RunControlStore(Protocol):
+    """Run control a store may offer: status (dry_run/active/paused/killed) and the single-writer lease.
+
+    ``acquire_lease`` succeeds when the lease is free, expired (no renewal for ``ttl_ms``) or already held by
+    ``holder``; it is the renewal too. Statuses written by ``desk hedge activate|pause|kill`` survive restarts.
+    """
+
+    def set_run_status(self, run_id: str, status: str) -> None:
+        """Set a run's control status (created when missing)."""
+        ...
+
+    def run_status(self, run_id: str) -> str | None:
+        """A run's control status, or None when the run is unknown."""
+        ...
+
+    def acquire_lease(self, run_id: str, holder: str, now_ms: int, ttl_ms: int) -> bool:
+        """Take or renew the run's lease; False when another live holder has it."""
+        ...
+
+    def release_lease(self, run_id: str, holder: str) -> None:
+        """Give the lease up (no-op when not the holder)."""
+        ...
+
+    def lease_holder(self, run_id: str) -> str | None:
+        """Who holds the lease now (None when free)."""
+        ...
+
+
 def positions_by_instrument(positions: Sequence[Position]) -> dict[str, Position]:
     """Index positions by instrument name."""
     return {p.instrument: p for p in positions}
