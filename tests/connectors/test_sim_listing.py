@@ -45,8 +45,9 @@ def test_monthlies_and_quarterlies_are_last_fridays() -> None:
     assert [utc_from_ms(m).strftime("%d%b%y") for m in quarters] == ["29Mar24", "28Jun24", "27Sep24", "27Dec24"]
 
 
-@pytest.mark.parametrize(("raw", "step"), [(1.0, 1.0), (1.1, 2.0), (2.2, 2.5), (3.0, 5.0), (7.0, 10.0), (260.0, 500.0),
-                                           (0.03, 0.05)])
+@pytest.mark.parametrize(
+    ("raw", "step"), [(1.0, 1.0), (1.1, 2.0), (2.2, 2.5), (3.0, 5.0), (7.0, 10.0), (260.0, 500.0), (0.03, 0.05)]
+)
 def test_nice_step(raw: float, step: float) -> None:
     assert nice_step(raw) == pytest.approx(step)
 
