@@ -1,0 +1,1 @@
+"""Modal screens of the trader's terminal: order ticket, confirmations, prompts."""

@@ -1,0 +1,1 @@
+"""Widgets of the trader's terminal: chain, positions, margin, hedger, log, status line."""

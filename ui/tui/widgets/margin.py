@@ -1,0 +1,149 @@
+"""Margin health per settlement currency: figures, usage bars coloured by alert level, distance to
+liquidation, the portfolio-margin worst scenario, and a spot × vol stress table.
+
+    card = MarginCard("BTC")
+    card.show(report, stress={(-0.1, 0.0): -0.42, ...}, alert_levels=(0.5, 0.8, 1.0))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import Static
+
+from app.domain import MarginReport
+from ui.tui.format import fmt_coin, fmt_pct, fmt_signed
+from ui.tui.widgets.cells import IncrementalTable
+
+SPOT_MOVES = (-0.30, -0.20, -0.10, -0.05, 0.05, 0.10, 0.20, 0.30)
+"""Spot moves of the stress table (fractions)."""
+VOL_MOVES = (-0.10, 0.0, 0.10)
+"""Vol moves of the stress table (absolute, 0.10 = 10 vol points)."""
+
+
+def level_style(usage: float, alert_levels: Sequence[float]) -> str:
+    """Colour of a usage figure: green below the first alert level, yellow below the second, red above."""
+    levels = sorted(alert_levels) or [0.5, 0.8, 1.0]
+    if usage < levels[0]:
+        return "green"
+    if len(levels) < 2 or usage < levels[1]:
+        return "yellow"
+    return "bold red"
+
+
+def usage_bar(label: str, usage: float, alert_levels: Sequence[float], width: int = 30) -> Text:
+    """A one-line bar ``IM  ████░░░░  38.2%`` coloured by alert level (usage as a fraction of balance)."""
+    filled = max(0, min(width, round(usage * width)))
+    style = level_style(usage, alert_levels)
+    text = Text(f"{label:<3} ")
+    text.append("█" * filled, style=style)
+    text.append("░" * (width - filled), style="dim")
+    text.append(f" {usage * 100:6.1f}%", style=style)
+    return text
+
+
+class StressTable(IncrementalTable):
+    """PnL in coin of the portfolio under spot moves (rows) and vol moves (columns)."""
+
+    def show(self, stress: Mapping[tuple[float, float], float], currency: str) -> int:
+        """Display ``{(spot_move, vol_move): pnl_coin}``; returns cells written."""
+        vols = sorted({v for _, v in stress}) or list(VOL_MOVES)
+        spots = sorted({s for s, _ in stress}) or list(SPOT_MOVES)
+        cols = [("spot", "Spot")] + [(f"v{v:+.2f}", "vol flat" if v == 0 else f"vol {v * 100:+.0f}") for v in vols]
+        self.set_layout(cols, [f"{s:+.2f}" for s in spots])
+        written = 0
+        for s in spots:
+            cells: dict[str, Text | str] = {"spot": Text(fmt_pct(s, 0), justify="right")}
+            for v in vols:
+                pnl = stress.get((s, v))
+                style = "" if pnl is None else "green" if pnl > 0 else "red" if pnl < 0 else ""
+                cells[f"v{v:+.2f}"] = Text(fmt_signed(pnl) + f" {currency}" if pnl is not None else "—", style=style,
+                                           justify="right")
+            written += self.set_row(f"{s:+.2f}", cells)
+        return written
+
+
+class MarginCard(Vertical):
+    """One currency's margin health."""
+
+    HELP = """\
+## Margin health
+Per settlement currency: **equity**, **initial** and **maintenance margin**, usage bars (green / yellow /
+red at the configured alert levels), **available funds**, and the spot move that would bring maintenance
+margin to the margin balance (**distance to liquidation**). Under portfolio margin the worst scenario and
+its bucket are shown. The stress table revalues the portfolio for spot ±5/10/20/30% with vol down / flat / up.
+"""
+
+    def __init__(self, currency: str, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.currency = currency
+
+    def compose(self) -> ComposeResult:
+        yield Static("", classes="margin-figures")
+        yield Static("", classes="margin-bars")
+        yield Static("", classes="margin-distance")
+        yield StressTable(cursor_type="none", classes="stress")
+
+    def show(
+        self,
+        report: MarginReport,
+        stress: Mapping[tuple[float, float], float] | None,
+        alert_levels: Sequence[float],
+    ) -> int:
+        """Display ``report`` and the stress grid; returns cells written in the stress table."""
+        c = report.currency
+        figures = (
+            f"[b]{c}[/b] ({'portfolio' if report.model == 'pm' else 'standard'} margin, account {report.account})\n"
+            f"equity [b]{fmt_coin(report.equity)}[/b] {c}   margin balance {fmt_coin(report.margin_balance)}   "
+            f"balance {fmt_coin(report.balance)}\n"
+            f"IM {fmt_coin(report.initial_margin)}   MM {fmt_coin(report.maintenance_margin)}   "
+            f"available funds [b]{fmt_coin(report.available_funds)}[/b] {c}"
+        )
+        self.query_one(".margin-figures", Static).update(figures)
+        bars = Text("\n").join(
+            [usage_bar("IM", report.im_usage, alert_levels), usage_bar("MM", report.mm_usage, alert_levels)]
+        )
+        self.query_one(".margin-bars", Static).update(bars)
+        down = "none within range" if report.distance_down is None else fmt_pct(report.distance_down)
+        up = "none within range" if report.distance_up is None else fmt_pct(report.distance_up)
+        distance = f"distance to liquidation: spot {down} / {up}"
+        if report.model == "pm" and report.worst_bucket:
+            worst = report.details.get("worst_scenario_loss")
+            distance += f"\nworst scenario: [b]{report.worst_bucket}[/b]"
+            if isinstance(worst, (int, float)):
+                distance += f"  loss {fmt_coin(float(worst))} {c}"
+        self.query_one(".margin-distance", Static).update(distance)
+        table = self.query_one(StressTable)
+        table.display = bool(stress)
+        return table.show(stress, c) if stress else 0
+
+
+class MarginPane(VerticalScroll):
+    """A :class:`MarginCard` per currency the account holds."""
+
+    async def update_view(
+        self,
+        reports: Mapping[str, MarginReport],
+        stress: Mapping[str, Mapping[tuple[float, float], float]],
+        alert_levels: Sequence[float],
+    ) -> int:
+        """Display every currency's report; cards are created once and updated in place."""
+        if not reports:
+            if not self.query(".margin-empty"):
+                await self.mount(Static("no margin figures yet", classes="margin-empty"))
+            return 0
+        for empty in self.query(".margin-empty"):
+            empty.remove()
+        written = 0
+        for ccy, report in sorted(reports.items()):
+            cards = [c for c in self.query(MarginCard) if c.currency == ccy]
+            if cards:
+                card = cards[0]
+            else:
+                card = MarginCard(ccy, id=f"margin-{ccy}")
+                await self.mount(card)
+            written += card.show(report, stress.get(ccy), alert_levels)
+        return written
