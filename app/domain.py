@@ -545,6 +545,12 @@ class Quote(Event):
     index_price: float | None = None
     open_interest: float = 0.0
     venue: str = "sim"
+    # The venue's own greeks of an option as it reports them (Deribit: delta in coin, vega per 1% vol and
+    # theta per day in USD); None when the venue sends none. The desk computes its own greeks regardless.
+    venue_delta: float | None = None
+    venue_gamma: float | None = None
+    venue_vega: float | None = None
+    venue_theta: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
