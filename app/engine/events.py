@@ -1,0 +1,297 @@
+"""Typed events of the matching engine, each stamped with a global sequence number.
+
+Every command the engine accepts yields events in a fixed order; ``seq`` counts all events of all
+instruments from 1 without gaps, so a consumer can detect a lost event and a replay can be compared
+byte for byte (:func:`encode`).
+
+Events are ``NamedTuple`` classes: creating one is a single C-level tuple allocation, which keeps the
+engine fast, and they are immutable, hashable and typed like any dataclass. Engine units are kept
+(``price_ticks``: integer multiples of ``inst.tick_size``; ``lots``: integer multiples of
+``inst.min_amount``; fees in integer units of 1e-10 of the settlement currency); the properties give the
+exact ``Decimal`` view. :func:`to_fills` turns a :class:`Filled` into the desk's two ``app.domain.Fill``
+objects (maker and taker).
+
+    for ev in engine.submit(req):
+        if isinstance(ev, Filled):
+            print(ev.price, ev.amount, ev.taker_side, ev.taker_fee)
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+from app.domain import BookUpdate, Fill, Instrument, Liquidity, Side
+
+FEE_DECIMALS = 10
+"""Fees are integers in units of 10**-FEE_DECIMALS of the settlement currency (coin for inverse)."""
+
+FEE_SCALE = 10**FEE_DECIMALS
+
+# Order flags (bit mask) of the integer API and of ``Accepted.flags``.
+F_MARKET = 1
+F_IOC = 2
+F_FOK = 4
+F_POST_ONLY = 8
+F_REDUCE_ONLY = 16
+F_REPRICE = 32  # post-only that is moved one tick away instead of rejected when it would cross
+
+_SIDES = {1: Side.BUY, -1: Side.SELL}
+
+
+_ZERO = Decimal(0)
+
+
+def fee_decimal(units: int) -> Decimal:
+    """Integer fee units to an exact Decimal amount of the settlement currency."""
+    return Decimal(units).scaleb(-FEE_DECIMALS) if units else _ZERO
+
+
+class RejectReason(NamedTuple):
+    """Why the engine (or a pre-trade check plugged into it) refused an order: stable code + message."""
+
+    code: str
+    message: str = ""
+
+
+class Accepted(NamedTuple):
+    """An order passed every check; ``lots`` is the accepted amount (reduce-only may clip it)."""
+
+    seq: int
+    ts: int
+    inst: Instrument
+    order_id: int
+    account: str
+    side: Side
+    price_ticks: int  # 0 for market orders
+    lots: int
+    flags: int
+    client_order_id: str | None
+
+    @property
+    def price(self) -> Decimal | None:
+        """Limit price in the instrument's price unit, None for a market order."""
+        return None if self.flags & F_MARKET else self.inst.from_ticks(self.price_ticks)
+
+    @property
+    def amount(self) -> Decimal:
+        """Accepted amount in the instrument's amount unit."""
+        return self.inst.from_lots(self.lots)
+
+
+class Rejected(NamedTuple):
+    """A command refused for a business reason (``code`` like ``order.rejected.band``); nothing changed."""
+
+    seq: int
+    ts: int
+    instrument: str
+    account: str
+    code: str
+    message: str
+    order_id: int  # the order a rejected cancel/amend named; 0 for a new order
+    client_order_id: str | None
+
+
+class Filled(NamedTuple):
+    """One trade between a resting (maker) and an incoming (taker) order; fees in 1e-10 units."""
+
+    seq: int
+    ts: int
+    inst: Instrument
+    trade_id: int
+    price_ticks: int
+    lots: int
+    taker_side: Side
+    maker_order_id: int
+    maker_account: str
+    taker_order_id: int
+    taker_account: str
+    maker_fee_units: int
+    taker_fee_units: int
+    maker_remaining: int
+    taker_remaining: int
+    maker_client_order_id: str | None
+    taker_client_order_id: str | None
+
+    @property
+    def price(self) -> Decimal:
+        """Trade price in the instrument's price unit."""
+        return self.inst.from_ticks(self.price_ticks)
+
+    @property
+    def amount(self) -> Decimal:
+        """Traded amount in the instrument's amount unit."""
+        return self.inst.from_lots(self.lots)
+
+    @property
+    def maker_side(self) -> Side:
+        """Side of the resting order."""
+        return self.taker_side.opposite
+
+    @property
+    def maker_fee(self) -> Decimal:
+        """Maker fee in the settlement currency (coin for inverse); negative is a rebate."""
+        return fee_decimal(self.maker_fee_units)
+
+    @property
+    def taker_fee(self) -> Decimal:
+        """Taker fee in the settlement currency (coin for inverse)."""
+        return fee_decimal(self.taker_fee_units)
+
+    @property
+    def fee_currency(self) -> str:
+        """Currency the fees are charged in."""
+        return self.inst.settlement
+
+
+class BookChanged(NamedTuple):
+    """A price level changed: its new total ``lots`` and order ``count`` (0 lots: the level is gone)."""
+
+    seq: int
+    ts: int
+    inst: Instrument
+    side: Side
+    price_ticks: int
+    lots: int
+    count: int
+
+    @property
+    def price(self) -> Decimal:
+        """Level price in the instrument's price unit."""
+        return self.inst.from_ticks(self.price_ticks)
+
+    @property
+    def amount(self) -> Decimal:
+        """Level size in the instrument's amount unit."""
+        return self.inst.from_lots(self.lots)
+
+
+class Cancelled(NamedTuple):
+    """``lots`` of an order were cancelled; ``remaining`` > 0 means the rest still rests (partial cancel).
+
+    ``reason``: ``user``, ``mass`` (cancel-all), ``ioc``, ``market`` (market remainder), ``fok``, ``stp``
+    (self-trade prevention), ``reduce_only`` (trimmed to the position), ``band`` (market order stopped
+    at the price band).
+    """
+
+    seq: int
+    ts: int
+    inst: Instrument
+    order_id: int
+    account: str
+    lots: int
+    remaining: int
+    reason: str
+
+
+class Amended(NamedTuple):
+    """An order was amended to ``price_ticks`` with ``lots`` remaining; ``kept_priority`` tells if it kept its place."""
+
+    seq: int
+    ts: int
+    inst: Instrument
+    order_id: int
+    account: str
+    price_ticks: int
+    lots: int
+    kept_priority: bool
+
+
+class Expired(NamedTuple):
+    """An order was removed because its instrument expired or settled."""
+
+    seq: int
+    ts: int
+    inst: Instrument
+    order_id: int
+    account: str
+    lots: int
+
+
+class StateChanged(NamedTuple):
+    """An instrument changed state (open, halted, expired, settled)."""
+
+    seq: int
+    ts: int
+    inst: Instrument
+    state: str
+
+
+def _repr(ev: tuple[Any, ...]) -> str:
+    fields = ", ".join(f"{name}={_plain(value)!r}" for name, value in zip(ev._fields, ev))  # type: ignore[attr-defined]
+    return f"{type(ev).__name__}({fields})"
+
+
+for _cls in (Accepted, Rejected, Filled, BookChanged, Cancelled, Amended, Expired, StateChanged):
+    _cls.__repr__ = _repr  # type: ignore[method-assign,assignment]  # short: instrument by name
+
+EngineEvent = Accepted | Rejected | Filled | BookChanged | Cancelled | Amended | Expired | StateChanged
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Instrument):
+        return value.name
+    if isinstance(value, Side):
+        return value.value
+    return value
+
+
+def to_record(ev: EngineEvent) -> dict[str, Any]:
+    """An event as a JSON-friendly dict: ``type`` plus its fields in engine units (names for instruments)."""
+    rec: dict[str, Any] = {"type": type(ev).__name__}
+    for name, value in zip(ev._fields, ev):
+        rec["instrument" if name == "inst" else name] = _plain(value)
+    return rec
+
+
+def encode(ev: EngineEvent) -> bytes:
+    """Canonical bytes of one event (a compact JSON array): equal events give equal bytes."""
+    return json.dumps([type(ev).__name__, *map(_plain, ev)], separators=(",", ":")).encode()
+
+
+def to_fills(ev: Filled, venue: str = "sim") -> tuple[Fill, Fill]:
+    """The (maker, taker) ``app.domain.Fill`` pair of a trade; fees in the settlement currency."""
+    inst = ev.inst
+    price = inst.from_ticks(ev.price_ticks)
+    amount = inst.from_lots(ev.lots)
+    trade_id = str(ev.trade_id)
+    maker = Fill(
+        trade_id=trade_id,
+        order_id=str(ev.maker_order_id),
+        instrument=inst.name,
+        side=ev.taker_side.opposite,
+        price=price,
+        amount=amount,
+        fee=fee_decimal(ev.maker_fee_units),
+        fee_currency=inst.settlement,
+        liquidity=Liquidity.MAKER,
+        ts=ev.ts,
+        account=ev.maker_account,
+        client_order_id=ev.maker_client_order_id,
+        venue=venue,
+    )
+    taker = Fill(
+        trade_id=trade_id,
+        order_id=str(ev.taker_order_id),
+        instrument=inst.name,
+        side=ev.taker_side,
+        price=price,
+        amount=amount,
+        fee=fee_decimal(ev.taker_fee_units),
+        fee_currency=inst.settlement,
+        liquidity=Liquidity.TAKER,
+        ts=ev.ts,
+        account=ev.taker_account,
+        client_order_id=ev.taker_client_order_id,
+        venue=venue,
+    )
+    return maker, taker
+
+
+def to_book_update(ev: BookChanged, venue: str = "sim") -> BookUpdate:
+    """One level change as the desk's market-data ``BookUpdate`` (floats; size 0 deletes the level)."""
+    level = ((float(ev.inst.from_ticks(ev.price_ticks)), float(ev.inst.from_lots(ev.lots))),)
+    if ev.side is Side.BUY:
+        return BookUpdate(ts=ev.ts, instrument=ev.inst.name, bids=level, asks=(), sequence=ev.seq, venue=venue)
+    return BookUpdate(ts=ev.ts, instrument=ev.inst.name, bids=(), asks=level, sequence=ev.seq, venue=venue)
