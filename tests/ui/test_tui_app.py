@@ -1,0 +1,215 @@
+"""Pilot tests of the trader's terminal: keys pressed, cells read, orders through the ticket."""
+
+from __future__ import annotations
+
+import pytest
+from rich.text import Text
+from textual.widgets import Static
+
+from app.config import Settings, UiSettings
+from app.domain import OptionType
+from app.errors import ConfigError
+from tests.ui.tui_desk import make_desk
+from ui.tui.app import DeskTui
+from ui.tui.screens.dialogs import ConfirmScreen, PromptScreen
+from ui.tui.screens.ticket import TicketScreen
+from ui.tui.widgets.chain import ChainTable
+from ui.tui.widgets.positions import PositionsTable
+
+SIZE = (160, 45)
+
+
+def plain(widget: Static) -> str:
+    content = widget.content
+    if isinstance(content, Text):
+        return content.plain
+    return Text.from_markup(str(content)).plain
+
+
+def make_app(**kwargs: object) -> DeskTui:
+    desk = kwargs.pop("desk", None) or make_desk()
+    return DeskTui(desk, refresh_s=None, manage_desk=False, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_opens_on_the_front_btc_chain_at_the_money() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE):
+        chain = app.chain.current
+        assert chain is not None and chain.underlying == "BTC"
+        assert chain.expiry_ms == app.snap.chains["BTC"][0].expiry_ms  # type: ignore[union-attr]
+        table = app.query_one(ChainTable)
+        assert table.row_count == len({r.strike for r in chain.rows}) > 5
+        assert table.strikes[table.cursor_row] == chain.atm_strike
+        assert app.focused is table
+        row = table.row_at_cursor()
+        assert row is not None
+        assert str(table.get_cell(table.coordinate_to_cell_key(table.cursor_coordinate).row_key, "c_mark")) != ""
+
+
+async def test_expiry_keys_and_next_monthly() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        expiries = [s.expiry_ms for s in app.snap.chains["BTC"]]  # type: ignore[union-attr]
+        await pilot.press("right_square_bracket")
+        assert app.chain.expiry_ms == expiries[1]
+        await pilot.press("left_square_bracket")
+        assert app.chain.expiry_ms == expiries[0]
+        await pilot.press("m")
+        from ui.tui.format import is_monthly
+
+        assert app.chain.expiry_ms is not None and is_monthly(app.chain.expiry_ms)
+        assert app.chain.current.expiry_ms == app.chain.expiry_ms  # type: ignore[union-attr]
+
+
+async def test_find_the_25_delta_put() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("d")
+        assert isinstance(app.screen, PromptScreen)
+        await pilot.press("enter")  # the prompt offers -0.25
+        row = app.chain.table.row_at_cursor()
+        assert row is not None and row.option_type is OptionType.PUT
+        puts = [r for r in app.chain.current.rows if r.option_type is OptionType.PUT]  # type: ignore[union-attr]
+        assert abs(row.delta + 0.25) == min(abs(r.delta + 0.25) for r in puts)
+
+
+async def test_usd_toggle_rewrites_prices() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.chain.table
+        chain = app.chain.current
+        row = next(r for r in chain.rows if r.strike == chain.atm_strike and r.option_type is OptionType.CALL)  # type: ignore[union-attr]
+        key = table.strikes.index(row.strike)
+        col = [c.key.value for c in table.ordered_columns].index("c_mark")
+        coin = table.get_cell_at((key, col)).plain
+        await pilot.press("u")
+        usd = table.get_cell_at((key, col)).plain
+        assert coin != usd and float(usd.replace(",", "")) == pytest.approx(row.mark * chain.forward, rel=0.01)  # type: ignore[union-attr]
+
+
+async def test_refresh_writes_only_changed_cells() -> None:
+    desk = make_desk()
+    app = make_app(desk=desk)
+    async with app.run_test(size=SIZE):
+        total = app.chain.table.row_count * len(app.chain.table.columns)
+        before = app.cells_written
+        await app.refresh_view()
+        assert app.cells_written == before  # nothing moved, nothing written
+        desk.advance(60_000)
+        await app.refresh_view()
+        assert 0 < app.cells_written - before < total * 2
+
+
+async def test_buy_through_the_ticket_shows_whatif_and_position() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("d", "enter")
+        name = app.chain.table.instrument_at_cursor()
+        await pilot.press("b")
+        ticket = app.screen
+        assert isinstance(ticket, TicketScreen) and ticket.ctx.instrument.name == name
+        assert "initial margin" in plain(ticket.query_one("#ticket-whatif", Static))
+        assert ticket.preview and ticket.request is not None
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert not isinstance(app.screen, TicketScreen)
+        await pilot.press("2")
+        await pilot.pause()
+        table = app.query_one(PositionsTable)
+        assert name in table.row_keys
+        assert any("FILL" in line or "SENT" in line for line in app.event_log.lines_written)
+
+
+async def test_iv_priced_order() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("d", "enter", "b")
+        ticket = app.screen
+        assert isinstance(ticket, TicketScreen)
+        await pilot.press("ctrl+o", "ctrl+o")  # coin → USD → IV
+        assert ticket.price_mode == "iv"
+        price_text = ticket.query_one("#price").value  # type: ignore[attr-defined]
+        assert 5 < float(price_text) < 300  # an IV in percent, not a coin price
+        assert "IV" in plain(ticket.query_one("#ticket-order", Static))
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert not isinstance(app.screen, TicketScreen)
+
+
+async def test_reject_is_shown_with_its_code() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("b")
+        ticket = app.screen
+        assert isinstance(ticket, TicketScreen)
+        amount = ticket.query_one("#amount")
+        amount.value = "5000"  # type: ignore[attr-defined]
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.screen is ticket and ticket.last_error is not None
+        assert ticket.last_error.code in plain(ticket.query_one("#ticket-error", Static))
+        assert not app.desk.snapshot().positions
+
+
+async def test_hedger_controls_and_quit_confirmation() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("4")
+        await pilot.pause()
+        run = app.snap.strategies[0]  # type: ignore[union-attr]
+        await pilot.press("a")
+        await pilot.pause()
+        assert app.snap.strategies[0].status == "active"  # type: ignore[union-attr]
+        assert "ACTIVE" in plain(app.query_one("#hedger-status", Static))
+        await pilot.press("q")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        assert app.is_running
+        await pilot.press("p")
+        await pilot.pause()
+        assert app.snap.strategies[0].status == "paused"  # type: ignore[union-attr]
+        assert run.run_id in "\n".join(app.event_log.lines_written)
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+async def test_palette_pause_hedger() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        run_id = app.snap.strategies[0].run_id  # type: ignore[union-attr]
+        await app.control_strategy(run_id, "activate")
+        await pilot.press("ctrl+p")
+        await pilot.press(*"pause hedger")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert app.snap.strategies[0].status == "paused"  # type: ignore[union-attr]
+
+
+async def test_help_and_margin_tab() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f1")
+        assert app.screen.query("HelpPanel")
+        await pilot.press("f1")
+        assert not app.screen.query("HelpPanel")
+        await pilot.press("3")
+        await pilot.pause()
+        text = plain(app.query_one(".margin-figures", Static))
+        assert "equity" in text and "available funds" in text
+
+
+async def test_keymap_override_from_config() -> None:
+    app = make_app(settings=Settings(ui=UiSettings(keymap={"buy": "ctrl+b"})))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("b")
+        assert not isinstance(app.screen, TicketScreen)
+        await pilot.press("ctrl+b")
+        assert isinstance(app.screen, TicketScreen)
+
+
+def test_bad_theme_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="unknown theme"):
+        make_app(settings=Settings(ui=UiSettings(theme="no-such-theme")))
