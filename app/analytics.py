@@ -1,0 +1,606 @@
+"""Views the fronts draw, derived from a :class:`~app.domain.DeskSnapshot` with the core's pricing and risk code.
+
+The fronts never compute risk themselves: they call these functions (composition root), which call
+``app.pricing`` and ``app.risk``. Everything returns plain numpy arrays and dataclasses, so the dashboard's
+figure builders and the TUI stay pure.
+
+    view = surface_view(desk.snapshot(), "BTC")
+    grid = scenario_grid(desk.snapshot(), "BTC", days=7)
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from app.domain import (
+    MS_PER_YEAR,
+    ChainSlice,
+    DeskSnapshot,
+    Instrument,
+    Kind,
+    MarginReport,
+    OrderRequest,
+    PositionView,
+)
+from app.errors import InvalidInstrument
+
+DEFAULT_SPOT_MOVES = np.array([-0.30, -0.20, -0.10, -0.05, 0.0, 0.05, 0.10, 0.20, 0.30])
+"""Spot moves of the scenario grid, as fractions of the index."""
+DEFAULT_VOL_MOVES = np.array([-0.20, -0.10, -0.05, 0.0, 0.05, 0.10, 0.20])
+"""Parallel vol shifts of the scenario grid, in vol (0.10 = +10 vol points)."""
+
+
+def expiry_label(expiry_ms: int) -> str:
+    """Deribit-style date code of an expiry (``27DEC24``)."""
+    d = datetime.fromtimestamp(expiry_ms / 1000, tz=timezone.utc)
+    return f"{d.day}{d.strftime('%b').upper()}{d.year % 100:02d}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Chain table
+# --------------------------------------------------------------------------------------------------
+
+
+def chain_table(snap: DeskSnapshot | None, underlying: str | None) -> list[dict[str, Any]]:
+    """Rows of every expiry's chain of ``underlying`` for a table: IVs in percent, prices in coin, greeks in coin."""
+    if snap is None or not underlying:
+        return []
+    rows: list[dict[str, Any]] = []
+    for sl in snap.chains.get(underlying, ()):
+        label = expiry_label(sl.expiry_ms)
+        for r in sl.rows:
+            rows.append(
+                {
+                    "instrument": r.instrument,
+                    "expiry": label,
+                    "strike": r.strike,
+                    "type": r.option_type.value,
+                    "bid": r.bid,
+                    "ask": r.ask,
+                    "mark": round(r.mark, 6),
+                    "bid_iv": None if r.bid_iv is None else round(r.bid_iv * 100, 2),
+                    "mark_iv": round(r.mark_iv * 100, 2),
+                    "ask_iv": None if r.ask_iv is None else round(r.ask_iv * 100, 2),
+                    "delta": round(r.delta, 4),
+                    "gamma": float(f"{r.gamma:.4g}"),
+                    "vega": round(r.vega, 6),
+                    "theta": round(r.theta, 6),
+                    "open_interest": r.open_interest,
+                }
+            )
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------
+# Volatility surface
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SmileFit:
+    """One expiry's market IVs and the SVI fit over them; IVs as fractions, strikes in USD."""
+
+    label: str
+    t: float
+    forward: float
+    strikes: np.ndarray
+    bid_iv: np.ndarray
+    ask_iv: np.ndarray
+    mark_iv: np.ndarray
+    fit_strikes: np.ndarray
+    fit_iv: np.ndarray
+    butterfly_ok: bool = True
+    calendar_ok: bool = True
+    rmse: float = float("nan")
+    inside_share: float = float("nan")
+
+
+@dataclass(frozen=True)
+class SurfaceView:
+    """Everything the volatility page draws for one underlying."""
+
+    underlying: str
+    labels: list[str]
+    t: np.ndarray
+    forwards: np.ndarray
+    atm_iv: np.ndarray
+    rr25: np.ndarray
+    bf25: np.ndarray
+    smiles: list[SmileFit]
+    grid_strikes: np.ndarray
+    grid_iv: np.ndarray
+
+    @classmethod
+    def empty(cls, underlying: str) -> SurfaceView:
+        """A view with nothing in it (no chain yet)."""
+        z = np.zeros(0)
+        return cls(underlying, [], z, z, z, z, z, [], z, np.zeros((0, 0)))
+
+
+def _slice_arrays(sl: ChainSlice) -> dict[str, np.ndarray]:
+    """Per-strike arrays of a slice, using OTM options (puts below the forward, calls above)."""
+    by_strike: dict[float, Any] = {}
+    for r in sl.rows:
+        otm = (r.option_type.value == "put") == (r.strike < sl.forward)
+        if otm or r.strike not in by_strike:
+            by_strike[r.strike] = r
+    ks = np.array(sorted(by_strike))
+    rows = [by_strike[k] for k in ks]
+    nan = float("nan")
+    return {
+        "k": ks,
+        "bid": np.array([nan if r.bid_iv is None else r.bid_iv for r in rows]),
+        "ask": np.array([nan if r.ask_iv is None else r.ask_iv for r in rows]),
+        "mark": np.array([r.mark_iv for r in rows]),
+        "delta": np.array([r.delta for r in rows]),
+        "is_call": np.array([r.option_type.value == "call" for r in rows]),
+    }
+
+
+def surface_view(snap: DeskSnapshot | None, underlying: str | None, *, grid_points: int = 41) -> SurfaceView:
+    """SVI fits per expiry over the market's bid/ask IVs, arbitrage flags, ATM term, 25Δ RR/BF, a grid for 3-D."""
+    from app.pricing import surface as svi
+
+    if snap is None or not underlying or not snap.chains.get(underlying):
+        return SurfaceView.empty(underlying or "")
+    slices = [s for s in snap.chains[underlying] if s.expiry_ms > snap.ts and len(s.rows) >= 6]
+    if not slices:
+        return SurfaceView.empty(underlying)
+    labels, ts, fwds, atm, rr, bf, fits = [], [], [], [], [], [], []
+    params = []
+    for sl in slices:
+        a = _slice_arrays(sl)
+        t = (sl.expiry_ms - snap.ts) / MS_PER_YEAR
+        mid = np.where(np.isfinite(a["bid"]) & np.isfinite(a["ask"]), (a["bid"] + a["ask"]) / 2, a["mark"])
+        ok = np.isfinite(mid) & (mid > 0)
+        if ok.sum() < 5:
+            continue
+        fit = svi.fit_slice(a["k"][ok], sl.forward, t, mid[ok], bid_iv=a["bid"][ok], ask_iv=a["ask"][ok])
+        params.append(fit)
+        fit_k = np.linspace(a["k"][ok].min(), a["k"][ok].max(), 60)
+        fit_iv = fit.iv(fit_k)
+        model_at = fit.iv(a["k"][ok])
+        rmse = float(np.sqrt(np.nanmean((model_at - mid[ok]) ** 2)))
+        has_both = np.isfinite(a["bid"][ok]) & np.isfinite(a["ask"][ok])
+        inside = (model_at >= a["bid"][ok]) & (model_at <= a["ask"][ok])
+        inside_share = float(inside[has_both].mean()) if has_both.any() else float("nan")
+        labels.append(expiry_label(sl.expiry_ms))
+        ts.append(t)
+        fwds.append(sl.forward)
+        atm.append(float(fit.iv(np.array([sl.forward]))[0]))
+        d = a["delta"]
+        call_iv = np.interp(0.25, *_sorted_xy(d[a["is_call"]], mid[a["is_call"]])) if a["is_call"].sum() >= 2 else np.nan
+        put_iv = np.interp(-0.25, *_sorted_xy(d[~a["is_call"]], mid[~a["is_call"]])) if (~a["is_call"]).sum() >= 2 else np.nan
+        rr.append(call_iv - put_iv)
+        bf.append((call_iv + put_iv) / 2 - atm[-1])
+        fits.append(
+            SmileFit(labels[-1], t, sl.forward, a["k"], a["bid"], a["ask"], a["mark"], fit_k, fit_iv,
+                     butterfly_ok=bool(fit.butterfly_ok()), rmse=rmse, inside_share=inside_share)
+        )
+    if not fits:
+        return SurfaceView.empty(underlying)
+    # calendar check: total variance must not decrease with expiry at any log-moneyness
+    k_grid = np.linspace(-0.5, 0.5, 41)
+    w_prev = None
+    checked = []
+    for f, p in zip(fits, params):
+        w = p.total_variance(k_grid)
+        cal_ok = w_prev is None or bool(np.all(w >= w_prev - 1e-10))
+        checked.append(SmileFit(**{**f.__dict__, "calendar_ok": cal_ok}))
+        w_prev = w
+    spot = snap.index_prices.get(f"{underlying.lower()}_usd", float(np.median(fwds)))
+    grid_k = np.linspace(spot * 0.5, spot * 1.6, grid_points)
+    grid = np.vstack([p.iv(grid_k) for p in params])
+    return SurfaceView(underlying, labels, np.array(ts), np.array(fwds), np.array(atm), np.array(rr), np.array(bf), checked, grid_k, grid)
+
+
+def _sorted_xy(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(x)
+    return x[order], y[order]
+
+
+# --------------------------------------------------------------------------------------------------
+# Portfolio risk views
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Book:
+    """A portfolio of one underlying as arrays: the input of scenario revaluation."""
+
+    underlying: str
+    names: list[str]
+    size: np.ndarray  # signed amount (coin for options, USD for inverse futures)
+    kind: np.ndarray  # 0 option, 1 future/perpetual
+    strike: np.ndarray
+    t: np.ndarray  # years to expiry (inf for perpetuals)
+    is_call: np.ndarray
+    iv: np.ndarray
+    inverse: np.ndarray
+    entry: np.ndarray  # average price in price units
+    spot: float
+    forward_ratio: np.ndarray  # F/S per position (carry)
+
+
+def _mark_ivs(snap: DeskSnapshot) -> dict[str, tuple[float, float]]:
+    out: dict[str, tuple[float, float]] = {}
+    for slices in snap.chains.values():
+        for sl in slices:
+            for r in sl.rows:
+                out[r.instrument] = (r.mark_iv, sl.forward)
+    return out
+
+
+def build_book(snap: DeskSnapshot, underlying: str, extra: Sequence[OrderRequest] = ()) -> Book:
+    """Positions of ``underlying`` (plus hypothetical trades) as arrays for revaluation."""
+    spot = snap.index_prices.get(f"{underlying.lower()}_usd")
+    if spot is None:
+        chains = snap.chains.get(underlying, ())
+        spot = chains[0].index_price if chains else float("nan")
+    ivs = _mark_ivs(snap)
+    legs: list[tuple[str, float, float]] = [(p.instrument, p.size, p.average_price) for p in snap.positions if p.instrument.startswith(underlying + "-") or p.instrument.startswith(underlying + "_")]
+    for req in extra:
+        if req.instrument.startswith(underlying):
+            legs.append((req.instrument, float(req.amount) * req.side.sign, float("nan")))
+    names, size, kind, strike, t, is_call, iv, inverse, entry, fr = [], [], [], [], [], [], [], [], [], []
+    for name, sz, avg in legs:
+        try:
+            inst = Instrument.parse(name)
+        except InvalidInstrument:
+            continue
+        mark_iv, fwd = ivs.get(name, (float("nan"), spot))
+        names.append(name)
+        size.append(sz)
+        kind.append(0 if inst.kind is Kind.OPTION else 1)
+        strike.append(float(inst.strike) if inst.strike is not None else 0.0)
+        t.append(inst.years_to_expiry(snap.ts))
+        is_call.append(inst.is_call)
+        iv.append(mark_iv)
+        inverse.append(inst.inverse)
+        entry.append(avg)
+        fr.append(fwd / spot if spot and np.isfinite(fwd) else 1.0)
+    return Book(underlying, names, np.array(size, float), np.array(kind, int), np.array(strike, float), np.array(t, float),
+                np.array(is_call, bool), np.array(iv, float), np.array(inverse, bool), np.array(entry, float), float(spot), np.array(fr, float))
+
+
+def revalue(book: Book, spots: np.ndarray, vol_shift: float = 0.0, days: float = 0.0, *, coin: bool = True) -> np.ndarray:
+    """Portfolio value at each of ``spots`` (USD), ``vol_shift`` (vol) and ``days`` forward; coin or USD units.
+
+    Options are Black-76 on the shifted forward (inverse ones divided by it); futures and perpetuals carry their
+    inverse PnL ``size·(1/entry − 1/F)`` in coin (linear ones ``size·(F − entry)``). Values are relative to
+    the current value so a grid shows PnL.
+    """
+    from app.pricing import black76
+
+    spots = np.atleast_1d(np.asarray(spots, float))
+    if not book.names:
+        return np.zeros_like(spots)
+    f = spots[:, None] * book.forward_ratio[None, :]
+    t = np.maximum(book.t - days / 365.0, 0.0)
+    opt = book.kind == 0
+    value = np.zeros((spots.size, len(book.names)))
+    if opt.any():
+        vol = np.maximum(book.iv[opt] + vol_shift, 0.01)
+        tt = np.where(np.isfinite(t[opt]), t[opt], 0.0)
+        px = black76(f[:, opt], book.strike[opt], np.maximum(tt, 1e-9), vol, book.is_call[opt]).price
+        intrinsic = np.where(book.is_call[opt], np.maximum(f[:, opt] - book.strike[opt], 0), np.maximum(book.strike[opt] - f[:, opt], 0))
+        px = np.where(tt <= 0, intrinsic, px)
+        value[:, opt] = px * book.size[opt]
+    fut = ~opt
+    if fut.any():
+        ref = np.where(np.isfinite(book.entry[fut]), book.entry[fut], book.spot * book.forward_ratio[fut])
+        inv = book.inverse[fut]
+        lin = (f[:, fut] - ref) * book.size[fut]
+        inv_usd = book.size[fut] * (1.0 / ref - 1.0 / f[:, fut]) * f[:, fut]  # coin PnL times F
+        value[:, fut] = np.where(inv, inv_usd, lin)
+    usd = value.sum(axis=1)
+    return usd / spots if coin else usd
+
+
+def _grid_currency(book: Book) -> str:
+    return book.underlying if (book.inverse.any() or not book.names) else "USDC"
+
+
+@dataclass(frozen=True)
+class ScenarioGrid:
+    """Portfolio PnL over spot moves (columns) × vol shifts (rows); ``pnl`` in ``currency``."""
+
+    spot_moves: np.ndarray
+    vol_moves: np.ndarray
+    pnl: np.ndarray
+    currency: str
+
+
+def scenario_grid(
+    snap: DeskSnapshot | None, underlying: str | None, *, days: float = 0.0, extra: Sequence[OrderRequest] = (),
+    spot_moves: np.ndarray = DEFAULT_SPOT_MOVES, vol_moves: np.ndarray = DEFAULT_VOL_MOVES,
+) -> ScenarioGrid | None:
+    """Scenario PnL of an underlying's book (coin for inverse books) relative to now, ``days`` forward."""
+    if snap is None or not underlying:
+        return None
+    book = build_book(snap, underlying, extra)
+    if not np.isfinite(book.spot):
+        return None
+    spots = book.spot * (1.0 + spot_moves)
+    base = revalue(book, np.array([book.spot]))[0]
+    pnl = np.vstack([revalue(book, spots, vol_shift=v, days=days) - base for v in vol_moves])
+    return ScenarioGrid(spot_moves, vol_moves, pnl, _grid_currency(book))
+
+
+@dataclass(frozen=True)
+class Payoff:
+    """Book PnL over a range of underlying prices, at the first expiry and today."""
+
+    spots: np.ndarray
+    at_expiry: np.ndarray
+    today: np.ndarray
+    spot: float
+    currency: str
+
+
+def payoff(snap: DeskSnapshot | None, underlying: str | None, *, extra: Sequence[OrderRequest] = (), points: int = 121) -> Payoff | None:
+    """PnL (USD) over spot from −50% to +50%: today and at the first option expiry of the book."""
+    if snap is None or not underlying:
+        return None
+    book = build_book(snap, underlying, extra)
+    if not np.isfinite(book.spot) or not book.names:
+        return None
+    spots = book.spot * np.linspace(0.5, 1.5, points)
+    base = revalue(book, np.array([book.spot]), coin=False)[0]
+    finite_t = book.t[np.isfinite(book.t) & (book.kind == 0)]
+    first = float(finite_t.min()) * 365.0 if finite_t.size else 0.0
+    today = revalue(book, spots, coin=False) - base
+    at_exp = revalue(book, spots, days=first, coin=False) - base
+    return Payoff(spots, at_exp, today, book.spot, "USD")
+
+
+@dataclass(frozen=True)
+class Exposures:
+    """Greeks (coin) of a book summed by strike and by expiry."""
+
+    strike_keys: list[str]
+    by_strike: dict[str, np.ndarray]
+    expiry_keys: list[str]
+    by_expiry: dict[str, np.ndarray]
+
+
+def exposures(snap: DeskSnapshot | None, underlying: str | None, *, extra: Sequence[OrderRequest] = ()) -> Exposures | None:
+    """Delta, gamma, vega, theta (coin) per strike and per expiry of an underlying's positions."""
+    if snap is None or not underlying:
+        return None
+    per_strike: dict[float, np.ndarray] = defaultdict(lambda: np.zeros(4))
+    per_expiry: dict[int, np.ndarray] = defaultdict(lambda: np.zeros(4))
+    rows = {r.instrument: r for sl in snap.chains.get(underlying, ()) for r in sl.rows}
+    legs: list[tuple[PositionView | None, str, float]] = [(p, p.instrument, p.size) for p in snap.positions if p.instrument.startswith(underlying)]
+    legs += [(None, r.instrument, float(r.amount) * r.side.sign) for r in extra if r.instrument.startswith(underlying)]
+    for pos, name, size in legs:
+        try:
+            inst = Instrument.parse(name)
+        except InvalidInstrument:
+            continue
+        if pos is not None:
+            g = pos.greeks
+            vec = np.array([g.delta, g.gamma, g.vega, g.theta])
+        elif name in rows:
+            r = rows[name]
+            vec = np.array([r.delta, r.gamma, r.vega, r.theta]) * size
+        else:
+            vec = np.array([size / max(snap.index_prices.get(inst.underlying, 1.0), 1e-9) if inst.inverse else size, 0, 0, 0])
+        if inst.strike is not None:
+            per_strike[float(inst.strike)] += vec
+        key = inst.expiry_ms if inst.expiry_ms is not None else 2**62
+        per_expiry[key] += vec
+    names = ("delta", "gamma", "vega", "theta")
+    sk = sorted(per_strike)
+    ek = sorted(per_expiry)
+    return Exposures(
+        [f"{k:g}" for k in sk], {n: np.array([per_strike[k][i] for k in sk]) for i, n in enumerate(names)},
+        ["PERP" if k == 2**62 else expiry_label(k) for k in ek], {n: np.array([per_expiry[k][i] for k in ek]) for i, n in enumerate(names)},
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Margin, hedging and backtest views
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RiskMatrix:
+    """The PM scenario matrix of a margin report: rows (vol scenarios) × columns (price moves), coin PnL."""
+
+    rows: list[str]
+    columns: list[str]
+    pnl: np.ndarray
+    worst: tuple[int, int] | None
+
+
+def risk_matrix(report: MarginReport | None) -> RiskMatrix | None:
+    """The risk matrix carried in a PM report's details, or None under standard margin."""
+    if report is None or report.model != "pm":
+        return None
+    details = report.details or {}
+    vectors = details.get("aggregated_risk_vectors") or {}
+    if not vectors:
+        return None
+    # Deribit shape: {"BTC": {"<move>": [down, flat, up]} ...} or {"<move>": value}
+    first = next(iter(vectors.values()))
+    table = first if isinstance(first, dict) else vectors
+    cols = list(table)
+    width = max(len(v) if isinstance(v, (list, tuple)) else 1 for v in table.values())
+    labels = ["vol down", "vol flat", "vol up"][:width] if width <= 3 else [f"scenario {i}" for i in range(width)]
+    pnl = np.array([[(v[i] if isinstance(v, (list, tuple)) else v) for v in table.values()] for i in range(width)], float)
+    worst = None
+    if pnl.size:
+        r, c = np.unravel_index(int(np.nanargmin(pnl)), pnl.shape)
+        worst = (int(r), int(c))
+    return RiskMatrix(labels, cols, pnl, worst)
+
+
+def history_row(snap: DeskSnapshot) -> dict[str, float]:
+    """One flat row of history (what ``desk`` snapshots store): equity, IM, MM per currency; USD totals; deltas."""
+    row: dict[str, float] = {"ts": float(snap.ts)}
+    equity_usd = 0.0
+    for ccy, m in snap.margin.items():
+        px = 1.0 if ccy.startswith("USD") else snap.index_prices.get(f"{ccy.lower()}_usd", 0.0)
+        row[f"{ccy}.equity"] = m.equity
+        row[f"{ccy}.im"] = m.initial_margin
+        row[f"{ccy}.mm"] = m.maintenance_margin
+        row[f"{ccy}.mm_usage"] = m.mm_usage
+        equity_usd += m.equity * px
+    row["equity_usd"] = equity_usd
+    row["pnl_usd"] = sum(p.pnl_usd for p in snap.positions)
+    for und, g in snap.portfolio.items():
+        row[f"{und}.delta"] = g.delta
+        row[f"{und}.delta_usd"] = g.delta_usd
+        row[f"{und}.vega"] = g.vega
+    return row
+
+
+@dataclass(frozen=True)
+class DecisionSeries:
+    """Delta and bands over time from hedge decisions; hedges as separate markers."""
+
+    ts: list[int] = field(default_factory=list)
+    delta: list[float] = field(default_factory=list)
+    lower: list[float] = field(default_factory=list)
+    upper: list[float] = field(default_factory=list)
+    hedge_ts: list[int] = field(default_factory=list)
+    hedge_delta: list[float] = field(default_factory=list)
+    unit: str = "coin"
+
+
+def _get(d: dict[str, Any], *keys: str, default: Any = None) -> Any:
+    for k in keys:
+        cur: Any = d
+        ok = True
+        for part in k.split("."):
+            if isinstance(cur, dict) and part in cur:
+                cur = cur[part]
+            else:
+                ok = False
+                break
+        if ok and cur is not None:
+            return cur
+    return default
+
+
+def decision_series(decisions: Iterable[dict[str, Any]]) -> DecisionSeries:
+    """Delta, band and hedge markers from stored decisions (keys from the hedger's decision records)."""
+    out = DecisionSeries()
+    for d in decisions:
+        ts = _get(d, "ts", "inputs.ts")
+        delta = _get(d, "delta", "inputs.delta")
+        if ts is None or delta is None:
+            continue
+        lower = _get(d, "lower", "band.lower", "inputs.lower", default=float("nan"))
+        upper = _get(d, "upper", "band.upper", "inputs.upper", default=float("nan"))
+        out.ts.append(int(ts))
+        out.delta.append(float(delta))
+        out.lower.append(float(lower))
+        out.upper.append(float(upper))
+        out = DecisionSeries(out.ts, out.delta, out.lower, out.upper, out.hedge_ts, out.hedge_delta, str(_get(d, "unit", "inputs.unit", default=out.unit)))
+        if _get(d, "intent", "intents") and str(_get(d, "action", default="hedge")) != "none":
+            out.hedge_ts.append(int(ts))
+            out.hedge_delta.append(float(delta))
+    return out
+
+
+def decision_rows(decisions: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Decisions as table rows: time, rule, action, delta, band, size, reason."""
+    rows = []
+    for d in decisions:
+        ts = _get(d, "ts", "inputs.ts", default=0)
+        rows.append(
+            {
+                "time": datetime.fromtimestamp(int(ts) / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+                "rule": _get(d, "rule", default=""),
+                "action": _get(d, "action", default="hedge" if _get(d, "intent") else "none"),
+                "delta": _round(_get(d, "delta", "inputs.delta")),
+                "lower": _round(_get(d, "lower", "band.lower", "inputs.lower")),
+                "upper": _round(_get(d, "upper", "band.upper", "inputs.upper")),
+                "size": _round(_get(d, "size", "intent.amount")),
+                "reason": str(_get(d, "reason", default="")),
+            }
+        )
+    return rows
+
+
+def _round(v: Any) -> Any:
+    try:
+        return round(float(v), 6)
+    except (TypeError, ValueError):
+        return v
+
+
+@dataclass(frozen=True)
+class Frontier:
+    """Cost vs hedging error points, one per run."""
+
+    labels: list[str]
+    cost: list[float]
+    error: list[float]
+    groups: list[str]
+
+
+def run_frontier(runs: Sequence[dict[str, Any]], source: Any = None) -> Frontier:
+    """Cost vs error of strategy runs whose summaries carry ``hedge_cost`` and ``hedging_error_std``."""
+    labels, cost, err, groups = [], [], [], []
+    for r in runs:
+        summary = r.get("summary") or r.get("metrics") or {}
+        if "hedge_cost" in summary and "hedging_error_std" in summary:
+            labels.append(str(r.get("name", r.get("run_id"))))
+            cost.append(float(summary["hedge_cost"]))
+            err.append(float(summary["hedging_error_std"]))
+            groups.append(str(summary.get("band_rule", "runs")))
+    return Frontier(labels, cost, err, groups)
+
+
+@dataclass(frozen=True)
+class BacktestComparison:
+    """Backtests side by side: bar metrics, frontier points and a table."""
+
+    labels: list[str]
+    metrics: dict[str, list[float]]
+    cost: list[float]
+    error: list[float]
+    groups: list[str]
+    rows: list[dict[str, Any]]
+    columns: list[str]
+
+
+COMPARED_METRICS = ("hedges", "hedge_cost", "hedging_error_std", "hedging_error_worst", "max_abs_delta", "time_outside_band", "pnl", "max_margin_usage")
+
+
+def backtest_comparison(runs: Sequence[dict[str, Any]]) -> BacktestComparison:
+    """Compare stored backtests on their headline metrics."""
+    labels = [str(r.get("name") or r["id"]) for r in runs]
+    metrics = {m: [float((r.get("metrics") or {}).get(m, float("nan"))) for r in runs] for m in COMPARED_METRICS}
+    rows = [{"id": r["id"], "name": r.get("name", ""), **{m: _round((r.get("metrics") or {}).get(m)) for m in COMPARED_METRICS}} for r in runs]
+    groups = [str((r.get("config") or {}).get("band_rule", (r.get("metrics") or {}).get("band_rule", "runs"))) for r in runs]
+    return BacktestComparison(labels, metrics, metrics["hedge_cost"], metrics["hedging_error_std"], groups, rows, ["id", "name", *COMPARED_METRICS])
+
+
+def snapshot_from_row(row: dict[str, Any]) -> DeskSnapshot:
+    """Rebuild a (chain-less) snapshot from a stored history row: margin per currency and greeks per underlying."""
+    from app.domain import GreeksView
+
+    ts = int(row.get("ts", 0))
+    currencies = sorted({k.split(".")[0] for k in row if k.endswith(".mm")})
+    margin = {}
+    for c in currencies:
+        eq = float(row.get(f"{c}.equity", 0.0))
+        im = float(row.get(f"{c}.im", 0.0))
+        mm = float(row.get(f"{c}.mm", 0.0))
+        margin[c] = MarginReport(
+            account="main", currency=c, model="sm", balance=eq, equity=eq, margin_balance=eq, initial_margin=im,
+            maintenance_margin=mm, available_funds=eq - im, im_usage=im / eq if eq else 0.0, mm_usage=mm / eq if eq else 0.0,
+        )
+    unds = sorted({k.split(".")[0] for k in row if k.endswith(".delta")})
+    portfolio = {u: GreeksView(delta=float(row[f"{u}.delta"]), delta_usd=float(row.get(f"{u}.delta_usd", 0.0)), vega=float(row.get(f"{u}.vega", 0.0))) for u in unds}
+    return DeskSnapshot(ts=ts, venue="stored", index_prices={}, instruments=(), chains={}, quotes={}, positions=(), portfolio=portfolio, margin=margin)

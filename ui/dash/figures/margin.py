@@ -1,0 +1,60 @@
+"""Margin figures: usage gauge, IM/MM/equity history, the portfolio-margin risk matrix."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from ui.dash.figures.style import ACCENT, DOWN, UP, WARN, base_figure, empty_figure
+
+
+def usage_gauge(mm_usage: float, im_usage: float, *, currency: str) -> go.Figure:
+    """MM usage gauge (0–100%+) with IM usage as the delta reference; coloured by alert band."""
+    fig = go.Figure(
+        go.Indicator(
+            mode="gauge+number+delta", value=mm_usage * 100, number=dict(suffix="%"),
+            delta=dict(reference=im_usage * 100, suffix="% IM", relative=False),
+            title=dict(text=f"{currency} maintenance-margin usage"),
+            gauge=dict(
+                axis=dict(range=[0, 120]), bar=dict(color=ACCENT),
+                steps=[dict(range=[0, 50], color="#1b3b2f"), dict(range=[50, 80], color="#4a3b10"), dict(range=[80, 120], color="#4a1b1b")],
+                threshold=dict(line=dict(color=DOWN, width=3), value=100),
+            ),
+        )
+    )
+    fig.update_layout(template="plotly_dark", height=260, margin=dict(l=20, r=20, t=50, b=10))
+    return fig
+
+
+def history(ts_ms: Sequence[int], series: dict[str, Sequence[float]], *, title: str, yaxis: str) -> go.Figure:
+    """Lines over time (epoch ms) for each named series (equity, IM, MM...)."""
+    if len(ts_ms) == 0:
+        return empty_figure(title, "no history stored yet")
+    x = np.asarray(ts_ms, dtype="datetime64[ms]")
+    fig = base_figure(title)
+    colors = {"equity": UP, "initial_margin": WARN, "maintenance_margin": DOWN}
+    for name, ys in series.items():
+        fig.add_trace(go.Scatter(x=x, y=list(ys), name=name, mode="lines", line=dict(color=colors.get(name))))
+    fig.update_layout(yaxis_title=yaxis)
+    return fig
+
+
+def risk_matrix(rows: Sequence[str], columns: Sequence[str], pnl: np.ndarray, worst: tuple[int, int] | None, *, currency: str) -> go.Figure:
+    """PM risk matrix (vol scenario rows × price-move columns, coin PnL) with the worst bucket outlined."""
+    if pnl.size == 0:
+        return empty_figure("Portfolio-margin risk matrix", "no PM details (standard margin or no positions)")
+    fig = base_figure(f"Portfolio-margin risk matrix ({currency})", height=320)
+    limit = float(np.nanmax(np.abs(pnl))) or 1.0
+    fig.add_trace(
+        go.Heatmap(
+            x=list(columns), y=list(rows), z=pnl, zmin=-limit, zmax=limit, colorscale=[[0, DOWN], [0.5, "#1e1e1e"], [1, UP]],
+            texttemplate="%{z:.4f}", colorbar=dict(title=currency),
+        )
+    )
+    if worst is not None:
+        r, c = worst
+        fig.add_shape(type="rect", x0=c - 0.5, x1=c + 0.5, y0=r - 0.5, y1=r + 0.5, line=dict(color=WARN, width=3))
+        fig.add_annotation(x=columns[c], y=rows[r], text="worst", showarrow=True, arrowcolor=WARN, font=dict(color=WARN))
+    return fig

@@ -1,0 +1,1 @@
+"""One module per dashboard page; each has ``PATH``, ``TITLE``, ``layout(source)`` and ``register(app, source)``."""

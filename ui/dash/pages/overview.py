@@ -1,0 +1,110 @@
+"""Overview: equity, PnL, portfolio greeks (coin and USD), margin usage and distance to liquidation, alerts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dash import Dash, Input, Output, html
+
+from app.domain import Alert, DeskSnapshot, MarginAlert
+from ui.dash.figures.margin import usage_gauge
+from ui.dash.figures.overview import equity_pnl
+from ui.dash.figures.style import empty_figure
+from ui.dash.source import DashSource
+from ui.dash.widgets import card, fmt, graph, kpi
+
+NAME = "overview"
+PATH = "/"
+TITLE = "Overview"
+
+
+def kpis(snap: DeskSnapshot | None) -> list[Any]:
+    """KPI tiles of a snapshot: equity, PnL, greeks per underlying, margin per currency."""
+    if snap is None:
+        return [kpi("status", "waiting for data")]
+    tiles: list[Any] = []
+    for ccy, m in sorted(snap.margin.items()):
+        tiles.append(kpi(f"{ccy} equity", fmt(m.equity), id=f"kpi-equity-{ccy}"))
+        tiles.append(kpi(f"{ccy} IM / MM", f"{fmt(m.initial_margin)} / {fmt(m.maintenance_margin)}"))
+        tiles.append(kpi(f"{ccy} available", fmt(m.available_funds)))
+        dist = "none in range" if m.distance_down is None else f"{m.distance_down:+.1%}"
+        tiles.append(kpi(f"{ccy} liquidation at spot", dist, cls="alert-warning" if m.mm_usage >= 0.5 else ""))
+    pnl = sum(p.pnl_usd for p in snap.positions)
+    tiles.append(kpi("PnL (USD)", f"{pnl:,.2f}", id="kpi-pnl"))
+    for und, g in sorted(snap.portfolio.items()):
+        tiles.append(kpi(f"{und} Δ coin / USD", f"{g.delta:+.4f} / {g.delta_usd:+,.0f}"))
+        tiles.append(kpi(f"{und} Γ / vega / θ (coin)", f"{g.gamma:.2e} / {g.vega:+.4f} / {g.theta:+.4f}"))
+    return tiles
+
+
+def alerts(snap: DeskSnapshot | None) -> list[Any]:
+    """The latest alerts and margin alerts, newest first."""
+    if snap is None:
+        return [html.Li("no events yet", className="alert-info")]
+    items = []
+    for ev in reversed(snap.recent_events):
+        if isinstance(ev, Alert):
+            items.append(html.Li(f"{ev.source}: {ev.message}", className=f"alert-{ev.severity}"))
+        elif isinstance(ev, MarginAlert):
+            items.append(html.Li(f"{ev.currency} margin at {ev.mm_usage:.0%} MM: {ev.message}", className="alert-warning"))
+    return items[:20] or [html.Li("no alerts", className="alert-info")]
+
+
+def _gauges(snap: DeskSnapshot | None) -> list[Any]:
+    if snap is None or not snap.margin:
+        return [graph("gauge-none", empty_figure("Margin usage", "no accounts"))]
+    return [graph(f"gauge-{ccy}", usage_gauge(m.mm_usage, m.im_usage, currency=ccy)) for ccy, m in sorted(snap.margin.items())]
+
+
+def _history(source: DashSource) -> tuple[list[int], list[float], list[float], str]:
+    rows = source.history("desk")
+    ts = [int(r["ts"]) for r in rows if "equity_usd" in r]
+    eq = [float(r["equity_usd"]) for r in rows if "equity_usd" in r]
+    pnl = [float(r.get("pnl_usd", 0.0)) for r in rows if "equity_usd" in r]
+    return ts, eq, pnl, "USD"
+
+
+def layout(source: DashSource) -> html.Div:
+    """The overview page."""
+    snap = source.snapshot()
+    ts, eq, pnl, ccy = _history(source)
+    return html.Div(
+        [
+            html.Div(kpis(snap), className="kpis", id="overview-kpis"),
+            html.Div(
+                [
+                    card(graph("equity-graph", equity_pnl(ts, eq, pnl, currency=ccy))),
+                    card(html.Div(_gauges(snap), id="overview-gauges")),
+                    card([html.H4("Alerts"), html.Ul(alerts(snap), id="overview-alerts")]),
+                ],
+                className="grid",
+            ),
+        ]
+    )
+
+
+def register(app: Dash, source: DashSource) -> None:
+    """Live refresh: KPIs and alerts re-rendered, the equity line extended in place (no full redraw)."""
+
+    @app.callback(
+        Output("overview-kpis", "children"),
+        Output("overview-alerts", "children"),
+        Output("equity-graph", "extendData"),
+        Input("tick", "n_intervals"),
+        prevent_initial_call=True,
+    )
+    def refresh(_: int) -> tuple[Any, Any, Any]:
+        snap = source.snapshot()
+        extend = None
+        if snap is not None and snap.margin:
+            equity_usd = sum(m.equity * snap.index_prices.get(f"{c.lower()}_usd", 1.0 if c.startswith("USD") else 0.0) for c, m in snap.margin.items())
+            pnl_usd = sum(p.pnl_usd for p in snap.positions)
+            x = str(_iso(snap.ts))
+            extend = ({"x": [[x], [x]], "y": [[equity_usd], [pnl_usd]]}, [0, 1], 5000)
+        return kpis(snap), alerts(snap), extend
+
+
+def _iso(ts_ms: int) -> str:
+    import datetime as _dt
+
+    return _dt.datetime.fromtimestamp(ts_ms / 1000, tz=_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]

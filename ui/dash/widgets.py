@@ -1,0 +1,50 @@
+"""Small reusable pieces of dashboard layout (KPI tiles, cards, tables)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from dash import dash_table, dcc, html
+
+
+def kpi(label: str, value: str, *, id: str | None = None, cls: str = "") -> html.Div:
+    """A labelled number tile."""
+    attrs: dict[str, Any] = {"className": f"kpi {cls}".strip()}
+    if id:
+        attrs["id"] = id
+    return html.Div([html.Div(label, className="label"), html.Div(value, className="value")], **attrs)
+
+
+def card(children: Any, **kwargs: Any) -> html.Div:
+    """A bordered panel."""
+    return html.Div(children, className="card", **kwargs)
+
+
+def graph(id: str, figure: Any, height: int | None = None) -> dcc.Graph:
+    """A plotly graph without the mode bar clutter."""
+    style = {"height": f"{height}px"} if height else None
+    return dcc.Graph(id=id, figure=figure, config={"displaylogo": False, "responsive": True}, style=style)
+
+
+def table(id: str, rows: Sequence[dict[str, Any]], columns: Sequence[str], *, page_size: int = 25, sortable: bool = True, filterable: bool = False) -> dash_table.DataTable:
+    """A dark DataTable over ``rows``; sort and filter run in the browser."""
+    return dash_table.DataTable(
+        id=id,
+        data=list(rows),
+        columns=[{"name": c, "id": c} for c in columns],
+        sort_action="native" if sortable else "none",
+        filter_action="native" if filterable else "none",
+        page_size=page_size,
+        style_table={"overflowX": "auto"},
+        style_header={"backgroundColor": "#242a31", "color": "#e0e0e0", "fontWeight": "600"},
+        style_cell={"backgroundColor": "#1b1f24", "color": "#e0e0e0", "border": "1px solid #2c3138", "fontFamily": "monospace", "fontSize": "12px"},
+        style_filter={"backgroundColor": "#242a31", "color": "#e0e0e0"},
+    )
+
+
+def fmt(value: float | None, digits: int = 4, pct: bool = False) -> str:
+    """A number for display; ``–`` for missing."""
+    if value is None or value != value:
+        return "–"
+    return f"{value * 100:.{max(0, digits - 2)}f}%" if pct else f"{value:,.{digits}f}"
