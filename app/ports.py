@@ -204,30 +204,35 @@ class OrderRouter(Protocol):
 
 @runtime_checkable
 class RunControlStore(Protocol):
-    """Run control a store may offer: status (dry_run/active/paused/killed) and the single-writer lease.
+    """Run control a store may offer (``storage.store.SqlStore`` does): run status and the single-writer lease.
 
-    ``acquire_lease`` succeeds when the lease is free, expired (no renewal for ``ttl_ms``) or already held by
-    ``holder``; it is the renewal too. Statuses written by ``desk hedge activate|pause|kill`` survive restarts.
+    Statuses are ``dry_run``, ``active``, ``paused``, ``killed``, ``stopped``; written by ``desk hedge
+    activate|pause|kill`` they survive restarts. ``acquire_lease`` takes a free lease, renews one's own, or
+    takes over one whose heartbeat is older than ``stale_after_s``; else it raises ``LeaseHeld``.
     """
 
+    def create_run(self, run_id: str, name: str = "", config: Any = None, status: str = "dry_run") -> dict[str, Any]:
+        """Register a run (raise InvalidInput ``run.exists`` when it is registered)."""
+        ...
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        """A run's status (``status``) and lease (``lease_holder``, ``lease_heartbeat_ms``), or None."""
+        ...
+
     def set_run_status(self, run_id: str, status: str) -> None:
-        """Set a run's control status (created when missing)."""
+        """Change a run's status (NotFound for an unknown run)."""
         ...
 
-    def run_status(self, run_id: str) -> str | None:
-        """A run's control status, or None when the run is unknown."""
+    def acquire_lease(self, run_id: str, holder: str, *, stale_after_s: float = 30.0, now_ms: int | None = None) -> Any:
+        """Become the run's single writer; raise LeaseHeld when another holder's heartbeat is fresh."""
         ...
 
-    def acquire_lease(self, run_id: str, holder: str, now_ms: int, ttl_ms: int) -> bool:
-        """Take or renew the run's lease; False when another live holder has it."""
+    def heartbeat(self, run_id: str, holder: str, *, now_ms: int | None = None) -> None:
+        """Refresh a held lease; raise LeaseHeld when it was taken over."""
         ...
 
-    def release_lease(self, run_id: str, holder: str) -> None:
-        """Give the lease up (no-op when not the holder)."""
-        ...
-
-    def lease_holder(self, run_id: str) -> str | None:
-        """Who holds the lease now (None when free)."""
+    def release_lease(self, run_id: str, holder: str) -> bool:
+        """Give the lease up; False when ``holder`` did not hold it."""
         ...
 
 

@@ -104,6 +104,13 @@ class DeltaHedger:
         w = self._s["work"]
         return w is not None and (not w["done"] or w["child"] is not None)
 
+    def live_keys(self) -> set[str]:
+        """Keys of the orders this hedger still owns (the runner cancels any other open order of the run)."""
+        w = self._s["work"]
+        if w is None or w["child"] is None:
+            return set()
+        return {w["child"]["key"]}
+
     def on_event(self, event: Event, view: DeskView) -> list[Intent]:
         """Route one event: index and quotes update inputs; timers decide; order and fill events drive execution."""
         if isinstance(event, Timer):

@@ -173,6 +173,9 @@ class HedgeWork:
             return None
         if status is OrderStatus.REJECTED:
             self.child = None
+            if reject_code == "not_sent":
+                # Written to the outbox but lost in a crash before the venue saw it: place it again.
+                return None
             if reject_code == "dry_run":
                 self._finish("dry run: not sent")
                 return None
