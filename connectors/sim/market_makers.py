@@ -1,0 +1,131 @@
+"""Market-maker agents of the simulated venue: two-sided quotes around model value, vectorised.
+
+Each agent quotes every listed instrument of an underlying on both sides. Options: half-spread in vol terms
+``vol_spread × (σ/θ) × (1 + stress_widen·z)`` times the option's vega, at least ``min_ticks`` ticks, so the
+spread widens with the vol state and after down-jumps; size ``target_vega_usd / vega_per_1%_usd`` (size by
+vega: fewer contracts where one contract carries more vega). Futures and perpetuals: a half-spread in basis
+points of the forward, widened the same way, a fixed USD size.
+
+:meth:`OptionQuoter.quote` works on whole arrays in integer ticks and lots (tick steps included) and
+:func:`to_requote` picks the (instrument, side) pairs whose quote must move — at once when it became too
+aggressive, after a tolerance when it was merely left behind — so a step re-quotes only what moved. The agent that applies them to the matching engine lives in ``venue.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.domain import Instrument
+
+
+@dataclass(frozen=True)
+class MakerParams:
+    """One market maker's style: vol spreads per 1.0 vol, sizes in USD of vega per 1% or of notional."""
+
+    name: str = "mm1"
+    vol_spread: float = 0.006  # half-spread, in vol, at the long-run vol level
+    min_ticks: int = 1
+    stress_widen: float = 0.6  # extra spread per unit of skew stress (after down-jumps)
+    price_spread: float = 0.01  # extra half-spread as a fraction of the option value
+    target_vega_usd: float = 4_000.0  # USD per vol point per quote
+    max_option_lots: int = 2_000
+    future_half_bps: float = 1.0
+    future_size_usd: float = 200_000.0
+    future_size_coin: float = 30.0  # for linear-sized contracts: amount per quote in amount units
+    passive_tolerance: int = 2  # a quote left behind by at most this many price steps is not moved
+    size_tolerance: float = 0.3  # nor one whose size is within this fraction of the target
+
+    def __post_init__(self) -> None:
+        if not (self.vol_spread > 0 and self.min_ticks >= 1 and self.target_vega_usd > 0 and self.future_half_bps > 0):
+            raise ValueError(f"market maker {self.name}: spreads and sizes must be positive")
+
+
+DEFAULT_MAKERS: tuple[MakerParams, ...] = (
+    MakerParams("mm1"),
+    MakerParams("mm2", vol_spread=0.012, min_ticks=2, price_spread=0.02, target_vega_usd=12_000.0,
+                future_half_bps=2.5, future_size_usd=600_000.0, future_size_coin=100.0),
+)
+
+
+class OptionQuoter:
+    """Vectorised quotes for a fixed set of inverse options (prices in coin, integer ticks of ``tick_size``)."""
+
+    def __init__(self, instruments: list[Instrument], params: MakerParams) -> None:
+        if not instruments:
+            raise ValueError("no options to quote")
+        first = instruments[0]
+        self.params = params
+        self.tick = float(first.tick_size)
+        # Deribit's option tick steps: above ``step_above`` prices move in ``step_mult`` base ticks.
+        steps = first.tick_steps
+        self.step_above = int(round(float(steps[0][0]) / self.tick)) if steps else 1 << 60
+        self.step_mult = int(round(float(steps[0][1]) / self.tick)) if steps else 1
+        self.lot = np.array([float(i.min_amount) for i in instruments])
+
+    def quote(self, theo: np.ndarray, vega: np.ndarray, spot: float, vol_ratio: float,
+              stress: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(bid_ticks, bid_lots, ask_ticks, ask_lots) around ``theo`` (coin); vega in coin per 1.0 vol.
+
+        A side with no sensible price (bid below one tick) gets 0 lots.
+        """
+        p = self.params
+        widen = max(vol_ratio, 0.25) * (1.0 + p.stress_widen * stress)
+        half = p.vol_spread * widen * vega + p.price_spread * theo
+        half = np.maximum(half, p.min_ticks * self.tick)
+        bid = np.floor((theo - half) / self.tick + 1e-9)
+        ask = np.ceil((theo + half) / self.tick - 1e-9)
+        m = self.step_mult
+        bid = np.where(bid > self.step_above, np.floor(bid / m) * m, bid)
+        ask = np.where(ask > self.step_above, np.ceil(ask / m) * m, ask)
+        ask = np.maximum(ask, 1)
+        vega_usd_pct = np.maximum(vega * spot * 0.01, 1e-9)
+        lots = np.clip(np.floor(p.target_vega_usd / vega_usd_pct / self.lot), 1, p.max_option_lots)
+        lots = lots.astype(np.int64)
+        bid_lots = np.where(bid >= 1, lots, 0)
+        return bid.astype(np.int64), bid_lots, ask.astype(np.int64), lots
+
+
+class FutureQuoter:
+    """Quotes for perpetuals and futures around their forward (USD), in integer ticks and lots."""
+
+    def __init__(self, instruments: list[Instrument], params: MakerParams) -> None:
+        self.params = params
+        self.tick = np.array([float(i.tick_size) for i in instruments])
+        self.lot = np.array([float(i.min_amount) for i in instruments])
+        self.usd_sized = np.array([i.inverse for i in instruments])  # inverse futures trade in USD amounts
+
+    def quote(self, forward: np.ndarray, vol_ratio: float,
+              stress: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(bid_ticks, bid_lots, ask_ticks, ask_lots) around ``forward`` (USD per coin)."""
+        p = self.params
+        half = np.maximum(forward * p.future_half_bps * 1e-4 * max(vol_ratio, 0.25) * (1 + p.stress_widen * stress),
+                          self.tick)
+        bid = np.floor((forward - half) / self.tick).astype(np.int64)
+        ask = np.ceil((forward + half) / self.tick).astype(np.int64)
+        amount = np.where(self.usd_sized, p.future_size_usd, p.future_size_coin)
+        lots = np.maximum(np.floor(amount / self.lot), 1).astype(np.int64)
+        return bid, lots, ask, lots
+
+
+def changed(old_ticks: np.ndarray, old_lots: np.ndarray, new_ticks: np.ndarray, new_lots: np.ndarray) -> np.ndarray:
+    """Indices whose quote (price or size) differs at all."""
+    return np.flatnonzero((old_ticks != new_ticks) | (old_lots != new_lots))
+
+
+def to_requote(sign: int, old_ticks: np.ndarray, old_lots: np.ndarray, new_ticks: np.ndarray, new_lots: np.ndarray,
+               step: np.ndarray, params: MakerParams) -> np.ndarray:
+    """Indices a maker re-quotes on one side (``sign`` +1 bids, -1 asks): the only ones a step touches.
+
+    A quote that became too aggressive (a bid above, an ask below the new target) moves at once; one left
+    behind by the market moves only when it lags by more than ``passive_tolerance`` price steps; a size moves
+    when it is off by more than ``size_tolerance``; a side appears or disappears when the target says so.
+    """
+    gap = (new_ticks - old_ticks) * sign  # > 0: the old quote is too passive; < 0: too aggressive
+    resting = old_lots > 0
+    wanted = new_lots > 0
+    lag = gap > params.passive_tolerance * step
+    size_off = np.abs(new_lots - old_lots) > params.size_tolerance * np.maximum(new_lots, 1)
+    move = (resting != wanted) | (resting & wanted & ((gap < 0) | lag | size_off))
+    return np.flatnonzero(move)

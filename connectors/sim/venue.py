@@ -1,0 +1,749 @@
+"""The embedded simulated venue: market model + listing + index sources + makers and takers in our matching engine.
+
+:class:`SimVenue` implements :class:`app.ports.Venue`. Time moves only through :meth:`SimVenue.advance` (the
+Desk calls it, from a task at the configured speed or directly in tests and backtests). One step of
+``step_ms`` simulated milliseconds:
+
+1. the market model moves spot, vol and skew stress; the index sources observe spot and the oracle
+   aggregates them into the index;
+2. listings are refreshed (new expiries and strikes) and expired instruments settled, once per simulated hour
+   and whenever an expiry passes;
+3. forwards, model IVs (SSVI) and marks of every option are computed in one vectorised pass;
+4. each market maker computes its quotes for every instrument and re-quotes in the engine only those whose
+   price or size moved (amend in place; away-from-mid moves first so makers never cross each other);
+5. takers send immediate-or-cancel orders through the book;
+6. a :class:`app.domain.Quote` is published for each instrument whose top of book or mark moved, plus the
+   index, the trades and our fills.
+
+Everything random comes from generators seeded from ``seed``; the same seed gives the same fills byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+
+from app.bus import Bus
+from app.clock import SimClock
+from app.domain import (
+    MS_PER_YEAR,
+    Alert,
+    Fill,
+    FillEvent,
+    IndexPrice,
+    Instrument,
+    InstrumentState,
+    Kind,
+    Order,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Quote,
+    Trade,
+)
+from app.engine import events as ev
+from app.engine.matching import MatchingEngine
+from app.errors import InvalidInput, NotFound, OrderRejected, UnknownInstrument
+from app.ports import AccountReport, OrderStatusReport, PositionStatusReport
+from app.pricing.black import inverse_greeks
+from connectors.sim.index_sources import IndexSources, SourceParams
+from connectors.sim.listing import ListingConfig, ListingSchedule
+from connectors.sim.market_makers import DEFAULT_MAKERS, FutureQuoter, MakerParams, OptionQuoter, to_requote
+from connectors.sim.market_model import MarketModel, UnderlyingParams
+from connectors.sim.smile import MIN_YEARS, atm_total_variance, ssvi_rho, ssvi_total_variance
+from connectors.sim.takers import TakerParams, Takers
+
+HOUR_MS = 3_600_000
+SETTLEMENT_WINDOW_MS = 30 * 60_000  # delivery price: TWAP of the index over the last 30 minutes (deribit.md §3.5)
+
+
+@dataclass
+class SimConfig:
+    """Everything that shapes the simulated market; ``funding`` is each account's opening deposit per currency."""
+
+    seed: int = 7
+    start_ms: int = 1_704_067_200_000  # 2024-01-01 00:00 UTC
+    step_ms: int = 1_000
+    underlyings: tuple[str, ...] = ("BTC", "ETH")
+    params: dict[str, UnderlyingParams] = field(default_factory=dict)
+    listing: ListingConfig = field(default_factory=ListingConfig)
+    makers: tuple[MakerParams, ...] = DEFAULT_MAKERS
+    takers: TakerParams = field(default_factory=TakerParams)
+    sources: SourceParams = field(default_factory=SourceParams)
+    funding: dict[str, dict[str, Decimal]] = field(
+        default_factory=lambda: {"main": {"BTC": Decimal(10), "ETH": Decimal(100)}}
+    )
+
+    def __post_init__(self) -> None:
+        if self.step_ms <= 0:
+            raise InvalidInput(f"step_ms must be positive, got {self.step_ms}", code="config.invalid")
+        for base in self.underlyings:
+            self.params.setdefault(base, UnderlyingParams.default(base))
+
+
+class _Side:
+    """One maker's resting quotes on one side of every instrument of an underlying (engine ticks and lots)."""
+
+    __slots__ = ("ticks", "lots", "oid", "filled")
+
+    def __init__(self, n: int) -> None:
+        self.ticks = np.zeros(n, dtype=np.int64)
+        self.lots = np.zeros(n, dtype=np.int64)  # remaining lots resting
+        self.oid = np.zeros(n, dtype=np.int64)
+        self.filled = np.zeros(n, dtype=np.int64)  # lots of the resting order already filled
+
+
+class _Market:
+    """Per-underlying arrays over its listed instruments (rebuilt when the listing changes)."""
+
+    def __init__(self, base: str, insts: list[Instrument], makers: Sequence[MakerParams]) -> None:
+        self.base = base
+        self.insts = insts
+        self.names = [i.name for i in insts]
+        self.pos = {n: k for k, n in enumerate(self.names)}
+        n = len(insts)
+        self.opt = np.array([k for k, i in enumerate(insts) if i.is_option], dtype=np.int64)
+        self.fut = np.array([k for k, i in enumerate(insts) if not i.is_option], dtype=np.int64)
+        self.perp = next(k for k, i in enumerate(insts) if i.kind is Kind.PERPETUAL)
+        self.dated = np.array([k for k, i in enumerate(insts) if i.kind is Kind.FUTURE], dtype=np.int64)
+        opts = [insts[k] for k in self.opt]
+        self.strike = np.array([float(i.strike or 0) for i in opts])
+        self.call = np.array([i.is_call for i in opts])
+        self.expiry = np.array([i.expiry_ms for i in opts], dtype=np.int64)
+        self.fut_expiry = np.array([insts[k].expiry_ms or 0 for k in self.fut], dtype=np.int64)
+        self.opt_quoters = [OptionQuoter(opts, m) for m in makers] if opts else []
+        self.fut_quoters = [FutureQuoter([insts[k] for k in self.fut], m) for m in makers]
+        self.bids = [_Side(n) for _ in makers]
+        self.asks = [_Side(n) for _ in makers]
+        self.mark = np.full(n, np.nan)
+        self.iv = np.full(n, np.nan)
+        self.fwd = np.full(n, np.nan)
+        self.delta = np.zeros(n)
+        self.vega = np.zeros(n)
+        self.published = np.full((n, 5), np.nan)  # bid, ask, bid size, ask size, mark last published
+        self.oi = np.zeros(n)
+        self.tick = np.array([float(i.tick_size) for i in insts])
+        self.lot = np.array([float(i.min_amount) for i in insts])
+        self.step_above = np.array([int(round(float(i.tick_steps[0][0] / i.tick_size))) if i.tick_steps else 1 << 60
+                                    for i in insts], dtype=np.int64)
+        self.step_mult = np.array([int(round(float(i.tick_steps[0][1] / i.tick_size))) if i.tick_steps else 1
+                                   for i in insts], dtype=np.int64)
+        self.books: list[Any] = []  # the engine's order book of each instrument (set by the venue)
+        self.mark_set = np.full(n, np.nan)  # mark last given to the engine (its price band)
+
+
+class SimVenue:
+    """The embedded simulated venue (an :class:`app.ports.Venue`), deterministic for a given seed."""
+
+    name = "sim"
+
+    def __init__(self, config: SimConfig | None = None, *, clock: SimClock | None = None,
+                 pre_trade_check: Callable[[OrderRequest, Any], Any] | None = None) -> None:
+        self.config = cfg = config or SimConfig()
+        self.clock = clock or SimClock(cfg.start_ms)
+        seeds = np.random.SeedSequence(cfg.seed).spawn(3)
+        self.model = MarketModel({b: cfg.params[b] for b in cfg.underlyings}, seed=int(seeds[0].generate_state(1)[0]))
+        self.sources = IndexSources(cfg.underlyings, params=cfg.sources, seed=int(seeds[1].generate_state(1)[0]))
+        self.takers = Takers(cfg.takers, seed=int(seeds[2].generate_state(1)[0]))
+        self.schedule = ListingSchedule(cfg.listing)
+        self._user_check = pre_trade_check
+        self.engine = MatchingEngine(self.clock, pre_trade_check=self._pre_trade_check)
+        self.engine.on_event(self._on_engine_event)
+        self.makers = tuple(cfg.makers)
+        self._maker_accounts = {f"{m.name}" for m in self.makers} | {"takers"}
+        self.markets: dict[str, _Market] = {}
+        self.instruments_by_name: dict[str, Instrument] = {}
+        self.index_price: dict[str, float] = {}
+        self._index_hist: dict[str, deque[tuple[int, float]]] = {b: deque() for b in cfg.underlyings}
+        self._oid_slot: dict[int, tuple[str, int, int, int]] = {}  # order id -> (base, maker, side, position)
+        self._orders: dict[int, Order] = {}  # our (non-agent) orders by engine id
+        self._our_fills: list[Fill] = []
+        self._bus: Bus | None = None
+        self._touched: set[tuple[str, int]] = set()
+        self._pending: list[Any] = []
+        self.fill_digest = hashlib.sha256()
+        self.fill_count = 0
+        self.trade_count = 0
+        self.events_published = 0
+        self.settlements: list[dict[str, Any]] = []
+        self._listeners: list[Callable[[list[Any]], None]] = []
+        self._last_listing_ms = -1
+        self._next_expiry_ms = 0
+        self._last_return = np.zeros(len(cfg.underlyings))
+        self._refresh_listing(initial=True)
+        self._observe_index(0.0)
+        self._compute_marks()
+        self._requote()
+        self._publish_quotes()
+
+    # -- Venue protocol ------------------------------------------------------------------------------
+    async def connect(self, bus: Bus) -> None:
+        """Start publishing market data and our order events onto ``bus``."""
+        self._bus = bus
+
+    def attach(self, bus: Bus) -> None:
+        """Synchronous :meth:`connect` (the Desk wires the bus before its loop runs)."""
+        self._bus = bus
+
+    async def close(self) -> None:
+        """Nothing to close: the venue lives in this process."""
+        self._bus = None
+
+    async def instruments(self) -> Sequence[Instrument]:
+        """Every listed instrument."""
+        return list(self.instruments_by_name.values())
+
+    async def subscribe(self, instruments: Sequence[str], channels: Sequence[str] = ("ticker",)) -> None:
+        """Every listed instrument is always streamed; unknown names are refused."""
+        for name in instruments:
+            if name not in self.instruments_by_name:
+                raise UnknownInstrument(f"{name} is not listed on the simulated venue", name=name)
+
+    async def place(self, request: OrderRequest) -> Order:
+        """Send an order of one of our accounts; return it after matching (raises OrderRejected)."""
+        return self.place_now(request)
+
+    async def cancel(self, order_id: str) -> Order:
+        """Cancel one of our orders."""
+        return self.cancel_now(order_id)
+
+    async def amend(self, order_id: str, amount: Decimal | None = None, price: Decimal | None = None) -> Order:
+        """Change size and/or price of one of our open orders."""
+        return self.amend_now(order_id, amount, price)
+
+    async def cancel_all(self, instrument: str | None = None) -> int:
+        """Cancel every open order of our accounts (of one instrument)."""
+        count = 0
+        for oid, order in list(self._orders.items()):
+            if order.status is OrderStatus.OPEN and (instrument is None or order.instrument == instrument):
+                self.cancel_now(str(oid))
+                count += 1
+        return count
+
+    async def order_reports(self, open_only: bool = False) -> Sequence[OrderStatusReport]:
+        """Our orders as the venue knows them."""
+        return [OrderStatusReport(o.order_id, o.request.client_order_id, o.instrument, o.status.value, o.filled,
+                                  o.request.amount, o.request.price, o.ts)
+                for o in self._orders.values() if not open_only or o.status is OrderStatus.OPEN]
+
+    async def fill_reports(self, since_ms: int = 0) -> Sequence[Fill]:
+        """Our fills since ``since_ms``."""
+        return [f for f in self._our_fills if f.ts >= since_ms]
+
+    async def position_reports(self) -> Sequence[PositionStatusReport]:
+        """Positions are kept by the margin engine's account book (the Desk asks it); none here."""
+        return []
+
+    async def account(self, currency: str) -> AccountReport:
+        """Account figures come from the margin engine through the Desk."""
+        raise NotFound("the simulated venue reports accounts through the desk's margin engine", code="not_found")
+
+    # -- our orders ----------------------------------------------------------------------------------
+    def _inst(self, name: str) -> Instrument:
+        inst = self.instruments_by_name.get(name)
+        if inst is None:
+            raise UnknownInstrument(f"{name} is not listed on the simulated venue", name=name)
+        return inst
+
+    def place_now(self, request: OrderRequest) -> Order:
+        """Synchronous :meth:`place`."""
+        if request.account in self._maker_accounts:
+            raise OrderRejected(f"account {request.account} belongs to a simulated agent", code="order.rejected.account")
+        self._inst(request.instrument)
+        events = self.engine.submit(request)
+        self._flush_engine_events(events)
+        for e in events:
+            if isinstance(e, ev.Rejected):
+                raise OrderRejected(e.message or e.code, code=e.code, instrument=request.instrument)
+        acc = next((e for e in events if isinstance(e, ev.Accepted)), None)
+        if acc is None:  # pragma: no cover - the engine answers every submit with Accepted or Rejected
+            raise OrderRejected("the engine neither accepted nor rejected the order", code="order.rejected")
+        return self._orders[acc.order_id]
+
+    def cancel_now(self, order_id: str) -> Order:
+        """Synchronous :meth:`cancel`."""
+        oid = self._our_oid(order_id)
+        order = self._orders[oid]
+        events = self.engine.cancel(order.request.account, oid)
+        self._flush_engine_events(events)
+        for e in events:
+            if isinstance(e, ev.Rejected):
+                raise OrderRejected(e.message or e.code, code=e.code, order_id=order_id)
+        return self._orders[oid]
+
+    def amend_now(self, order_id: str, amount: Decimal | None = None, price: Decimal | None = None) -> Order:
+        """Synchronous :meth:`amend`."""
+        oid = self._our_oid(order_id)
+        order = self._orders[oid]
+        events = self.engine.amend(order.request.account, oid, amount=amount, price=price)
+        self._flush_engine_events(events)
+        for e in events:
+            if isinstance(e, ev.Rejected):
+                raise OrderRejected(e.message or e.code, code=e.code, order_id=order_id)
+        return self._orders[oid]
+
+    def _our_oid(self, order_id: str) -> int:
+        try:
+            oid = int(order_id)
+        except (TypeError, ValueError):
+            raise NotFound(f"no order {order_id!r}", code="order.not_found", order_id=order_id) from None
+        if oid not in self._orders:
+            raise NotFound(f"no order {order_id!r}", code="order.not_found", order_id=order_id)
+        return oid
+
+    def orders(self, open_only: bool = True) -> list[Order]:
+        """Our orders (open ones by default), oldest first."""
+        return [o for o in self._orders.values() if not open_only or o.status is OrderStatus.OPEN]
+
+    def on_step(self, listener: Callable[[list[Any]], None]) -> None:
+        """Call ``listener`` with the domain events of each step (before they are published on the bus)."""
+        self._listeners.append(listener)
+
+    def _pre_trade_check(self, req: OrderRequest, ctx: Any) -> Any:
+        if req.account in self._maker_accounts or self._user_check is None:
+            return None
+        return self._user_check(req, ctx)
+
+    # -- engine events -------------------------------------------------------------------------------
+    def _on_engine_event(self, e: Any) -> None:
+        """Engine callback (every event, agents' included): keep slots, our orders and the fill digest current."""
+        if isinstance(e, ev.Filled):
+            self._on_filled(e)
+        elif isinstance(e, ev.Accepted):
+            if e.account not in self._maker_accounts:
+                req = self._pending_request(e)
+                self._orders[e.order_id] = Order(str(e.order_id), req, OrderStatus.OPEN, Decimal(0), None, e.ts)
+                self._pending.append(OrderUpdate(ts=e.ts, order=self._orders[e.order_id]))
+        elif isinstance(e, (ev.Cancelled, ev.Expired)):
+            slot = self._oid_slot.get(e.order_id)
+            remaining = getattr(e, "remaining", 0)
+            if slot is not None and remaining == 0:
+                self._clear_slot(e.order_id)
+            order = self._orders.get(e.order_id)
+            if order is not None and remaining == 0 and not order.status.is_terminal:
+                status = OrderStatus.EXPIRED if isinstance(e, ev.Expired) else OrderStatus.CANCELLED
+                if order.filled == order.request.amount:
+                    status = OrderStatus.FILLED
+                self._orders[e.order_id] = o = _replace_order(order, status=status, ts=e.ts)
+                self._pending.append(OrderUpdate(ts=e.ts, order=o))
+        elif isinstance(e, ev.Amended):
+            order = self._orders.get(e.order_id)
+            if order is not None:
+                inst = e.inst
+                req = _replace_request(order.request, price=inst.from_ticks(e.price_ticks),
+                                       amount=order.filled + inst.from_lots(e.lots))
+                self._orders[e.order_id] = o = _replace_order(order, request=req, ts=e.ts)
+                self._pending.append(OrderUpdate(ts=e.ts, order=o))
+
+    _last_request: OrderRequest | None = None
+
+    def _pending_request(self, e: Any) -> OrderRequest:
+        req = self._last_request
+        if req is not None and req.instrument == e.inst.name and req.account == e.account:
+            return req
+        side = e.side
+        return OrderRequest(e.inst.name, side, e.amount, e.price, OrderType.MARKET if e.price is None else OrderType.LIMIT,
+                            account=e.account, client_order_id=e.client_order_id)
+
+    def _on_filled(self, e: Any) -> None:
+        self.trade_count += 1
+        self.fill_digest.update(ev.encode(e))
+        self.fill_count += 1
+        base = e.inst.base
+        market = self.markets.get(base)
+        if market is not None:
+            k = market.pos.get(e.inst.name)
+            if k is not None:
+                market.oi[k] += float(e.inst.from_lots(e.lots))
+                self._touched.add((base, k))
+        slot = self._oid_slot.get(e.maker_order_id)
+        if slot is not None:
+            b, m, side, k = slot
+            book = (self.markets[b].bids if side > 0 else self.markets[b].asks)[m]
+            book.lots[k] = e.maker_remaining
+            book.filled[k] += e.lots
+            if e.maker_remaining == 0:
+                self._clear_slot(e.maker_order_id)
+        price = float(e.inst.from_ticks(e.price_ticks))
+        self._pending.append(Trade(ts=e.ts, instrument=e.inst.name, price=price, amount=float(e.inst.from_lots(e.lots)),
+                                   side=e.taker_side, trade_id=str(e.trade_id)))
+        if e.maker_account not in self._maker_accounts or e.taker_account not in self._maker_accounts:
+            maker, taker = ev.to_fills(e)
+            idx = self.index_price.get(base)
+            for fill, oid in ((maker, e.maker_order_id), (taker, e.taker_order_id)):
+                if fill.account in self._maker_accounts:
+                    continue
+                order = self._orders.get(oid)
+                cid = order.request.client_order_id if order else None
+                fill = _replace_fill(fill, client_order_id=cid, index_price=idx)
+                self._our_fills.append(fill)
+                self._pending.append(FillEvent(ts=e.ts, fill=fill))
+                if order is not None:
+                    filled = order.filled + fill.amount
+                    total = (order.average_price or Decimal(0)) * order.filled + fill.price * fill.amount
+                    status = OrderStatus.FILLED if filled >= order.request.amount else order.status
+                    self._orders[oid] = o = _replace_order(order, filled=filled, average_price=total / filled,
+                                                           status=status, ts=e.ts)
+                    self._pending.append(OrderUpdate(ts=e.ts, order=o))
+
+    def _clear_slot(self, oid: int) -> None:
+        slot = self._oid_slot.pop(oid, None)
+        if slot is None:
+            return
+        b, m, side, k = slot
+        market = self.markets.get(b)
+        if market is None:
+            return
+        book = (market.bids if side > 0 else market.asks)[m]
+        if k < len(book.oid) and book.oid[k] == oid:
+            book.oid[k] = 0
+            book.lots[k] = 0
+            book.ticks[k] = 0
+            book.filled[k] = 0
+        self._touched.add((b, k))
+
+    def _flush_engine_events(self, events: Sequence[Any]) -> None:
+        """Publish what our own order produced (fills, order updates, trades) right away."""
+        for e in events:
+            if isinstance(e, (ev.Filled, ev.BookChanged)):
+                inst = e.inst
+                market = self.markets.get(inst.base)
+                if market is not None and inst.name in market.pos:
+                    self._touched.add((inst.base, market.pos[inst.name]))
+        self._publish_quotes()
+        self._emit([])
+
+    # -- the step ------------------------------------------------------------------------------------
+    def advance(self, ms: int) -> int:
+        """Run the market for ``ms`` simulated milliseconds in steps of ``step_ms``; return the steps taken."""
+        if ms < 0:
+            raise InvalidInput(f"cannot advance by {ms} ms", code="clock.backwards")
+        step = self.config.step_ms
+        steps = 0
+        end = self.clock.now_ms() + ms
+        while self.clock.now_ms() + step <= end:
+            self.step(step)
+            steps += 1
+        rest = end - self.clock.now_ms()
+        if rest > 0:
+            self.step(rest)
+            steps += 1
+        return steps
+
+    def step(self, ms: int) -> None:
+        """One step of ``ms`` simulated milliseconds (see the module docstring)."""
+        dt_s = ms / 1000.0
+        self.clock.advance(ms)
+        now = self.clock.now_ms()
+        self._last_return = self.model.step(ms / MS_PER_YEAR)
+        self._observe_index(dt_s)
+        if now >= self._next_expiry_ms or now - self._last_listing_ms >= HOUR_MS:
+            self._settle_expired(now)
+            self._refresh_listing()
+        self._compute_marks()
+        self._requote()
+        self._take(dt_s)
+        self._publish_quotes()
+        self._emit([])
+
+    def _observe_index(self, dt_s: float) -> None:
+        now = self.clock.now_ms()
+        obs = self.sources.observe(now, self.model.s, max(dt_s, 1e-3))
+        extra: list[Any] = []
+        for i, base in enumerate(self.config.underlyings):
+            index = f"{base.lower()}_usd"
+            live = [o.price for o in obs if o.index == index and not o.stale]
+            price = _robust_index(live, self.index_price.get(base, float(self.model.s[i])))
+            self.index_price[base] = price
+            hist = self._index_hist[base]
+            hist.append((now, price))
+            while hist and hist[0][0] < now - SETTLEMENT_WINDOW_MS:
+                hist.popleft()
+            extra.append(IndexPrice(ts=now, index=index, price=price))
+        self._pending.extend(extra)
+        self.source_observations = obs
+
+    def _refresh_listing(self, initial: bool = False) -> None:
+        now = self.clock.now_ms()
+        self._last_listing_ms = now
+        changed_bases = []
+        for base in self.config.underlyings:
+            spot = self.index_price.get(base, self.model.spot[base])
+            vol = float(self.model.implied_atm_all(30 / 365)[self.model.index(base)])
+            new = self.schedule.refresh(base, now, spot, vol)
+            if new or base not in self.markets:
+                changed_bases.append(base)
+            for inst in new:
+                self.instruments_by_name[inst.name] = inst
+                self.engine.add_instrument(inst)
+                if not initial:
+                    self._pending.append(Alert(ts=now, source="sim", message=f"listed {inst.name}", code="instrument.listed"))
+        for base in changed_bases:
+            self._rebuild(base)
+        expiries = [i.expiry_ms for i in self.instruments_by_name.values() if i.expiry_ms is not None]
+        self._next_expiry_ms = min(expiries) if expiries else 1 << 62
+
+    def _rebuild(self, base: str) -> None:
+        insts = sorted(self.schedule.listed(base), key=_listing_key)
+        old = self.markets.get(base)
+        market = _Market(base, insts, self.makers)
+        if old is not None:
+            for name, k_old in old.pos.items():
+                k = market.pos.get(name)
+                if k is None:
+                    continue
+                for sides_old, sides_new in ((old.bids, market.bids), (old.asks, market.asks)):
+                    for s_old, s_new in zip(sides_old, sides_new):
+                        s_new.ticks[k], s_new.lots[k] = s_old.ticks[k_old], s_old.lots[k_old]
+                        s_new.oid[k], s_new.filled[k] = s_old.oid[k_old], s_old.filled[k_old]
+                market.published[k] = old.published[k_old]
+                market.oi[k] = old.oi[k_old]
+                market.mark_set[k] = old.mark_set[k_old]
+        market.books = [self.engine.market(n).book for n in market.names]
+        self.markets[base] = market
+        for mk in range(len(self.makers)):
+            for sign, sides in ((1, market.bids), (-1, market.asks)):
+                s = sides[mk]
+                for k in np.flatnonzero(s.oid):
+                    self._oid_slot[int(s.oid[k])] = (base, mk, sign, int(k))
+
+    def _settle_expired(self, now: int) -> None:
+        gone = self.schedule.expire(now)
+        if not gone:
+            return
+        by_base: dict[str, list[Instrument]] = {}
+        for inst in gone:
+            by_base.setdefault(inst.base, []).append(inst)
+        for base, insts in by_base.items():
+            hist = self._index_hist[base]
+            price = sum(p for _, p in hist) / len(hist) if hist else self.index_price[base]
+            for inst in insts:
+                self.engine.set_state(inst.name, InstrumentState.EXPIRED)
+                self.instruments_by_name.pop(inst.name, None)
+            names = [i.name for i in insts]
+            record = {"ts": now, "underlying": base, "delivery_price": price, "instruments": names}
+            self.settlements.append(record)
+            self._pending.append(Alert(ts=now, source="sim", severity="info", code="instrument.settled",
+                                       message=f"{len(names)} {base} instruments settled at {price:.2f}"))
+            for fn in self._settlement_listeners:
+                fn(base, price, insts)
+
+    _settlement_listeners: list[Callable[[str, float, list[Instrument]], None]] = []
+
+    def on_settlement(self, listener: Callable[[str, float, list[Instrument]], None]) -> None:
+        """Call ``listener(base, delivery_price_usd, instruments)`` when instruments expire."""
+        self._settlement_listeners = [*self._settlement_listeners, listener]
+
+    def _compute_marks(self) -> None:
+        now = self.clock.now_ms()
+        for base, mk in self.markets.items():
+            i = self.model.index(base)
+            p = self.model.params[base]
+            spot = self.index_price.get(base, float(self.model.s[i]))
+            fut_t = np.maximum((mk.fut_expiry - now) / MS_PER_YEAR, 0.0)
+            fut_t[mk.fut_expiry == 0] = 0.0  # perpetual tracks the index
+            mk.fwd[mk.fut] = spot * np.exp(p.carry * fut_t)
+            mk.mark[mk.fut] = mk.fwd[mk.fut]
+            if len(mk.opt) == 0:
+                continue
+            t = np.maximum((mk.expiry - now) / MS_PER_YEAR, MIN_YEARS)
+            fwd = spot * np.exp(p.carry * t)
+            theta = atm_total_variance(self.model, base, t)
+            w = ssvi_total_variance(np.log(mk.strike / fwd), theta, ssvi_rho(self.model, base), p.wing, p.gamma)
+            iv = np.sqrt(w / t)
+            g = inverse_greeks(fwd, mk.strike, t, iv, mk.call)
+            mk.fwd[mk.opt] = fwd
+            mk.iv[mk.opt] = iv
+            mk.mark[mk.opt] = np.maximum(g.price, 0.0)
+            mk.delta[mk.opt] = g.delta
+            mk.vega[mk.opt] = g.vega
+
+    def _requote(self) -> None:
+        for base, mk in self.markets.items():
+            i = self.model.index(base)
+            p = self.model.params[base]
+            vol_ratio = float(self.model.sigma[i]) / p.theta
+            stress = float(self.model.z[i])
+            spot = self.index_price[base]
+            ops_away: list[tuple[int, int, int, int, int]] = []
+            ops_in: list[tuple[int, int, int, int, int]] = []
+            for m in range(len(self.makers)):
+                targets = []
+                if len(mk.opt):
+                    targets.append((mk.opt, mk.opt_quoters[m].quote(mk.mark[mk.opt], mk.vega[mk.opt], spot, vol_ratio,
+                                                                     stress)))
+                targets.append((mk.fut, mk.fut_quoters[m].quote(mk.fwd[mk.fut], vol_ratio, stress)))
+                maker = self.makers[m]
+                for idx, (bt, bl, at, al) in targets:
+                    for sign, side, nt, nl in ((1, mk.bids[m], bt, bl), (-1, mk.asks[m], at, al)):
+                        cur_t, cur_l = side.ticks[idx], side.lots[idx]
+                        step = np.where(nt > mk.step_above[idx], mk.step_mult[idx], 1)
+                        for j in to_requote(sign, cur_t, cur_l, nt, nl, step, maker):
+                            k = int(idx[j])
+                            away = (nt[j] - cur_t[j]) * sign < 0 or side.oid[k] == 0 or nl[j] == 0
+                            (ops_away if away else ops_in).append((m, sign, k, int(nt[j]), int(nl[j])))
+            for m, sign, k, ticks, lots in ops_away + ops_in:
+                self._apply_quote(base, mk, m, sign, k, ticks, lots)
+
+    def _apply_quote(self, base: str, mk: _Market, m: int, sign: int, k: int, ticks: int, lots: int) -> None:
+        side = (mk.bids if sign > 0 else mk.asks)[m]
+        name = mk.names[k]
+        oid = int(side.oid[k])
+        account = self.makers[m].name
+        self._touched.add((base, k))
+        if oid and lots == 0:
+            self.engine.cancel(account, oid)
+            self._clear_slot(oid)
+            return
+        if oid:
+            res = self.engine.amend_lots(account, oid, int(side.filled[k]) + lots, ticks)
+            if res and type(res[0]) is ev.Rejected:
+                self.engine.cancel(account, oid)
+                self._clear_slot(oid)
+                return
+            done = sum(x.lots for x in res if type(x) is ev.Filled and x.taker_order_id == oid)
+            if done >= lots:  # the amend crossed and filled completely: nothing rests any more
+                self._clear_slot(oid)
+            elif oid in self._oid_slot:
+                side.ticks[k] = ticks
+                side.lots[k] = lots - done
+                side.filled[k] += done
+            return
+        if lots <= 0 or ticks <= 0:
+            return
+        res = self.engine.place(account, name, sign, ticks, lots)
+        acc = res[0]
+        if type(acc) is not ev.Accepted:
+            return
+        done = sum(x.lots for x in res if type(x) is ev.Filled and x.taker_order_id == acc.order_id)
+        if done < lots:
+            side.oid[k] = acc.order_id
+            side.ticks[k] = ticks
+            side.lots[k] = lots - done
+            side.filled[k] = done
+            self._oid_slot[acc.order_id] = (base, m, sign, k)
+
+    def _take(self, dt_s: float) -> None:
+        now = self.clock.now_ms()
+        for base, mk in self.markets.items():
+            if len(mk.opt):
+                fwd = mk.fwd[mk.opt]
+                lm = np.log(mk.strike / fwd)
+                yrs = (mk.expiry - now) / MS_PER_YEAR
+            else:
+                lm = yrs = np.zeros(0)
+            for order in self.takers.draw(base, dt_s, float(self._last_return[self.model.index(base)]), mk.perp,
+                                          mk.dated, mk.opt, lm, yrs):
+                name = mk.names[order.index]
+                market = self.engine.market(name)
+                sign = order.side.sign
+                best = market.book.best_ask() if sign > 0 else market.book.best_bid()
+                if best is None:
+                    continue
+                ticks = best + sign * self.config.takers.slippage_ticks * market.step_at(best)
+                mult = market.step_at(ticks)
+                ticks = -(-ticks // mult) * mult if sign > 0 else ticks // mult * mult
+                if ticks <= 0:
+                    continue
+                self.engine.place("takers", name, sign, int(ticks), order.lots, ev.F_IOC)
+                self._touched.add((base, order.index))
+
+    def _publish_quotes(self) -> None:
+        now = self.clock.now_ms()
+        pending = self._pending
+        for base, mk in self.markets.items():
+            idx = self.index_price.get(base)
+            # Marks move every step for every option; a quote goes out when the top of book moved or the mark
+            # moved by at least half a tick, so the bus carries what changed and nothing else.
+            moved = ~(np.abs(mk.mark - mk.published[:, 4]) < mk.tick * 0.5)
+            cand = set(np.flatnonzero(moved).tolist())
+            cand.update(k for b, k in self._touched if b == base)
+            if not cand:
+                continue
+            marks, ivs, fwds, ois = mk.mark.tolist(), mk.iv.tolist(), mk.fwd.tolist(), mk.oi.tolist()
+            ticks, lots, names, books, pub_all = mk.tick.tolist(), mk.lot.tolist(), mk.names, mk.books, mk.published
+            for k in sorted(cand):
+                book = books[k]
+                bt, at = book.best_bid(), book.best_ask()
+                tick, lot = ticks[k], lots[k]
+                bid = None if bt is None else bt * tick
+                ask = None if at is None else at * tick
+                bsz = 0.0 if bt is None else book.bids[bt][0] * lot
+                asz = 0.0 if at is None else book.asks[at][0] * lot
+                mark = marks[k]
+                row = (-1.0 if bid is None else bid, -1.0 if ask is None else ask, bsz, asz, mark)
+                pub = pub_all[k]
+                if tuple(pub.tolist()) == row:
+                    continue
+                pub[:] = row
+                iv = ivs[k]
+                pending.append(Quote(ts=now, instrument=names[k], bid=bid, ask=ask, bid_size=bsz, ask_size=asz,
+                                     mark_price=mark, mark_iv=None if iv != iv else iv, underlying_price=fwds[k],
+                                     index_price=idx, open_interest=ois[k]))
+        self._touched.clear()
+
+    def _emit(self, extra: list[Any]) -> None:
+        events = self._pending + extra
+        self._pending = []
+        if not events:
+            return
+        for fn in self._listeners:
+            fn(events)
+        bus = self._bus
+        if bus is not None:
+            for e in events:
+                bus.publish(e)
+        self.events_published += len(events)
+
+    # -- views ---------------------------------------------------------------------------------------
+    def fills_sha256(self) -> str:
+        """SHA-256 of every trade of the venue in order (engine encoding): equal for equal seeds."""
+        return self.fill_digest.hexdigest()
+
+    def mark_of(self, name: str) -> tuple[float, float | None, float]:
+        """(mark price, mark IV or None, forward USD) of a listed instrument."""
+        inst = self._inst(name)
+        mk = self.markets[inst.base]
+        k = mk.pos[name]
+        return float(mk.mark[k]), (float(mk.iv[k]) if inst.is_option else None), float(mk.fwd[k])
+
+
+def _listing_key(inst: Instrument) -> tuple[int, int, float, bool]:
+    order = {Kind.PERPETUAL: 0, Kind.FUTURE: 1, Kind.OPTION: 2}[inst.kind]
+    return (order, inst.expiry_ms or 0, float(inst.strike or 0), not inst.is_call)
+
+
+def _robust_index(live: list[float], previous: float) -> float:
+    """Median of live sources clamped to ±0.5% around it and averaged (deribit.md §3.4); previous if none."""
+    if not live:
+        return previous
+    med = float(np.median(live))
+    clamped = np.clip(live, med * 0.995, med * 1.005)
+    return float(clamped.mean())
+
+
+def _replace_order(order: Order, **changes: Any) -> Order:
+    from dataclasses import replace
+
+    return replace(order, **changes)
+
+
+def _replace_request(req: OrderRequest, **changes: Any) -> OrderRequest:
+    from dataclasses import replace
+
+    return replace(req, **changes)
+
+
+def _replace_fill(fill: Fill, **changes: Any) -> Fill:
+    from dataclasses import replace
+
+    return replace(fill, **changes)
+
+
