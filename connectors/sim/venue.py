@@ -49,6 +49,8 @@ from app.domain import (
     Trade,
 )
 from app.engine import events as ev
+from app.engine.accounts import AccountBook
+from app.engine.margin import MarginEngine
 from app.engine.matching import MatchingEngine
 from app.errors import InvalidInput, NotFound, OrderRejected, UnknownInstrument
 from app.ports import AccountReport, OrderStatusReport, PositionStatusReport
@@ -80,6 +82,8 @@ class SimConfig:
     funding: dict[str, dict[str, Decimal]] = field(
         default_factory=lambda: {"main": {"BTC": Decimal(10), "ETH": Decimal(100)}}
     )
+    margin_model: str = "sm"
+    agent_funding: Decimal = Decimal(1_000_000)  # coin per currency for each simulated agent (never margin-checked)
 
     def __post_init__(self) -> None:
         if self.step_ms <= 0:
@@ -154,10 +158,17 @@ class SimVenue:
         self.takers = Takers(cfg.takers, seed=int(seeds[2].generate_state(1)[0]))
         self.schedule = ListingSchedule(cfg.listing)
         self._user_check = pre_trade_check
-        self.engine = MatchingEngine(self.clock, pre_trade_check=self._pre_trade_check)
-        self.engine.on_event(self._on_engine_event)
         self.makers = tuple(cfg.makers)
         self._maker_accounts = {f"{m.name}" for m in self.makers} | {"takers"}
+        self.accounts = AccountBook()
+        self.margin = MarginEngine(self.accounts, clock=self.clock)
+        for agent in sorted(self._maker_accounts):
+            self.margin.open_account(agent, "sm", {b: cfg.agent_funding for b in cfg.underlyings})
+        for account, deposits in cfg.funding.items():
+            self.margin.open_account(account, cfg.margin_model, deposits)  # type: ignore[arg-type]
+        self._watched: dict[str, set[str]] = {}  # instrument -> our accounts with a position or an open order there
+        self.engine = MatchingEngine(self.clock, pre_trade_check=self._pre_trade_check)
+        self.engine.on_event(self._on_engine_event)
         self.markets: dict[str, _Market] = {}
         self.instruments_by_name: dict[str, Instrument] = {}
         self.index_price: dict[str, float] = {}
@@ -257,7 +268,11 @@ class SimVenue:
         if request.account in self._maker_accounts:
             raise OrderRejected(f"account {request.account} belongs to a simulated agent", code="order.rejected.account")
         self._inst(request.instrument)
-        events = self.engine.submit(request)
+        self._last_request = request
+        try:
+            events = self.engine.submit(request)
+        finally:
+            self._last_request = None
         self._flush_engine_events(events)
         for e in events:
             if isinstance(e, ev.Rejected):
@@ -307,15 +322,44 @@ class SimVenue:
         self._listeners.append(listener)
 
     def _pre_trade_check(self, req: OrderRequest, ctx: Any) -> Any:
-        if req.account in self._maker_accounts or self._user_check is None:
+        if req.account in self._maker_accounts:
             return None
-        return self._user_check(req, ctx)
+        self._mark_margin([req.instrument])
+        reason = self.margin.pre_trade_check(req, ctx)
+        if reason is None and self._user_check is not None:
+            reason = self._user_check(req, ctx)
+        return reason
+
+    def _mark_margin(self, names: Sequence[str] | set[str]) -> None:
+        """Give the margin engine the current marks of ``names`` (only what our accounts touch is marked)."""
+        marks = {}
+        for name in names:
+            inst = self.instruments_by_name.get(name)
+            if inst is None:
+                continue
+            mk = self.markets[inst.base]
+            k = mk.pos[name]
+            mark = float(mk.mark[k])
+            iv = float(mk.iv[k])
+            marks[name] = (mark, iv if iv == iv and iv > 0 else None, float(mk.fwd[k]))
+        if marks:
+            self.margin.set_marks(marks)
 
     # -- engine events -------------------------------------------------------------------------------
     def _on_engine_event(self, e: Any) -> None:
         """Engine callback (every event, agents' included): keep slots, our orders and the fill digest current."""
-        if isinstance(e, ev.Filled):
+        kind = type(e)
+        if kind is ev.Filled:
+            self.margin.on_engine_event(e)
             self._on_filled(e)
+            return
+        account = getattr(e, "account", None)
+        if account is not None and account not in self._maker_accounts and kind is not ev.Rejected:
+            self.margin.on_engine_event(e)
+            if kind is ev.Accepted:
+                self._watched.setdefault(e.inst.name, set()).add(account)
+        if isinstance(e, ev.Filled):
+            return
         elif isinstance(e, ev.Accepted):
             if e.account not in self._maker_accounts:
                 req = self._pending_request(e)
@@ -371,6 +415,9 @@ class SimVenue:
             book.filled[k] += e.lots
             if e.maker_remaining == 0:
                 self._clear_slot(e.maker_order_id)
+        for acct in (e.maker_account, e.taker_account):
+            if acct not in self._maker_accounts:
+                self._watched.setdefault(e.inst.name, set()).add(acct)
         price = float(e.inst.from_ticks(e.price_ticks))
         self._pending.append(Trade(ts=e.ts, instrument=e.inst.name, price=price, amount=float(e.inst.from_lots(e.lots)),
                                    side=e.taker_side, trade_id=str(e.trade_id)))
@@ -448,6 +495,8 @@ class SimVenue:
             self._settle_expired(now)
             self._refresh_listing()
         self._compute_marks()
+        if self._watched:
+            self._mark_margin(self._watched.keys())
         self._requote()
         self._take(dt_s)
         self._publish_quotes()
@@ -467,6 +516,7 @@ class SimVenue:
             while hist and hist[0][0] < now - SETTLEMENT_WINDOW_MS:
                 hist.popleft()
             extra.append(IndexPrice(ts=now, index=index, price=price))
+            self.margin.set_index(index, price, ts=now)
         self._pending.extend(extra)
         self.source_observations = obs
 
@@ -483,6 +533,7 @@ class SimVenue:
             for inst in new:
                 self.instruments_by_name[inst.name] = inst
                 self.engine.add_instrument(inst)
+                self.margin.add_instrument(inst)
                 if not initial:
                     self._pending.append(Alert(ts=now, source="sim", message=f"listed {inst.name}", code="instrument.listed"))
         for base in changed_bases:
