@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.special import ndtr
+from scipy.special import erfc
 
 from app.pricing.greeks import DAYS_PER_YEAR, Greeks, InverseGreeks
-from app.pricing.normalised import INV_SQRT_2PI, normalised_otm_call
+from app.pricing.normalised import INV_SQRT2, INV_SQRT_2PI, normalised_otm_call_ht
 
 ONE_DAY = 1.0 / DAYS_PER_YEAR
 
@@ -38,21 +38,62 @@ def _prepare(forward: ArrayLike, strike: ArrayLike, t: ArrayLike, vol: ArrayLike
     f, k, tt, v, r = (np.asarray(a, dtype=float) for a in (forward, strike, t, vol, rate))
     c = as_is_call(is_call)
     f, k, tt, v, c, r = np.broadcast_arrays(f, k, tt, v, c, r)
-    valid = (f > 0) & (k > 0) & (tt >= 0) & (v >= 0) & np.isfinite(f) & np.isfinite(k) & np.isfinite(tt) \
-        & np.isfinite(v) & np.isfinite(r)
+    with np.errstate(all="ignore"):
+        # NaN fails every comparison; an infinite input makes the product non-finite
+        valid = (f > 0) & (k > 0) & (tt >= 0) & (v >= 0) & np.isfinite(f * k * (tt + 1.0) * (v + 1.0) + r)
     return f, k, tt, v, c, r, valid
 
 
-def _undiscounted(f: np.ndarray, k: np.ndarray, s: np.ndarray, x: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Undiscounted Black price: intrinsic of the forward plus √(FK)·b(−|x|, s) (s > 0 entries only)."""
-    intrinsic = np.where(c, np.maximum(f - k, 0.0), np.maximum(k - f, 0.0))
-    tv = np.zeros_like(f)
+def _core(f: np.ndarray, k: np.ndarray, tt: np.ndarray, v: np.ndarray, c: np.ndarray, r: np.ndarray,
+          greeks: bool) -> tuple[np.ndarray, ...]:
+    """Undiscounted-to-discounted Black-76 on broadcast arrays; dead (s = 0) and bad elements are fixed later."""
+    sqrt_t = np.sqrt(tt)
+    s = v * sqrt_t
     live = s > 0
-    if live.all():
-        tv = np.sqrt(f * k) * normalised_otm_call(-np.abs(x), s)
-    elif live.any():
-        tv[live] = np.sqrt(f[live] * k[live]) * normalised_otm_call(-np.abs(x[live]), s[live])
-    return intrinsic + tv
+    all_live = bool(live.all())
+    s_safe = s if all_live else np.where(live, s, 1.0)
+    x = np.log(f / k)
+    ax = -np.abs(x)
+    h = ax / s_safe
+    t_half = 0.5 * s_safe
+    b = normalised_otm_call_ht(ax, h, t_half)
+    sqrt_fk = np.sqrt(f * k)
+    cs = c * 2.0 - 1.0  # +1 call, -1 put
+    itm = (x * cs) > 0
+    time_value = sqrt_fk * b
+    if not all_live:
+        time_value[~live] = 0.0
+    price = np.abs(f - k) * itm + time_value
+    zero_rate = not r.any()
+    df = 1.0 if zero_rate else np.exp(-r * tt)
+    if not zero_rate:
+        price *= df
+    if not greeks:
+        return (price,)
+    # Φ(d1) for calls, Φ(−d1) for puts: Φ(h ± t) of the OTM side (+ for an OTM call or ITM put), or one
+    # minus it in the money; erfc of the OTM side's argument keeps full relative accuracy in the tail
+    side = cs * (1.0 - 2.0 * itm)
+    e = erfc((h + side * t_half) * -INV_SQRT2)
+    prob = 0.5 * e + itm * (1.0 - e)
+    f_pdf = sqrt_fk * (INV_SQRT_2PI * np.exp(-0.5 * (h * h + t_half * t_half)))  # F·φ(d1) = K·φ(d2)
+    if not zero_rate:
+        f_pdf *= df
+        prob *= df
+    delta = prob * cs
+    gamma = f_pdf / (f * f * s_safe)
+    vega = f_pdf * sqrt_t
+    theta = -f_pdf * v / (2.0 * sqrt_t)
+    if not zero_rate:
+        theta += r * price
+    rho = -tt * price
+    if not all_live:
+        dead = ~live
+        step = np.where(x == 0, 0.5, (np.where(c, x, -x) > 0).astype(float))
+        delta[dead] = (np.where(c, step, -step) * df)[dead]
+        gamma[dead] = 0.0
+        vega[dead] = 0.0
+        theta[dead] = 0.0 if zero_rate else (r * price)[dead]
+    return price, delta, gamma, vega, theta, rho
 
 
 def black76_price(forward: ArrayLike, strike: ArrayLike, t: ArrayLike, vol: ArrayLike, is_call: ArrayLike,
@@ -60,10 +101,10 @@ def black76_price(forward: ArrayLike, strike: ArrayLike, t: ArrayLike, vol: Arra
     """Black-76 price only, in the currency of the forward (USD); NaN for bad inputs (scenario grids)."""
     f, k, tt, v, c, r, valid = _prepare(forward, strike, t, vol, is_call, rate)
     with np.errstate(all="ignore"):
-        s = v * np.sqrt(tt)
-        x = np.log(f / k)
-        price = np.exp(-r * tt) * _undiscounted(f, k, s, x, c)
-    return np.where(valid, price, np.nan)
+        (price,) = _core(f, k, tt, v, c, r, greeks=False)
+    if not valid.all():
+        price[~valid] = np.nan
+    return price
 
 
 def black76(forward: ArrayLike, strike: ArrayLike, t: ArrayLike, vol: ArrayLike, is_call: ArrayLike,
@@ -75,27 +116,12 @@ def black76(forward: ArrayLike, strike: ArrayLike, t: ArrayLike, vol: ArrayLike,
     """
     f, k, tt, v, c, r, valid = _prepare(forward, strike, t, vol, is_call, rate)
     with np.errstate(all="ignore"):
-        sqrt_t = np.sqrt(tt)
-        s = v * sqrt_t
-        x = np.log(f / k)
-        df = np.exp(-r * tt)
-        price = df * _undiscounted(f, k, s, x, c)
-        live = s > 0
-        d1 = x / s + 0.5 * s
-        n_d1 = ndtr(np.where(c, d1, -d1))
-        sign = np.where(c, 1.0, -1.0)
-        pdf = INV_SQRT_2PI * np.exp(-0.5 * d1 * d1)
-        delta = np.where(live, sign * df * n_d1,
-                         sign * df * np.where(x == 0, 0.5, (sign * x > 0).astype(float)))
-        gamma = np.where(live, df * pdf / (f * s), 0.0)
-        vega = np.where(live, df * f * pdf * sqrt_t, 0.0)
-        theta = r * price - np.where(live, df * f * pdf * v / (2.0 * sqrt_t), 0.0)
-        rho = -tt * price
-    nan = ~valid
-    if nan.any():
-        for arr in (price, delta, gamma, vega, theta, rho):
-            arr[nan] = np.nan
-    return Greeks(price, delta, gamma, vega, theta, rho)
+        out = _core(f, k, tt, v, c, r, greeks=True)
+    if not valid.all():
+        bad = ~valid
+        for arr in out:
+            arr[bad] = np.nan
+    return Greeks(*out)
 
 
 def bsm(spot: ArrayLike, strike: ArrayLike, t: ArrayLike, vol: ArrayLike, is_call: ArrayLike,

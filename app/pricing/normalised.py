@@ -14,15 +14,15 @@ Why not ``F·N(d1) − K·N(d2)``: for OTM options both terms are nearly equal a
 
     b = ½·e^{−(h²+t²)/2}·[erfcx(q₁) − erfcx(q₂)],   q₁ = −(h+t)/√2,  q₂ = −(h−t)/√2 = q₁ + √2·t.
 
-The bracket is evaluated in one of four ways, whichever has no cancellation:
+Each element takes the cheapest form that is exact for it:
 
-* ``q₁ < −0.6`` (price close to its maximum): the plain CDF form, whose first term dominates;
+* ``q₁ < 0.5``: the plain form ``½·(e^{x/2}·erfc(q₁) − e^{−x/2}·erfc(q₂))``; for ``q₁ < −0.6`` the first term
+  dominates, otherwise the gap ``q₂ − q₁`` is wide enough that it cancels by less than ~100 ulps;
+* ``0.5 ≤ q₁ < 7`` with a wide gap: the erfcx difference (erfc itself would add ~q²·ulp from e^{−q²});
 * ``q₁ ≥ 7``: the asymptotic (Mills-ratio) series of erfcx, differenced term by term in closed form;
-* ``q₂ − q₁`` small against ``max(q₁, 1)``: for ``q₁ < 2`` a Taylor series of erfcx around the midpoint,
-  with the derivatives from the erfcx recurrence (their rounding errors are damped by powers of the
-  half-width); for ``q₁ ≥ 2``, where that recurrence amplifies rounding, a 5-point Gauss-Legendre rule
-  on ``erfcx(q₁) − erfcx(q₂) = ∫ (2/√π − 2u·erfcx(u)) du``, whose integrand is positive;
-* otherwise: the erfcx difference itself, which then cancels by at most a factor of about 20.
+* ``q₂ − q₁ < 0.01·max(q₁, 1)`` (where the plain difference would lose more than ~100 ulps): a Taylor
+  series of erfcx around the midpoint, the derivatives from the erfcx recurrence; the recurrence
+  amplifies rounding for large q, but those errors are damped by powers of the half-width.
 
 All functions are vectorised over numpy arrays and never loop in Python over options.
 """
@@ -30,19 +30,19 @@ All functions are vectorised over numpy arrays and never loop in Python over opt
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import erfcx, ndtr
+from scipy.special import erfc, erfcx, ndtr
 
 SQRT2 = float(np.sqrt(2.0))
+INV_SQRT2 = 1.0 / SQRT2
 SQRT_PI = float(np.sqrt(np.pi))
 TWO_OVER_SQRT_PI = 2.0 / SQRT_PI
 INV_SQRT_2PI = 1.0 / float(np.sqrt(2.0 * np.pi))
 
 _ASYMPTOTIC_Q = 7.0  # erfcx's asymptotic series reaches 1e-17 here with 30 terms
 _ASYMPTOTIC_TERMS = 30
-_TAYLOR_RATIO = 0.05  # half-width / max(q, 1) below which the midpoint Taylor series is used
+_TAYLOR_RATIO = 0.005  # half-width / max(q, 1) below which the plain difference would lose > ~100 ulps
 _CDF_Q = -0.6  # h + t > 0.85: price above ~60% of its maximum, plain CDF form is exact enough
-_TAYLOR_MAX_Q = 2.0  # above this the derivative recurrence loses more than ~1e-15
-_GL_X, _GL_W = np.polynomial.legendre.leggauss(5)
+_PLAIN_Q = 0.5  # above this erfc's own error (~q²·ulp, from e^{−q²}) times the cancellation gets too big
 
 
 def _asymptotic_coefficients(n: int) -> np.ndarray:
@@ -89,7 +89,7 @@ def _erfcx_difference_taylor(m: np.ndarray, delta: np.ndarray) -> np.ndarray:
     total = z * term_pow
     fact = 1.0
     n = 1
-    for _ in range(5):  # odd orders 3, 5, 7, 9, 11
+    for _ in range(3):  # odd orders 3, 5, 7: the half-width is below 0.005·max(m, 1)
         z_next = two_m * z + 2.0 * n * z_prev  # z_{n+1}
         z_next2 = two_m * z_next + 2.0 * (n + 1) * z  # z_{n+2}
         z_prev, z = z_next, z_next2
@@ -100,51 +100,58 @@ def _erfcx_difference_taylor(m: np.ndarray, delta: np.ndarray) -> np.ndarray:
     return 2.0 * total
 
 
-def _erfcx_difference_quadrature(m: np.ndarray, delta: np.ndarray) -> np.ndarray:
-    """erfcx(m − δ) − erfcx(m + δ) = ∫ −erfcx'(u) du over [m − δ, m + δ] by 5-point Gauss-Legendre."""
-    total = np.zeros_like(m)
-    for node, weight in zip(_GL_X, _GL_W):
-        u = m + delta * node
-        total += weight * (TWO_OVER_SQRT_PI - 2.0 * u * erfcx(u))
-    return delta * total
-
-
 def normalised_otm_call(x: np.ndarray, s: np.ndarray) -> np.ndarray:
     """b(x, s) for x ≤ 0 and s > 0 (dimensionless; multiply by DF·√(FK) for a price)."""
-    x = np.asarray(x, dtype=float)
-    s = np.asarray(s, dtype=float)
-    h = x / s
-    t = 0.5 * s
-    q1 = -(h + t) / SQRT2
+    x, s = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(s, dtype=float))
+    return normalised_otm_call_ht(x, x / s, 0.5 * s)
+
+
+def normalised_otm_call_ht(x: np.ndarray, h: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """b for x ≤ 0 from precomputed h = x/s and t = s/2 (arrays of one shape; saves two passes)."""
+    shape = x.shape
+    x = x.ravel()
+    h = h.ravel()
+    t = t.ravel()
+    q1 = (h + t) * -INV_SQRT2
     eps = SQRT2 * t
-    out = np.empty(np.broadcast(x, s).shape)
-
-    cdf = q1 < _CDF_Q
+    out = np.empty(x.shape)
     asym = q1 >= _ASYMPTOTIC_Q
-    taylor = ~cdf & ~asym & (0.5 * eps < _TAYLOR_RATIO * np.maximum(q1, 1.0))
-    plain = ~(cdf | asym | taylor)
+    narrow = eps < (2.0 * _TAYLOR_RATIO) * np.maximum(q1, 1.0)
+    series = narrow & (q1 >= _CDF_Q) & ~asym
+    plain = q1 < _PLAIN_Q
+    plain &= ~series
+    shared = ~(asym | series | plain)
+    for region, kernel in ((plain, _plain), (shared, _shared), (series, _series), (asym, _asym)):
+        if region.all():
+            out = kernel(x, h, t, q1, eps)
+            break
+        idx = np.flatnonzero(region)
+        if idx.size:
+            out[idx] = kernel(x[idx], h[idx], t[idx], q1[idx], eps[idx])
+    return out.reshape(shape)
 
-    if cdf.any():
-        xc, hc, tc = x[cdf], h[cdf], t[cdf]
-        out[cdf] = np.exp(0.5 * xc) * ndtr(hc + tc) - np.exp(-0.5 * xc) * ndtr(hc - tc)
-    rest = ~cdf
-    if rest.any():
-        pref = 0.5 * np.exp(-0.5 * (h * h + t * t))
-        if asym.any():
-            out[asym] = pref[asym] * _erfcx_difference_asymptotic(q1[asym], eps[asym])
-        if taylor.any():
-            series = taylor & (q1 < _TAYLOR_MAX_Q)
-            quad = taylor & ~series
-            if series.any():
-                half = 0.5 * eps[series]
-                out[series] = pref[series] * _erfcx_difference_taylor(q1[series] + half, half)
-            if quad.any():
-                half = 0.5 * eps[quad]
-                out[quad] = pref[quad] * _erfcx_difference_quadrature(q1[quad] + half, half)
-        if plain.any():
-            qp, ep = q1[plain], eps[plain]
-            out[plain] = pref[plain] * (erfcx(qp) - erfcx(qp + ep))
-    return out
+
+def _plain(x: np.ndarray, h: np.ndarray, t: np.ndarray, q1: np.ndarray, eps: np.ndarray) -> np.ndarray:
+    """½·(e^{x/2}·erfc(q₁) − e^{−x/2}·erfc(q₂)): exact for small q₁ with a wide gap (or q₁ < −0.6)."""
+    return 0.5 * (np.exp(0.5 * x) * erfc(q1) - np.exp(-0.5 * x) * erfc(q1 + eps))
+
+
+def _prefactor(h: np.ndarray, t: np.ndarray) -> np.ndarray:
+    return 0.5 * np.exp(-0.5 * (h * h + t * t))
+
+
+def _shared(x: np.ndarray, h: np.ndarray, t: np.ndarray, q1: np.ndarray, eps: np.ndarray) -> np.ndarray:
+    """Shared-exponent erfcx difference: cancels by at most ~1/(2·gap/q), exact with erfcx's accuracy."""
+    return _prefactor(h, t) * (erfcx(q1) - erfcx(q1 + eps))
+
+
+def _series(x: np.ndarray, h: np.ndarray, t: np.ndarray, q1: np.ndarray, eps: np.ndarray) -> np.ndarray:
+    half = 0.5 * eps
+    return _prefactor(h, t) * _erfcx_difference_taylor(q1 + half, half)
+
+
+def _asym(x: np.ndarray, h: np.ndarray, t: np.ndarray, q1: np.ndarray, eps: np.ndarray) -> np.ndarray:
+    return _prefactor(h, t) * _erfcx_difference_asymptotic(q1, eps)
 
 
 def normalised_vega(x: np.ndarray, s: np.ndarray) -> np.ndarray:
