@@ -30,6 +30,7 @@ import numpy as np
 from app.domain import MS_PER_YEAR, Instrument, Kind
 from app.engine.margin_params import DEFAULT_PM, PMCurrencyParams, PMModelChoices, PMPairParams, PMParams
 from app.errors import InvalidInput, UnknownInstrument
+from app.pricing import black76, black76_price
 
 _MS_PER_DAY = 86_400_000.0
 
@@ -128,8 +129,6 @@ def _option_unit_risk(
     delta: np.ndarray,
     idx: np.ndarray,
 ) -> None:
-    from app.pricing import black76  # resolved at first option revaluation (futures-only books never need it)
-
     strike = np.array([float(i.strike) for i in insts])  # type: ignore[arg-type]
     is_call = np.array([i.is_call for i in insts])
     inverse = np.array([i.inverse for i in insts])
@@ -152,13 +151,13 @@ def _option_unit_risk(
     f_s = fwd[:, None, None] * (1.0 + moves)[None, :, None]  # (n, nb, 1)
     f_s = np.broadcast_to(f_s, (len(insts), nb, nv))
     v_s = np.broadcast_to(vols[:, None, :], (len(insts), nb, nv))
-    g = black76(f_s, strike[:, None, None], tt[:, None, None], v_s, is_call[:, None, None])
-    px = np.where(inverse[:, None, None], g.price / f_s, g.price)
+    g = black76_price(f_s, strike[:, None, None], tt[:, None, None], v_s, is_call[:, None, None])
+    px = np.where(inverse[:, None, None], g / f_s, g)
     std[idx] = (px - base_px[:, None, None]).reshape(len(insts), nb * nv)
 
     f_e = fwd[:, None] * (1.0 + ext_moves)[None, :]
-    ge = black76(f_e, strike[:, None], tt[:, None], np.broadcast_to(vol_up[:, None], f_e.shape), is_call[:, None])
-    pxe = np.where(inverse[:, None], ge.price / f_e, ge.price)
+    ge = black76_price(f_e, strike[:, None], tt[:, None], np.broadcast_to(vol_up[:, None], f_e.shape), is_call[:, None])
+    pxe = np.where(inverse[:, None], ge / f_e, ge)
     ext[idx] = pxe - base_px[:, None]
 
 
@@ -267,7 +266,7 @@ def pair_margin(risk: PairRisk, params: PMParams, currency: str) -> PairMargin:
     roll = roll_shock(risk.delta_by_expiry, risk.years_by_expiry, ccy) * risk.coin_to_ccy
     net = sum(risk.delta_by_expiry.values())
     dshock = delta_shock(net, risk.index_price, pair, ch.delta_shock_rate) * risk.coin_to_ccy
-    return PairMargin(worst, dshock, roll, std_adj, ext_adj, where)
+    return PairMargin(float(worst), float(dshock), float(roll), std_adj, ext_adj, where)
 
 
 @dataclass(frozen=True, slots=True)
