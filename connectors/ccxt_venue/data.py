@@ -1,0 +1,252 @@
+"""Market data through ccxt: REST snapshots (tickers with venue IVs and greeks, chains, books, index) and
+ccxt.pro websocket streams with reconnect, backoff and book resync.
+
+ccxt.pro applies Deribit's book deltas onto whatever book it holds and does not reset it on a new snapshot,
+so after a dropped connection the cached book is discarded and rebuilt from a REST snapshot before the
+stream resumes (counted in ``stats.resyncs``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from app.domain import Alert, BookUpdate, Event, Quote
+from app.errors import ConnectorError
+from connectors.base import Backoff, ConnectorStats, run_with_reconnect
+from connectors.ccxt_venue.instruments import Catalog
+from connectors.ccxt_venue.parsing import (
+    book_from_ccxt,
+    desk_error,
+    is_transient,
+    public_trade,
+    quote_from_chain_row,
+    quote_from_ticker,
+)
+
+log = logging.getLogger(__name__)
+
+BOOK_LEVELS = 50
+
+
+class MarketData:
+    """REST and streaming market data of one venue, translated to Quote / BookUpdate / Trade events."""
+
+    def __init__(
+        self,
+        ex: Any,
+        catalog: Catalog,
+        *,
+        publish: Callable[[Event], None],
+        stats: ConnectorStats,
+        now_ms: Callable[[], int],
+        backoff: Callable[[], Backoff],
+    ) -> None:
+        self.ex = ex
+        self.catalog = catalog
+        self.table = catalog.table
+        self.publish = publish
+        self.stats = stats
+        self.now_ms = now_ms
+        self._backoff = backoff
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def _call(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await fn(*args, **kwargs)
+        except Exception as exc:
+            self.stats.errors += 1
+            raise desk_error(exc) from exc
+
+    # -- REST ---------------------------------------------------------------------------------------
+    async def quote(self, name: str) -> Quote:
+        """The venue's ticker of ``name`` with IVs (fractions) and greeks."""
+        inst = self.catalog.get(name)
+        sym = self.catalog.symbol(name)
+        ticker = await self._call(self.ex.fetch_ticker, sym)
+        extra = None
+        if inst.is_option and not self.table.ivs_in_ticker:
+            greeks = await self._call(self.ex.fetch_greeks, sym)
+            extra = greeks.get("info") or {}
+        return quote_from_ticker(ticker, name, self.table, self.now_ms(), extra)
+
+    async def chain(self, base: str) -> list[Quote]:
+        """Every listed option of ``base`` in one call (``fetch_option_chain``), IVs read from the raw rows."""
+        rows = await self._call(self.ex.fetch_option_chain, base)
+        out = []
+        for sym, row in rows.items():
+            name = self.catalog.name(sym)
+            if name is not None:
+                out.append(quote_from_chain_row(row, name, self.table, self.now_ms()))
+        return sorted(out, key=lambda q: q.instrument)
+
+    async def book(self, name: str, depth: int = 20) -> BookUpdate:
+        """A depth snapshot of ``name`` in desk amounts."""
+        inst = self.catalog.get(name)
+        ob = await self._call(self.ex.fetch_order_book, self.catalog.symbol(name), depth)
+        return book_from_ccxt(ob, name, self.table, inst, self.now_ms())
+
+    async def index_price(self, index: str) -> float:
+        """The venue's index of ``index`` (``btc_usd``) from the ticker of a perpetual (or any instrument) on it."""
+        base = index.split("_")[0].upper()
+        cands = sorted(
+            (i for i in self.catalog.by_name.values() if i.base == base),
+            key=lambda i: (i.kind.value != "perpetual", i.is_option, i.name),
+        )
+        if not cands:
+            raise ConnectorError(f"{self.table.exchange} lists nothing on {index}", code="connector.no_index")
+        ticker = await self._call(self.ex.fetch_ticker, self.catalog.symbol(cands[0].name))
+        price = ticker.get("indexPrice")
+        if price is None:
+            raise ConnectorError(f"{self.table.exchange} ticker carries no index price", code="connector.no_index")
+        return float(price)
+
+    # -- streams ------------------------------------------------------------------------------------
+    def start(self, names: Sequence[str], channels: Sequence[str]) -> None:
+        """Stream ``channels`` (ticker, book, trades) of ``names`` onto the bus until :meth:`stop`."""
+        names = self.catalog.names(names)
+        symbols = [self.catalog.symbol(n) for n in names]
+        if not symbols:
+            return
+        if "ticker" in channels:
+            self._spawn("ticker", self._ticker_once(symbols), None)
+        if "book" in channels:
+            self._spawn("book", self._book_once(symbols), lambda: self._resync_books(symbols))
+        if "trades" in channels:
+            self._spawn("trades", self._trades_once(symbols), None)
+
+    def spawn(
+        self, label: str, once: Callable[[], Awaitable[None]], resync: Callable[[], Awaitable[None]] | None
+    ) -> None:
+        """Run ``once`` in a loop under the reconnect policy (used by private streams too)."""
+        self._spawn(label, once, resync)
+
+    def _spawn(
+        self, label: str, once: Callable[[], Awaitable[None]], resync: Callable[[], Awaitable[None]] | None
+    ) -> None:
+        seen = [self.stats.messages]
+
+        async def forever() -> None:
+            while True:
+                await once()
+
+        def healthy() -> bool:
+            ok = self.stats.messages > seen[0]
+            seen[0] = self.stats.messages
+            return ok
+
+        async def run() -> None:
+            try:
+                await run_with_reconnect(
+                    forever,
+                    backoff=self._backoff(),
+                    stats=self.stats,
+                    is_transient=is_transient,
+                    on_reconnect=resync,
+                    healthy_after=healthy,
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                err = desk_error(exc)
+                self.stats.errors += 1
+                self.stats.last_error = str(err)
+                log.error("%s stream stopped: %s", label, err)
+                self.publish(
+                    Alert(self.now_ms(), f"{self.table.exchange}.{label}", f"stream stopped: {err}", "error", err.code)
+                )
+
+        self._tasks.append(asyncio.create_task(run(), name=f"{self.table.exchange}-{label}"))
+
+    # ccxt.pro resolves one waiting future per message; messages that arrive while nobody waits only update
+    # its caches. So after each wake-up everything that changed in the caches is published, not just the
+    # value returned (a burst of updates for several symbols is never lost).
+    def _ticker_once(self, symbols: list[str]) -> Callable[[], Awaitable[None]]:
+        last: dict[str, Any] = {}
+
+        async def once() -> None:
+            await self.ex.watch_tickers(symbols)
+            for sym in symbols:
+                t = self.ex.tickers.get(sym)
+                if t is None or t is last.get(sym):
+                    continue
+                last[sym] = t
+                self.stats.messages += 1
+                self.publish(quote_from_ticker(t, self.catalog.name_of[sym], self.table, self.now_ms()))
+
+        return once
+
+    def _book_once(self, symbols: list[str]) -> Callable[[], Awaitable[None]]:
+        last: dict[str, Any] = {}
+
+        async def once() -> None:
+            await self.ex.watch_order_book_for_symbols(symbols)
+            for sym in symbols:
+                ob = self.ex.orderbooks.get(sym)
+                if ob is None:
+                    continue
+                bids = [tuple(lv[:2]) for lv in ob["bids"][:BOOK_LEVELS]]
+                asks = [tuple(lv[:2]) for lv in ob["asks"][:BOOK_LEVELS]]
+                key = (tuple(bids), tuple(asks))
+                if key == last.get(sym):
+                    continue
+                last[sym] = key
+                self.stats.messages += 1
+                name = self.catalog.name_of[sym]
+                top = {"bids": bids, "asks": asks, "timestamp": ob.get("timestamp")}
+                update = book_from_ccxt(top, name, self.table, self.catalog.get(name), self.now_ms())
+                if update.bids and update.asks and update.bids[0][0] >= update.asks[0][0]:
+                    self.stats.dropped += 1  # a crossed book is never passed on
+                    continue
+                self.publish(update)
+
+        return once
+
+    def _trades_once(self, symbols: list[str]) -> Callable[[], Awaitable[None]]:
+        seen: dict[str, None] = {}
+
+        async def once() -> None:
+            await self.ex.watch_trades_for_symbols(symbols)
+            for sym in symbols:
+                for t in list(self.ex.trades.get(sym) or []):
+                    key = f"{sym}|{t.get('id')}|{t.get('timestamp')}"
+                    if key in seen:
+                        continue
+                    seen[key] = None
+                    self.stats.messages += 1
+                    name = self.catalog.name_of[sym]
+                    self.publish(public_trade(t, name, self.table, self.catalog.get(name), self.now_ms()))
+            while len(seen) > 50_000:
+                seen.pop(next(iter(seen)))
+
+        return once
+
+    async def _resync_books(self, symbols: list[str]) -> None:
+        for sym in symbols:
+            self.ex.orderbooks.pop(sym, None) if hasattr(self.ex, "orderbooks") else None
+            name = self.catalog.name(sym)
+            if name is None:
+                continue
+            try:
+                snap = await self.book(name, 50)
+            except Exception as exc:  # the stream's own snapshot will follow; count and carry on
+                log.warning("book resync of %s failed: %s", name, exc)
+                continue
+            self.publish(snap)
+
+    async def stop(self) -> None:
+        """Stop every stream."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+
+    @property
+    def running(self) -> int:
+        """Streams still running."""
+        return sum(1 for t in self._tasks if not t.done())

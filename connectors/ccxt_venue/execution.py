@@ -1,0 +1,319 @@
+"""Orders through ccxt: validated and tick-rounded before sending, tagged with our client order id, errors typed.
+
+ccxt rounds prices to the venue's base ``tick_size`` only; Deribit options use a coarser tick above 0.005
+(``tick_size_steps``), so prices are put on the right grid here first (buys round down, sells up: never pay
+more than asked). Amounts that are not a whole number of lots are refused before anything is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from app.domain import Event as DomainEvent
+from app.domain import Fill, FillEvent, Instrument, Order, OrderRequest, OrderType, OrderUpdate, Side, TimeInForce
+from app.errors import InvalidInput, NotFound, OrderRejected
+from app.ports import AccountReport, OrderStatusReport, PositionStatusReport
+from connectors.ccxt_venue.instruments import Catalog
+from connectors.ccxt_venue.parsing import (
+    account_from_balance,
+    desk_error,
+    fill_from_ccxt,
+    order_from_ccxt,
+    position_from_ccxt,
+    report_from_order,
+    to_venue_amount,
+)
+
+log = logging.getLogger(__name__)
+
+_CCXT_TIF = {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC", TimeInForce.FOK: "FOK"}
+
+
+class Execution:
+    """Place, amend, cancel and report orders of one account on one venue."""
+
+    def __init__(
+        self, ex: Any, catalog: Catalog, *, publish: Callable[[DomainEvent], None], now_ms: Callable[[], int]
+    ) -> None:
+        self.ex = ex
+        self.catalog = catalog
+        self.table = catalog.table
+        self.publish = publish
+        self.now_ms = now_ms
+        self.labels: dict[str, str] = {}  # venue order id -> our client order id
+        self.names: dict[str, str] = {}  # venue order id -> desk instrument name
+        self.seen_fills: set[str] = set()
+        self.requests: dict[str, OrderRequest] = {}  # venue order id -> what we asked for
+
+    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await fn(*args, **kwargs)
+        except Exception as exc:
+            raise desk_error(exc) from exc
+
+    # -- preparing ----------------------------------------------------------------------------------
+    def prepare(self, req: OrderRequest) -> tuple[Instrument, Decimal | None]:
+        """Check lots and round the price to the venue's grid for ``req``; raises before anything is sent."""
+        inst = self.catalog.get(req.instrument)
+        try:
+            inst.to_lots(req.amount)
+        except InvalidInput as exc:
+            raise OrderRejected(exc.message, code=exc.code) from None
+        price = req.price
+        if req.type is OrderType.LIMIT:
+            assert price is not None
+            if price <= 0 and not (inst.kind.value == "future"):
+                raise OrderRejected(f"price {price} must be positive", code="order.rejected.price")
+            price = inst.round_price(price, "down" if req.side is Side.BUY else "up")
+        if req.client_order_id is not None and len(req.client_order_id) > self.table.max_label:
+            raise OrderRejected(
+                f"client order id longer than {self.table.max_label} characters", code="order.rejected.client_id"
+            )
+        return inst, price
+
+    def _params(self, req: OrderRequest) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if req.client_order_id:
+            params[self.table.client_id_param] = req.client_order_id
+        if req.post_only:
+            params["postOnly"] = True
+        if req.reduce_only:
+            params["reduceOnly"] = True
+        if req.tif is not TimeInForce.GTC:
+            params["timeInForce"] = _CCXT_TIF[req.tif]
+        return params
+
+    # -- orders -------------------------------------------------------------------------------------
+    async def place(self, req: OrderRequest) -> Order:
+        """Send ``req``; returns the venue's acknowledgement (fills arrive as FillEvents)."""
+        inst, price = self.prepare(req)
+        sym = self.catalog.symbol(req.instrument)
+        amount = float(to_venue_amount(req.amount, inst, self.table))
+        raw = await self._call(
+            self.ex.create_order,
+            sym,
+            req.type.value,
+            req.side.value,
+            amount,
+            float(price) if price is not None else None,
+            self._params(req),
+        )
+        order = self._remember(raw, req)
+        self.publish(OrderUpdate(self.now_ms(), order))
+        await self._fills_from_response(raw, inst)
+        return order
+
+    def _remember(self, raw: dict[str, Any], req: OrderRequest | None) -> Order:
+        order_id = str(raw["id"])
+        name = self.catalog.name(str(raw.get("symbol"))) or (req.instrument if req else None)
+        if name is None:
+            raise NotFound(f"order {order_id} is on an instrument the desk does not trade", code="not_found.order")
+        inst = self.catalog.get(name)
+        account = req.account if req else "main"
+        order = order_from_ccxt(raw, name, inst, self.table, account)
+        if req is not None:
+            if order.request.client_order_id is None and req.client_order_id:
+                order = Order(
+                    order.order_id,
+                    _with_coid(order.request, req.client_order_id),
+                    order.status,
+                    order.filled,
+                    order.average_price,
+                    order.ts,
+                    order.reject_code,
+                )
+            self.requests[order_id] = req
+        self.names[order_id] = name
+        if order.request.client_order_id:
+            self.labels[order_id] = order.request.client_order_id
+        return order
+
+    async def _fills_from_response(self, raw: dict[str, Any], inst: Instrument) -> None:
+        for t in raw.get("trades") or []:
+            fill = fill_from_ccxt(t, inst.name, inst, self.table, self.labels)
+            self._emit_fill(fill)
+
+    def _emit_fill(self, fill: Fill) -> bool:
+        if fill.trade_id in self.seen_fills:
+            return False
+        self.seen_fills.add(fill.trade_id)
+        self.publish(FillEvent(fill.ts or self.now_ms(), fill))
+        return True
+
+    async def _symbol_of(self, order_id: str) -> str:
+        name = self.names.get(order_id)
+        if name is None:
+            for report in await self.order_reports(open_only=True):
+                if report.order_id == order_id:
+                    name = report.instrument
+                    break
+        if name is None:
+            raise NotFound(f"order {order_id} is not open on {self.table.exchange}", code="not_found.order")
+        return self.catalog.symbol(name)
+
+    async def cancel(self, order_id: str) -> Order:
+        """Cancel one order."""
+        sym = await self._symbol_of(order_id)
+        raw = await self._call(self.ex.cancel_order, order_id, sym)
+        if not raw.get("id"):
+            raw = await self._call(self.ex.fetch_order, order_id, sym)
+        order = self._remember(raw, self.requests.get(order_id))
+        self.publish(OrderUpdate(self.now_ms(), order))
+        return order
+
+    async def amend(self, order_id: str, amount: Decimal | None = None, price: Decimal | None = None) -> Order:
+        """Change size and/or price of an open order (price put on the venue's grid)."""
+        sym = await self._symbol_of(order_id)
+        current = self.requests.get(order_id)
+        if current is None:
+            raw = await self._call(self.ex.fetch_order, order_id, sym)
+            current = order_from_ccxt(
+                raw, self.names[order_id], self.catalog.get(self.names[order_id]), self.table
+            ).request
+        new_amount = amount if amount is not None else current.amount
+        new_price = price if price is not None else current.price
+        probe = OrderRequest(
+            current.instrument,
+            current.side,
+            new_amount,
+            new_price,
+            current.type,
+            client_order_id=current.client_order_id,
+            account=current.account,
+        )
+        inst, rounded = self.prepare(probe)
+        raw = await self._call(
+            self.ex.edit_order,
+            order_id,
+            sym,
+            current.type.value,
+            current.side.value,
+            float(to_venue_amount(new_amount, inst, self.table)),
+            float(rounded) if rounded is not None else None,
+        )
+        self.requests[order_id] = probe
+        order = self._remember(raw, probe)
+        self.publish(OrderUpdate(self.now_ms(), order))
+        await self._fills_from_response(raw, inst)
+        return order
+
+    async def cancel_all(self, instrument: str | None = None) -> int:
+        """Cancel every open order (of one instrument); returns how many were open."""
+        opens = [
+            r for r in await self.order_reports(open_only=True) if instrument is None or r.instrument == instrument
+        ]
+        if instrument is not None:
+            await self._call(self.ex.cancel_all_orders, self.catalog.symbol(instrument))
+        else:
+            for r in opens:
+                await self.cancel(r.order_id)
+        return len(opens)
+
+    # -- reports (reconciliation) -------------------------------------------------------------------
+    async def _per_currency(self, fn: Callable[..., Any], *args: Any) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        settles = sorted({i.settlement for i in self.catalog.by_name.values()})
+        for ccy in settles:
+            if self.table.exchange == "deribit":
+                out.extend(await self._call(fn, *args, {"code": ccy}))
+            else:
+                out.extend(await self._call(fn, *args, {}))
+                break
+        return out
+
+    async def orders(self, open_only: bool = True) -> list[Order]:
+        """Our orders as the venue reports them (open ones, or open and recently closed)."""
+        raws = await self._per_currency(self.ex.fetch_open_orders, None, None, None)
+        if not open_only:
+            try:
+                raws += await self._per_currency(self.ex.fetch_closed_orders, None, None, None)
+            except OrderRejected:
+                pass
+        out = []
+        for raw in raws:
+            name = self.catalog.name(str(raw.get("symbol")))
+            if name is None:
+                continue
+            out.append(self._remember(raw, self.requests.get(str(raw["id"]))))
+        return out
+
+    async def order_reports(self, open_only: bool = False) -> Sequence[OrderStatusReport]:
+        """Orders as reconciliation reports."""
+        return [report_from_order(o) for o in await self.orders(open_only)]
+
+    async def fill_reports(self, since_ms: int = 0) -> Sequence[Fill]:
+        """Our fills since ``since_ms`` (client order ids recovered from the venue's labels)."""
+        raws = await self._per_currency(self.ex.fetch_my_trades, None, since_ms or None, 100)
+        out = []
+        for t in raws:
+            name = self.catalog.name(str(t.get("symbol")))
+            if name is None:
+                continue
+            out.append(fill_from_ccxt(t, name, self.catalog.get(name), self.table, self.labels))
+        return sorted(out, key=lambda f: (f.ts, f.trade_id))
+
+    async def position_reports(self) -> Sequence[PositionStatusReport]:
+        """Positions as the venue reports them."""
+        raws = await self._call(self.ex.fetch_positions)
+        out = []
+        for p in raws:
+            name = self.catalog.name(str(p.get("symbol")))
+            if name is None:
+                continue
+            rep = position_from_ccxt(p, name, self.catalog.get(name), self.table)
+            if rep.size != 0:
+                out.append(rep)
+        return out
+
+    async def account(self, currency: str) -> AccountReport:
+        """Balance and the venue's IM/MM in ``currency``."""
+        params = {"code": currency} if self.table.exchange == "deribit" else {}
+        bal = await self._call(self.ex.fetch_balance, params)
+        return account_from_balance(bal, currency)
+
+    async def balances(self) -> list[AccountReport]:
+        """Every currency the account holds."""
+        bal = await self._call(self.ex.fetch_balance)
+        codes = sorted(c for c in (bal.get("total") or {}) if c)
+        return [account_from_balance(bal, c) for c in codes]
+
+    async def catch_up_fills(self, since_ms: int) -> int:
+        """Publish fills the venue has that we have not seen (after a reconnect); returns how many."""
+        count = 0
+        for fill in await self.fill_reports(since_ms):
+            count += self._emit_fill(fill)
+        return count
+
+    def on_ws_orders(self, raws: list[dict[str, Any]]) -> None:
+        """Order updates from the private stream."""
+        for raw in raws:
+            if self.catalog.name(str(raw.get("symbol"))) is None:
+                continue
+            self.publish(OrderUpdate(self.now_ms(), self._remember(raw, self.requests.get(str(raw["id"])))))
+
+    def on_ws_trades(self, raws: list[dict[str, Any]]) -> None:
+        """Our fills from the private stream."""
+        for t in raws:
+            name = self.catalog.name(str(t.get("symbol")))
+            if name is None:
+                continue
+            self._emit_fill(fill_from_ccxt(t, name, self.catalog.get(name), self.table, self.labels))
+
+
+def _with_coid(req: OrderRequest, coid: str) -> OrderRequest:
+    return OrderRequest(
+        req.instrument,
+        req.side,
+        req.amount,
+        req.price,
+        req.type,
+        req.tif,
+        req.post_only,
+        req.reduce_only,
+        coid,
+        req.account,
+        req.reason,
+    )

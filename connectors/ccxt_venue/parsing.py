@@ -1,0 +1,404 @@
+"""ccxt's unified dicts translated into app.domain types; every ccxt error translated into a typed desk error.
+
+ccxt dicts never leave this package. Amounts: ccxt gives contracts on venues whose table says so (OKX); the
+desk's amount is contracts x contract size (coin for options). IVs become fractions.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+import ccxt
+
+from app.domain import (
+    BookUpdate,
+    Fill,
+    Instrument,
+    Kind,
+    Liquidity,
+    OptionType,
+    Order,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Quote,
+    Side,
+    TimeInForce,
+    Trade,
+)
+from app.errors import (
+    AuthError,
+    ConnectorError,
+    DeskError,
+    InsufficientMargin,
+    InvalidInput,
+    NotFound,
+    OrderRejected,
+    RateLimited,
+    UnknownInstrument,
+)
+from app.ports import AccountReport, OrderStatusReport, PositionStatusReport
+from connectors.base import ErrorRule, map_error
+from connectors.ccxt_venue.venues import VenueTable
+
+# -- errors ---------------------------------------------------------------------------------------
+
+# Substrings of venue messages -> precise desk codes for rejected orders (Deribit names, OKX/Bybit texts).
+_REJECT_CODES: tuple[tuple[str, str], ...] = (
+    ("price_wrong_tick", "order.rejected.tick"),
+    ("tick", "order.rejected.tick"),
+    ("qty_too_low", "order.rejected.min_amount"),
+    ("invalid_amount", "order.rejected.lot"),
+    ("non_integer_contract_amount", "order.rejected.lot"),
+    ("post_only_reject", "order.rejected.post_only"),
+    ("order_overlap", "order.rejected.self_trade"),
+    ("price_too_low", "order.rejected.price_band"),
+    ("price_too_high", "order.rejected.price_band"),
+    ("book_closed", "order.rejected.halted"),
+    ("already_closed", "order.rejected.closed"),
+)
+
+
+def _reject(exc: BaseException) -> DeskError:
+    text = str(exc)
+    for needle, code in _REJECT_CODES:
+        if needle in text:
+            return OrderRejected(f"venue rejected the order: {text[:300]}", code=code)
+    return OrderRejected(f"venue rejected the order: {text[:300]}", code="order.rejected.venue")
+
+
+CCXT_ERRORS: tuple[ErrorRule, ...] = (
+    (ccxt.AuthenticationError, lambda e: AuthError(f"venue refused the credentials: {str(e)[:200]}")),
+    (
+        ccxt.PermissionDenied,
+        lambda e: AuthError(f"venue denied permission: {str(e)[:200]}", code="connector.auth.denied"),
+    ),
+    (ccxt.AccountSuspended, lambda e: AuthError(f"account suspended: {str(e)[:200]}", code="connector.auth.suspended")),
+    (ccxt.InsufficientFunds, lambda e: InsufficientMargin(f"venue: not enough funds: {str(e)[:200]}")),
+    (ccxt.OrderNotFound, lambda e: NotFound(f"venue does not know the order: {str(e)[:200]}", code="not_found.order")),
+    (ccxt.InvalidOrder, _reject),
+    (ccxt.BadSymbol, lambda e: UnknownInstrument(f"venue does not list it: {str(e)[:200]}")),
+    (ccxt.RateLimitExceeded, lambda e: RateLimited(f"venue rate limit: {str(e)[:200]}")),
+    (ccxt.DDoSProtection, lambda e: RateLimited(f"venue rate limit: {str(e)[:200]}")),
+    (
+        ccxt.OnMaintenance,
+        lambda e: ConnectorError(f"venue in maintenance: {str(e)[:200]}", code="connector.maintenance"),
+    ),
+    (ccxt.RequestTimeout, lambda e: ConnectorError(f"venue timed out: {str(e)[:200]}", code="connector.timeout")),
+    (ccxt.NetworkError, lambda e: ConnectorError(f"network: {str(e)[:200]}", code="connector.network")),
+    (ccxt.BadRequest, lambda e: InvalidInput(f"venue refused the request: {str(e)[:200]}", code="input.venue")),
+    (ccxt.ArgumentsRequired, lambda e: InvalidInput(f"{str(e)[:200]}", code="input.venue")),
+    (ccxt.NotSupported, lambda e: ConnectorError(f"not supported: {str(e)[:200]}", code="connector.not_supported")),
+    (ccxt.ExchangeError, lambda e: ConnectorError(f"venue error: {str(e)[:200]}", code="connector.venue")),
+    (ccxt.BaseError, lambda e: ConnectorError(f"ccxt: {str(e)[:200]}", code="connector.error")),
+)
+
+
+def desk_error(exc: BaseException) -> DeskError:
+    """The typed desk error for a ccxt (or any) exception."""
+    return map_error(exc, CCXT_ERRORS)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for connection losses a stream should survive (network errors, timeouts, maintenance)."""
+    if isinstance(exc, ccxt.DDoSProtection):
+        return False  # a rate limit is not a lost connection; the caller backs off differently
+    if isinstance(exc, (ccxt.NetworkError, ConnectionError, OSError)):
+        return True
+    return isinstance(exc, ConnectorError) and exc.code in ("connector.network", "connector.disconnected")
+
+
+# -- numbers --------------------------------------------------------------------------------------
+
+
+def dec(value: Any) -> Decimal | None:
+    """A ccxt number as an exact Decimal (through its shortest repr), or None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, float) and value != value:
+        return None
+    return Decimal(str(value))
+
+
+def fnum(value: Any) -> float | None:
+    """A ccxt number as a float, or None."""
+    if value is None or value == "":
+        return None
+    out = float(value)
+    return None if out != out else out
+
+
+# -- markets --------------------------------------------------------------------------------------
+
+
+def instrument_from_market(m: dict[str, Any], tbl: VenueTable) -> Instrument | None:
+    """A ccxt market as a desk Instrument with the venue's conventions; None for what the desk cannot trade."""
+    mtype = m.get("type")
+    kind = {"option": Kind.OPTION, "future": Kind.FUTURE, "swap": Kind.PERPETUAL, "spot": Kind.SPOT}.get(str(mtype))
+    if kind is None or kind is Kind.SPOT:
+        return None
+    base, settle = str(m["base"]), str(m.get("settle") or m["quote"])
+    inverse = bool(m.get("inverse")) or settle == base
+    contract_size = dec(m.get("contractSize")) or Decimal(1)
+    tick = dec((m.get("precision") or {}).get("price"))
+    if tick is None or tick <= 0:
+        return None
+    min_amount = dec(((m.get("limits") or {}).get("amount") or {}).get("min")) or dec(
+        (m.get("precision") or {}).get("amount")
+    )
+    if min_amount is None or min_amount <= 0:
+        min_amount = Decimal(1)
+    if tbl.amount_in_contracts:
+        min_amount = min_amount * contract_size
+    expiry = None
+    if kind in (Kind.FUTURE, Kind.OPTION):
+        exp_ms = m.get("expiry")
+        if exp_ms is None:
+            return None
+        expiry = datetime.fromtimestamp(int(exp_ms) / 1000, timezone.utc)
+    strike = dec(m.get("strike")) if kind is Kind.OPTION else None
+    opt = None
+    if kind is Kind.OPTION:
+        opt = OptionType.CALL if str(m.get("optionType")) == "call" else OptionType.PUT
+        if strike is None:
+            return None
+    return Instrument(
+        kind=kind,
+        base=base,
+        quote="USD" if inverse else settle,
+        settlement=base if inverse else settle,
+        inverse=inverse,
+        tick_size=tick,
+        min_amount=min_amount,
+        contract_size=contract_size,
+        tick_steps=tbl.tick_steps_of(m.get("info") or {}),
+        expiry=expiry,
+        strike=strike,
+        option_type=opt,
+        maker_fee=dec(m.get("maker")) or Decimal(0),
+        taker_fee=dec(m.get("taker")) or Decimal(0),
+        linear_tag=None if inverse else settle,
+    )
+
+
+# -- market data ----------------------------------------------------------------------------------
+
+
+def quote_from_ticker(
+    t: dict[str, Any], name: str, tbl: VenueTable, now_ms: int, extra: dict[str, Any] | None = None
+) -> Quote:
+    """A ccxt ticker as a Quote: prices as sent, IVs (fractions) and greeks from the venue's raw payload."""
+    info = dict(t.get("info") or {})
+    if extra:
+        info.update(extra)
+    ivs = tbl.ivs_of(info)
+    return Quote(
+        ts=int(t.get("timestamp") or now_ms),
+        instrument=name,
+        bid=fnum(t.get("bid")),
+        ask=fnum(t.get("ask")),
+        bid_size=fnum(t.get("bidVolume")) or 0.0,
+        ask_size=fnum(t.get("askVolume")) or 0.0,
+        mark_price=fnum(t.get("markPrice")),
+        mark_iv=ivs.mark_iv,
+        bid_iv=ivs.bid_iv,
+        ask_iv=ivs.ask_iv,
+        underlying_price=ivs.underlying_price,
+        index_price=fnum(t.get("indexPrice")),
+        open_interest=fnum(info.get("open_interest")) or 0.0,
+        venue=tbl.exchange,
+        venue_delta=ivs.delta,
+        venue_gamma=ivs.gamma,
+        venue_vega=ivs.vega,
+        venue_theta=ivs.theta,
+    )
+
+
+def quote_from_chain_row(row: dict[str, Any], name: str, tbl: VenueTable, now_ms: int) -> Quote:
+    """A ``fetch_option_chain`` row as a Quote; ccxt leaves impliedVolatility empty, so IVs come from ``info``."""
+    info = row.get("info") or {}
+    ivs = tbl.ivs_of(info)
+    return Quote(
+        ts=int(row.get("timestamp") or now_ms),
+        instrument=name,
+        bid=fnum(row.get("bidPrice")),
+        ask=fnum(row.get("askPrice")),
+        mark_price=fnum(row.get("markPrice")),
+        mark_iv=ivs.mark_iv if ivs.mark_iv is not None else fnum(row.get("impliedVolatility")),
+        underlying_price=fnum(row.get("underlyingPrice")),
+        open_interest=fnum(row.get("openInterest")) or 0.0,
+        venue=tbl.exchange,
+    )
+
+
+def book_from_ccxt(
+    ob: dict[str, Any], name: str, tbl: VenueTable, inst: Instrument, now_ms: int, snapshot: bool = True
+) -> BookUpdate:
+    """A ccxt order book (REST ``[p, a]`` or pro ``[p, a, count]`` levels) as a snapshot BookUpdate in desk amounts."""
+    mult = float(inst.contract_size) if tbl.amount_in_contracts else 1.0
+    bids = tuple((float(lv[0]), float(lv[1]) * mult) for lv in ob.get("bids") or [])
+    asks = tuple((float(lv[0]), float(lv[1]) * mult) for lv in ob.get("asks") or [])
+    return BookUpdate(
+        ts=int(ob.get("timestamp") or now_ms),
+        instrument=name,
+        bids=bids,
+        asks=asks,
+        snapshot=snapshot,
+        sequence=int(ob.get("nonce") or 0),
+        venue=tbl.exchange,
+    )
+
+
+def public_trade(t: dict[str, Any], name: str, tbl: VenueTable, inst: Instrument, now_ms: int) -> Trade:
+    """A public trade print in desk amounts."""
+    mult = float(inst.contract_size) if tbl.amount_in_contracts else 1.0
+    return Trade(
+        ts=int(t.get("timestamp") or now_ms),
+        instrument=name,
+        price=float(t["price"]),
+        amount=float(t["amount"]) * mult,
+        side=Side(t.get("side") or "buy"),
+        trade_id=str(t.get("id") or ""),
+        venue=tbl.exchange,
+    )
+
+
+# -- orders and fills -----------------------------------------------------------------------------
+
+_STATUS = {
+    "open": OrderStatus.OPEN,
+    "closed": OrderStatus.FILLED,
+    "canceled": OrderStatus.CANCELLED,
+    "cancelled": OrderStatus.CANCELLED,
+    "rejected": OrderStatus.REJECTED,
+    "expired": OrderStatus.EXPIRED,
+}
+_TIF = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK, "PO": TimeInForce.GTC}
+
+
+def to_venue_amount(amount: Decimal, inst: Instrument, tbl: VenueTable) -> Decimal:
+    """A desk amount in the unit ccxt expects on this venue (contracts on OKX)."""
+    return amount / inst.contract_size if tbl.amount_in_contracts else amount
+
+
+def from_venue_amount(value: Any, inst: Instrument, tbl: VenueTable) -> Decimal:
+    """A ccxt amount back in desk units."""
+    out = dec(value) or Decimal(0)
+    return out * inst.contract_size if tbl.amount_in_contracts else out
+
+
+def order_from_ccxt(o: dict[str, Any], name: str, inst: Instrument, tbl: VenueTable, account: str = "main") -> Order:
+    """A ccxt order as a desk Order (its request rebuilt from what the venue reports)."""
+    info = o.get("info") or {}
+    amount = from_venue_amount(o.get("amount"), inst, tbl)
+    otype = OrderType.MARKET if o.get("type") == "market" else OrderType.LIMIT
+    price = dec(o.get("price"))
+    if otype is OrderType.LIMIT and price is None:
+        price = dec(o.get("average")) or Decimal(0)
+    status = _STATUS.get(str(o.get("status")), OrderStatus.OPEN)
+    req = OrderRequest(
+        instrument=name,
+        side=Side(str(o.get("side"))),
+        amount=amount if amount > 0 else inst.min_amount,
+        price=price,
+        type=otype,
+        tif=_TIF.get(str(o.get("timeInForce") or "GTC"), TimeInForce.GTC),
+        post_only=bool(o.get("postOnly")) and otype is OrderType.LIMIT,
+        reduce_only=bool(o.get("reduceOnly")),
+        client_order_id=o.get("clientOrderId") or tbl.label_of(info),
+        account=account,
+    )
+    return Order(
+        order_id=str(o["id"]),
+        request=req,
+        status=status,
+        filled=from_venue_amount(o.get("filled"), inst, tbl),
+        average_price=dec(o.get("average")) or None,
+        ts=int(o.get("lastUpdateTimestamp") or o.get("timestamp") or 0),
+    )
+
+
+def report_from_order(order: Order) -> OrderStatusReport:
+    """An Order as a reconciliation report."""
+    return OrderStatusReport(
+        order_id=order.order_id,
+        client_order_id=order.request.client_order_id,
+        instrument=order.instrument,
+        status=order.status.value,
+        filled=order.filled,
+        amount=order.request.amount,
+        price=order.request.price,
+        ts=order.ts,
+    )
+
+
+def fill_from_ccxt(
+    t: dict[str, Any], name: str, inst: Instrument, tbl: VenueTable, labels: dict[str, str], account: str = "main"
+) -> Fill:
+    """A ccxt ``my trade`` as a desk Fill (fee in its currency; client order id from the venue or our map)."""
+    info = t.get("info") or {}
+    fee = t.get("fee") or {}
+    order_id = str(t.get("order") or "")
+    return Fill(
+        trade_id=str(t["id"]),
+        order_id=order_id,
+        instrument=name,
+        side=Side(str(t["side"])),
+        price=dec(t["price"]) or Decimal(0),
+        amount=from_venue_amount(t.get("amount"), inst, tbl),
+        fee=abs(dec(fee.get("cost")) or Decimal(0)),
+        fee_currency=str(fee.get("currency") or inst.settlement),
+        liquidity=Liquidity.MAKER if t.get("takerOrMaker") == "maker" else Liquidity.TAKER,
+        ts=int(t.get("timestamp") or 0),
+        account=account,
+        client_order_id=tbl.label_of(info) or labels.get(order_id),
+        venue=tbl.exchange,
+        index_price=fnum(info.get("index_price")),
+    )
+
+
+def position_from_ccxt(p: dict[str, Any], name: str, inst: Instrument, tbl: VenueTable) -> PositionStatusReport:
+    """A ccxt position as a reconciliation report; size signed in desk units."""
+    size = abs(from_venue_amount(p.get("contracts"), inst, tbl))
+    if p.get("side") == "short":
+        size = -size
+    return PositionStatusReport(
+        instrument=name,
+        size=size,
+        average_price=dec(p.get("entryPrice")) or Decimal(0),
+        ts=int(p.get("timestamp") or 0),
+    )
+
+
+def account_from_balance(bal: dict[str, Any], currency: str) -> AccountReport:
+    """A ccxt balance of one currency as an AccountReport; IM/MM from the venue's raw summary when present."""
+    raw: dict[str, Any] = {}
+    info = bal.get("info") or {}
+    if isinstance(info, dict):
+        if info.get("currency") == currency:
+            raw = info
+        for s in info.get("summaries") or []:
+            if s.get("currency") == currency:
+                raw = s
+    cur = bal.get(currency) or {}
+
+    def pick(*keys: str) -> Decimal:
+        for key in keys:
+            value = dec(raw.get(key))
+            if value is not None:
+                return value
+        return Decimal(0)
+
+    total = dec(cur.get("total")) or pick("equity")
+    free = dec(cur.get("free")) or pick("available_funds")
+    return AccountReport(
+        currency=currency,
+        balance=pick("balance") or total,
+        equity=pick("equity") or total,
+        initial_margin=pick("initial_margin", "totalInitialMargin", "imr"),
+        maintenance_margin=pick("maintenance_margin", "totalMaintenanceMargin", "mmr"),
+        available_funds=free,
+        raw=dict(raw),
+    )
