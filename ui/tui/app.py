@@ -51,7 +51,7 @@ class DeskTui(App[None]):
     """Option chain, positions and greeks, margin health, order ticket, hedger, log — over one Desk."""
 
     TITLE = "deltadesk"
-    CSS_PATH = "tui.tcss"
+    CSS_PATH = Path(__file__).with_name("tui.tcss")
     BINDINGS = APP_BINDINGS
     ENABLE_COMMAND_PALETTE = True
 
@@ -82,7 +82,7 @@ class DeskTui(App[None]):
                 key="ui.theme",
             )
         self._theme_name = ui.theme
-        self._stress = stress if stress is not None else getattr(desk, "stress", None)
+        self._stress = stress if stress is not None else partial(stress_from_analytics, self)
         self._stress_cache: tuple[int, Mapping[str, Any]] | None = None
         self.snap: DeskSnapshot | None = None
         self._sub: Any = None
@@ -204,10 +204,8 @@ class DeskTui(App[None]):
 
     def action_show_tab(self, tab: str) -> None:
         """Show one of the tabs (chain, positions, margin, hedger, log) and focus its main widget."""
-        tabs = self.query_one(TabbedContent)
-        if tabs.active == tab:
-            self._focus_tab(tab)
-        tabs.active = tab  # focus follows in _tab_changed
+        self.query_one(TabbedContent).active = tab
+        self._focus_tab(tab)
 
     def _focus_tab(self, tab: str) -> None:
         if tab != self.active_tab:
@@ -442,6 +440,32 @@ class DeskTui(App[None]):
     def _goto_delta(self, target: float) -> None:
         self.action_show_tab("chain")
         self.chain.goto_delta(target)
+
+
+def stress_from_analytics(app: DeskTui) -> dict[str, dict[tuple[float, float], float]]:
+    """Spot ±5/10/20/30% × vol -10/0/+10 PnL per settlement currency, from the desk's scenario revaluation."""
+    snap = app.snap
+    if snap is None:
+        return {}
+    try:
+        import numpy as np
+
+        from app.analytics import scenario_grid
+    except ImportError:  # the analytics module is part of the composition root; absent in a minimal install
+        return {}
+    from ui.tui.widgets.margin import SPOT_MOVES, VOL_MOVES
+
+    out: dict[str, dict[tuple[float, float], float]] = {}
+    for underlying in sorted({p.underlying or p.instrument.split("-")[0] for p in snap.positions}):
+        grid = scenario_grid(snap, underlying, spot_moves=np.array(SPOT_MOVES), vol_moves=np.array(VOL_MOVES))
+        if grid is None:
+            continue
+        cells = out.setdefault(grid.currency, {})
+        for i, v in enumerate(grid.vol_moves):
+            for j, m in enumerate(grid.spot_moves):
+                key = (round(float(m), 4), round(float(v), 4))
+                cells[key] = cells.get(key, 0.0) + float(grid.pnl[i, j])
+    return out
 
 
 def screenshot(app: DeskTui, path: Path) -> Path:

@@ -121,7 +121,7 @@ its bucket are shown. The stress table revalues the portfolio for spot ±5/10/20
         return table.show(stress, c) if stress else 0
 
 
-class MarginPane(VerticalScroll):
+class MarginPane(VerticalScroll, can_focus=True):
     """A :class:`MarginCard` per currency the account holds."""
 
     async def update_view(
