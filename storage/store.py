@@ -1098,16 +1098,16 @@ class SqlStore:
         items = [events] if isinstance(events, (Quote, Trade, IndexPrice)) else list(events)
         prepared = []
         for ev in items:
+            if not isinstance(ev, (Quote, Trade, IndexPrice)):
+                raise InvalidInput(f"cannot record {type(ev).__name__} as market data", code="input.type")
             _check_ms("ts", ev.ts)
             if isinstance(ev, Quote):
                 prepared.append(("quote", ev.venue, ev.instrument, ev.ts, tuple(getattr(ev, f) for f in _QUOTE_FIELDS)))
             elif isinstance(ev, Trade):
                 side = 1 if Side(ev.side) is Side.BUY else -1
                 prepared.append(("trade", ev.venue, ev.instrument, ev.ts, (ev.price, ev.amount, side, ev.trade_id or None)))
-            elif isinstance(ev, IndexPrice):
-                prepared.append(("index", ev.source, ev.index, ev.ts, (ev.price, ev.stale)))
             else:
-                raise InvalidInput(f"cannot record {type(ev).__name__} as market data", code="input.type")
+                prepared.append(("index", ev.source, ev.index, ev.ts, (ev.price, ev.stale)))
         for item in prepared:
             self._writer.submit(item)
         return len(prepared)
@@ -1569,10 +1569,14 @@ class SqlStore:
             for table in (T_QUOTE, T_TRADE, T_INDEX):
                 out[table.name] = conn.execute(delete(table).where(table.c.ts < md_cut)).rowcount
         if self.backend == "sqlite":
-            with _errors("checkpoint"), self._engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-                if vacuum:
-                    conn.exec_driver_sql("VACUUM")
+            with _errors("checkpoint"):
+                raw = self._engine.raw_connection()  # outside any transaction: VACUUM refuses to run in one
+                try:
+                    raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+                    if vacuum:
+                        raw.driver_connection.execute("VACUUM")  # type: ignore[union-attr]
+                finally:
+                    raw.close()
         elif vacuum:
             with _errors("vacuum"), self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 for table in (T_SNAPSHOT, T_QUOTE, T_TRADE, T_INDEX):

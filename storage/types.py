@@ -35,9 +35,12 @@ def canonical_decimal(value: Decimal | int | str) -> Decimal:
         raise InvalidInput(f"{value!r} is not a decimal number", code="input.type") from None
     if not d.is_finite():
         raise InvalidInput(f"{value} is not a finite number", code="input.nan")
-    q = d.quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
-    if abs(q) >= _MAX_MONEY:
+    if abs(d) >= _MAX_MONEY:
         raise InvalidInput(f"{value} does not fit numeric(28, {MONEY_PLACES})", code="input.range")
+    try:
+        q = d.quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
+    except InvalidOperation:
+        raise InvalidInput(f"{value} does not fit numeric(28, {MONEY_PLACES})", code="input.range") from None
     text = format(q.normalize(), "f")
     return Decimal(text)
 

@@ -199,7 +199,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('backtest_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('value', sa.Float(), nullable=False),
+    sa.Column('value', sa.Float(), nullable=True),
     sa.ForeignKeyConstraint(['backtest_id'], ['backtest_run.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('backtest_id', 'name', name='uq_backtest_metric')
