@@ -92,6 +92,7 @@ class UiSettings(_Section):
     theme: str = "textual-dark"
     keymap: dict[str, str] = {}
     show_usd: bool = False
+    chain_columns: list[str] = Field([], description="TUI chain columns per side; empty = compact set")
     dash_host: str = "127.0.0.1"
     dash_port: int = Field(8050, gt=0, lt=65536)
 

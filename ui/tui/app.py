@@ -73,7 +73,7 @@ class DeskTui(App[None]):
         self.read_only = is_read_only(desk)
         self.show_usd = ui.show_usd
         self.alert_levels = tuple(self.settings.margin.alert_levels)
-        columns = getattr(ui, "chain_columns", None) or COMPACT_COLUMNS
+        columns = ui.chain_columns or COMPACT_COLUMNS
         self.chain_columns = check_columns(columns)
         self._user_keymap = check_keymap(dict(ui.keymap))
         if ui.theme not in self.available_themes:
