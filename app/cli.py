@@ -166,8 +166,54 @@ def margin_what_if(
     model: Annotated[Optional[str], typer.Option(help="sm or pm (default: the file's model).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Margin of a hypothetical portfolio described in a JSON file."""
-    not_built("desk margin what-if", "issue: Embedded margin engine")
+    """Margin of a hypothetical portfolio described in a JSON file (sizes in base coin, option IV in %)."""
+    import json
+
+    from app.engine.whatif_file import evaluate_whatif, load_whatif
+
+    if model is not None and model not in ("sm", "pm"):
+        fail(DeskError(f"--model must be sm or pm, got {model!r}", code="margin.model"))
+    try:
+        result = evaluate_whatif(load_whatif(file), model)
+    except DeskError as exc:
+        fail(exc)
+        return
+    if json_out:
+        typer.echo(json.dumps(result, indent=2, sort_keys=True))
+        return
+    _print_margin_table(result)
+
+
+def _print_margin_table(result: dict) -> None:
+    """A what-if result as rich tables: the margin figures, then (PM) the worst scenario and vectors."""
+    from rich.console import Console
+    from rich.table import Table
+
+    ccy = result["currency"]
+    console = Console()
+    table = Table(title=f"what-if margin ({result['model'].upper()}, {ccy})")
+    table.add_column("figure")
+    table.add_column(ccy, justify="right")
+    rows = ["balance", "margin_balance", "initial_margin", "maintenance_margin", "available_funds", "open_orders_margin",
+            "risk_matrix_margin", "mmp_margin"]
+    for key in rows:
+        if key in result:
+            table.add_row(key.replace("_", " "), f"{result[key]:.10f}")
+    if result.get("mm_usage") is not None:
+        table.add_row("MM usage", f"{result['mm_usage']:.2%}")
+    details = result.get("risk_matrix_margin_details")
+    if details:
+        for key in ("worst_case", "delta_shock", "roll_shock"):
+            table.add_row(key.replace("_", " "), f"{details[key]:.10f}")
+        wb = details["worst_case_bucket"]
+        if wb:
+            table.add_row("worst bucket", f"{wb['source']} #{wb['bucket']} ({wb['side']}, index {wb['index']})")
+    console.print(table)
+    for key, vec in (result.get("aggregated_risk_vectors") or {}).items():
+        console.print(f"{key} standard: " + " ".join(f"{v:+.6f}" for v in vec["standard"]))
+        console.print(f"{key} extended: " + " ".join(f"{v:+.6f}" for v in vec["extended"]))
+    for name, per in (result.get("positions") or {}).items():
+        console.print(f"{name}: IM {per['initial_margin']:.10f}  MM {per['maintenance_margin']:.10f}")
 
 
 @margin_app.command("check")
