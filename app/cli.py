@@ -124,22 +124,75 @@ def serve(
     not_built("desk serve", "issue: Connectors")
 
 
+def _store_target(db: Optional[Path], config: Optional[Path]) -> tuple[str, object]:
+    """The store's URL (``--db``, else ``[store] url``, else $DESK_DB_URL or the default file) and the settings."""
+    import os
+
+    from app.config import default_db_path, load_settings
+    from storage.engine import resolve_url
+
+    settings = load_settings(config)
+    target = db or settings.store.url or os.environ.get("DESK_DB_URL") or default_db_path()
+    return resolve_url(target), settings
+
+
 @db_app.command("upgrade")
 def db_upgrade(db: DbOpt = None, config: ConfigOpt = None) -> None:
-    """Migrate the store to the newest schema."""
-    not_built("desk db upgrade", "issue: Storage")
+    """Migrate the store to the newest schema (creates the database when it does not exist)."""
+    from storage.migrate import upgrade_database
+
+    try:
+        url, _ = _store_target(db, config)
+        before, after = upgrade_database(url)
+    except DeskError as exc:
+        fail(exc)
+        return
+    if before == after:
+        typer.echo(f"store already at revision {after} (head)")
+    else:
+        typer.echo(f"store upgraded from {before or 'empty'} to {after} (head)")
 
 
 @db_app.command("current")
 def db_current(db: DbOpt = None, config: ConfigOpt = None) -> None:
-    """Print the store's schema revision."""
-    not_built("desk db current", "issue: Storage")
+    """Print the store's schema revision (read-only; exit 2 if the schema is newer than this code)."""
+    from storage.migrate import database_status
+
+    try:
+        url, _ = _store_target(db, config)
+        status = database_status(url)
+    except DeskError as exc:
+        fail(exc)
+        return
+    note = {"current": "(head)", "behind": f"(behind head {status['head']}; run desk db upgrade)",
+            "empty": "(empty; run desk db upgrade)"}[str(status["state"])]
+    typer.echo(f"{status['revision'] or 'none'} {note}")
 
 
 @db_app.command("prune")
-def db_prune(db: DbOpt = None, config: ConfigOpt = None) -> None:
-    """Delete snapshots and market data older than the retention settings."""
-    not_built("desk db prune", "issue: Storage")
+def db_prune(
+    db: DbOpt = None,
+    config: ConfigOpt = None,
+    vacuum: Annotated[bool, typer.Option("--vacuum", help="Also give the freed space back to the disk.")] = False,
+) -> None:
+    """Delete snapshots and market data older than the retention settings ([store] *_retention_days)."""
+    from storage.store import open_store
+
+    try:
+        url, settings = _store_target(db, config)
+        store_settings = settings.store  # type: ignore[attr-defined]
+        with open_store(url) as store:
+            deleted = store.prune(
+                snapshot_retention_days=store_settings.snapshot_retention_days,
+                market_data_retention_days=store_settings.market_data_retention_days,
+                vacuum=vacuum,
+            )
+            size = store.size_bytes()
+    except DeskError as exc:
+        fail(exc)
+        return
+    rows = ", ".join(f"{name} {n}" for name, n in deleted.items())
+    typer.echo(f"pruned: {rows} rows; store now {size / 1e6:.1f} MB")
 
 
 @hedge_app.command("activate")
