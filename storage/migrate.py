@@ -16,6 +16,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect
 
 from app.errors import SchemaMismatch, StoreCorrupt
+from storage.engine import is_sqlite, make_engine, sqlite_path
+from storage.faults import check_sqlite_file, db_errors
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 ALEMBIC_INI = Path(__file__).parent / "alembic.ini"
@@ -92,3 +94,34 @@ def upgrade(engine: Engine, revision: str = "head") -> str:
         rev = current_revision(conn)
     assert rev is not None
     return rev
+
+
+def _engine_for(url: str, read_only: bool) -> Engine:
+    path = sqlite_path(url) if is_sqlite(url) else None
+    if path is not None:
+        check_sqlite_file(path, read_only=read_only)
+    return make_engine(url, read_only=read_only)
+
+
+def database_status(url: str) -> dict[str, str | None]:
+    """Revision, head and state of the database at ``url``, read-only (raises for newer/foreign/corrupt)."""
+    engine = _engine_for(url, read_only=True)
+    try:
+        with db_errors("read the schema revision"), engine.connect() as conn:
+            state = schema_state(conn)
+            rev = current_revision(conn)
+    finally:
+        engine.dispose()
+    return {"revision": rev, "head": head_revision(), "state": state.value}
+
+
+def upgrade_database(url: str) -> tuple[str | None, str]:
+    """Migrate the database at ``url`` to head; returns (revision before, revision after)."""
+    engine = _engine_for(url, read_only=False)
+    try:
+        with db_errors("upgrade the schema"):
+            with engine.connect() as conn:
+                before = current_revision(conn)
+            return before, upgrade(engine)
+    finally:
+        engine.dispose()

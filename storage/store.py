@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -29,7 +28,6 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, Engine, Table, and_, delete, func, select, update
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
@@ -53,19 +51,17 @@ from app.domain import (
     Trade,
 )
 from app.errors import (
-    DeskError,
     InvalidInput,
     LeaseHeld,
     NotFound,
     SchemaMismatch,
-    StoreCorrupt,
     StoreError,
-    StoreFull,
-    StoreLocked,
     StoreReadOnly,
 )
 from storage import migrate
 from storage.engine import default_db_path, is_sqlite, make_engine, resolve_url, sqlite_path
+from storage.faults import check_sqlite_file
+from storage.faults import db_errors as _errors
 from storage.models import (
     AccountRow,
     AlertRow,
@@ -140,7 +136,6 @@ _QUOTE_FIELDS = (
     "index_price",
     "open_interest",
 )
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 _DAY_MS = 86_400_000
 
 
@@ -162,51 +157,6 @@ class Lease:
     heartbeat_ms: int
     took_over_from: str | None = None
     stale_for_ms: int | None = None
-
-
-# --------------------------------------------------------------------------------------------------
-# Error translation: driver exceptions -> typed desk errors
-# --------------------------------------------------------------------------------------------------
-
-
-def _translate(exc: BaseException, action: str) -> DeskError:
-    if isinstance(exc, sa_exc.StatementError) and isinstance(exc.orig, DeskError):
-        return exc.orig
-    orig = getattr(exc, "orig", None) or exc
-    text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
-    name = getattr(orig, "sqlite_errorname", "") or ""
-    sqlstate = getattr(orig, "sqlstate", None) or ""
-    low = text.lower()
-    where = f"{action}: {text}"
-    if name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED") or "database is locked" in low:
-        return StoreLocked(f"{where} (another process holds the database; try again or stop it)")
-    if sqlstate in ("55P03", "40P01") or "lock timeout" in low:
-        return StoreLocked(f"{where} (another session holds the lock)")
-    if name.startswith("SQLITE_FULL") or "disk is full" in low or sqlstate.startswith("53") or "no space left" in low:
-        return StoreFull(f"{where} (free disk space; nothing of this write was committed)")
-    if name in ("SQLITE_NOTADB", "SQLITE_CORRUPT") or "not a database" in low or "malformed" in low:
-        return StoreCorrupt(f"{where} (the file is damaged or not a deltadesk database)")
-    if name.startswith("SQLITE_READONLY") or sqlstate == "25006" or "readonly database" in low:
-        return StoreReadOnly(f"{where} (the database or its directory is read-only)")
-    if name.startswith("SQLITE_CANTOPEN") or "unable to open" in low:
-        return StoreError(f"{where} (cannot open the database file)", code="store.unavailable")
-    if sqlstate.startswith("08") or "connection" in low and "refused" in low:
-        return StoreError(f"{where} (the database server cannot be reached)", code="store.unavailable")
-    if isinstance(orig, sa_exc.IntegrityError) or isinstance(exc, sa_exc.IntegrityError):
-        return StoreError(where, code="store.integrity")
-    if isinstance(orig, OSError):
-        return StoreError(where, code="store.io")
-    return StoreError(where)
-
-
-@contextmanager
-def _errors(action: str) -> Iterator[None]:
-    try:
-        yield
-    except DeskError:
-        raise
-    except (sa_exc.SQLAlchemyError, sqlite3.Error, OSError) as exc:
-        raise _translate(exc, action) from exc
 
 
 def _insert(conn: Connection, table: Table) -> Any:
@@ -265,7 +215,7 @@ class SqlStore:
         self._closed = False
         self._writer: BatchWriter | None = None
         if self.path is not None:
-            self._check_sqlite_file(self.path)
+            check_sqlite_file(self.path, read_only=read_only)
         extra = dict(pragmas or {})
         self._engine: Engine = make_engine(
             self.url, read_only=read_only, busy_timeout_ms=busy_timeout_ms, pragmas=extra, synchronous="FULL"
@@ -287,20 +237,6 @@ class SqlStore:
             self._writer = BatchWriter(self._write_batch, maxsize=queue_size, batch_size=batch_size)
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def _check_sqlite_file(self, path: Path) -> None:
-        if path.exists():
-            if path.is_dir():
-                raise StoreError(f"{path} is a directory, not a database file", code="store.unavailable")
-            with path.open("rb") as fh:
-                head = fh.read(16)
-            if head and head != _SQLITE_MAGIC:
-                raise StoreCorrupt(f"{path} is not a SQLite database (foreign or corrupt file); refusing to touch it")
-        elif self.read_only:
-            raise StoreError(f"{path} does not exist (nothing to open read-only)", code="store.unavailable")
-        else:
-            with _errors(f"create {path.parent}"):
-                path.parent.mkdir(parents=True, exist_ok=True)
-
     def _open_schema(self, do_migrate: bool) -> None:
         with _errors(f"open {self.describe()}"):
             with self._engine.connect() as conn:
