@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Static, Tab, Tabs
 
@@ -52,8 +52,9 @@ class ChainPane(Vertical):
         self._expiries: tuple[int, ...] = ()
 
     def compose(self) -> ComposeResult:
-        yield Tabs(id="underlyings")
-        yield Tabs(id="expiries")
+        with Horizontal(id="selectors"):
+            yield Tabs(id="underlyings")
+            yield Tabs(id="expiries")
         yield Static("", id="chain-info")
         yield ChainTable(self._columns, id="chain-table")
 

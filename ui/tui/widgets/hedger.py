@@ -28,17 +28,14 @@ STATUS_LABEL = {"dry_run": "DRY-RUN", "active": "ACTIVE", "paused": "PAUSED", "k
 # Summary keys shown first, with their labels; any other key follows as-is.
 _KNOWN = (
     ("delta", "current delta"),
-    ("band", "band"),
-    ("band_lower", "band lower"),
-    ("band_upper", "band upper"),
-    ("target", "target delta"),
     ("instrument", "hedge instrument"),
-    ("hedge_cost", "hedge cost"),
     ("hedges", "hedges"),
-    ("hedge_count", "hedges"),
+    ("orders", "orders"),
+    ("fills", "fills"),
+    ("notional_usd", "notional USD"),
 )
 
-DECISION_COLUMNS = (("ts", "Time"), ("action", "Action"), ("amount", "Size"), ("delta", "Δ before"), ("reason", "Reason"))
+DECISION_COLUMNS = (("ts", "Time"), ("action", "Action"), ("amount", "Orders"), ("delta", "Δ"), ("reason", "Reason"))
 
 
 def fmt_value(value: Any) -> str:
@@ -50,20 +47,98 @@ def fmt_value(value: Any) -> str:
     return str(value)
 
 
+def _intent_text(d: dict[str, Any]) -> str:
+    parts = []
+    for intent in d.get("intents") or ():
+        req = intent.get("request") if isinstance(intent, dict) else None
+        if req:
+            parts.append(f"{req.get('side', '')} {req.get('amount', '')} {req.get('instrument', '')}".strip())
+        elif isinstance(intent, dict):
+            parts.append(str(intent.get("kind", "")))
+    if parts:
+        return ", ".join(parts)
+    amount = d.get("amount", d.get("size", ""))
+    return fmt_value(amount) if amount != "" else ""
+
+
 def decision_cells(d: dict[str, Any]) -> dict[str, Text | str]:
-    """One decision dict as table cells (ts in ms → HH:MM:SS UTC)."""
+    """One decision dict as table cells (ts in ms → HH:MM:SS UTC; orders from its intents)."""
     ts = d.get("ts")
     when = datetime.fromtimestamp(ts / 1000, tz=timezone.utc).strftime("%H:%M:%S") if isinstance(ts, int) else ""
-    action = str(d.get("action") or d.get("intent") or d.get("kind") or "")
-    amount = d.get("amount", d.get("size", ""))
-    delta = d.get("delta", d.get("delta_before", ""))
+    action = str(d.get("action") or d.get("kind") or "")
+    inputs = d.get("inputs") or {}
+    delta = inputs.get("delta", d.get("delta", ""))
     return {
         "ts": when,
         "action": Text(action, style="bold" if action and action not in ("none", "hold") else "dim"),
-        "amount": fmt_value(amount) if amount != "" else "",
-        "delta": fmt_value(delta) if delta != "" else "",
+        "amount": _intent_text(d),
+        "delta": fmt_value(delta) if isinstance(delta, (int, float)) else "",
         "reason": str(d.get("reason", "")),
     }
+
+
+def band_of(decisions: Sequence[dict[str, Any]]) -> dict[str, float | str] | None:
+    """Delta, band and target of the newest decision that measured them (the hedger's ``inputs``)."""
+    for d in reversed(decisions):
+        inputs = d.get("inputs") or {}
+        if all(isinstance(inputs.get(k), (int, float)) for k in ("delta", "band_lower", "band_upper")):
+            return {
+                "delta": float(inputs["delta"]),
+                "lower": float(inputs["band_lower"]),
+                "upper": float(inputs["band_upper"]),
+                "target": float(inputs.get("target") or 0.0),
+                "unit": str(inputs.get("unit", "coin")),
+            }
+    return None
+
+
+def band_gauge(delta: float, lower: float, upper: float, width: int = 41) -> Text:
+    """``[-0.050 ─────●───── +0.050]``: where delta sits in its band (red outside)."""
+    span = max(upper - lower, 1e-12)
+    pad = span * 0.5  # show a half band either side so an excursion is visible
+    lo, hi = lower - pad, upper + pad
+    pos = round((min(max(delta, lo), hi) - lo) / (hi - lo) * (width - 1))
+    left = round(pad / (hi - lo) * (width - 1))
+    right = width - 1 - left
+    inside = lower <= delta <= upper
+    text = Text()
+    for i in range(width):
+        if i == pos:
+            text.append("●", style="bold green" if inside else "bold red")
+        elif i in (left, right):
+            text.append("│", style="bold")
+        else:
+            text.append("─", style="" if left < i < right else "dim")
+    return Text.assemble(f"{lower:+.4f} ", text, f" {upper:+.4f}")
+
+
+def summary_text(run: StrategyStatus) -> Text:
+    """Band gauge, current delta, hedge cost and counters of a run."""
+    out = Text()
+    band = band_of(run.last_decisions)
+    if band is not None:
+        inside = band["lower"] <= band["delta"] <= band["upper"]  # type: ignore[operator]
+        out.append(f"{'delta':<18}")
+        out.append(f"{band['delta']:+.4f} {band['unit']}", style="bold green" if inside else "bold red")
+        out.append(f"   target {band['target']:+.4f}   {'inside' if inside else 'OUTSIDE'} band\n")
+        out.append(f"{'band':<18}")
+        out.append_text(band_gauge(band["delta"], band["lower"], band["upper"]))  # type: ignore[arg-type]
+        out.append("\n")
+    s = run.summary
+    if "fees_usd" in s or "slippage_usd" in s:
+        cost = float(s.get("fees_usd", 0.0)) + float(s.get("slippage_usd", 0.0))
+        out.append(f"{'hedge cost':<18}")
+        out.append(f"${cost:,.2f}", style="bold")
+        out.append(f"  (fees ${float(s.get('fees_usd', 0.0)):,.2f}, slippage ${float(s.get('slippage_usd', 0.0)):,.2f})\n")
+    shown = {"fees_usd", "slippage_usd"}
+    for key, label in _KNOWN:
+        if key in s and key not in shown:
+            out.append(f"{label:<18}{fmt_value(s[key])}\n")
+            shown.add(key)
+    rest = [f"{k} {fmt_value(v)}" for k, v in s.items() if k not in shown and k not in dict(_KNOWN)]
+    if rest:
+        out.append("   ".join(rest), style="dim")
+    return out
 
 
 class DecisionsTable(IncrementalTable):
@@ -138,9 +213,7 @@ orders; it stays killed), **h** hedges now, **n** starts the default hedger when
                 others,
             )
         )
-        known = [(label, run.summary[key]) for key, label in _KNOWN if key in run.summary]
-        rest = [(k, v) for k, v in run.summary.items() if k not in dict(_KNOWN)]
-        summary.update("\n".join(f"{label:<18} {fmt_value(v)}" for label, v in known + rest))
+        summary.update(summary_text(run))
         return self.query_one(DecisionsTable).show(run.last_decisions)
 
     def action_control(self, action: str) -> None:
