@@ -198,19 +198,49 @@ def db_prune(
 @hedge_app.command("activate")
 def hedge_activate(run_id: str, db: DbOpt = None, config: ConfigOpt = None) -> None:
     """Let a strategy run send orders (it starts in dry-run)."""
-    not_built("desk hedge activate", "issue: Strategies")
+    _hedge_mode(run_id, db, config, "active")
 
 
 @hedge_app.command("pause")
 def hedge_pause(run_id: str, db: DbOpt = None, config: ConfigOpt = None) -> None:
     """Pause a strategy run (decisions logged, no orders)."""
-    not_built("desk hedge pause", "issue: Strategies")
+    _hedge_mode(run_id, db, config, "paused")
 
 
 @hedge_app.command("kill")
 def hedge_kill(run_id: str, db: DbOpt = None, config: ConfigOpt = None) -> None:
     """Kill a strategy run: cancel its orders; it stays killed across restarts."""
-    not_built("desk hedge kill", "issue: Strategies")
+    _hedge_mode(run_id, db, config, "killed")
+
+
+def _store_url(db: Optional[Path], config: Optional[Path]) -> Optional[str | Path]:
+    """The store to open: --db, else [store] url of the config, else the default."""
+    if db is not None:
+        return db
+    if config is not None:
+        from app.config import load_settings
+
+        return load_settings(config).store.url
+    return None
+
+
+def _hedge_mode(run_id: str, db: Optional[Path], config: Optional[Path], mode: str) -> None:
+    """Set a run's mode in the store; the running runner follows it at its next tick (kill cancels its orders)."""
+    try:
+        from storage.store import open_store
+        from strategies.runner import set_run_mode
+
+        store = open_store(_store_url(db, config))
+        try:
+            prev = set_run_mode(store, run_id, mode)
+        finally:
+            store.close()
+    except DeskError as exc:
+        fail(exc)
+        return
+    after = {"active": "it sends orders from its next tick", "paused": "its orders are cancelled, decisions still logged",
+             "killed": "its orders are cancelled and it stops; it stays killed across restarts"}[mode]
+    typer.echo(f"run {run_id}: {prev} -> {mode} ({after})")
 
 
 @margin_app.command("what-if")
