@@ -4,14 +4,13 @@ Method (after Jäckel, "Let's Be Rational", own implementation). In normalised f
 ``β = time value/(DF·√(FK))``, every option becomes an out-of-the-money call ``b(x, s) = β`` with ``x ≤ 0``
 and ``s = σ√T``. ``b`` is convex below the inflection point ``s_c = √(2|x|)`` and concave above it. So:
 
-* below ``b(s_c)`` we solve ``ln b(s) = ln β``, from a guess that inverts the Mills-ratio asymptotics
-  (exact as β → 0);
-* above it we solve ``ln(b_max − b(s)) = ln(b_max − β)`` (exact as β → b_max), from the larger of the
-  tangent at the inflection point (a lower bound, ``b`` being concave there) and the large-s asymptotics;
+* below ``b(s_c)`` we solve ``ln b(s) = ln β`` (well scaled as β → 0);
+* above it we solve ``ln(b_max − b(s)) = ln(b_max − β)`` (well scaled as β → b_max);
 
-each with third-order Householder steps (using b', b'', b''' in closed form), kept inside a bracket that
-shrinks at every step, with bisection as the fallback. Typically two or three steps reach 1e-15; the loop
-runs only on the options not yet converged.
+from the tabulated guess of :mod:`app.pricing.iv_guess` (about 1e-3 relative), with third-order
+Householder steps (b', b'', b''' in closed form), kept inside a bracket that shrinks at every step, with
+bisection as the fallback. Two steps reach machine precision; the loop runs only on options not yet
+converged.
 
 Elements that have no implied vol come back NaN; :func:`implied_vol_reasons` says why, with the codes of
 :class:`IVReason`.
@@ -23,8 +22,9 @@ from enum import IntEnum
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.special import erfinv, ndtri
+from scipy.special import erfinv
 
+from app.pricing import iv_guess
 from app.pricing.black import as_is_call
 from app.pricing.normalised import (
     SQRT2,
@@ -35,7 +35,6 @@ from app.pricing.normalised import (
 
 _MAX_ITER = 12
 _STEP_DONE = 1e-7  # relative Householder step after which the next iterate is exact to ~1e-21
-_SQRT_2_OVER_PI = float(np.sqrt(2.0 / np.pi))
 
 
 class IVReason(IntEnum):
@@ -73,26 +72,6 @@ def _normalise(price: ArrayLike, forward: ArrayLike, strike: ArrayLike, t: Array
     return x, beta, np.sqrt(np.where(good, tt, np.nan)), reason, b_max
 
 
-def _lower_guess(x: np.ndarray, beta: np.ndarray) -> np.ndarray:
-    """Invert b ≈ √(2/π)·t/(h²−t²)·e^{−(h²+t²)/2} (valid for s ≪ √(2|x|)) by fixed-point on the exponent."""
-    x2 = x * x
-    neg_log_beta = -np.log(beta)
-    big_l = neg_log_beta
-    u = np.zeros_like(x)
-    for _ in range(3):
-        big_l = np.maximum(big_l, 0.5 * np.abs(x) * (1.0 + 1e-12))
-        u = 2.0 * x2 / (2.0 * big_l + np.sqrt(np.maximum(4.0 * big_l * big_l - x2, 0.0)))
-        t = 0.5 * np.sqrt(u)
-        gap = x2 / u - t * t
-        big_l = np.where(gap > 0, neg_log_beta + np.log(_SQRT_2_OVER_PI * t / np.maximum(gap, 1e-300)), big_l)
-    return np.sqrt(u)
-
-
-def _upper_guess(x: np.ndarray, dist: np.ndarray) -> np.ndarray:
-    """Invert b_max − b ≈ 2·cosh(x/2)·Φ(−s/2), the large-s asymptotics."""
-    return -2.0 * ndtri(np.minimum(dist / (2.0 * np.cosh(0.5 * x)), 0.5))
-
-
 def _householder(nu: np.ndarray, h2: np.ndarray, h3: np.ndarray) -> np.ndarray:
     """Third-order Householder step from the Newton step nu and f''/f', f'''/f'."""
     return nu * (1.0 + 0.5 * h2 * nu) / (1.0 + nu * (h2 + h3 * nu / 6.0))
@@ -101,61 +80,52 @@ def _householder(nu: np.ndarray, h2: np.ndarray, h3: np.ndarray) -> np.ndarray:
 def _solve(x: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Total vol s with b(x, s) = β for x < 0, 0 < β < e^{x/2}; returns (s, converged)."""
     n = x.size
-    s_c = np.sqrt(-2.0 * x)
-    b_c = normalised_otm_call(x, s_c)
-    lower = beta < b_c
-    b_max = np.exp(0.5 * x)
-    target_dist = b_max - beta  # b_max − β: exact enough, β is given
-
-    s = np.empty(n)
-    lo = np.empty(n)
-    hi = np.empty(n)
-    if lower.any():
-        g = _lower_guess(x[lower], beta[lower])
-        s[lower] = np.minimum(g, s_c[lower])
-        lo[lower] = 0.0
-        hi[lower] = s_c[lower]
-    upper = ~lower
-    if upper.any():
-        xu, su = x[upper], s_c[upper]
-        tangent = su + (beta[upper] - b_c[upper]) / normalised_vega(xu, su)
-        s[upper] = np.maximum(tangent, _upper_guess(xu, target_dist[upper]))
-        lo[upper] = su
-        hi[upper] = np.inf
-
     log_beta = np.log(beta)
+    target_dist = np.exp(0.5 * x) - beta  # b_max − β: exact enough, β is given
+    s, lower = iv_guess.guess(x, beta, log_beta, target_dist)
     log_dist = np.log(target_dist)
+    lo = np.zeros(n)
+    hi = np.full(n, np.inf)
     converged = np.zeros(n, dtype=bool)
     active = np.arange(n)
     for _ in range(_MAX_ITER):
         if active.size == 0:
             break
         xa, sa, low_a = x[active], s[active], lower[active]
-        b = normalised_otm_call(xa, sa)
-        vega = normalised_vega(xa, sa)
-        a1 = xa * xa / (sa * sa * sa) - 0.25 * sa  # b''/b'
-        a2 = a1 * a1 - 3.0 * xa * xa / (sa * sa * sa * sa) - 0.25  # b'''/b'
-        # bracket update from the sign of b − β
-        above = b > beta[active]
-        hi[active] = np.where(above, np.minimum(hi[active], sa), hi[active])
-        lo[active] = np.where(above, lo[active], np.maximum(lo[active], sa))
         with np.errstate(all="ignore"):
-            dist = np.where(low_a, 1.0, normalised_max_minus_otm(xa, sa))
-            lam = np.where(low_a, vega / b, -vega / dist)  # (ln b)' or (ln(b_max − b))'
-            fval = np.where(low_a, np.log(b) - log_beta[active], np.log(dist) - log_dist[active])
+            b = normalised_otm_call(xa, sa)
+            vega = normalised_vega(xa, sa)
+            x2_s3 = xa * xa / (sa * sa * sa)
+            a1 = x2_s3 - 0.25 * sa  # b''/b'
+            a2 = a1 * a1 - 3.0 * x2_s3 / sa - 0.25  # b'''/b'
+            # bracket update from the sign of b − β
+            above = b > beta[active]
+            lo_a = np.where(above, lo[active], np.maximum(lo[active], sa))
+            hi_a = np.where(above, np.minimum(hi[active], sa), hi[active])
+            # objective ln b − ln β below the inflection point, ln(b_max − b) − ln(b_max − β) above it
+            lam = vega / b
+            fval = np.log(b) - log_beta[active]
+            if not low_a.all():
+                iu = np.flatnonzero(~low_a)
+                dist = normalised_max_minus_otm(xa[iu], sa[iu])
+                lam[iu] = -vega[iu] / dist
+                fval[iu] = np.log(dist) - log_dist[active[iu]]
             nu = -fval / lam
             h2 = a1 - lam
             h3 = a2 - 3.0 * lam * a1 + 2.0 * lam * lam
             step = _householder(nu, h2, h3)
             new = sa + step
             # keep inside the bracket; bisect (geometrically when possible) otherwise
-            lo_a, hi_a = lo[active], hi[active]
             small = np.abs(step) <= _STEP_DONE * sa
             inside = np.isfinite(new) & (((new > lo_a) & (new < hi_a)) | small)
-            fallback = np.where(np.isfinite(hi_a), np.where(lo_a > 0, np.sqrt(lo_a * hi_a), 0.5 * hi_a), 2.0 * sa)
-            new = np.where(inside, new, fallback)
-            done = (inside & small) | (hi_a - lo_a <= 4e-16 * hi_a)
+            if not inside.all():
+                fallback = np.where(np.isfinite(hi_a), np.where(lo_a > 0, np.sqrt(lo_a * hi_a), 0.5 * hi_a),
+                                    2.0 * sa)
+                new = np.where(inside, new, fallback)
+            done = (inside & small) | (hi_a - lo_a <= 4e-16 * hi_a) & np.isfinite(hi_a)
         s[active] = new
+        lo[active] = lo_a
+        hi[active] = hi_a
         converged[active[done]] = True
         active = active[~done]
     return s, converged
