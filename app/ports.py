@@ -7,13 +7,13 @@ imports ``storage`` and ``connectors`` never import each other.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
 from app.bus import Bus
-from app.domain import Fill, IndexPrice, Instrument, Order, OrderRequest, Position
+from app.domain import Fill, IndexPrice, Instrument, Order, OrderRequest, Position, Quote, Trade
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +233,19 @@ class RunControlStore(Protocol):
 
     def release_lease(self, run_id: str, holder: str) -> bool:
         """Give the lease up; False when ``holder`` did not hold it."""
+        ...
+
+
+@runtime_checkable
+class MarketDataSink(Protocol):
+    """Where recorded market data goes (``storage.store.SqlStore.record_market`` implements it).
+
+    ``connectors.recording.MarketRecorder`` writes what a connector receives through it, so a live session
+    can be replayed later (``SqlStore.market_data`` reads it back in time order).
+    """
+
+    def record_market(self, events: Quote | Trade | IndexPrice | Iterable[Quote | Trade | IndexPrice]) -> int:
+        """Queue quotes, trades and index prices for durable recording; returns how many were queued."""
         ...
 
 
