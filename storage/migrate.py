@@ -21,6 +21,7 @@ from storage.faults import check_sqlite_file, db_errors
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 ALEMBIC_INI = Path(__file__).parent / "alembic.ini"
+_PG_MIGRATION_LOCK = 0x64657364  # "desd": advisory lock key held while migrating
 
 
 class SchemaState(str, Enum):
@@ -87,6 +88,9 @@ def upgrade(engine: Engine, revision: str = "head") -> str:
     with engine.connect() as conn:
         conn.execution_options(desk_immediate=True)  # SQLite: take the write lock first; concurrent openers queue
         with conn.begin():
+            if conn.dialect.name == "postgresql":
+                # Serialise concurrent migrators (SQLite gets this from BEGIN IMMEDIATE); the waiter then sees head.
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})")
             schema_state(conn)
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
