@@ -1,0 +1,134 @@
+"""Settlement: delivery payoffs, daily session booking, funding, socialised loss; ledger stays conserved."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from app.domain import Instrument
+from app.engine.accounts import AccountBook
+from app.engine.ledger import CLEARING, EXTERNAL, SOCIALISED, EntryKind
+from app.engine.settlement import Settlement, funding_rate_8h, option_payoff
+from app.errors import InvalidInput
+
+D = Decimal
+PERP = Instrument.parse("BTC-PERPETUAL")
+FUT = Instrument.parse("BTC-28JUN24")
+CALL = Instrument.parse("BTC-28JUN24-60000-C")
+
+
+def book() -> AccountBook:
+    ab = AccountBook()
+    for name in ("a", "b", "c"):
+        ab.open(name)
+        ab.deposit(name, "BTC", D("10"))
+    return ab
+
+
+def conserved(ab: AccountBook, ccy: str = "BTC") -> dict[str, int]:
+    c = ab.ledger.conservation(ccy)
+    assert c["users"] + c["fees"] + c["insurance"] + c["socialised"] + c["clearing"] == c["deposits"]
+    return c
+
+
+def test_official_option_payoff_example() -> None:
+    # K 10,000, delivery 12,500 -> 2,500 USD = 0.2 BTC per call.
+    call = Instrument.parse("BTC-28JUN24-10000-C")
+    assert option_payoff(call, D("12500")) == D("0.2")
+    put = Instrument.parse("BTC-28JUN24-10000-P")
+    assert option_payoff(put, D("12500")) == 0
+    assert option_payoff(Instrument.parse("BTC_USDC-28JUN24-10000-C"), D("12500")) == D("2500")
+
+
+def test_daily_settlement_books_session_pnl_exactly() -> None:
+    ab = book()
+    ab.apply_trade(PERP, "a", "b", D("100000"), D("60000"), 0)
+    ab.apply_trade(PERP, "b", "c", D("40000"), D("62000"), 0)  # b reduces its short
+    settle = Settlement(ab)
+    settle.daily({"BTC-PERPETUAL": D("61000")}, 1)
+    a_pnl = D(100000) / D(60000) - D(100000) / D(61000)
+    assert ab.balance("a", "BTC") == (D(10) + a_pnl).quantize(D("1e-10"))
+    c = conserved(ab)
+    assert c["clearing"] == 0 and abs(c["fees"]) <= 3  # only rounding dust went to fee income
+    # The position continues from the settlement price: no PnL if settled again at the same price.
+    before = ab.balance("a", "BTC")
+    settle.daily({"BTC-PERPETUAL": D("61000")}, 2)
+    assert ab.balance("a", "BTC") == before
+    kinds = {e.kind for e in ab.ledger.entries("b")}
+    assert EntryKind.REALISED_PNL in kinds and EntryKind.SETTLEMENT in kinds
+
+
+def test_expiry_cash_settles_options_and_delivers_futures() -> None:
+    ab = book()
+    ab.apply_trade(CALL, "a", "b", D("2"), D("0.05"), 0)
+    ab.apply_trade(FUT, "c", "b", D("50000"), D("61000"), 0)
+    s = Settlement(ab)
+    s.expire(CALL, D("66000"), 10)
+    s.expire(FUT, D("66000"), 10)
+    payoff = D(6000) / D(66000) * 2
+    assert ab.balance("a", "BTC") == (D(10) - D("0.1") + payoff).quantize(D("1e-10"))
+    assert ab.position("a", CALL.name) is None and ab.position("c", FUT.name) is None
+    fut_pnl = D(50000) / D(61000) - D(50000) / D(66000)
+    assert ab.balance("c", "BTC") == (D(10) + fut_pnl).quantize(D("1e-10"))
+    conserved(ab)
+
+
+def test_funding_formula_and_payments() -> None:
+    assert funding_rate_8h(65_010, 65_000) == 0.0  # inside the +/-0.025 % dampener
+    assert funding_rate_8h(65_100, 65_000) == pytest.approx(100 / 65_000 - 0.00025)
+    assert funding_rate_8h(64_900, 65_000) == pytest.approx(-100 / 65_000 + 0.00025)
+    assert funding_rate_8h(80_000, 65_000) == 0.005  # capped
+    ab = book()
+    ab.apply_trade(PERP, "a", "b", D("65000"), D("65000"), 0)
+    Settlement(ab).funding(PERP, 0.0008, 65_000.0, 4 * 3600 * 1000, 5)  # half of 8 hours
+    assert ab.balance("a", "BTC") == D("10") - D("0.0004")
+    assert ab.balance("b", "BTC") == D("10") + D("0.0004")
+    conserved(ab)
+    with pytest.raises(InvalidInput):
+        Settlement(ab).funding(FUT, 0.001, 65_000.0, 1000, 5)
+
+
+def test_socialised_loss_recovered_pro_rata_from_winners() -> None:
+    ab = book()
+    ledger = ab.ledger
+    # A bankrupt deficit of 0.06 BTC the fund could not cover.
+    owed = ledger.to_units("BTC", D("0.06"))
+    ledger.post(0, EntryKind.SOCIALISED_LOSS, "BTC", [(SOCIALISED, -owed), (EXTERNAL, owed)])
+    ab.apply_trade(PERP, "a", "c", D("60000"), D("60000"), 0)
+    ab.apply_trade(PERP, "b", "c", D("30000"), D("60000"), 0)
+    s = Settlement(ab)
+    s.daily({"BTC-PERPETUAL": D("66000")}, 1)
+    a_profit = D(60000) / D(60000) - D(60000) / D(66000)
+    b_profit = D(30000) / D(60000) - D(30000) / D(66000)
+    assert ledger.balance(SOCIALISED, "BTC") == 0
+    a_paid = D(10) + a_profit.quantize(D("1e-10")) - ab.balance("a", "BTC")
+    b_paid = D(10) + b_profit.quantize(D("1e-10")) - ab.balance("b", "BTC")
+    assert a_paid + b_paid == D("0.06")
+    assert a_paid / b_paid == pytest.approx(2.0, rel=1e-6)
+    assert ledger.balance(CLEARING, "BTC") == 0
+
+
+def test_bad_prices_are_refused_before_anything_changes() -> None:
+    ab = book()
+    ab.apply_trade(PERP, "a", "b", D("1000"), D("60000"), 0)
+    n = len(ab.ledger)
+    with pytest.raises(InvalidInput):
+        Settlement(ab).daily({"BTC-PERPETUAL": D("NaN")}, 1)
+    with pytest.raises(InvalidInput):
+        Settlement(ab).daily({}, 1)
+    with pytest.raises(InvalidInput):
+        Settlement(ab).expire(CALL, D("-1"), 1)
+    assert len(ab.ledger) == n
+
+
+def test_socialised_loss_never_takes_more_than_the_profit() -> None:
+    ab = book()
+    ledger = ab.ledger
+    owed = ledger.to_units("BTC", D("5"))
+    ledger.post(0, EntryKind.SOCIALISED_LOSS, "BTC", [(SOCIALISED, -owed), (EXTERNAL, owed)])
+    ab.apply_trade(PERP, "a", "c", D("60000"), D("60000"), 0)
+    Settlement(ab).daily({"BTC-PERPETUAL": D("66000")}, 1)
+    assert ab.balance("a", "BTC") == D(10)  # the whole session profit went to the socialised loss
+    assert ledger.balance(SOCIALISED, "BTC") == -(D(5) - (D(1) - D(60000) / D(66000)).quantize(D("1e-10")))
+    conserved(ab)
