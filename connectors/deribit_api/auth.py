@@ -4,7 +4,7 @@ HTTP private calls carry ``Authorization: deri-hmac-sha256 id=..,ts=..,sig=..,no
 ``Authorization: Basic base64(id:secret)`` or ``Authorization: Bearer <access_token>``. Signatures are
 ``HEX(HMAC-SHA256(secret, ts + "\\n" + nonce + "\\n" + data))`` with ``data`` = ``METHOD\\nURI\\nBODY\\n`` over
 HTTP and the client's ``data`` field over ``public/auth``; timestamps older than 60 s are refused and a
-(key, ts, nonce) triple is accepted once.
+``public/auth`` signature is accepted once.
 """
 
 from __future__ import annotations
@@ -132,11 +132,15 @@ class Authenticator:
             except (KeyError, ValueError):
                 raise RpcError(13009, "unauthorized", {"reason": "malformed deri-hmac-sha256 header"}) from None
             data = f"{http_method.upper()}\n{uri}\n{body}\n"
-            return self._check_signature(client_id, ts, nonce, data, sig)
+            # ccxt uses the millisecond timestamp as nonce, so two identical requests in one millisecond carry the
+            # same signature: HTTP signatures are bound to the request and the 60 s window, not single-use.
+            return self._check_signature(client_id, ts, nonce, data, sig, single_use=False)
         raise RpcError(13009, "unauthorized", {"reason": f"unsupported authorization scheme {scheme!r}"})
 
     # -- signatures -------------------------------------------------------------------------------
-    def _check_signature(self, client_id: str, ts: int, nonce: str, data: str, sig: str) -> Session:
+    def _check_signature(
+        self, client_id: str, ts: int, nonce: str, data: str, sig: str, *, single_use: bool = True
+    ) -> Session:
         entry = self.clients.get(client_id)
         if entry is None:
             raise RpcError(13009, "unauthorized", {"reason": "unknown client_id"})
@@ -145,6 +149,8 @@ class Authenticator:
         expected = sign(entry[0], ts, nonce, data)
         if not hmac.compare_digest(expected, sig.lower()):
             raise RpcError(13009, "unauthorized", {"reason": "bad signature"})
+        if not single_use:
+            return Session(client_id, entry[1])
         key = (client_id, ts, nonce + "|" + data)
         if key in self._seen:
             raise RpcError(13009, "unauthorized", {"reason": "signature already used"})

@@ -148,7 +148,7 @@ class ApiBackend(Protocol):
         """One order of ``account`` in its current state; raises NotFound."""
         ...
 
-    def fills(self, account: str, since_ms: int = 0) -> Sequence[Fill]:
+    async def fills(self, account: str, since_ms: int = 0) -> Sequence[Fill]:
         """Fills of ``account`` at or after ``since_ms``, oldest first."""
         ...
 

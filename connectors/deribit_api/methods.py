@@ -379,11 +379,11 @@ class Methods:
             self._check_amount(inst, amount)
         if price is not None:
             self._check_price(inst, price)
-        before = {f.trade_id for f in self.backend.fills(session.account, current.ts)}
+        before = {f.trade_id for f in await self.backend.fills(session.account, current.ts)}
         order = await self.backend.amend(session.account, order_id, amount, price)
         fills = [
             f
-            for f in self.backend.fills(session.account, current.ts)
+            for f in await self.backend.fills(session.account, current.ts)
             if f.order_id == order_id and f.trade_id not in before
         ]
         return self._order_result(PlaceResult(order, tuple(fills)), inst)
@@ -489,12 +489,12 @@ class Methods:
         assert session is not None
         return self._history(session, params, self.instrument(params).name)
 
-    def _trades(self, session: Session, keep: Callable[[Any], bool], params: Params) -> dict[str, Any]:
+    async def _trades(self, session: Session, keep: Callable[[Any], bool], params: Params) -> dict[str, Any]:
         insts = self.instruments()
         since = _int(params, "start_timestamp", 0)
         end = _int(params, "end_timestamp", 2**62)
         count = _int(params, "count", 10)
-        fills = [f for f in self.backend.fills(session.account, since) if f.ts <= end and keep(f)]
+        fills = [f for f in await self.backend.fills(session.account, since) if f.ts <= end and keep(f)]
         sorting = _str(params, "sorting", "desc")
         rows = [
             shapes.trade_json(
@@ -514,7 +514,7 @@ class Methods:
         assert session is not None
         insts = self.instruments()
         currency, kind = _str(params, "currency"), _str(params, "kind")
-        return self._trades(
+        return await self._trades(
             session, lambda f: f.instrument in insts and self._matches(insts[f.instrument], currency, kind), params
         )
 
@@ -522,7 +522,7 @@ class Methods:
         """Our trades of one instrument."""
         assert session is not None
         name = self.instrument(params).name
-        return self._trades(session, lambda f: f.instrument == name, params)
+        return await self._trades(session, lambda f: f.instrument == name, params)
 
     async def get_user_trades_by_order(self, params: Params, session: Session | None) -> list[dict[str, Any]]:
         """Our trades of one order."""
@@ -532,9 +532,10 @@ class Methods:
             self.backend.order(session.account, str(order_id))
         except NotFound:
             raise RpcError(10004, "order_not_found", {"order_id": order_id}) from None
-        return self._trades(session, lambda f: f.order_id == order_id, {**params, "count": 10_000, "sorting": "asc"})[
-            "trades"
-        ]
+        found = await self._trades(
+            session, lambda f: f.order_id == order_id, {**params, "count": 10_000, "sorting": "asc"}
+        )
+        return found["trades"]
 
     # -- account ----------------------------------------------------------------------------------
     async def get_positions(self, params: Params, session: Session | None) -> list[dict[str, Any]]:

@@ -281,7 +281,7 @@ class PaperBackend:
     def order(self, account: str, order_id: str) -> Order:
         return self._own(account, order_id)
 
-    def fills(self, account: str, since_ms: int = 0) -> Sequence[Fill]:
+    async def fills(self, account: str, since_ms: int = 0) -> Sequence[Fill]:
         return [f for f in self.fills_ if f.account == account and f.ts >= since_ms]
 
     def positions(self, account: str) -> Sequence[PositionView]:

@@ -134,15 +134,20 @@ async def test_http_auth_forms_and_envelope(server: DeribitApiServer) -> None:
         assert body["id"] == 9 and body["result"]["index_price"] == 60000.0
         async with http.get(f"{base}/public/nope") as r:
             assert (await r.json())["error"]["code"] == -32601
-        # a replayed signature is refused
+        # a signed request is accepted; a wrong signature or an old timestamp is not
         ts = int(time.time() * 1000)
         uri = "/api/v2/private/get_positions"
         sig = sign(SECRET, ts, str(ts), "GET\n" + uri + "\n\n")
         hdr = f"deri-hmac-sha256 id={KEY},ts={ts},sig={sig},nonce={ts}"
         async with http.get(server.rest_url + uri, headers={"Authorization": hdr}) as r:
             assert r.status == 200
-        async with http.get(server.rest_url + uri, headers={"Authorization": hdr}) as r:
+        async with http.get(server.rest_url + uri, headers={"Authorization": hdr.replace(sig, "0" * 64)}) as r:
             assert (await r.json())["error"]["code"] == 13009
+        old = ts - 120_000
+        old_sig = sign(SECRET, old, str(old), "GET\n" + uri + "\n\n")
+        stale = f"deri-hmac-sha256 id={KEY},ts={old},sig={old_sig},nonce={old}"
+        async with http.get(server.rest_url + uri, headers={"Authorization": stale}) as r:
+            assert (await r.json())["error"]["data"]["reason"].startswith("timestamp outside")
 
 
 async def test_rate_limit_answers_10028(paper: PaperBackend) -> None:
