@@ -38,6 +38,7 @@ O_FILLED = 6  # lots filled so far
 O_CID = 7  # client order id or None
 O_TS = 8  # epoch ms when it (last) joined the queue
 O_MKT = 9  # the engine's market record of its instrument
+O_LEVEL = 10  # the level list it joined (valid while it is live: a level outlives its live orders)
 
 # Level fields.
 L_LOTS = 0
@@ -45,7 +46,7 @@ L_COUNT = 1
 L_QUEUE = 2
 
 Order = list[Any]
-"""An order record: ``[id, account, side, price_ticks, remaining, flags, filled, client_id, ts, market]``."""
+"""An order record: ``[id, account, side, price_ticks, remaining, flags, filled, client_id, ts, market, level]``."""
 
 
 def new_order(
@@ -60,7 +61,7 @@ def new_order(
     market: Any = None,
 ) -> Order:
     """A fresh order record (lots unfilled)."""
-    return [order_id, account, side, price_ticks, lots, flags, 0, client_order_id, ts, market]
+    return [order_id, account, side, price_ticks, lots, flags, 0, client_order_id, ts, market, None]
 
 
 class OrderBook:
@@ -114,6 +115,7 @@ class OrderBook:
         level[L_LOTS] += order[O_REM]
         level[L_COUNT] += 1
         level[L_QUEUE].append(order)
+        order[O_LEVEL] = level
         return level
 
     def remove(self, order: Order) -> list[Any]:

@@ -121,22 +121,28 @@ class FeeSchedule:
     def fees(self, lots: int, ticks: int) -> tuple[int, int]:
         """(maker, taker) fee of a fill of ``lots`` at ``ticks``, in 1e-10 units of the settlement currency."""
         mode = self._mode
-        den = self._den
-        if mode == _INVERSE:
-            d = den * ticks
-            return _round_div(self._m * lots, d), _round_div(self._t * lots, d)
         if mode == _LINEAR:
             n = lots * ticks
-            return _round_div(self._m * n, den), _round_div(self._t * n, den)
-        cap = self._cap_num * ticks
-        m = self._m
-        t = self._t
-        # A negative (rebate) rate is never capped: the cap limits what the trader pays.
-        if m > cap:
-            m = cap
-        if t > cap:
-            t = cap
-        return _round_div(m * lots, den), _round_div(t * lots, den)
+            den = self._den
+        elif mode == _INVERSE:
+            n = lots
+            den = self._den * ticks
+        else:
+            cap = self._cap_num * ticks
+            m = self._m
+            t = self._t
+            # A negative (rebate) rate is never capped: the cap limits what the trader pays.
+            if m > cap:
+                m = cap
+            if t > cap:
+                t = cap
+            return _round_div(m * lots, self._den), _round_div(t * lots, self._den)
+        m = self._m * n
+        t = self._t * n
+        if m >= 0 and t >= 0:  # inline half-up rounding of the usual non-negative fees
+            d2 = 2 * den
+            return (2 * m + den) // d2, (2 * t + den) // d2
+        return _round_div(m, den), _round_div(t, den)
 
     def fee(self, lots: int, ticks: int, maker: bool) -> Decimal:
         """Fee of one side of a fill as an exact Decimal amount of the settlement currency."""

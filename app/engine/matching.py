@@ -49,11 +49,13 @@ not call back into the engine (that raises). Fills are given to ``on_fill`` as `
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import Enum
-from heapq import heappop
-from typing import TYPE_CHECKING, Any
+from heapq import heappop, heappush
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from app.clock import Clock
 from app.domain import (
@@ -76,6 +78,7 @@ from app.engine.book import (
     O_FILLED,
     O_FLAGS,
     O_ID,
+    O_LEVEL,
     O_MKT,
     O_PRICE,
     O_REM,
@@ -111,6 +114,7 @@ if TYPE_CHECKING:
 
 _new = tuple.__new__
 _SIDE = {1: Side.BUY, -1: Side.SELL}
+_SD = (None, Side.BUY, Side.SELL)  # _SD[side] for side +1/-1: a tuple index is cheaper than a dict
 _BUY = Side.BUY
 _SELL = Side.SELL
 _NO_LIMIT = 1 << 62
@@ -348,7 +352,6 @@ class MatchingEngine:
         self._seq = 0
         self._next_oid = 1
         self._next_trade = 1
-        self._commands = 0
         self._event_cbs: list[Callable[[EngineEvent], None]] = []
         self._fill_cbs: list[Callable[[Fill], None]] = []
         self._dispatching = False
@@ -357,13 +360,20 @@ class MatchingEngine:
         self._snapshot_every = snapshot_every
         self._indexes: dict[str, str] = {}  # underlying -> index price, for linear option fees
         self._journal: Journal | None = None
+        self._slow_after = False
         if journal is not None:
             self.attach_journal(journal)
 
     # ================================================================================ configuration
     def attach_journal(self, journal: Journal) -> None:
-        """Append every accepted command from now on to ``journal``."""
+        """Append every accepted command from now on to ``journal`` (starting with the engine settings)."""
         self._journal = journal
+        self._refresh_after()
+        journal.admin(
+            self._clock.now_ms(),
+            "config",
+            {"default_stp": self._default_stp, "reprice": self._reprice},
+        )
 
     @property
     def journal(self) -> Journal | None:
@@ -387,10 +397,12 @@ class MatchingEngine:
     def on_event(self, callback: Callable[[EngineEvent], None]) -> None:
         """Call ``callback(event)`` for every event, in seq order, after each command."""
         self._event_cbs.append(callback)
+        self._refresh_after()
 
     def on_fill(self, callback: Callable[[Fill], None]) -> None:
         """Call ``callback(fill)`` with the maker then the taker ``app.domain.Fill`` of every trade."""
         self._fill_cbs.append(callback)
+        self._refresh_after()
 
     def add_instrument(
         self,
@@ -441,7 +453,6 @@ class MatchingEngine:
     ) -> Market:
         m = Market(inst, state, fees, band, bmt, max_lots)
         self._markets[inst.name] = m
-        self._commands += 1
         return m
 
     def instruments(self) -> list[Instrument]:
@@ -470,7 +481,6 @@ class MatchingEngine:
         if self._journal is not None:
             self._journal.admin(self._clock.now_ms(), "set_mark", {"name": name, "price": str(price)})
         m.set_mark(price)
-        self._commands += 1
 
     def mark(self, name: str) -> Decimal | None:
         """Last mark of ``name`` (None if never set)."""
@@ -490,7 +500,6 @@ class MatchingEngine:
         if self._journal is not None:
             self._journal.admin(self._clock.now_ms(), "set_index", {"underlying": underlying, "price": str(price)})
         self._apply_index(underlying, price)
-        self._commands += 1
 
     def set_stp(self, account: str, mode: STP) -> None:
         """Choose the self-trade prevention mode of ``account``."""
@@ -498,7 +507,6 @@ class MatchingEngine:
         if self._journal is not None:
             self._journal.admin(self._clock.now_ms(), "set_stp", {"account": account, "mode": mode.value})
         self._stp[account] = _STP_CODE[mode]
-        self._commands += 1
 
     def stp(self, account: str) -> STP:
         """Self-trade prevention mode of ``account``."""
@@ -533,7 +541,6 @@ class MatchingEngine:
         return self._set_position(m, account, lots, ts)
 
     def _set_position(self, m: Market, account: str, lots: int, ts: int) -> list[EngineEvent]:
-        self._commands += 1
         if lots:
             m.pos[account] = lots
         else:
@@ -541,7 +548,7 @@ class MatchingEngine:
         out: list[Any] = []
         if account in m.ro:
             self._seq = self._enforce_ro(m, account, ts, out, self._seq)
-        self._emit(out)
+        self._after(out)
         return out
 
     # ================================================================================ order entry
@@ -573,9 +580,8 @@ class MatchingEngine:
                 flags |= F_REPRICE
         if req.reduce_only:
             flags |= F_REDUCE_ONLY
-        return self._place(
-            m, req.account, 1 if req.side is Side.BUY else -1, ticks, lots, flags, req.client_order_id, req
-        )
+        side = 1 if req.side is Side.BUY else -1
+        return self.place(req.account, m.name, side, ticks, lots, flags, req.client_order_id, req)
 
     def place(
         self,
@@ -586,15 +592,114 @@ class MatchingEngine:
         lots: int,
         flags: int = 0,
         client_order_id: str | None = None,
+        _req: Any = None,
     ) -> list[EngineEvent]:
         """Place an order in engine units: ``side`` +1 buy / -1 sell, price in ticks (ignored for
         ``F_MARKET``), size in lots, ``flags`` from ``events.F_*``. Returns the events of the command."""
+        # The hot path of the engine: a plain GTC limit order is handled inline; everything unusual
+        # (flags, bad input, states, bands, crossing) takes a slower path in helper methods.
         m = self._markets.get(instrument)
         if m is None:
             raise UnknownInstrument(f"{instrument!r} is not listed on this engine", name=instrument)
-        return self._place(m, account, side, price_ticks, lots, flags, client_order_id, None)
+        ticks = price_ticks
+        if (
+            type(lots) is not int
+            or lots <= 0
+            or (side != 1 and side != -1)
+            or type(ticks) is not int
+            or ticks <= 0
+            or flags & ~(F_IOC | F_REDUCE_ONLY | F_POST_ONLY)
+            or (m.steps and not m.valid_ticks(ticks))
+            or type(account) is not str
+        ):
+            self._validate(m, account, side, ticks, lots, flags)
+            if flags & F_MARKET:
+                ticks = 0
+        if self._dispatching:
+            self._guard()
+        ts = self._clock.now_ms()
+        cid = client_order_id
+        code = None
+        if flags or m.state is not _OPEN or lots > m.max_lots or ticks < m.band_lo or ticks > m.band_hi:
+            code, msg, ticks, lots = self._screen(m, account, side, ticks, lots, flags)
+        check_reason: RejectReason | None = None
+        if code is None and (self._check is not None or self._replaying):
+            if self._replaying:
+                check_reason = self._replay_check
+            else:
+                check_reason = self._run_check(m, account, side, ticks, lots, flags, cid, _req, ts)
+            if check_reason is not None:
+                code, msg = check_reason
+        jr = self._journal
+        if jr is not None:
+            jr.place(ts, m.name, account, side, ticks, lots, flags, cid, check_reason)
+        if code is not None:
+            self._seq += 1
+            out: list[Any] = [_new(Rejected, (self._seq, ts, m.name, account, code, msg, 0, cid))]
+            self._after(out)
+            return out
+        oid = self._next_oid
+        self._next_oid = oid + 1
+        seq = self._seq + 1
+        inst = m.inst
+        sd = _SD[side]
+        out = [_new(Accepted, (seq, ts, inst, oid, account, sd, ticks, lots, flags, cid))]
+        o = [oid, account, side, ticks, lots, flags, 0, cid, ts, m, None]
+        book = m.book
+        if side > 0:
+            heap = book.ask_heap
+            levels = book.asks
+            while heap and heap[0] not in levels:
+                heappop(heap)
+            crosses = heap and heap[0] <= ticks
+        else:
+            heap = book.bid_heap
+            levels = book.bids
+            while heap and -heap[0] not in levels:
+                heappop(heap)
+            crosses = heap and -heap[0] >= ticks
+        if crosses or flags:
+            seq = self._execute(m, o, ts, out, seq)
+        else:
+            # Rests at once: join the back of its level.
+            if side > 0:
+                levels = book.bids
+                level = levels.get(ticks)
+                if level is None:
+                    level = levels[ticks] = [lots, 1, deque((o,))]
+                    heappush(book.bid_heap, -ticks)
+                else:
+                    level[L_LOTS] += lots
+                    level[L_COUNT] += 1
+                    level[L_QUEUE].append(o)
+                o[O_LEVEL] = level
+            else:
+                levels = book.asks
+                level = levels.get(ticks)
+                if level is None:
+                    level = levels[ticks] = [lots, 1, deque((o,))]
+                    heappush(book.ask_heap, ticks)
+                else:
+                    level[L_LOTS] += lots
+                    level[L_COUNT] += 1
+                    level[L_QUEUE].append(o)
+                o[O_LEVEL] = level
+            self._orders[oid] = o
+            by = self._by_acct.get(account)
+            if by is None:
+                by = self._by_acct[account] = {}
+            by[oid] = o
+            seq += 1
+            out.append(_new(BookChanged, (seq, ts, inst, sd, ticks, level[L_LOTS], level[L_COUNT])))
+        if m.ro:
+            seq = self._enforce_all_ro(m, ts, out, seq)
+        self._seq = seq
+        if self._slow_after:
+            self._after(out)
+        return out
 
     def _validate(self, m: Market, account: Any, side: Any, ticks: Any, lots: Any, flags: Any) -> None:
+        """Raise the typed error that explains why an order is malformed (nothing changes)."""
         if type(lots) is not int or lots <= 0:
             raise _bad(f"size {lots!r} lots must be a positive int", "order.rejected.amount", field="amount")
         if side != 1 and side != -1:
@@ -605,107 +710,54 @@ class MatchingEngine:
             raise _bad("an order cannot be both IOC and FOK", "input.flags", field="tif")
         if flags & F_POST_ONLY and flags & (F_MARKET | F_IOC | F_FOK):
             raise _bad("post-only orders must be GTC limit orders", "order.rejected.post_only", field="post_only")
-        if not flags & F_MARKET:
-            if type(ticks) is not int or not m.valid_ticks(ticks):
-                raise _bad(
-                    f"price {ticks!r} ticks is not a positive multiple of the grid {m.step_at(ticks) if type(ticks) is int else 1} "
-                    f"of {m.name}",
-                    "order.rejected.tick",
-                    field="price",
-                )
-        if not isinstance(account, str) or not account:
+        if not flags & F_MARKET and (type(ticks) is not int or not m.valid_ticks(ticks)):
+            grid = m.step_at(ticks) if type(ticks) is int else 1
+            raise _bad(
+                f"price {ticks!r} ticks is not a positive multiple of the grid ({grid} ticks) of {m.name}",
+                "order.rejected.tick",
+                field="price",
+            )
+        if type(account) is not str or not account:
             raise _bad(f"account {account!r} must be a non-empty string", "input.account", field="account")
 
-    def _place(
-        self, m: Market, account: str, side: int, ticks: int, lots: int, flags: int, cid: str | None, req: Any
-    ) -> list[EngineEvent]:
-        # Cheap common-case validation first; the slow path explains what is wrong.
-        if (
-            type(lots) is not int
-            or lots <= 0
-            or (side != 1 and side != -1)
-            or flags & ~(F_IOC | F_REDUCE_ONLY | F_POST_ONLY)
-            or (flags & F_POST_ONLY and flags & F_IOC)
-            or type(ticks) is not int
-            or ticks <= 0
-            or (m.steps and not m.valid_ticks(ticks))
-            or account.__class__ is not str
-        ):
-            self._validate(m, account, side, ticks, lots, flags)
-            if flags & F_MARKET:
-                ticks = 0
-        if self._dispatching:
-            self._guard()
-        ts = self._clock.now_ms()
-        code = None
-        if m.state is not _OPEN:
-            code = "order.rejected.state"
-            msg = f"{m.name} is {m.state.value}: no new orders"
-        elif lots > m.max_lots:
-            code = "order.rejected.max_size"
-            msg = f"size {m.inst.from_lots(lots)} is above the maximum {m.inst.from_lots(m.max_lots)} of {m.name}"
-        elif not flags & F_MARKET and (ticks < m.band_lo or ticks > m.band_hi):
-            code = "order.rejected.band"
-            msg = (
-                f"price {m.inst.from_ticks(ticks)} is outside the band [{m.inst.from_ticks(m.band_lo)}, "
-                f"{m.inst.from_ticks(m.band_hi)}] around mark {m.mark} of {m.name}"
-            )
-        if flags & (F_REDUCE_ONLY | F_POST_ONLY) and code is None:
-            if flags & F_REDUCE_ONLY:
-                pos = m.pos.get(account, 0)
-                if pos * side >= 0:
-                    code = "order.rejected.reduce_only"
-                    msg = (
-                        f"reduce-only {_SIDE[side].value} would not reduce position {m.inst.from_lots(pos)} in {m.name}"
-                    )
-                elif lots > abs(pos):
-                    lots = abs(pos)
-            if flags & F_POST_ONLY and code is None:
-                best = m.book.best_ask() if side > 0 else m.book.best_bid()
-                if best is not None and (ticks >= best if side > 0 else ticks <= best):
-                    if flags & F_REPRICE:
-                        ticks = self._reprice_away(m, side, best)
-                        if ticks <= 0:
-                            code = "order.rejected.post_only"
-                            msg = f"post-only {_SIDE[side].value} cannot be repriced below the best ask {best}"
-                    else:
-                        code = "order.rejected.post_only"
-                        msg = (
-                            f"post-only {_SIDE[side].value} at {m.inst.from_ticks(ticks)} would take liquidity at "
-                            f"{m.inst.from_ticks(best)} in {m.name}"
-                        )
-        check_reason: RejectReason | None = None
-        if code is None:
-            if self._replaying:
-                check_reason = self._replay_check
-            elif self._check is not None:
-                check_reason = self._run_check(m, account, side, ticks, lots, flags, cid, req, ts)
-            if check_reason is not None:
-                code, msg = check_reason
-        jr = self._journal
-        if jr is not None:
-            jr.place(ts, m.name, account, side, ticks, lots, flags, cid, check_reason)
-        self._commands += 1
-        if code is not None:
-            self._seq += 1
-            out: list[Any] = [_new(Rejected, (self._seq, ts, m.name, account, code, msg, 0, cid))]
-            self._emit(out)
-            return out
-        oid = self._next_oid
-        self._next_oid = oid + 1
-        seq = self._seq + 1
+    def _screen(
+        self, m: Market, account: str, side: int, ticks: int, lots: int, flags: int
+    ) -> tuple[str | None, str, int, int]:
+        """Business checks of a new order: (reject code or None, message, ticks, lots) after reduce-only
+        clipping and post-only repricing."""
         inst = m.inst
-        out = [_new(Accepted, (seq, ts, inst, oid, account, _SIDE[side], ticks, lots, flags, cid))]
-        o = [oid, account, side, ticks, lots, flags, 0, cid, ts, m]
-        seq = self._execute(m, o, ts, out, seq)
-        if m.ro:
-            seq = self._enforce_all_ro(m, ts, out, seq)
-        self._seq = seq
-        if self._event_cbs or self._fill_cbs:
-            self._emit(out)
-        if self._snapshot_every is not None and jr is not None and self._commands % self._snapshot_every == 0:
-            self.snapshot()
-        return out
+        if m.state is not _OPEN:
+            return "order.rejected.state", f"{m.name} is {m.state.value}: no new orders", ticks, lots
+        if lots > m.max_lots:
+            msg = f"size {inst.from_lots(lots)} is above the maximum {inst.from_lots(m.max_lots)} of {m.name}"
+            return "order.rejected.max_size", msg, ticks, lots
+        if not flags & F_MARKET and (ticks < m.band_lo or ticks > m.band_hi):
+            msg = (
+                f"price {inst.from_ticks(ticks)} is outside the band [{inst.from_ticks(m.band_lo)}, "
+                f"{inst.from_ticks(m.band_hi)}] around mark {m.mark} of {m.name}"
+            )
+            return "order.rejected.band", msg, ticks, lots
+        if flags & F_REDUCE_ONLY:
+            pos = m.pos.get(account, 0)
+            if pos * side >= 0:
+                msg = f"reduce-only {_SIDE[side].value} would not reduce position {inst.from_lots(pos)} in {m.name}"
+                return "order.rejected.reduce_only", msg, ticks, lots
+            if lots > abs(pos):
+                lots = abs(pos)
+        if flags & F_POST_ONLY:
+            best = m.book.best_ask() if side > 0 else m.book.best_bid()
+            if best is not None and (ticks >= best if side > 0 else ticks <= best):
+                if not flags & F_REPRICE:
+                    msg = (
+                        f"post-only {_SIDE[side].value} at {inst.from_ticks(ticks)} would take liquidity at "
+                        f"{inst.from_ticks(best)} in {m.name}"
+                    )
+                    return "order.rejected.post_only", msg, ticks, lots
+                ticks = self._reprice_away(m, side, best)
+                if ticks <= 0:
+                    msg = f"post-only buy cannot be repriced below the best ask {inst.from_ticks(best)}"
+                    return "order.rejected.post_only", msg, ticks, lots
+        return None, "", ticks, lots
 
     def _reprice_away(self, m: Market, side: int, best: int) -> int:
         """One valid tick passive of the opposite best price."""
@@ -727,7 +779,7 @@ class MatchingEngine:
         ctx.lots = lots
         ctx.account = account
         ctx.now_ms = ts
-        if req is None or lots != m.inst.to_lots(req.amount):
+        if req is None or lots != m.inst.to_lots(req.amount) or (ticks and ticks != m.inst.to_ticks(req.price)):
             req = OrderView(m, account, side, ticks, lots, flags, cid)
         assert self._check is not None
         try:
@@ -750,28 +802,14 @@ class MatchingEngine:
         else:
             limit = o[O_PRICE]
         # Does it cross? (Best opposite price, dropping stale heap tops.)
-        if side > 0:
-            heap = book.ask_heap
-            levels = book.asks
-            while heap and heap[0] not in levels:
-                heappop(heap)
-            crosses = heap and heap[0] <= limit
-        else:
-            heap = book.bid_heap
-            levels = book.bids
-            while heap and -heap[0] not in levels:
-                heappop(heap)
-            crosses = heap and -heap[0] >= limit
-        if crosses:
-            if flags & F_FOK and not self._fok_fillable(m, o, limit):
-                seq += 1
-                out.append(_new(Cancelled, (seq, ts, m.inst, o[O_ID], o[O_ACCT], o[O_REM], 0, "fok")))
-                return seq
-            seq = self._match(m, o, limit, ts, out, seq)
-        elif flags & F_FOK:
+        best = book.best_ask() if side > 0 else book.best_bid()
+        crosses = best is not None and (best <= limit if side > 0 else best >= limit)
+        if flags & F_FOK and not (crosses and self._fok_fillable(m, o, limit)):
             seq += 1
             out.append(_new(Cancelled, (seq, ts, m.inst, o[O_ID], o[O_ACCT], o[O_REM], 0, "fok")))
             return seq
+        if crosses:
+            seq = self._match(m, o, limit, ts, out, seq)
         rem = o[O_REM]
         if rem <= 0:
             return seq
@@ -1013,15 +1051,47 @@ class MatchingEngine:
 
     def cancel(self, account: str, order_id: int | str) -> list[EngineEvent]:
         """Cancel an open order; raises NotFound for an unknown, filled or cancelled order."""
-        self._guard()
-        o = self._own(account, order_id)
+        if self._dispatching:
+            self._guard()
+        o = self._orders.get(order_id)  # type: ignore[arg-type]
+        if o is None or o[O_ACCT] != account:
+            o = self._own(account, order_id)
         ts = self._clock.now_ms()
+        oid = o[O_ID]
         if self._journal is not None:
-            self._journal.cancel(ts, account, o[O_ID])
-        self._commands += 1
-        out: list[Any] = []
-        self._seq = self._remove(o, ts, out, self._seq, "user")
-        self._emit(out)
+            self._journal.cancel(ts, account, oid)
+        # Inline of OrderBook.remove plus the index clean-up: the second most frequent command.
+        m: Market = o[O_MKT]
+        side = o[O_SIDE]
+        rem = o[O_REM]
+        level = o[O_LEVEL]
+        lots = level[L_LOTS] - rem
+        level[L_LOTS] = lots
+        o[O_REM] = 0
+        count = level[L_COUNT] - 1
+        level[L_COUNT] = count
+        if count == 0:
+            del (m.book.bids if side > 0 else m.book.asks)[o[O_PRICE]]
+        else:
+            queue = level[L_QUEUE]
+            if len(queue) > 2 * count + 8:
+                level[L_QUEUE] = deque([x for x in queue if x[O_REM]])
+        del self._orders[oid]
+        del self._by_acct[account][oid]
+        if o[O_FLAGS] & F_REDUCE_ONLY:
+            ro = m.ro[account]
+            del ro[oid]
+            if not ro:
+                del m.ro[account]
+        seq = self._seq + 2
+        self._seq = seq
+        inst = m.inst
+        out: list[Any] = [
+            _new(Cancelled, (seq - 1, ts, inst, oid, account, rem, 0, "user")),
+            _new(BookChanged, (seq, ts, inst, _SD[side], o[O_PRICE], lots, count)),
+        ]
+        if self._slow_after:
+            self._after(out)
         return out
 
     def _remove(self, o: list[Any], ts: int, out: list[Any], seq: int, reason: str) -> int:
@@ -1050,13 +1120,12 @@ class MatchingEngine:
         return self._cancel_orders(victims, ts)
 
     def _cancel_orders(self, victims: list[list[Any]], ts: int) -> list[EngineEvent]:
-        self._commands += 1
         out: list[Any] = []
         seq = self._seq
         for o in victims:
             seq = self._remove(o, ts, out, seq, "mass")
         self._seq = seq
-        self._emit(out)
+        self._after(out)
         return out
 
     def amend(
@@ -1129,7 +1198,6 @@ class MatchingEngine:
                 code, msg = check_reason
         if self._journal is not None:
             self._journal.amend(ts, account, o[O_ID], lots, price_ticks, check_reason)
-        self._commands += 1
         out: list[Any] = []
         seq = self._seq
         if code is not None:
@@ -1150,12 +1218,12 @@ class MatchingEngine:
             out.append(_new(Amended, (seq, ts, m.inst, o[O_ID], account, new_ticks, new_rem, False)))
             seq += 1
             out.append(_new(BookChanged, (seq, ts, m.inst, _SIDE[side], o[O_PRICE], level[L_LOTS], level[L_COUNT])))
-            fresh = [o[O_ID], account, side, new_ticks, new_rem, o[O_FLAGS], o[O_FILLED], o[O_CID], ts, m]
+            fresh = [o[O_ID], account, side, new_ticks, new_rem, o[O_FLAGS], o[O_FILLED], o[O_CID], ts, m, None]
             seq = self._execute(m, fresh, ts, out, seq)
             if m.ro or fresh[O_FLAGS] & F_REDUCE_ONLY:
                 seq = self._enforce_all_ro(m, ts, out, seq)
         self._seq = seq
-        self._emit(out)
+        self._after(out)
         return out
 
     # ================================================================================ instrument states
@@ -1177,7 +1245,6 @@ class MatchingEngine:
         return self._set_state(m, state, ts)
 
     def _set_state(self, m: Market, state: InstrumentState, ts: int) -> list[EngineEvent]:
-        self._commands += 1
         out: list[Any] = []
         seq = self._seq
         if state is not m.state:
@@ -1199,7 +1266,7 @@ class MatchingEngine:
                     seq += 1
                     out.append(_new(BookChanged, (seq, ts, m.inst, _SIDE[side], price, 0, 0)))
         self._seq = seq
-        self._emit(out)
+        self._after(out)
         return out
 
     def expire(self, name: str) -> list[EngineEvent]:
@@ -1278,9 +1345,20 @@ class MatchingEngine:
                 code="engine.reentrant",
             )
 
+    def _refresh_after(self) -> None:
+        self._slow_after = bool(self._event_cbs or self._fill_cbs) or (
+            self._journal is not None and bool(self._snapshot_every)
+        )
+
+    def _after(self, out: list[Any]) -> None:
+        """Deliver a command's events to the callbacks, then take a snapshot if one is due."""
+        if out and (self._event_cbs or self._fill_cbs):
+            self._emit(out)
+        jr = self._journal
+        if jr is not None and self._snapshot_every and jr.records >= self._snapshot_every:
+            self.snapshot()
+
     def _emit(self, out: list[Any]) -> None:
-        if not (self._event_cbs or self._fill_cbs) or not out:
-            return
         self._dispatching = True
         try:
             for cb in self._event_cbs:
@@ -1334,7 +1412,6 @@ class MatchingEngine:
             "seq": self._seq,
             "next_oid": self._next_oid,
             "next_trade": self._next_trade,
-            "commands": self._commands,
             "default_stp": self._default_stp,
             "reprice": self._reprice,
             "stp": dict(sorted(self._stp.items())),
@@ -1355,7 +1432,6 @@ class MatchingEngine:
         self._seq = state["seq"]
         self._next_oid = state["next_oid"]
         self._next_trade = state["next_trade"]
-        self._commands = state["commands"]
         self._default_stp = state["default_stp"]
         self._reprice = state["reprice"]
         self._stp = dict(state["stp"])
@@ -1368,7 +1444,7 @@ class MatchingEngine:
             m.set_mark(None if rec["mark"] is None else Decimal(rec["mark"]))
             m.pos = dict(rec["pos"])
             for oid, acct, side, price, rem, flags, filled, cid, ts in rec["orders"]:
-                o = [oid, acct, side, price, rem, flags, filled, cid, ts, m]
+                o = [oid, acct, side, price, rem, flags, filled, cid, ts, m, None]
                 m.book.add(o)
                 self._orders[oid] = o
                 self._by_acct.setdefault(acct, {})[oid] = o
@@ -1417,17 +1493,18 @@ class MatchingEngine:
             band = None if args["band"] is None else Decimal(args["band"])
             self._add_market(inst, InstrumentState(args["state"]), fees, band, args["band_min_ticks"], args["max_lots"])
             return []
+        if op == "config":
+            self._default_stp = int(args["default_stp"])
+            self._reprice = bool(args["reprice"])
+            return []
         if op == "set_mark":
             self._market(args["name"]).set_mark(Decimal(args["price"]))
-            self._commands += 1
             return []
         if op == "set_index":
             self._apply_index(args["underlying"], Decimal(args["price"]))
-            self._commands += 1
             return []
         if op == "set_stp":
             self._stp[args["account"]] = _STP_CODE[STP(args["mode"])]
-            self._commands += 1
             return []
         if op == "set_position":
             return self._set_position(self._market(args["name"]), args["account"], args["lots"], ts)
@@ -1448,6 +1525,47 @@ class MatchingEngine:
     def use_clock(self, clock: Clock) -> None:
         """Swap the clock (after a replay, hand the engine back to live time)."""
         self._clock = clock
+
+    @classmethod
+    def replay(cls, directory: str | Path, *, from_snapshot: bool = False) -> tuple[MatchingEngine, list[EngineEvent]]:
+        """Rebuild an engine from a journal directory; returns it (clock frozen at the last record) and the
+        events the replayed commands produced (from the first command, or after the newest snapshot)."""
+        from app.engine.journal import Journal
+
+        state, records = Journal.load(directory, from_snapshot=from_snapshot)
+        engine = cls.replaying()
+        if state is not None:
+            engine.load_state(state)
+        events: list[EngineEvent] = []
+        for rec in records:
+            events.extend(engine.apply_record(rec))
+        return engine, events
+
+    @classmethod
+    def recover(
+        cls,
+        directory: str | Path,
+        clock: Clock,
+        *,
+        pre_trade_check: PreTradeCheck | None = None,
+        sync: Literal["buffered", "flush", "fsync"] = "buffered",
+        snapshot_every: int | None = None,
+    ) -> MatchingEngine:
+        """Restart after a crash: drop a torn last record, load the newest snapshot, replay the commands
+        after it, and keep journaling into the same directory."""
+        from app.engine.journal import Journal
+
+        journal = Journal(directory, sync=sync)
+        try:
+            engine, _ = cls.replay(directory, from_snapshot=True)
+        except BaseException:
+            journal.close()
+            raise
+        engine.use_clock(clock)
+        engine.set_pre_trade_check(pre_trade_check)
+        engine._snapshot_every = snapshot_every
+        engine.attach_journal(journal)
+        return engine
 
 
 def instrument_to_dict(inst: Instrument) -> dict[str, Any]:
