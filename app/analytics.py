@@ -144,60 +144,52 @@ def _slice_arrays(sl: ChainSlice) -> dict[str, np.ndarray]:
 
 
 def surface_view(snap: DeskSnapshot | None, underlying: str | None, *, grid_points: int = 41) -> SurfaceView:
-    """SVI fits per expiry over the market's bid/ask IVs, arbitrage flags, ATM term, 25Δ RR/BF, a grid for 3-D."""
-    from app.pricing import surface as svi
+    """SVI surface over the market's bid/ask IVs (``VolSurface.from_quotes``): smiles, flags, ATM term, 25Δ RR/BF, 3-D grid."""
+    from app.errors import InvalidInput
+    from app.pricing.surface import VolSurface
 
     if snap is None or not underlying or not snap.chains.get(underlying):
         return SurfaceView.empty(underlying or "")
     slices = [s for s in snap.chains[underlying] if s.expiry_ms > snap.ts and len(s.rows) >= 6]
-    if not slices:
+    arrays = [(sl, _slice_arrays(sl), (sl.expiry_ms - snap.ts) / MS_PER_YEAR) for sl in slices]
+    arrays = [(sl, a, t) for sl, a, t in arrays if (np.isfinite(a["bid"]) & np.isfinite(a["ask"])).sum() >= 5]
+    if not arrays:
         return SurfaceView.empty(underlying)
+    k_all = np.concatenate([a["k"] for _, a, _ in arrays])
+    t_all = np.concatenate([np.full(a["k"].size, t) for _, a, t in arrays])
+    f_all = np.concatenate([np.full(a["k"].size, sl.forward) for sl, a, _ in arrays])
+    try:
+        surface = VolSurface.from_quotes(k_all, t_all, np.concatenate([a["bid"] for _, a, _ in arrays]),
+                                         np.concatenate([a["ask"] for _, a, _ in arrays]), f_all)
+    except InvalidInput:
+        return SurfaceView.empty(underlying)
+    arb = surface.arbitrage()
     labels, ts, fwds, atm, rr, bf, fits = [], [], [], [], [], [], []
-    params = []
-    for sl in slices:
-        a = _slice_arrays(sl)
-        t = (sl.expiry_ms - snap.ts) / MS_PER_YEAR
+    for sl, a, t in arrays:
         mid = np.where(np.isfinite(a["bid"]) & np.isfinite(a["ask"]), (a["bid"] + a["ask"]) / 2, a["mark"])
-        ok = np.isfinite(mid) & (mid > 0)
-        if ok.sum() < 5:
-            continue
-        fit = svi.fit_slice(a["k"][ok], sl.forward, t, mid[ok], bid_iv=a["bid"][ok], ask_iv=a["ask"][ok])
-        params.append(fit)
-        fit_k = np.linspace(a["k"][ok].min(), a["k"][ok].max(), 60)
-        fit_iv = fit.iv(fit_k)
-        model_at = fit.iv(a["k"][ok])
-        rmse = float(np.sqrt(np.nanmean((model_at - mid[ok]) ** 2)))
-        has_both = np.isfinite(a["bid"][ok]) & np.isfinite(a["ask"][ok])
-        inside = (model_at >= a["bid"][ok]) & (model_at <= a["ask"][ok])
-        inside_share = float(inside[has_both].mean()) if has_both.any() else float("nan")
+        fit_k = np.linspace(a["k"].min(), a["k"].max(), 60)
+        fit_iv = surface.iv(fit_k, t)
+        model_at = surface.iv(a["k"], t)
+        has_both = np.isfinite(a["bid"]) & np.isfinite(a["ask"])
+        rmse = float(np.sqrt(np.mean((model_at[has_both] - mid[has_both]) ** 2)))
+        inside = (model_at >= a["bid"] - 1e-12) & (model_at <= a["ask"] + 1e-12)
         labels.append(expiry_label(sl.expiry_ms))
         ts.append(t)
         fwds.append(sl.forward)
-        atm.append(float(fit.iv(np.array([sl.forward]))[0]))
-        d = a["delta"]
-        call_iv = np.interp(0.25, *_sorted_xy(d[a["is_call"]], mid[a["is_call"]])) if a["is_call"].sum() >= 2 else np.nan
-        put_iv = np.interp(-0.25, *_sorted_xy(d[~a["is_call"]], mid[~a["is_call"]])) if (~a["is_call"]).sum() >= 2 else np.nan
+        atm.append(float(surface.iv(np.array([sl.forward]), t)[0]))
+        d, calls = a["delta"], a["is_call"]
+        call_iv = np.interp(0.25, *_sorted_xy(d[calls], mid[calls])) if calls.sum() >= 2 else np.nan
+        put_iv = np.interp(-0.25, *_sorted_xy(d[~calls], mid[~calls])) if (~calls).sum() >= 2 else np.nan
         rr.append(call_iv - put_iv)
         bf.append((call_iv + put_iv) / 2 - atm[-1])
-        fits.append(
-            SmileFit(labels[-1], t, sl.forward, a["k"], a["bid"], a["ask"], a["mark"], fit_k, fit_iv,
-                     butterfly_ok=bool(fit.butterfly_ok()), rmse=rmse, inside_share=inside_share)
-        )
-    if not fits:
-        return SurfaceView.empty(underlying)
-    # calendar check: total variance must not decrease with expiry at any log-moneyness
-    k_grid = np.linspace(-0.5, 0.5, 41)
-    w_prev = None
-    checked = []
-    for f, p in zip(fits, params):
-        w = p.total_variance(k_grid)
-        cal_ok = w_prev is None or bool(np.all(w >= w_prev - 1e-10))
-        checked.append(SmileFit(**{**f.__dict__, "calendar_ok": cal_ok}))
-        w_prev = w
+        j = int(np.argmin(np.abs(surface.expiries_years - t)))
+        fits.append(SmileFit(labels[-1], t, sl.forward, a["k"], a["bid"], a["ask"], a["mark"], fit_k, fit_iv,
+                             butterfly_ok=bool(arb.butterfly[j]), calendar_ok=bool(j == 0 or arb.calendar[j - 1]),
+                             rmse=rmse, inside_share=float(inside[has_both].mean()) if has_both.any() else float("nan")))
     spot = snap.index_prices.get(f"{underlying.lower()}_usd", float(np.median(fwds)))
     grid_k = np.linspace(spot * 0.5, spot * 1.6, grid_points)
-    grid = np.vstack([p.iv(grid_k) for p in params])
-    return SurfaceView(underlying, labels, np.array(ts), np.array(fwds), np.array(atm), np.array(rr), np.array(bf), checked, grid_k, grid)
+    grid = np.vstack([surface.iv(grid_k, t) for t in ts])
+    return SurfaceView(underlying, labels, np.array(ts), np.array(fwds), np.array(atm), np.array(rr), np.array(bf), fits, grid_k, grid)
 
 
 def _sorted_xy(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
