@@ -128,6 +128,7 @@ class MarginEngine:
         self._units: dict[str, tuple[int, UnitRisk]] = {}  # pair -> (marks_version, unit risk of its instruments)
         self._unit_row: dict[str, tuple[str, int]] = {}
         self._alert: dict[tuple[str, str], float] = {}
+        self.liquidating: str | None = None  # set by the Liquidator while it sends an account's orders
         self.accounts.on_change(self._touch)
 
     # ------------------------------------------------------------------------------------------------
@@ -659,6 +660,8 @@ class MarginEngine:
     # ------------------------------------------------------------------------------------------------
     def pre_trade_check(self, req: OrderRequest, ctx: Any = None) -> Any:
         """MatchingEngine hook: None to accept, or a RejectReason(code, message) carrying the shortfall."""
+        if self.liquidating is not None and req.account == self.liquidating:
+            return None  # the liquidation engine's own orders
         try:
             self.check_order(req)
         except InsufficientMargin as exc:
