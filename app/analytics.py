@@ -490,14 +490,14 @@ def decision_series(decisions: Iterable[dict[str, Any]]) -> DecisionSeries:
         delta = _get(d, "delta", "inputs.delta")
         if ts is None or delta is None:
             continue
-        lower = _get(d, "lower", "band.lower", "inputs.lower", default=float("nan"))
-        upper = _get(d, "upper", "band.upper", "inputs.upper", default=float("nan"))
+        lower = _get(d, "lower", "inputs.band_lower", "inputs.lower", default=float("nan"))
+        upper = _get(d, "upper", "inputs.band_upper", "inputs.upper", default=float("nan"))
         out.ts.append(int(ts))
         out.delta.append(float(delta))
         out.lower.append(float(lower))
         out.upper.append(float(upper))
         out = DecisionSeries(out.ts, out.delta, out.lower, out.upper, out.hedge_ts, out.hedge_delta, str(_get(d, "unit", "inputs.unit", default=out.unit)))
-        if _get(d, "intent", "intents") and str(_get(d, "action", default="hedge")) != "none":
+        if str(_get(d, "action", default="")) == "hedge":
             out.hedge_ts.append(int(ts))
             out.hedge_delta.append(float(delta))
     return out
@@ -511,12 +511,12 @@ def decision_rows(decisions: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "time": datetime.fromtimestamp(int(ts) / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
-                "rule": _get(d, "rule", default=""),
-                "action": _get(d, "action", default="hedge" if _get(d, "intent") else "none"),
+                "rule": _get(d, "code", "inputs.rule", "rule", default=""),
+                "action": _get(d, "action", default=""),
                 "delta": _round(_get(d, "delta", "inputs.delta")),
-                "lower": _round(_get(d, "lower", "band.lower", "inputs.lower")),
-                "upper": _round(_get(d, "upper", "band.upper", "inputs.upper")),
-                "size": _round(_get(d, "size", "intent.amount")),
+                "lower": _round(_get(d, "lower", "inputs.band_lower", "inputs.lower")),
+                "upper": _round(_get(d, "upper", "inputs.band_upper", "inputs.upper")),
+                "size": _round(_get(d, "size", "inputs.wanted_coin")),
                 "reason": str(_get(d, "reason", default="")),
             }
         )
