@@ -65,7 +65,23 @@ def tui(
     seed: Annotated[int, typer.Option(help="Seed of the simulated market.")] = 7,
 ) -> None:
     """Open the trader's terminal (option chain, positions, margin, ticket, hedger)."""
-    not_built("the TUI", "issue: The trader's terminal")
+    try:
+        from functools import partial
+
+        from app.config import load_settings
+        from app.terminal import StoredDesk, add_default_hedger, open_sim_desk
+        from ui.tui.app import DeskTui
+
+        settings = load_settings(config)
+        if db is not None:
+            terminal = DeskTui(StoredDesk.open(db), settings=settings)
+        else:
+            desk = open_sim_desk(settings, seed=seed)
+            terminal = DeskTui(desk, settings=settings, new_hedger=partial(add_default_hedger, desk), start_hedger=True)
+    except DeskError as exc:
+        fail(exc)
+        return
+    terminal.run()
 
 
 @app.command()

@@ -9,8 +9,7 @@ from textual.widgets import Static
 from app.config import Settings, UiSettings
 from app.domain import OptionType
 from app.errors import ConfigError
-from tests.ui.tui_desk import make_desk
-from ui.tui.app import DeskTui
+from tests.ui.tui_desk import make_app, make_desk
 from ui.tui.screens.dialogs import ConfirmScreen, PromptScreen
 from ui.tui.screens.ticket import TicketScreen
 from ui.tui.widgets.chain import ChainTable
@@ -26,17 +25,12 @@ def plain(widget: Static) -> str:
     return Text.from_markup(str(content)).plain
 
 
-def make_app(**kwargs: object) -> DeskTui:
-    desk = kwargs.pop("desk", None) or make_desk()
-    return DeskTui(desk, refresh_s=None, manage_desk=False, **kwargs)  # type: ignore[arg-type]
-
-
 async def test_opens_on_the_front_btc_chain_at_the_money() -> None:
     app = make_app()
     async with app.run_test(size=SIZE):
         chain = app.chain.current
         assert chain is not None and chain.underlying == "BTC"
-        assert chain.expiry_ms == app.snap.chains["BTC"][0].expiry_ms  # type: ignore[union-attr]
+        assert chain.expiry_ms == app.feed.expiries("BTC")[0]
         table = app.query_one(ChainTable)
         assert table.row_count == len({r.strike for r in chain.rows}) > 5
         assert table.strikes[table.cursor_row] == chain.atm_strike
@@ -49,7 +43,7 @@ async def test_opens_on_the_front_btc_chain_at_the_money() -> None:
 async def test_expiry_keys_and_next_monthly() -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        expiries = [s.expiry_ms for s in app.snap.chains["BTC"]]  # type: ignore[union-attr]
+        expiries = app.feed.expiries("BTC")
         await pilot.press("right_square_bracket")
         assert app.chain.expiry_ms == expiries[1]
         await pilot.press("left_square_bracket")
@@ -89,7 +83,7 @@ async def test_usd_toggle_rewrites_prices() -> None:
 
 async def test_refresh_writes_only_changed_cells() -> None:
     desk = make_desk()
-    app = make_app(desk=desk)
+    app = make_app(desk)
     async with app.run_test(size=SIZE):
         total = app.chain.table.row_count * len(app.chain.table.columns)
         before = app.cells_written
@@ -113,11 +107,14 @@ async def test_buy_through_the_ticket_shows_whatif_and_position() -> None:
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert not isinstance(app.screen, TicketScreen)
+        assert any("SENT" in line and name in line for line in app.event_log.lines_written)
+        app.desk.advance(1_000)  # the desk books its fills on the next market step
         await pilot.press("2")
         await pilot.pause()
         table = app.query_one(PositionsTable)
         assert name in table.row_keys
-        assert any("FILL" in line or "SENT" in line for line in app.event_log.lines_written)
+        await app.refresh_view()
+        assert any("FILL" in line and name in line for line in app.event_log.lines_written)
 
 
 async def test_iv_priced_order() -> None:
@@ -152,11 +149,16 @@ async def test_reject_is_shown_with_its_code() -> None:
         assert not app.desk.snapshot().positions
 
 
-async def test_hedger_controls_and_quit_confirmation() -> None:
-    app = make_app()
+async def test_hedger_controls_and_quit_confirmation(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(store_dir=tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await pilot.press("4")
+        await pilot.pause()
+        assert "no hedger" in plain(app.query_one("#hedger-status", Static))
+        await pilot.press("n")
+        await pilot.pause(0.5)
+        assert app.snap.strategies and app.snap.strategies[0].status == "dry_run"  # type: ignore[union-attr]
         await pilot.pause()
         run = app.snap.strategies[0]  # type: ignore[union-attr]
         await pilot.press("a")
@@ -175,10 +177,11 @@ async def test_hedger_controls_and_quit_confirmation() -> None:
     assert app.return_code == 0
 
 
-async def test_palette_pause_hedger() -> None:
-    app = make_app()
+async def test_palette_pause_hedger(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(store_dir=tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        run_id = app.snap.strategies[0].run_id  # type: ignore[union-attr]
+        run_id = await app.start_default_hedger()
+        assert run_id is not None
         await app.control_strategy(run_id, "activate")
         await pilot.press("ctrl+p")
         await pilot.press(*"pause hedger")

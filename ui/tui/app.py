@@ -16,7 +16,7 @@ writing only the cells that changed; ``refresh_s=None`` turns the timer off (tes
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -30,6 +30,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 from app.config import Settings
 from app.domain import DeskSnapshot, Instrument, Kind, Order, Side
 from app.errors import ConfigError, DeskError
+from ui.tui.feed import DeskFeed, chain_feed
 from ui.tui.format import expiry_kind, expiry_label, fmt_signed
 from ui.tui.keymap import APP_BINDINGS, check_keymap
 from ui.tui.port import DeskPort, is_read_only, maybe_await
@@ -63,6 +64,8 @@ class DeskTui(App[None]):
         refresh_s: float | None = 0.25,
         manage_desk: bool = True,
         stress: StressFn | None = None,
+        new_hedger: Callable[[str], Awaitable[str]] | None = None,
+        start_hedger: bool = False,
     ) -> None:
         super().__init__()
         self.desk = desk
@@ -84,7 +87,10 @@ class DeskTui(App[None]):
         self._theme_name = ui.theme
         self._stress = stress if stress is not None else partial(stress_from_analytics, self)
         self._stress_cache: tuple[int, Mapping[str, Any]] | None = None
+        self.new_hedger = new_hedger
+        self.start_hedger = start_hedger
         self.snap: DeskSnapshot | None = None
+        self.feed = chain_feed(desk)
         self._sub: Any = None
         self._started = False
         self.refreshes = 0
@@ -121,6 +127,9 @@ class DeskTui(App[None]):
         self.chain.table.focus()
         if self.refresh_s:
             self.set_interval(self.refresh_s, self.refresh_view, name="desk-refresh")
+        if self.start_hedger and self.new_hedger is not None and not self.read_only:
+            # After the first paint: the chain is on screen while the hedger's store is being set up.
+            self.run_worker(self.start_default_hedger(), name="default-hedger", exclusive=True)
 
     async def on_unmount(self) -> None:
         if self._sub is not None:
@@ -156,7 +165,7 @@ class DeskTui(App[None]):
     # -- refresh ----------------------------------------------------------------------------------
     async def refresh_view(self) -> None:
         """Take a snapshot and update the status line, the visible tab and the log (changed cells only)."""
-        snap = self.desk.snapshot()
+        snap = self.feed.snapshot()
         self.snap = snap
         self.refreshes += 1
         if self._sub is not None:
@@ -168,7 +177,8 @@ class DeskTui(App[None]):
 
     async def _update_tab(self, tab: str, snap: DeskSnapshot) -> None:
         if tab == "chain":
-            self.cells_written += self.chain.update_view(snap, self.positions_by_instrument(), show_usd=self.show_usd)
+            self.cells_written += self.chain.update_view(snap, self.feed, self.positions_by_instrument(),
+                                                         show_usd=self.show_usd)
         elif tab == "positions":
             self.cells_written += self.query_one(PositionsPane).update_view(snap, show_usd=self.show_usd)
         elif tab == "margin":
@@ -194,7 +204,7 @@ class DeskTui(App[None]):
     async def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
         tab = event.pane.id or self.active_tab
         if self.snap is not None:
-            await self._update_tab(tab, self.snap)
+            await self.refresh_view()
         self.call_after_refresh(self._focus_tab, tab)
 
     # -- app actions ------------------------------------------------------------------------------
@@ -260,13 +270,14 @@ class DeskTui(App[None]):
         snap = self.snap or self.desk.snapshot()
         row = forward = None
         index = snap.index_prices.get(inst.underlying)
-        if inst.is_option:
-            for chain in snap.chains.get(inst.base, ()):
-                if chain.expiry_ms == inst.expiry_ms:
-                    forward = chain.forward
-                    index = chain.index_price
-                    row = next((r for r in chain.rows if r.instrument == name), None)
-                    break
+        if inst.is_option and inst.expiry_ms is not None:
+            try:
+                chain = self.feed.chain(inst.base, inst.expiry_ms)
+            except DeskError:
+                chain = None
+            if chain is not None:
+                forward, index = chain.forward, chain.index_price
+                row = next((r for r in chain.rows if r.instrument == name), None)
         return TicketContext(inst, now_ms=snap.ts, forward=forward, index_price=index, row=row,
                              quote=snap.quotes.get(name))
 
@@ -351,15 +362,15 @@ class DeskTui(App[None]):
     async def _new_hedger(self) -> None:
         await self.start_default_hedger()
 
-    async def start_default_hedger(self) -> str | None:
-        """Ask the Desk to start its default delta hedger (dry-run); returns the run id."""
-        starter = getattr(self.desk, "start_hedger", None)
-        if self.read_only or starter is None:
+    async def start_default_hedger(self, underlying: str | None = None) -> str | None:
+        """Start the default delta hedger of ``underlying`` (the chain's) in dry-run; returns the run id."""
+        if self.read_only or self.new_hedger is None:
             self.notify("this desk cannot start a hedger from the terminal", severity="warning")
             return None
         try:
-            run_id = await maybe_await(starter())
+            run_id = await self.new_hedger(underlying or self.chain.underlying or "BTC")
         except DeskError as exc:
+            self.event_log.note(f"HEDGER  could not start: {exc}", "red", ts=self.desk.now_ms())
             self.notify(str(exc), severity="error")
             return None
         self.event_log.note(f"HEDGER  started {run_id} (dry-run)", "bold", ts=self.desk.now_ms())
@@ -415,11 +426,11 @@ class DeskTui(App[None]):
                             self._goto_next_monthly)
         yield SystemCommand("Toggle coin/USD", "Prices and greeks in coin or USD", self.action_toggle_usd)
         if self.snap is not None:
-            for u, slices in self.snap.chains.items():
-                for s in slices:
-                    label = f"{u} {expiry_label(s.expiry_ms)} ({expiry_kind(s.expiry_ms)})"
+            for u in self.feed.underlyings():
+                for expiry in self.feed.expiries(u):
+                    label = f"{u} {expiry_label(expiry)} ({expiry_kind(expiry)})"
                     yield SystemCommand(f"Go to expiry {label}", f"Show the {label} chain",
-                                        partial(self._goto_expiry, u, s.expiry_ms), discover=False)
+                                        partial(self._goto_expiry, u, expiry), discover=False)
 
     async def _palette_control(self, run_id: str, action: str) -> None:
         if action == "kill":
@@ -455,6 +466,9 @@ def stress_from_analytics(app: DeskTui) -> dict[str, dict[tuple[float, float], f
         return {}
     from ui.tui.widgets.margin import SPOT_MOVES, VOL_MOVES
 
+    if isinstance(app.feed, DeskFeed):  # revaluation needs the mark IVs of the held expiries
+        held = {(p.underlying or p.instrument.split("-")[0], p.expiry_ms) for p in snap.positions if p.expiry_ms}
+        snap = app.feed.with_chains(snap, held)  # type: ignore[arg-type]
     out: dict[str, dict[tuple[float, float], float]] = {}
     for underlying in sorted({p.underlying or p.instrument.split("-")[0] for p in snap.positions}):
         grid = scenario_grid(snap, underlying, spot_moves=np.array(SPOT_MOVES), vol_moves=np.array(VOL_MOVES))

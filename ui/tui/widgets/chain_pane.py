@@ -1,7 +1,7 @@
 """The chain tab: underlying and expiry selectors, a forward/ATM line, and the :class:`ChainTable`.
 
     pane = ChainPane()
-    pane.update_view(snapshot, positions, show_usd=False)
+    pane.update_view(snapshot, chain_feed(desk), positions, show_usd=False)
     pane.select(underlying="BTC", expiry_ms=...)
 
 It posts :class:`ChainPane.TicketRequested` when the trader asks for an order on the option under the
@@ -19,6 +19,7 @@ from textual.message import Message
 from textual.widgets import Static, Tab, Tabs
 
 from app.domain import ChainSlice, DeskSnapshot
+from ui.tui.feed import SnapshotFeed
 from ui.tui.format import expiry_kind, expiry_label, fmt_strike, fmt_tenor, fmt_usd, is_monthly
 from ui.tui.keymap import CHAIN_BINDINGS
 from ui.tui.widgets.chain import COMPACT_COLUMNS, FULL_COLUMNS, ChainTable
@@ -46,6 +47,7 @@ class ChainPane(Vertical):
         self.expiry_ms: int | None = None
         self._columns = columns
         self._snap: DeskSnapshot | None = None
+        self._feed: SnapshotFeed | None = None
         self._positions: Mapping[str, float] = {}
         self._show_usd = False
         self._underlyings: tuple[str, ...] = ()
@@ -69,10 +71,11 @@ class ChainPane(Vertical):
         return self.table.slice
 
     # -- data -------------------------------------------------------------------------------------
-    def update_view(self, snap: DeskSnapshot, positions: Mapping[str, float], *, show_usd: bool) -> int:
-        """Show the selected expiry of ``snap``; returns the number of chain cells written."""
-        self._snap, self._positions, self._show_usd = snap, positions, show_usd
-        underlyings = tuple(u for u, slices in snap.chains.items() if slices)
+    def update_view(self, snap: DeskSnapshot, feed: SnapshotFeed, positions: Mapping[str, float], *,
+                    show_usd: bool) -> int:
+        """Show the selected expiry (read from ``feed``); returns the number of chain cells written."""
+        self._snap, self._feed, self._positions, self._show_usd = snap, feed, positions, show_usd
+        underlyings = tuple(feed.underlyings())
         if not underlyings:
             self.query_one("#chain-info", Static).update("no option chain yet")
             return 0
@@ -81,15 +84,16 @@ class ChainPane(Vertical):
         if underlyings != self._underlyings:
             self._underlyings = underlyings
             self._fill_tabs("underlyings", [(f"u_{u}", u) for u in underlyings], f"u_{self.underlying}")
-        slices = {s.expiry_ms: s for s in snap.chains[self.underlying]}
-        expiries = tuple(slices)
-        if self.expiry_ms not in slices:
+        expiries = tuple(feed.expiries(self.underlying))  # type: ignore[arg-type]
+        if not expiries:
+            return 0
+        if self.expiry_ms not in expiries:
             self.expiry_ms = expiries[0]
         if expiries != self._expiries:
             self._expiries = expiries
             labels = [(f"e{e}", f"{expiry_label(e)} {expiry_kind(e)}") for e in expiries]
             self._fill_tabs("expiries", labels, f"e{self.expiry_ms}")
-        chain = slices[self.expiry_ms]  # type: ignore[index]
+        chain = feed.chain(self.underlying, self.expiry_ms)  # type: ignore[arg-type]
         self._show_info(chain, snap.ts)
         return self.table.show(chain, positions, show_usd=show_usd)
 
@@ -113,8 +117,8 @@ class ChainPane(Vertical):
 
     def redraw(self) -> None:
         """Re-show the last snapshot (after a selection change)."""
-        if self._snap is not None:
-            self.update_view(self._snap, self._positions, show_usd=self._show_usd)
+        if self._snap is not None and self._feed is not None:
+            self.update_view(self._snap, self._feed, self._positions, show_usd=self._show_usd)
 
     def select(self, underlying: str | None = None, expiry_ms: int | None = None) -> None:
         """Switch to ``underlying`` and/or ``expiry_ms`` and redraw."""

@@ -1,0 +1,163 @@
+"""Composition of the trader's terminal (``desk tui``): the Desk it drives, its hedger, and stored runs.
+
+The TUI (``ui.tui``) imports only the Desk's surface; the wiring that needs ``strategies`` and ``storage``
+lives here, in the composition root.
+
+    desk = open_sim_desk(settings, seed=7)            # the embedded simulated market, account funded
+    run_id = await add_default_hedger(desk)           # delta hedger in dry-run (a scratch store is attached)
+    view = StoredDesk.open(Path("run.db"))            # read-only browse of a headless `desk run`
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from app.bus import Bus, Subscription
+from app.config import Settings
+from app.domain import (
+    DeskSnapshot,
+    GreeksView,
+    Instrument,
+    MarginReport,
+    Order,
+    OrderRequest,
+    PositionView,
+    StrategyStatus,
+)
+from app.errors import InvalidInstrument, OrderRejected
+
+READ_ONLY_CODE = "tui.read_only"
+
+
+def open_sim_desk(settings: Settings, *, seed: int, store: Any = None) -> Any:
+    """A Desk on the embedded simulated market (``seed``), optionally with a store."""
+    from app.desk import Desk
+
+    return Desk(settings, venue="sim", seed=seed, store=store)
+
+
+def scratch_store(directory: Path | None = None) -> Any:
+    """A fresh SQLite store for one terminal session (strategy runs need one), in ``directory`` or a temp dir."""
+    from storage.store import SqlStore
+
+    folder = Path(directory) if directory is not None else Path(tempfile.mkdtemp(prefix="deltadesk-tui-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return SqlStore(folder / "session.db")
+
+
+def hedger_config(settings: Settings, underlying: str) -> Any:
+    """The hedger's config: ``[strategies.delta_hedger]`` of desk.toml (if any) for ``underlying``, dry-run."""
+    from strategies.hedger_config import HedgerConfig
+
+    raw = dict(settings.strategies.get("delta_hedger", {}))
+    raw.update(underlying=underlying, active=False)
+    return HedgerConfig(**raw)
+
+
+def _hedger_class() -> type:
+    from strategies.delta_hedger import DeltaHedger
+
+    return DeltaHedger
+
+
+async def add_default_hedger(desk: Any, underlying: str = "BTC", *, store_dir: Path | None = None) -> str:
+    """Register the delta hedger of ``underlying`` on ``desk`` in dry-run; returns its run id.
+
+    The Desk reads ``desk.store`` when it books fills and runs strategies, so a scratch store attached here
+    takes effect at once. The run is started right away when the desk's market task is running.
+    """
+    # Importing SQL and strategy code costs about a second: done off the event loop so the screen stays live.
+    if desk.store is None:
+        desk.store = await asyncio.to_thread(scratch_store, store_dir)
+    hedger_cls = await asyncio.to_thread(_hedger_class)
+    n = sum(1 for r in desk.runners if r.startswith(f"hedge-{underlying.lower()}"))
+    run_id = f"hedge-{underlying.lower()}" + (f"-{n + 1}" if n else "")
+    cfg = hedger_config(desk.settings, underlying)
+    runner = desk.add_strategy(hedger_cls(cfg), run_id,
+                               check_interval_ms=int(cfg.check_interval_s * 1000))
+    await runner.start()
+    return run_id
+
+
+class StoredDesk:
+    """A read-only Desk over a store written by ``desk run``: last margin, greeks, positions, hedger decisions.
+
+    It cannot trade: ``place``, ``what_if`` and ``strategy_control`` raise ``OrderRejected`` with code
+    ``tui.read_only``. There is no option chain (stored runs keep history rows, not chains).
+    """
+
+    read_only = True
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.bus = Bus()
+        self._ts = 0
+
+    @classmethod
+    def open(cls, db: Path | str) -> StoredDesk:
+        """Open ``db`` read-only; StoreError when it is missing, empty or of an older schema."""
+        from storage.store import SqlStore
+
+        if isinstance(db, Path) and "://" not in str(db) and not db.exists():
+            from app.errors import StoreError
+
+            raise StoreError(f"{db} does not exist", code="store.missing", path=str(db))
+        return cls(SqlStore(db, read_only=True))
+
+    def now_ms(self) -> int:
+        """Time of the newest stored desk row (epoch ms)."""
+        return self._ts
+
+    def subscribe(self, topics: Any = None, maxsize: int = 10_000) -> Subscription:
+        """An (idle) subscription: a stored run publishes nothing."""
+        return self.bus.subscribe(topics, maxsize=maxsize)
+
+    def snapshot(self) -> DeskSnapshot:
+        """The newest stored desk row, the stored positions and the strategy runs with their last decisions."""
+        from app.analytics import snapshot_from_row
+
+        row = self.store.latest_snapshot("desk")
+        base = snapshot_from_row(row) if row is not None else None
+        ts = base.ts if base is not None else 0
+        self._ts = ts
+        positions = []
+        for p in self.store.positions():
+            try:
+                inst = Instrument.parse(p.instrument)
+            except InvalidInstrument:
+                continue
+            positions.append(PositionView(p.instrument, float(p.size), float(p.average_price), float(p.average_price),
+                                          0.0, 0.0, GreeksView(), inst.expiry_ms, inst.base, p.account))
+        runs = []
+        for run in self.store.list_runs():
+            decisions = self.store.decisions(run["run_id"], limit=20, newest_first=True)
+            status = run.get("status") or "stopped"
+            if status not in ("dry_run", "active", "paused", "killed"):
+                status = "stopped"
+            runs.append(StrategyStatus(run["run_id"], run.get("name") or run["run_id"], status,
+                                       {"decisions": len(decisions)}, tuple(reversed(decisions))))
+        return DeskSnapshot(
+            ts=ts, venue="stored", index_prices={}, instruments=(), chains={}, quotes={}, positions=tuple(positions),
+            portfolio=base.portfolio if base else {}, margin=base.margin if base else {}, strategies=tuple(runs),
+        )
+
+    async def place(self, req: OrderRequest) -> Order:
+        """Refused: a stored run cannot trade."""
+        raise OrderRejected("this is a stored run, opened read-only", code=READ_ONLY_CODE)
+
+    def what_if(self, orders: list[OrderRequest]) -> dict[str, MarginReport]:
+        """Refused: no live margin engine behind a stored run."""
+        raise OrderRejected("what-if needs a live desk; this is a stored run", code=READ_ONLY_CODE)
+
+    def strategy_control(self, run_id: str, action: str) -> None:
+        """Refused: use ``desk hedge`` on the running desk."""
+        raise OrderRejected(f"cannot {action} {run_id}: this is a stored run (use `desk hedge`)", code=READ_ONLY_CODE)
+
+    def close(self) -> None:
+        """Close the store."""
+        self.store.close()
+
+
