@@ -99,6 +99,11 @@ class DeltaHedger:
         return dict(self._s["totals"])
 
     @property
+    def last_band(self) -> dict[str, Any] | None:
+        """The band of the last decision that computed one: ``lower``, ``upper`` (delta units), ``ts``, ``delta``."""
+        return self._s["last"].get("band")
+
+    @property
     def working(self) -> bool:
         """True while a hedge has a child order out or is not finished."""
         w = self._s["work"]

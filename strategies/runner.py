@@ -255,6 +255,10 @@ class Runner:
         """The current desk view."""
         return self._view() if callable(self._view) and not isinstance(self._view, DeskView) else self._view  # type: ignore[return-value]
 
+    def set_view(self, view: DeskView | Callable[[], DeskView]) -> None:
+        """Replace what the strategy reads (e.g. a backtest's cheaper margin view over the same desk)."""
+        self._view = view
+
     def _router(self, venue: str | None) -> OrderRouter:
         if venue is None or venue == self.venue:
             return self.router
@@ -407,6 +411,10 @@ class Runner:
         """Feed one bus event (market data, our order and fill events) to the strategy and act on its intents."""
         if self.stopped:
             return
+        if not self.started:
+            await self.start()
+            if self.stopped:
+                return
         if isinstance(event, OrderUpdate):
             if not self.owns(event.order.request.client_order_id):
                 return
@@ -421,9 +429,13 @@ class Runner:
             self._save()
 
     async def tick(self) -> None:
-        """Renew the lease, follow the control status, fire due timers."""
+        """Renew the lease, follow the control status, fire due timers (starting the runner first if needed)."""
         if self.stopped:
             return
+        if not self.started:
+            await self.start()
+            if self.stopped:
+                return
         now = self.clock.now_ms()
         try:
             self.control.heartbeat(self.run_id, self.holder, now_ms=now)

@@ -1,0 +1,94 @@
+"""Composition root of backtests: builds the Desk a backtest path runs on (simulated venue or historical replay).
+
+``strategies.backtest`` may not import the Desk or the connectors; the CLI and the benchmark hand it
+:func:`make_desk` (a module-level function, so process pools and Ray can pickle it).
+
+User data (``desk backtest --data FILE.csv``): the documented OHLC layout of ``shared/data`` — a header
+``timestamp,open,high,low,close[,volume]``, ISO-8601 UTC open times, one bar per row, hourly or 5-minute bars.
+The replay reads it as the path of the book's underlying; the implied-vol level is the trailing 7-day realised
+vol of the file (so the file must start a week before ``--from``), or Deribit's DVOL where the shared data has it.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from app.errors import ConfigError, InvalidInput
+from app.ports import Store
+from strategies.backtest import PathSpec
+
+REQUIRED_COLUMNS = ("timestamp", "open", "high", "low", "close")
+
+
+def check_ohlc_csv(path: Path) -> int:
+    """Validate a user OHLC CSV (header, times, prices); return its bar length in ms (3,600,000 or 300,000)."""
+    if not path.is_file():
+        raise ConfigError(f"data file {path} does not exist", key="--data")
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        cols = reader.fieldnames or []
+        missing = [c for c in REQUIRED_COLUMNS if c not in cols]
+        if missing:
+            raise ConfigError(f"{path}: missing column(s) {', '.join(missing)}; expected header "
+                              "timestamp,open,high,low,close[,volume]", key="--data")
+        times: list[int] = []
+        for n, row in enumerate(reader, start=2):
+            try:
+                t = datetime.fromisoformat(row["timestamp"].replace("Z", "+00:00"))
+                close = float(row["close"])
+            except (ValueError, TypeError):
+                raise InvalidInput(f"{path}:{n}: bad timestamp or close ({row.get('timestamp')!r}, {row.get('close')!r})",
+                                   code="backtest.data_row") from None
+            if t.tzinfo is None:
+                raise InvalidInput(f"{path}:{n}: timestamp {row['timestamp']!r} has no timezone (use ...Z)", code="backtest.data_row")
+            if not close > 0:
+                raise InvalidInput(f"{path}:{n}: close {close} is not a positive price", code="backtest.data_row")
+            times.append(int(t.timestamp() * 1000))
+            if len(times) >= 3:
+                break
+    if len(times) < 2:
+        raise InvalidInput(f"{path}: needs at least two bars", code="backtest.data_rows")
+    bar = times[1] - times[0]
+    if bar not in (300_000, 3_600_000):
+        raise InvalidInput(f"{path}: bars are {bar / 60_000:g} min apart; hourly or 5-minute bars are supported",
+                           code="backtest.data_resolution")
+    return bar
+
+
+def _user_data_dir(csv_path: Path, coin: str) -> Path:
+    """A folder where the replay finds the user's CSV under the shared-data file name of its resolution."""
+    bar = check_ohlc_csv(csv_path)
+    folder = Path(tempfile.mkdtemp(prefix="deltadesk-data-"))
+    name = f"{coin.lower()}_usdt_binance_spot_1h.csv" if bar == 3_600_000 else f"{coin.lower()}_usdt_binance_spot_5m_user.csv"
+    os.symlink(csv_path.resolve(), folder / name)
+    return folder
+
+
+def make_desk(path: PathSpec, store: Store, underlying: str = "BTC") -> Any:
+    """The Desk of one backtest path: the simulated venue (seeded) or a replay of history, with ``store``."""
+    from app.desk import Desk
+    from connectors.replay import ReplayConfig
+    from connectors.sim.listing import ListingConfig
+    from connectors.sim.market_model import UnderlyingParams
+    from connectors.sim.venue import SimConfig
+
+    # A backtest needs the book's monthly and the hedge instruments, not the whole listing: fewer expiries and
+    # strikes make each simulated step several times cheaper, with the same makers, engine and margin.
+    listing = ListingConfig(dailies=0, weekly_days=0.0, monthly_days=62.0, quarterly_days=120.0, strikes_per_expiry=16)
+    if path.kind == "sim":
+        sim = SimConfig(seed=path.seed, step_ms=path.step_ms, underlyings=(underlying,),
+                        params={underlying: UnderlyingParams.default(underlying)}, listing=listing)
+        return Desk(venue="sim", seed=path.seed, store=store, speed=0, sim=sim)
+    kwargs: dict[str, Any] = {"seed": path.seed, "step_ms": path.step_ms, "underlyings": (underlying,), "listing": listing}
+    if path.data:
+        kwargs["data_dir"] = _user_data_dir(Path(path.data), underlying)
+    if path.start:
+        kwargs.update(day=None, start=path.start, end=path.end)
+    else:
+        kwargs["day"] = path.day
+    return Desk(venue="replay", seed=path.seed, store=store, speed=0, replay=ReplayConfig(**kwargs))
