@@ -52,7 +52,7 @@ from app.engine import events as ev
 from app.engine.accounts import AccountBook
 from app.engine.margin import MarginEngine
 from app.engine.matching import MatchingEngine
-from app.errors import InvalidInput, NotFound, OrderRejected, UnknownInstrument
+from app.errors import InsufficientMargin, InvalidInput, NotFound, OrderRejected, UnknownInstrument
 from app.ports import AccountReport, OrderStatusReport, PositionStatusReport
 from app.pricing.black import inverse_greeks
 from connectors.sim.index_sources import IndexSources, SourceParams
@@ -131,10 +131,13 @@ class _Market:
         self.fwd = np.full(n, np.nan)
         self.delta = np.zeros(n)
         self.vega = np.zeros(n)
-        self.published = np.full((n, 5), np.nan)  # bid, ask, bid size, ask size, mark last published
+        self.pub_mark = np.full(n, np.nan)  # mark last published
+        self.pub_top: list[tuple[int, int, int, int]] = [(-1, -1, 0, 0)] * n  # top of book last published (ints)
         self.oi = np.zeros(n)
         self.tick = np.array([float(i.tick_size) for i in insts])
-        self.lot = np.array([float(i.min_amount) for i in insts])
+        # Exact float prices and sizes: ticks·num/den with integers, so 0.0525 prints as 0.0525, not 0.052500000001.
+        self.tick_frac = [i.tick_size.as_integer_ratio() for i in insts]
+        self.lot_frac = [i.min_amount.as_integer_ratio() for i in insts]
         self.step_above = np.array([int(round(float(i.tick_steps[0][0] / i.tick_size))) if i.tick_steps else 1 << 60
                                     for i in insts], dtype=np.int64)
         self.step_mult = np.array([int(round(float(i.tick_steps[0][1] / i.tick_size))) if i.tick_steps else 1
@@ -153,7 +156,7 @@ class SimVenue:
         self.config = cfg = config or SimConfig()
         self.clock = clock or SimClock(cfg.start_ms)
         seeds = np.random.SeedSequence(cfg.seed).spawn(3)
-        self.model = MarketModel({b: cfg.params[b] for b in cfg.underlyings}, seed=int(seeds[0].generate_state(1)[0]))
+        self.model = self._make_model(cfg, int(seeds[0].generate_state(1)[0]))
         self.sources = IndexSources(cfg.underlyings, params=cfg.sources, seed=int(seeds[1].generate_state(1)[0]))
         self.takers = Takers(cfg.takers, seed=int(seeds[2].generate_state(1)[0]))
         self.schedule = ListingSchedule(cfg.listing)
@@ -193,6 +196,10 @@ class SimVenue:
         self._compute_marks()
         self._requote()
         self._publish_quotes()
+
+    def _make_model(self, cfg: SimConfig, seed: int) -> MarketModel:
+        """The model that moves the underlyings (replay substitutes the real path)."""
+        return MarketModel({b: cfg.params[b] for b in cfg.underlyings}, seed=seed)
 
     # -- Venue protocol ------------------------------------------------------------------------------
     async def connect(self, bus: Bus) -> None:
@@ -276,7 +283,8 @@ class SimVenue:
         self._flush_engine_events(events)
         for e in events:
             if isinstance(e, ev.Rejected):
-                raise OrderRejected(e.message or e.code, code=e.code, instrument=request.instrument)
+                cls = InsufficientMargin if e.code.startswith("margin.") else OrderRejected
+                raise cls(e.message or e.code, code=e.code, instrument=request.instrument)
         acc = next((e for e in events if isinstance(e, ev.Accepted)), None)
         if acc is None:  # pragma: no cover - the engine answers every submit with Accepted or Rejected
             raise OrderRejected("the engine neither accepted nor rejected the order", code="order.rejected")
@@ -297,11 +305,13 @@ class SimVenue:
         """Synchronous :meth:`amend`."""
         oid = self._our_oid(order_id)
         order = self._orders[oid]
+        self._mark_margin([order.instrument])
         events = self.engine.amend(order.request.account, oid, amount=amount, price=price)
         self._flush_engine_events(events)
         for e in events:
             if isinstance(e, ev.Rejected):
-                raise OrderRejected(e.message or e.code, code=e.code, order_id=order_id)
+                cls = InsufficientMargin if e.code.startswith("margin.") else OrderRejected
+                raise cls(e.message or e.code, code=e.code, order_id=order_id)
         return self._orders[oid]
 
     def _our_oid(self, order_id: str) -> int:
@@ -317,8 +327,9 @@ class SimVenue:
         """Our orders (open ones by default), oldest first."""
         return [o for o in self._orders.values() if not open_only or o.status is OrderStatus.OPEN]
 
-    def on_step(self, listener: Callable[[list[Any]], None]) -> None:
-        """Call ``listener`` with the domain events of each step (before they are published on the bus)."""
+    def on_step(self, listener: Callable[[list[Any]], list[Any] | None]) -> None:
+        """Call ``listener`` with the domain events of each step before they go on the bus; events it returns
+        are published after them."""
         self._listeners.append(listener)
 
     def _pre_trade_check(self, req: OrderRequest, ctx: Any) -> Any:
@@ -554,7 +565,8 @@ class SimVenue:
                     for s_old, s_new in zip(sides_old, sides_new):
                         s_new.ticks[k], s_new.lots[k] = s_old.ticks[k_old], s_old.lots[k_old]
                         s_new.oid[k], s_new.filled[k] = s_old.oid[k_old], s_old.filled[k_old]
-                market.published[k] = old.published[k_old]
+                market.pub_mark[k] = old.pub_mark[k_old]
+                market.pub_top[k] = old.pub_top[k_old]
                 market.oi[k] = old.oi[k_old]
                 market.mark_set[k] = old.mark_set[k_old]
         market.books = [self.engine.market(n).book for n in market.names]
@@ -713,31 +725,29 @@ class SimVenue:
             idx = self.index_price.get(base)
             # Marks move every step for every option; a quote goes out when the top of book moved or the mark
             # moved by at least half a tick, so the bus carries what changed and nothing else.
-            moved = ~(np.abs(mk.mark - mk.published[:, 4]) < mk.tick * 0.5)
-            cand = set(np.flatnonzero(moved).tolist())
-            cand.update(k for b, k in self._touched if b == base)
+            moved = ~(np.abs(mk.mark - mk.pub_mark) < mk.tick * 0.5)
+            mark_moved = set(np.flatnonzero(moved).tolist())
+            cand = mark_moved.union(k for b, k in self._touched if b == base)
             if not cand:
                 continue
+            mk.pub_mark[moved] = mk.mark[moved]
             marks, ivs, fwds, ois = mk.mark.tolist(), mk.iv.tolist(), mk.fwd.tolist(), mk.oi.tolist()
-            ticks, lots, names, books, pub_all = mk.tick.tolist(), mk.lot.tolist(), mk.names, mk.books, mk.published
+            names, books, tops = mk.names, mk.books, mk.pub_top
             for k in sorted(cand):
                 book = books[k]
                 bt, at = book.best_bid(), book.best_ask()
-                tick, lot = ticks[k], lots[k]
-                bid = None if bt is None else bt * tick
-                ask = None if at is None else at * tick
-                bsz = 0.0 if bt is None else book.bids[bt][0] * lot
-                asz = 0.0 if at is None else book.asks[at][0] * lot
-                mark = marks[k]
-                row = (-1.0 if bid is None else bid, -1.0 if ask is None else ask, bsz, asz, mark)
-                pub = pub_all[k]
-                if tuple(pub.tolist()) == row:
+                top = (-1 if bt is None else bt, -1 if at is None else at,
+                       0 if bt is None else book.bids[bt][0], 0 if at is None else book.asks[at][0])
+                if top == tops[k] and k not in mark_moved:
                     continue
-                pub[:] = row
+                tops[k] = top
+                tn, td = mk.tick_frac[k]
+                ln, ld = mk.lot_frac[k]
                 iv = ivs[k]
-                pending.append(Quote(ts=now, instrument=names[k], bid=bid, ask=ask, bid_size=bsz, ask_size=asz,
-                                     mark_price=mark, mark_iv=None if iv != iv else iv, underlying_price=fwds[k],
-                                     index_price=idx, open_interest=ois[k]))
+                pending.append(Quote(ts=now, instrument=names[k], bid=None if bt is None else bt * tn / td,
+                                     ask=None if at is None else at * tn / td, bid_size=top[2] * ln / ld,
+                                     ask_size=top[3] * ln / ld, mark_price=marks[k], mark_iv=None if iv != iv else iv,
+                                     underlying_price=fwds[k], index_price=idx, open_interest=ois[k]))
         self._touched.clear()
 
     def _emit(self, extra: list[Any]) -> None:
@@ -746,7 +756,9 @@ class SimVenue:
         if not events:
             return
         for fn in self._listeners:
-            fn(events)
+            more = fn(events)
+            if more:
+                events.extend(more)
         bus = self._bus
         if bus is not None:
             for e in events:

@@ -1,0 +1,206 @@
+"""The desk's live book of one account: positions from fills, marks, per-position greeks and PnL, incrementally.
+
+Positions change only on fills (:meth:`Book.apply_fill`); marks change on quotes (:meth:`Book.mark`). Greeks of a
+held option are recomputed only when its mark, forward or time moved (:meth:`Book.flush`, one vectorised call for
+all dirty positions), and the per-underlying totals are updated by the difference, so a quote on an instrument we
+do not hold costs a dict lookup and a quote on one we hold costs one small vectorised pricing call.
+
+Units: option amounts in coin, inverse future amounts in USD; every total is in coin (delta in coin,
+premium-adjusted for inverse options; gamma in coin per USD; vega in coin per 1 vol point; theta in coin per
+day); the ``*_usd`` fields of :class:`app.domain.GreeksView` are the coin figures times the index price.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import numpy as np
+
+from app.domain import Fill, GreeksView, Instrument, Kind, Position, PositionView
+from app.pricing.black import inverse_greeks
+
+_ZERO = Decimal(0)
+_REBASE_EVERY = 10_000  # recompute totals from scratch this often, so float drift stays bounded
+
+
+@dataclass
+class _Held:
+    inst: Instrument
+    size: Decimal = _ZERO
+    avg: Decimal = _ZERO
+    realized: Decimal = _ZERO
+    fees: Decimal = _ZERO
+    mark: float = float("nan")
+    iv: float = float("nan")
+    forward: float = float("nan")
+    unit: np.ndarray = field(default_factory=lambda: np.zeros(5))  # delta, delta_bs, gamma, vega%, theta/day (coin)
+    contrib: np.ndarray = field(default_factory=lambda: np.zeros(5))
+
+
+def _pnl(inst: Instrument, size: Decimal, avg: Decimal, mark: float) -> float:
+    """Unrealised PnL in the settlement currency (coin for inverse)."""
+    if size == 0 or mark != mark or avg == 0:
+        return 0.0
+    s, a = float(size), float(avg)
+    if inst.kind is Kind.OPTION or not inst.inverse:
+        return s * (mark - a)
+    return s * (1.0 / a - 1.0 / mark)  # inverse future: USD amount, PnL in coin
+
+
+class Book:
+    """Positions, marks and greeks of one account, with per-underlying totals kept up to date."""
+
+    def __init__(self, account: str = "main") -> None:
+        self.account = account
+        self.held: dict[str, _Held] = {}
+        self.index: dict[str, float] = {}  # base -> index price USD
+        self.totals: dict[str, np.ndarray] = {}  # base -> delta, delta_bs, gamma, vega%, theta/day (coin)
+        self._dirty: set[str] = set()
+        self._now_ms = 0
+        self._updates = 0
+
+    # -- inputs --------------------------------------------------------------------------------------
+    def apply_fill(self, fill: Fill, inst: Instrument) -> Position:
+        """Book one of our fills (average price, realised PnL, fees); return the new position."""
+        h = self.held.get(fill.instrument)
+        if h is None:
+            h = self.held[fill.instrument] = _Held(inst)
+        signed = fill.amount if fill.side.sign > 0 else -fill.amount
+        old = h.size
+        new = old + signed
+        if old == 0 or (old > 0) == (signed > 0):
+            h.avg = fill.price if old == 0 else self._blend(inst, old, h.avg, signed, fill.price)
+        else:
+            closed = min(abs(signed), abs(old))
+            direction = Decimal(1 if old > 0 else -1)
+            if inst.is_option or not inst.inverse:
+                h.realized += direction * closed * (fill.price - h.avg)
+            else:
+                h.realized += direction * closed * (1 / h.avg - 1 / fill.price)
+            if new != 0 and (new > 0) != (old > 0):
+                h.avg = fill.price
+        h.size = new
+        h.fees += fill.fee
+        self._dirty.add(fill.instrument)
+        return Position(fill.instrument, h.size, h.avg, h.realized, self.account)
+
+    @staticmethod
+    def _blend(inst: Instrument, old: Decimal, avg: Decimal, add: Decimal, price: Decimal) -> Decimal:
+        total = old + add
+        if inst.inverse and not inst.is_option:
+            # Inverse futures average in 1/price (USD amounts buy coin at 1/price each).
+            return abs(total) / (abs(old) / avg + abs(add) / price)
+        return (old * avg + add * price) / total
+
+    def mark(self, name: str, mark: float, iv: float | None = None, forward: float | None = None) -> bool:
+        """A new mark (price unit of the instrument), IV (per 1.0) and forward (USD); True if we hold it."""
+        h = self.held.get(name)
+        if h is None:
+            return False
+        h.mark = mark
+        if iv is not None:
+            h.iv = iv
+        if forward is not None:
+            h.forward = forward
+        self._dirty.add(name)
+        return True
+
+    def set_index(self, base: str, price: float) -> None:
+        """The index price of ``base`` in USD (for the USD view)."""
+        self.index[base] = price
+
+    # -- incremental greeks ----------------------------------------------------------------------------
+    def flush(self, now_ms: int) -> int:
+        """Recompute greeks of dirty positions (all options when time moved a lot); return how many changed."""
+        self._now_ms = now_ms
+        if not self._dirty:
+            return 0
+        names = [n for n in self._dirty if n in self.held]
+        self._dirty.clear()
+        opts = [self.held[n] for n in names if self.held[n].inst.is_option]
+        if opts:
+            fwd = np.array([h.forward if h.forward == h.forward else self.index.get(h.inst.base, np.nan) for h in opts])
+            strike = np.array([float(h.inst.strike or 0) for h in opts])
+            t = np.array([h.inst.years_to_expiry(now_ms) for h in opts])
+            iv = np.array([h.iv for h in opts])
+            call = np.array([h.inst.is_call for h in opts])
+            g = inverse_greeks(fwd, strike, t, iv, call)
+            units = np.stack([g.delta, g.delta_bs, g.gamma, g.vega * 0.01, g.theta / 365.0], axis=1)
+            units = np.nan_to_num(units)
+            for h, u in zip(opts, units):
+                h.unit = u
+        for n in names:
+            h = self.held[n]
+            if not h.inst.is_option:
+                ref = h.mark if h.mark == h.mark else self.index.get(h.inst.base, float("nan"))
+                delta = float(h.size) / ref if h.inst.inverse and ref == ref and ref > 0 else float(h.size)
+                new = np.array([delta, delta, 0.0, 0.0, 0.0])
+            else:
+                new = h.unit * float(h.size)
+            tot = self.totals.setdefault(h.inst.base, np.zeros(5))
+            tot += new - h.contrib
+            h.contrib = new
+        self._updates += len(names)
+        if self._updates >= _REBASE_EVERY:
+            self._rebase()
+        return len(names)
+
+    def touch_all(self) -> None:
+        """Mark every position dirty (time decay, a new day): the next flush recomputes them all."""
+        self._dirty.update(self.held)
+
+    def _rebase(self) -> None:
+        self._updates = 0
+        fresh: dict[str, np.ndarray] = {}
+        for h in self.held.values():
+            fresh.setdefault(h.inst.base, np.zeros(5))
+            fresh[h.inst.base] += h.contrib
+        self.totals = fresh
+
+    # -- views ----------------------------------------------------------------------------------------
+    def greeks(self, base: str) -> GreeksView:
+        """Portfolio greeks of one underlying (coin and USD)."""
+        tot = self.totals.get(base, np.zeros(5))
+        idx = self.index.get(base, 0.0)
+        d, dbs, g, v, th = (float(x) for x in tot)
+        return GreeksView(d, dbs, g, v, th, d * idx, g * idx, v * idx, th * idx)
+
+    def delta(self, base: str) -> float:
+        """Portfolio delta of ``base`` in coin."""
+        tot = self.totals.get(base)
+        return 0.0 if tot is None else float(tot[0])
+
+    def upnl(self, currency: str) -> float:
+        """Unrealised PnL of positions settled in ``currency`` (coin for inverse)."""
+        return sum(_pnl(h.inst, h.size, h.avg, h.mark) for h in self.held.values() if h.inst.settlement == currency)
+
+    def realized(self, currency: str) -> Decimal:
+        """Realised PnL minus fees of positions settled in ``currency``."""
+        return sum((h.realized - h.fees for h in self.held.values() if h.inst.settlement == currency), _ZERO)
+
+    def positions(self) -> list[Position]:
+        """Non-zero positions."""
+        return [Position(n, h.size, h.avg, h.realized, self.account) for n, h in self.held.items() if h.size != 0]
+
+    def views(self) -> tuple[PositionView, ...]:
+        """Non-zero positions with mark, PnL (coin and USD) and greeks."""
+        out = []
+        for n, h in self.held.items():
+            if h.size == 0:
+                continue
+            idx = self.index.get(h.inst.base, 0.0)
+            pnl = _pnl(h.inst, h.size, h.avg, h.mark)
+            d, dbs, g, v, th = (float(x) for x in h.contrib)
+            gv = GreeksView(d, dbs, g, v, th, d * idx, g * idx, v * idx, th * idx)
+            out.append(PositionView(n, float(h.size), float(h.avg), h.mark, pnl, pnl * idx, gv, h.inst.expiry_ms,
+                                    h.inst.base, self.account))
+        return tuple(out)
+
+    def remove_expired(self, names: list[str]) -> None:
+        """Drop expired instruments after settlement (their PnL was realised by the settlement)."""
+        for n in names:
+            h = self.held.pop(n, None)
+            if h is not None:
+                self.totals.setdefault(h.inst.base, np.zeros(5))
+                self.totals[h.inst.base] -= h.contrib
