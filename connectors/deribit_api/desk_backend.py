@@ -6,7 +6,10 @@ is used, so the import rules hold (connectors never import the composition root)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -17,7 +20,9 @@ from app.domain import Fill, Instrument, MarginReport, Order, OrderRequest, Quot
 from app.domain import PositionView as DeskPosition
 from app.errors import NotFound
 from app.pricing import black76
+from connectors.base import Credentials
 from connectors.deribit_api.backend import BookView, Greeks, PlaceResult, PositionView, TickerView
+from connectors.deribit_api.server import DeribitApiServer
 
 
 class DeskLike(Protocol):
@@ -39,6 +44,35 @@ class DeskLike(Protocol):
     def positions(self) -> tuple[DeskPosition, ...]: ...
     def margin(self) -> dict[str, MarginReport]: ...
     def subscribe(self, topics: Iterable[str] | None = None, maxsize: int = 10_000) -> Subscription: ...
+    async def start(self, duration_ms: int | None = None) -> None: ...
+    async def stop(self) -> None: ...
+
+
+async def serve_desk(
+    desk: DeskLike,
+    credentials: Credentials,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    ready: Callable[[DeribitApiServer], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run the desk's market and serve it over Deribit's API until ``stop`` is set (or SIGINT/SIGTERM)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    await desk.start()
+    server = DeribitApiServer(DeskBackend(desk), credentials=credentials)
+    try:
+        await server.start(host, port)
+        if ready is not None:
+            ready(server)
+        await stop.wait()
+    finally:
+        await server.stop()
+        await desk.stop()
 
 
 class DeskBackend:
