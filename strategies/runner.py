@@ -321,8 +321,11 @@ class Runner:
             self._fill_watermark = int(r.get("fill_watermark", 0))
         report = await self.reconcile()
         self.started = True
+        if self.mode in ("killed", "paused"):
+            # No working orders in these modes; fills that landed before the cancels took effect are swept up.
+            await self._cancel_all(f"run is {self.mode}")
+            await self._sweep_fills(report)
         if self.mode == "killed":
-            await self._cancel_all("run is killed")
             await self.stop()
             return report
         self._save()
@@ -355,18 +358,7 @@ class Runner:
                 key = coid[len(self.prefix):]
                 self._requests.setdefault(key, _request_of_entry(entry))
         # Fills first, so that what a hedge still has to do is right before anything is re-sent.
-        since = max(0, self._fill_watermark - FILL_OVERLAP_MS)
-        fills: list[Fill] = []
-        for router in self._all_routers():
-            fills += [f for f in await router.fill_reports(since_ms=since) if self.owns(f.client_order_id)]
-        fills.sort(key=lambda f: (f.ts, f.trade_id))
-        for f in fills:
-            if self.store.record_fill(f, self.run_id):
-                rep.fills_new += 1
-            else:
-                rep.fills_seen += 1
-            self._fill_watermark = max(self._fill_watermark, f.ts)
-            await self._feed(FillEvent(f.ts, f))
+        await self._sweep_fills(rep)
         for coid, r in sorted(reports.items(), key=lambda kv: kv[1].ts):
             key = coid[len(self.prefix):]
             self._orders[key] = r.order_id
@@ -390,6 +382,21 @@ class Runner:
                 rep.orphans_cancelled.append(coid)
         self._record()
         return rep
+
+    async def _sweep_fills(self, rep: ReconcileReport) -> None:
+        """Record and feed every fill of the run's orders the venue reports since the watermark (idempotent)."""
+        since = max(0, self._fill_watermark - FILL_OVERLAP_MS)
+        fills: list[Fill] = []
+        for router in self._all_routers():
+            fills += [f for f in await router.fill_reports(since_ms=since) if self.owns(f.client_order_id)]
+        fills.sort(key=lambda f: (f.ts, f.trade_id))
+        for f in fills:
+            if self.store.record_fill(f, self.run_id):
+                rep.fills_new += 1
+            else:
+                rep.fills_seen += 1
+            self._fill_watermark = max(self._fill_watermark, f.ts)
+            await self._feed(FillEvent(f.ts, f))
 
     def _all_routers(self) -> list[OrderRouter]:
         return list({id(r): r for r in [self.router, *self.routers.values()]}.values())
@@ -461,6 +468,7 @@ class Runner:
                                                      "reason": f"{old} -> {status}", "inputs": {}, "intents": []})
         if status in ("paused", "killed"):
             await self._cancel_all(f"run {status}")
+            await self._sweep_fills(ReconcileReport())
         if status == "killed":
             await self.stop()
 
