@@ -92,3 +92,71 @@ def make_desk(path: PathSpec, store: Store, underlying: str = "BTC") -> Any:
     else:
         kwargs["day"] = path.day
     return Desk(venue="replay", seed=path.seed, store=store, speed=0, replay=ReplayConfig(**kwargs))
+
+
+def build_paths(*, data: Path | None, start: str | None, end: str | None, day: str | None, paths: int, seed: int,
+                days: float, step_ms: int) -> list[PathSpec]:
+    """The paths a `desk backtest` invocation asks for (user CSV, a replay window or stress day, or seeded sims)."""
+    if paths < 1:
+        raise InvalidInput(f"--paths must be at least 1, got {paths}", code="backtest.paths")
+    if data is not None:
+        if start is None:
+            raise ConfigError("--data needs --from (and optionally --to; default one day)", key="--from")
+        check_ohlc_csv(data)
+        return [PathSpec(kind="replay", data=str(data), start=start, end=end, seed=seed, step_ms=step_ms)]
+    if day is not None or start is not None:
+        if day is not None and start is not None:
+            raise ConfigError("give either --day or --from/--to, not both", key="--day")
+        return [PathSpec(kind="replay", day=day, start=start, end=end, seed=seed, step_ms=step_ms)]
+    return [PathSpec(kind="sim", seed=seed + i, days=days, step_ms=step_ms) for i in range(paths)]
+
+
+def backtest_command(*, config: Path | None, db: Path | str | None, data: Path | None, start: str | None, end: str | None,
+                     day: str | None, paths: int, seed: int, days: float, step_s: float, workers: int | None, ray: str | None,
+                     out: Path | None, json_out: bool, save: bool = True) -> dict[str, Any]:
+    """`desk backtest`: run, show a progress bar, write plots, store the result; returns the JSON summary."""
+    import json
+    import sys
+
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from strategies.backtest import aggregate, default_backtest_config, run_backtest, run_sweep
+    from strategies.hedger_config import load_hedger_config
+    from strategies.reports import write_report
+
+    cfg = load_hedger_config(config) if config is not None else default_backtest_config()
+    cfg = cfg.model_copy(update={"active": True})  # a backtest trades: there is no dry run to activate
+    specs = build_paths(data=data, start=start, end=end, day=day, paths=paths, seed=seed, days=days, step_ms=int(step_s * 1000))
+    console = Console(stderr=True)
+    with Progress(TextColumn("[bold]backtest[/] {task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+                  TimeElapsedColumn(), console=console, transient=True, disable=not sys.stderr.isatty()) as bar:
+        if len(specs) == 1 and ray is None:
+            task = bar.add_task(specs[0].label, total=1.0)
+            results = [run_backtest(cfg, specs[0], desk_factory=make_desk, progress=lambda f: bar.update(task, completed=f))]
+        else:
+            task = bar.add_task(f"{len(specs)} paths", total=len(specs))
+            results = run_sweep([cfg], specs, desk_factory=make_desk, workers=workers, ray_address=ray,
+                                progress=lambda n, _t: bar.update(task, completed=n))[0]
+    metrics = results[0]["metrics"] if len(results) == 1 else aggregate(results)
+    summary: dict[str, Any] = {k: metrics[k] for k in metrics}
+    summary["paths"] = [r["label"] for r in results]
+    summary["book"] = results[0]["book"]["description"]
+    summary["entry_cost_usd"] = float(sum(r["book"]["entry_cost_usd"] for r in results) / len(results))
+    bid = None
+    if save:
+        from storage.store import open_store
+
+        store = open_store(db)
+        try:
+            scalars = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+            scalars.update({f"pnl_{k}": float(v) for k, v in metrics["pnl_attribution"].items()})
+            report = {"summary": summary, "results": results}
+            bid = store.save_backtest(cfg.name, cfg.to_dict(), scalars, report=json.loads(json.dumps(report, default=str)),
+                                      started_ms=results[0]["start_ms"], finished_ms=results[-1]["end_ms"])
+        finally:
+            store.close()
+    summary["backtest_id"] = bid
+    out_dir = out or (Path(tempfile.gettempdir()) / "deltadesk-backtests" / (bid or f"seed{seed}"))
+    summary["report_files"] = [str(p) for p in write_report(results[0], out_dir)]
+    return summary

@@ -123,9 +123,34 @@ def backtest(
     seed: Annotated[int, typer.Option(help="Seed of the first path.")] = 7,
     ray: Annotated[Optional[str], typer.Option("--ray", help="Ray address for sweeps.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print metrics as one JSON object.")] = False,
+    day: Annotated[Optional[str], typer.Option(help="Replay one UTC day of history, e.g. 2020-03-12.")] = None,
+    days: Annotated[float, typer.Option(help="Simulated days per path.")] = 1.0,
+    step: Annotated[float, typer.Option(help="Simulated seconds per market step.")] = 30.0,
+    workers: Annotated[Optional[int], typer.Option(help="Parallel processes for several paths (default: CPUs).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for the HTML plots.")] = None,
 ) -> None:
-    """Backtest a strategy config over simulated paths or historical data."""
-    not_built("desk backtest", "issue: Strategies")
+    """Backtest a hedger config (default: the default hedger on a short ATM straddle) over sims or history."""
+    import json
+
+    from app.backtest_desk import backtest_command
+
+    try:
+        summary = backtest_command(config=config, db=db, data=data, start=start, end=end, day=day, paths=paths, seed=seed,
+                                   days=days, step_s=step, workers=workers, ray=ray, out=out, json_out=json_out)
+    except DeskError as exc:
+        fail(exc)
+        return
+    if json_out:
+        typer.echo(json.dumps(summary, default=str))
+        return
+    m = summary
+    typer.echo(f"{m['book']} over {', '.join(m['paths'][:3])}{' ...' if len(m['paths']) > 3 else ''}")
+    typer.echo(f"hedges {m['hedges']:g}  hedge cost {m['hedge_cost']:,.2f} USD  PnL {m['pnl']:,.2f} USD  "
+               f"hedging error std {m['hedging_error_std']:,.2f} / worst {m['hedging_error_worst']:,.2f} USD")
+    typer.echo(f"max |delta| {m['max_abs_delta']:.4f}  time outside band {m['time_outside_band']:.1%}  "
+               f"max MM usage {m['max_margin_usage']:.1%}  liquidations {m['liquidations']}")
+    typer.echo("attribution (USD): " + ", ".join(f"{k} {v:+,.2f}" for k, v in m["pnl_attribution"].items()))
+    typer.echo(f"stored as {m['backtest_id']}; plots: {', '.join(m['report_files'])}")
 
 
 @app.command()

@@ -1,0 +1,89 @@
+"""Backtest reports: plotly HTML (and PNG when kaleido is installed) of delta with bands, PnL, cost vs error.
+
+plotly is imported inside the functions, so importing strategies stays light.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+
+def _times(ts: Sequence[int]) -> list[datetime]:
+    return [datetime.fromtimestamp(t / 1000, tz=timezone.utc) for t in ts]
+
+
+def delta_figure(result: dict[str, Any]) -> Any:
+    """Delta of the book over time with the band's lower and upper edges (hedger's delta unit)."""
+    import plotly.graph_objects as go
+
+    s = result["series"]
+    x = _times(s["ts"])
+    unit = result["config"].get("delta_unit", "coin")
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=x, y=s["upper"], name="band upper", line={"dash": "dot", "color": "#888"}))
+    fig.add_trace(go.Scatter(x=x, y=s["lower"], name="band lower", line={"dash": "dot", "color": "#888"}, fill="tonexty",
+                             fillcolor="rgba(120,120,120,0.12)"))
+    fig.add_trace(go.Scatter(x=x, y=s["delta"], name="delta", line={"color": "#1f77b4"}))
+    fig.update_layout(title=f"Delta ({unit}) with bands - {result['label']}", xaxis_title="time (UTC)", yaxis_title=f"delta ({unit})",
+                      template="plotly_white")
+    return fig
+
+
+def pnl_figure(result: dict[str, Any]) -> Any:
+    """Hedged book PnL vs theoretical value (USD), with the index on a second axis."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    s = result["series"]
+    x = _times(s["ts"])
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Scatter(x=x, y=s["pnl"], name="PnL (USD)", line={"color": "#2ca02c"}), secondary_y=False)
+    fig.add_trace(go.Scatter(x=x, y=s["spot"], name="index (USD)", line={"color": "#ff7f0e", "width": 1}), secondary_y=True)
+    a = result["metrics"]["pnl_attribution"]
+    parts = ", ".join(f"{k} {v:+,.0f}" for k, v in a.items())
+    fig.update_layout(title=f"PnL of the hedged book - {result['label']}<br><sup>attribution (USD): {parts}</sup>",
+                      template="plotly_white", xaxis_title="time (UTC)")
+    fig.update_yaxes(title_text="PnL (USD)", secondary_y=False)
+    fig.update_yaxes(title_text="index (USD)", secondary_y=True)
+    return fig
+
+
+def frontier_figure(points: Sequence[dict[str, Any]]) -> Any:
+    """Cost vs hedging error, one marker per setting, one colour per rule: ``{"rule", "label", "cost", "error"}``."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for rule in sorted({p["rule"] for p in points}):
+        pts = sorted((p for p in points if p["rule"] == rule), key=lambda p: p["cost"])
+        fig.add_trace(go.Scatter(x=[p["cost"] for p in pts], y=[p["error"] for p in pts], mode="lines+markers+text", name=rule,
+                                 text=[p["label"] for p in pts], textposition="top center"))
+    fig.update_layout(title="Hedge cost vs hedging error (lower-left is better)", xaxis_title="hedge cost per path (USD)",
+                      yaxis_title="hedging error: std of final PnL across paths (USD)", template="plotly_white")
+    return fig
+
+
+def write_report(result: dict[str, Any], out_dir: Path, frontier: Sequence[dict[str, Any]] | None = None) -> list[Path]:
+    """Write the HTML plots of one backtest (and the frontier if given) into ``out_dir``; PNGs when possible."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figs = {"delta": delta_figure(result), "pnl": pnl_figure(result)}
+    if frontier:
+        figs["frontier"] = frontier_figure(frontier)
+    written = []
+    for name, fig in figs.items():
+        path = out_dir / f"{name}.html"
+        fig.write_html(str(path), include_plotlyjs="directory")  # plotly.min.js once, beside: works offline
+        written.append(path)
+        try:
+            import kaleido  # type: ignore[import-not-found]  # noqa: F401
+        except ImportError:
+            continue
+        png = out_dir / f"{name}.png"
+        try:
+            fig.write_image(str(png))
+            written.append(png)
+        except Exception:  # noqa: BLE001 - a missing browser for kaleido must not fail the report
+            pass
+    return written
