@@ -32,7 +32,8 @@ def _money(nullable: bool = False) -> Any:
 
 
 def _json(nullable: bool = False) -> Any:
-    return Field(default=None, sa_column=Column(JSON, nullable=nullable))
+    # none_as_null: a Python None is SQL NULL (not the JSON text 'null'), so empty rows skip the decoder
+    return Field(default=None, sa_column=Column(JSON(none_as_null=nullable), nullable=nullable))
 
 
 class InstrumentRow(SQLModel, table=True):

@@ -39,9 +39,18 @@ class Encoded:
         return layout_digest(self.fields)
 
 
+_DIGESTS: dict[tuple[Field, ...], str] = {}
+
+
 def layout_digest(fields: tuple[Field, ...]) -> str:
-    """sha1 hex of a layout's canonical JSON."""
-    return hashlib.sha1(json.dumps([[list(p), c] for p, c in fields], separators=(",", ":")).encode()).hexdigest()
+    """sha1 hex of a layout's canonical JSON (memoised: a desk has a handful of layouts)."""
+    digest = _DIGESTS.get(fields)
+    if digest is None:
+        digest = hashlib.sha1(json.dumps([[list(p), c] for p, c in fields], separators=(",", ":")).encode()).hexdigest()
+        if len(_DIGESTS) > 4096:
+            _DIGESTS.clear()
+        _DIGESTS[fields] = digest
+    return digest
 
 
 @lru_cache(maxsize=1024)

@@ -131,6 +131,9 @@ def json_dumps(obj: Any) -> str:
     return json.dumps(_encode(obj), separators=(",", ":"), allow_nan=False)
 
 
+_DECODER = json.JSONDecoder(object_hook=_decode_hook)
+
+
 def json_loads(text: str | bytes) -> Any:
     """Deserialiser handed to the engine for JSON columns."""
-    return json.loads(text, object_hook=_decode_hook)
+    return _DECODER.decode(text.decode() if isinstance(text, bytes) else text)
