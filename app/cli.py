@@ -162,7 +162,33 @@ def serve(
     speed: Annotated[float, typer.Option(help="Simulated seconds per wall second.")] = 1.0,
 ) -> None:
     """Serve the embedded venue over Deribit's JSON-RPC API (HTTP and websocket)."""
-    not_built("desk serve", "issue: Connectors")
+    import asyncio
+
+    from app.config import load_settings
+    from app.desk import Desk
+    from connectors.base import Credentials
+    from connectors.deribit_api.auth import generate_credentials
+    from connectors.deribit_api.desk_backend import serve_desk
+
+    try:
+        settings = load_settings(config)
+        creds = Credentials.from_env("DESK_SERVE", keyring_service=None)
+        generated = creds is None
+        creds = creds or generate_credentials()
+        desk = Desk(settings, venue="sim", seed=seed, speed=speed)
+    except DeskError as exc:
+        fail(exc)
+        return
+    if generated:  # shown once; set DESK_SERVE_KEY / DESK_SERVE_SECRET to choose them
+        typer.echo(f"client_id:     {creds.key}\nclient_secret: {creds.secret}")
+
+    def ready(server: object) -> None:
+        typer.echo(f"Deribit API v2 on http://{host}:{port}/api/v2 and ws://{host}:{port}/ws/api/v2 (Ctrl-C stops)")
+
+    try:
+        asyncio.run(serve_desk(desk, creds, host=host, port=port, ready=ready))
+    except OSError as exc:
+        fail(DeskError(f"cannot serve on {host}:{port}: {exc}", code="serve.bind"))
 
 
 def _store_target(db: Optional[Path], config: Optional[Path]) -> tuple[str, object]:
@@ -341,9 +367,51 @@ def _print_margin_table(result: dict) -> None:
 
 
 @margin_app.command("check")
-def margin_check(config: ConfigOpt = None, venue: Annotated[str, typer.Option(help="Configured venue.")] = "deribit") -> None:
+def margin_check(
+    config: ConfigOpt = None,
+    venue: Annotated[str, typer.Option(help="Configured venue.")] = "deribit",
+    json_out: Annotated[bool, typer.Option("--json", help="Print the drift as JSON.")] = False,
+) -> None:
     """Compare a venue's reported IM/MM with the embedded engine's for the same positions."""
-    not_built("desk margin check", "issue: Connectors")
+    import asyncio
+    import json
+
+    from app.config import load_settings
+    from app.errors import ConfigError
+    from connectors.base import Credentials
+    from connectors.ccxt_venue import CcxtVenue
+    from connectors.margin_check import check_venue
+
+    try:
+        settings = load_settings(config)
+        section = settings.venues.get(venue)
+        if section is None:
+            raise ConfigError(f"no [venues.{venue}] section in the configuration", key=f"venues.{venue}")
+        if section.api_key is not None and section.api_secret is not None:
+            creds = Credentials(section.api_key.get_secret_value(), section.api_secret.get_secret_value())
+        else:
+            creds = Credentials.from_env(f"DESK_{venue.upper()}")
+        connector = CcxtVenue(section.exchange, credentials=creds, rest_url=section.rest_url, ws_url=section.ws_url,
+                              testnet=section.testnet, name=venue)
+        rows = asyncio.run(check_venue(connector))
+    except DeskError as exc:
+        fail(exc)
+        return
+    if json_out:
+        typer.echo(json.dumps([r.as_dict() for r in rows]))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"margin drift: {venue} vs embedded engine (local - venue)")
+    for col in ("currency", "model", "positions", "venue IM", "local IM", "IM drift", "venue MM", "local MM", "MM drift"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        pct = "" if r.im_drift_pct is None else f" ({r.im_drift_pct:+.2%})"
+        mpct = "" if r.mm_drift_pct is None else f" ({r.mm_drift_pct:+.2%})"
+        table.add_row(r.currency, r.model, str(r.positions), f"{r.venue_im:.6f}", f"{r.local_im:.6f}",
+                      f"{r.im_drift:+.6f}{pct}", f"{r.venue_mm:.6f}", f"{r.local_mm:.6f}", f"{r.mm_drift:+.6f}{mpct}")
+    Console().print(table)
 
 
 def main() -> None:
