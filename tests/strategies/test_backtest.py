@@ -1,0 +1,142 @@
+"""Backtests through the real Desk (simulated venue, matching and margin engines) and historical replay."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from app.backtest_desk import build_paths, check_ohlc_csv, make_desk
+from app.cli import app
+from app.errors import ConfigError, InvalidInput
+from strategies.backtest import METRIC_KEYS, BookSpec, PathSpec, aggregate, run_backtest, run_sweep
+from strategies.reports import write_report
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+SHORT = PathSpec(kind="sim", seed=5, days=0.05, step_ms=60_000)
+
+
+@pytest.fixture(scope="module")
+def result():
+    return run_backtest({"active": True, "check_interval_s": 60, "band": {"upper": 0.02, "lower": 0.02}}, SHORT,
+                       desk_factory=make_desk, sample_ms=600_000)
+
+
+def test_default_book_is_a_short_atm_straddle_of_the_nearest_monthly(result) -> None:
+    legs = result["book"]["legs"]
+    assert len(legs) == 2 and {leg["instrument"][-1] for leg in legs} == {"C", "P"}
+    assert len({leg["instrument"].rsplit("-", 2)[0] for leg in legs}) == 1  # same expiry and strike
+    assert all(leg["side"] == "sell" and leg["amount"] == 1.0 for leg in legs)
+    assert result["book"]["premium_coin"] > 0
+
+
+def test_metrics_are_complete_and_consistent(result) -> None:
+    m = result["metrics"]
+    for k in METRIC_KEYS:
+        assert k in m
+    assert m["hedges"] >= 1 and m["fills"] >= 1  # a tight band on a short straddle needs hedging
+    assert set(m["pnl_attribution"]) == {"delta", "gamma", "theta", "vega", "fees", "residual"}
+    assert sum(m["pnl_attribution"].values()) == pytest.approx(m["pnl"], abs=1e-6)
+    assert 0 <= m["time_outside_band"] <= 1 and m["max_margin_usage"] > 0 and m["liquidations"] == 0
+    assert m["hedging_error_worst"] <= m["pnl"] + 1e-9
+    s = result["series"]
+    assert len(s["ts"]) == len(s["delta"]) == len(s["pnl"]) >= 2
+    json.dumps(result)
+
+
+def test_same_seed_same_result(result) -> None:
+    again = run_backtest({"active": True, "check_interval_s": 60, "band": {"upper": 0.02, "lower": 0.02}}, SHORT,
+                         desk_factory=make_desk, sample_ms=600_000)
+    a = {k: v for k, v in result["metrics"].items() if k not in ("wall_s", "days_per_s")}
+    b = {k: v for k, v in again["metrics"].items() if k not in ("wall_s", "days_per_s")}
+    assert a == b
+
+
+def test_report_plots_are_written(result, tmp_path) -> None:
+    files = write_report(result, tmp_path, frontier=[{"rule": "fixed", "label": "0.1", "cost": 1.0, "error": 2.0}])
+    names = {p.name for p in files}
+    assert {"delta.html", "pnl.html", "frontier.html"} <= names
+    assert "band upper" in (tmp_path / "delta.html").read_text()
+
+
+def test_sweep_and_aggregate() -> None:
+    paths = [PathSpec(kind="sim", seed=s, days=0.02, step_ms=60_000) for s in (1, 2)]
+    res = run_sweep([{"active": True}, {"active": True, "band": {"rule": "whalley_wilmott"}}], paths, desk_factory=make_desk,
+                    sample_ms=600_000, workers=1)
+    assert len(res) == 2 and all(len(r) == 2 for r in res)
+    agg = aggregate(res[0])
+    assert agg["paths"] == 2 and math.isfinite(agg["hedging_error_std"])
+    assert res[1][0]["config"]["band"]["rule"] == "whalley_wilmott"
+
+
+def test_long_book_option() -> None:
+    r = run_backtest({"active": True}, PathSpec(kind="sim", seed=9, days=0.01, step_ms=60_000), desk_factory=make_desk,
+                     book=BookSpec(structure="call", side="buy", size=0.5), sample_ms=300_000)
+    assert [leg["side"] for leg in r["book"]["legs"]] == ["buy"] and r["book"]["legs"][0]["amount"] == 0.5
+
+
+def test_path_and_csv_validation(tmp_path) -> None:
+    with pytest.raises(InvalidInput):
+        PathSpec(kind="sim", days=0)
+    with pytest.raises(InvalidInput):
+        PathSpec(kind="replay")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("time,close\n2020-01-01T00:00:00Z,1\n")
+    with pytest.raises(ConfigError, match="missing column"):
+        check_ohlc_csv(bad)
+    daily = tmp_path / "d.csv"
+    daily.write_text("timestamp,open,high,low,close\n2020-01-01T00:00:00Z,1,1,1,1\n2020-01-02T00:00:00Z,1,1,1,1\n")
+    with pytest.raises(InvalidInput, match="hourly or 5-minute"):
+        check_ohlc_csv(daily)
+    with pytest.raises(ConfigError, match="--from"):
+        build_paths(data=daily, start=None, end=None, day=None, paths=1, seed=1, days=1, step_ms=1000)
+    assert len(build_paths(data=None, start=None, end=None, day=None, paths=3, seed=4, days=1, step_ms=1000)) == 3
+
+
+def test_cli_backtest_json(tmp_path) -> None:
+    r = CliRunner().invoke(app, ["backtest", "--days", "0.01", "--step", "60", "--db", str(tmp_path / "d.db"), "--out",
+                                 str(tmp_path / "rep"), "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output.strip().splitlines()[-1])
+    for k in METRIC_KEYS:
+        assert k in out
+    assert out["backtest_id"] and (tmp_path / "rep" / "delta.html").exists()
+    from storage.store import SqlStore
+
+    s = SqlStore(tmp_path / "d.db")
+    assert s.get_backtest(out["backtest_id"])["metrics"]["hedges"] == out["hedges"]
+    s.close()
+
+
+@pytest.mark.skipif(not (DATA / "btc_usdt_binance_spot_1h.csv").exists(), reason="shared data absent")
+def test_user_csv_replay(tmp_path) -> None:
+    src = DATA / "btc_usdt_binance_spot_1h.csv"
+    lines = src.read_text().splitlines()
+    keep = [lines[0]] + [ln for ln in lines[1:] if "2021-05-0" in ln or "2021-05-1" in ln]
+    f = tmp_path / "mine.csv"
+    f.write_text("\n".join(keep) + "\n")
+    r = CliRunner().invoke(app, ["backtest", "--data", str(f), "--from", "2021-05-19T00:00:00Z", "--to", "2021-05-19T02:00:00Z",
+                                 "--step", "60", "--db", str(tmp_path / "d.db"), "--out", str(tmp_path / "rep"), "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output.strip().splitlines()[-1])
+    assert out["sim_days"] == pytest.approx(2 / 24) and "mine.csv" in out["paths"][0]
+
+
+@pytest.mark.skipif(not (DATA / "btc_usdt_binance_spot_1h.csv").exists(), reason="shared data absent")
+def test_black_thursday_window() -> None:
+    r = run_backtest(None, PathSpec(kind="replay", start="2020-03-12T10:00:00Z", end="2020-03-12T13:00:00Z", step_ms=60_000),
+                     desk_factory=make_desk, sample_ms=600_000)
+    s = r["series"]["spot"]
+    assert min(s) < 7_000 < max(s) and r["metrics"]["hedges"] >= 1
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (DATA / "btc_usdt_binance_spot_1h.csv").exists(), reason="shared data absent")
+@pytest.mark.parametrize("day", ["2020-03-12", "2021-05-19", "2022-11-09", "2024-08-05"])
+def test_stress_days_default_config(day, tmp_path) -> None:
+    r = run_backtest(None, PathSpec(kind="replay", day=day), desk_factory=make_desk)
+    assert r["metrics"]["sim_days"] == pytest.approx(1.0)
+    assert write_report(r, tmp_path)
