@@ -21,5 +21,5 @@ def make_desk(seed: int = 7, settings: Settings | None = None) -> Any:
 def make_app(desk: Any = None, *, store_dir: Path | None = None, **kwargs: Any) -> DeskTui:
     """A terminal over ``desk`` with no refresh timer (tests refresh by hand: deterministic)."""
     desk = desk if desk is not None else make_desk(settings=kwargs.get("settings"))
-    hedger = partial(add_default_hedger, desk, store_dir=store_dir) if store_dir is not None else None
+    hedger = partial(add_default_hedger, store_dir=store_dir) if store_dir is not None else None
     return DeskTui(desk, refresh_s=None, manage_desk=False, new_hedger=hedger, **kwargs)

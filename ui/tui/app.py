@@ -16,6 +16,9 @@ writing only the cells that changed; ``refresh_s=None`` turns the timer off (tes
 
 from __future__ import annotations
 
+import asyncio
+import os
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from decimal import Decimal
 from functools import partial
@@ -44,6 +47,16 @@ from ui.tui.widgets.log import LOG_TOPICS, EventLog, StatusLine
 from ui.tui.widgets.margin import MarginPane
 from ui.tui.widgets.positions import PositionsPane, PositionsTable
 
+
+class _NoDesk:
+    """Stands for the desk while its factory runs (nothing to show yet)."""
+
+    read_only = False
+
+    def snapshot(self) -> None:  # pragma: no cover - never called: refresh_view checks for it first
+        raise RuntimeError("the desk is not built yet")
+
+
 TABS = ("chain", "positions", "margin", "hedger", "log")
 StressFn = Callable[[], Mapping[str, Mapping[tuple[float, float], float]]]
 
@@ -58,17 +71,22 @@ class DeskTui(App[None]):
 
     def __init__(
         self,
-        desk: DeskPort,
+        desk: DeskPort | Callable[[], DeskPort],
         *,
         settings: Settings | None = None,
         refresh_s: float | None = 0.25,
         manage_desk: bool = True,
         stress: StressFn | None = None,
-        new_hedger: Callable[[str], Awaitable[str]] | None = None,
+        new_hedger: Callable[[Any, str], Awaitable[str]] | None = None,
         start_hedger: bool = False,
     ) -> None:
         super().__init__()
-        self.desk = desk
+        # A factory is called off the event loop after the first paint: the screen is up while the market builds.
+        self._desk_factory: Callable[[], DeskPort] | None = None
+        if callable(desk) and not hasattr(desk, "snapshot"):
+            self._desk_factory = desk
+            desk = _NoDesk()
+        self.desk: DeskPort = desk  # type: ignore[assignment]
         self.settings = settings or Settings()
         ui = self.settings.ui
         self.refresh_s = refresh_s
@@ -94,6 +112,7 @@ class DeskTui(App[None]):
         self._sub: Any = None
         self._started = False
         self.refreshes = 0
+        self.startup_s: tuple[float, float] | None = None
         self.cells_written = 0
 
     # -- layout -----------------------------------------------------------------------------------
@@ -115,6 +134,16 @@ class DeskTui(App[None]):
     async def on_mount(self) -> None:
         self.theme = self._theme_name
         self.set_keymap(self._user_keymap)
+        if self._desk_factory is not None:
+            self.query_one(StatusLine).update(" starting the simulated market…")
+            try:
+                self.desk = await asyncio.to_thread(self._desk_factory)
+            except DeskError as exc:
+                self.exit(return_code=2, message=str(exc))
+                return
+            self.read_only = is_read_only(self.desk)
+            self.feed = chain_feed(self.desk)
+            self._desk_factory = None
         if self.manage_desk and hasattr(self.desk, "start") and not self.read_only:
             await maybe_await(self.desk.start())  # type: ignore[attr-defined]
             self._started = True
@@ -125,6 +154,11 @@ class DeskTui(App[None]):
         await self.refresh_view()
         self.chain.table.goto_atm()
         self.chain.table.focus()
+        wall = seconds_since_process_start()
+        if wall is not None and self.chain.current is not None:
+            self.startup_s = (wall, time.process_time())
+            self.event_log.note(f"READY   chain on screen {wall:.2f} s after start (CPU {self.startup_s[1]:.2f} s)",
+                                "dim", ts=self.desk.now_ms())
         if self.refresh_s:
             self.set_interval(self.refresh_s, self.refresh_view, name="desk-refresh")
         if self.start_hedger and self.new_hedger is not None and not self.read_only:
@@ -165,6 +199,8 @@ class DeskTui(App[None]):
     # -- refresh ----------------------------------------------------------------------------------
     async def refresh_view(self) -> None:
         """Take a snapshot and update the status line, the visible tab and the log (changed cells only)."""
+        if isinstance(self.desk, _NoDesk):
+            return
         snap = self.feed.snapshot()
         self.snap = snap
         self.refreshes += 1
@@ -368,7 +404,7 @@ class DeskTui(App[None]):
             self.notify("this desk cannot start a hedger from the terminal", severity="warning")
             return None
         try:
-            run_id = await self.new_hedger(underlying or self.chain.underlying or "BTC")
+            run_id = await self.new_hedger(self.desk, underlying or self.chain.underlying or "BTC")
         except DeskError as exc:
             self.event_log.note(f"HEDGER  could not start: {exc}", "red", ts=self.desk.now_ms())
             self.notify(str(exc), severity="error")
@@ -451,6 +487,18 @@ class DeskTui(App[None]):
     def _goto_delta(self, target: float) -> None:
         self.action_show_tab("chain")
         self.chain.goto_delta(target)
+
+
+def seconds_since_process_start() -> float | None:
+    """Wall seconds since this process started (Linux /proc), or None elsewhere."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime", encoding="ascii") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def stress_from_analytics(app: DeskTui) -> dict[str, dict[tuple[float, float], float]]:

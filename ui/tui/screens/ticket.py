@@ -51,6 +51,13 @@ def margin_delta_text(before: MarginReport | None, after: MarginReport) -> str:
     return "\n".join(lines)
 
 
+def _changed(before: MarginReport | None, after: MarginReport) -> bool:
+    if before is None:
+        return True
+    return (before.initial_margin, before.maintenance_margin, before.available_funds) != (
+        after.initial_margin, after.maintenance_margin, after.available_funds)
+
+
 class TicketScreen(ModalScreen["Order | None"]):
     """A modal order ticket over one instrument."""
 
@@ -172,8 +179,11 @@ class TicketScreen(ModalScreen["Order | None"]):
             self.preview = {}
             whatif.update(f"[b]What-if margin[/b]\n[red]{exc}[/]")
             return
+        settle = self.ctx.instrument.settlement
         blocks = [
-            margin_delta_text(self.margin_before.get(ccy), report) for ccy, report in sorted(self.preview.items())
+            margin_delta_text(self.margin_before.get(ccy), report)
+            for ccy, report in sorted(self.preview.items())
+            if ccy == settle or _changed(self.margin_before.get(ccy), report)
         ]
         whatif.update("[b]What-if margin (after this order)[/b]\n" + "\n".join(blocks))
 

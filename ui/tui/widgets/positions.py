@@ -168,6 +168,8 @@ class PositionsPane(Vertical):
         """Display ``snap``'s positions and portfolio totals."""
         lines = []
         for u, g in sorted(snap.portfolio.items()):
+            if not any((g.delta, g.delta_bs, g.gamma, g.vega, g.theta)):
+                continue  # nothing held in this underlying
             lines.append(
                 f"[b]{u}[/b]  Δ {fmt_signed(g.delta)} {u} (BS {fmt_signed(g.delta_bs)}, ${fmt_usd(g.delta_usd, 0)})"
                 f"   Γ {fmt_sig(g.gamma, 3)}   vega {fmt_sig(g.vega, 3)} {u} (${fmt_usd(g.vega_usd)})"
