@@ -78,6 +78,33 @@ class Evaluation:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class _InstInfo:
+    """Per-instrument constants the pre-trade check needs, precomputed (Decimal -> float, names)."""
+
+    inst: Instrument
+    name: str
+    currency: str
+    index: str
+    futures_inverse: bool
+    is_option: bool
+    contract_size: float
+    taker_fee: float
+
+
+@dataclass(slots=True)
+class _PMSide:
+    """Raw risk of one pair for positions (+ one side's orders): vectors, deltas, and their shock terms."""
+
+    std: np.ndarray
+    ext: np.ndarray
+    deltas: dict[int | None, float]
+    years: dict[int | None, float]
+    roll: float  # coin
+    net: float  # coin
+    rmm: float  # currency units
+
+
 @dataclass(slots=True)
 class _Cache:
     """Incremental state of one (account, currency) at one marks version."""
@@ -129,6 +156,8 @@ class MarginEngine:
         self._unit_row: dict[str, tuple[str, int]] = {}
         self._alert: dict[tuple[str, str], float] = {}
         self.liquidating: str | None = None  # set by the Liquidator while it sends an account's orders
+        self._ccy_indices: dict[str, set[str]] = {}
+        self._fast: dict[str, _InstInfo] = {}
         self.accounts.on_change(self._touch)
 
     # ------------------------------------------------------------------------------------------------
@@ -136,7 +165,14 @@ class MarginEngine:
     # ------------------------------------------------------------------------------------------------
     def add_instrument(self, inst: Instrument) -> None:
         """Make ``inst`` known (orders and positions on unknown instruments are rejected)."""
-        self.instruments[inst.name] = inst
+        name = inst.name
+        self.instruments[name] = inst
+        self._ccy_indices.setdefault(inst.settlement, set()).add(inst.underlying)
+        futures_inverse = inst.kind in (Kind.FUTURE, Kind.PERPETUAL) and inst.inverse
+        self._fast[name] = _InstInfo(
+            inst, name, inst.settlement, inst.underlying, futures_inverse, inst.kind is Kind.OPTION,
+            float(inst.contract_size), float(inst.taker_fee),
+        )
 
     def instrument(self, name: str) -> Instrument:
         """A known instrument; raise UnknownInstrument."""
@@ -237,8 +273,7 @@ class MarginEngine:
                 raise StaleData(f"index {index} is older than {self.index_max_age_ms} ms", code="data.stale_index", index=index)
 
     def _indices_of(self, currency: str) -> set[str]:
-        ccy = currency.upper()
-        return {i.underlying for i in self.instruments.values() if i.settlement == ccy}
+        return self._ccy_indices.get(currency.upper(), set())
 
     # ------------------------------------------------------------------------------------------------
     # accounts and orders
@@ -304,7 +339,8 @@ class MarginEngine:
         """Follow the matching engine: resting orders (Accepted/Cancelled/Amended/Expired) and trades (Filled)."""
         kind = type(ev).__name__
         if kind == "Accepted":
-            self.instruments.setdefault(ev.inst.name, ev.inst)
+            if ev.inst.name not in self.instruments:
+                self.add_instrument(ev.inst)
             self.add_order(ev.account, ev.order_id, ev.inst.name, ev.side, ev.amount, ev.price)
         elif kind == "Filled":
             inst = ev.inst
@@ -676,30 +712,40 @@ class MarginEngine:
         Returns the available funds left after the order (currency units). Orders that do not raise IM (risk
         reducing) always pass; a locked (liquidating) account may only send liquidation orders.
         """
-        inst = self.instrument(req.instrument)
-        acct = self.accounts.get(req.account)
+        info = self._fast.get(req.instrument)
+        if info is None:
+            raise UnknownInstrument(f"{req.instrument!r} is not listed on this venue", name=req.instrument)
+        account = req.account
+        acct = self.accounts.get(account)
+        ccy = info.currency
         if acct.locked and not liquidation:
-            raise InsufficientMargin(
-                f"account {req.account} is being liquidated", code="margin.locked", shortfall=0.0, currency=inst.settlement
-            )
-        ccy = inst.settlement
-        self.check_fresh(ccy)
-        cache = self._cache_for(req.account, ccy)
-        mk = self.marks.get(inst.name)
+            raise InsufficientMargin(f"account {account} is being liquidated", code="margin.locked", shortfall=0.0, currency=ccy)
+        if self.stale_index or self.index_max_age_ms is not None:
+            self.check_fresh(ccy)
+        cache = self._cache_for(account, ccy)
+        mk = self.marks.get(req.instrument)
         if mk is None:
-            raise StaleData(f"no mark price for {inst.name}", code="margin.no_mark", name=inst.name)
-        price = float(req.price) if req.price is not None else mk.mark_price
-        q = self._coin_size(inst, float(req.amount), mk.mark_price)
+            raise StaleData(f"no mark price for {req.instrument}", code="margin.no_mark", name=req.instrument)
+        mark = mk.mark_price
+        price = float(req.price) if req.price is not None else mark
+        amount = float(req.amount)
+        q = amount / mark if info.futures_inverse else amount * info.contract_size
+        buy = req.side is Side.BUY
         if acct.model == "pm":
-            im_new = self._pm_check_im(cache, inst, q if req.side is Side.BUY else -q, req.account, ccy)
+            im_new = self._pm_check_im(cache, info, q if buy else -q, account, ccy)
         else:
-            im_new = self._sm_check_im(req.account, cache, inst, req.side, q, price, mk)
-        fee = float(inst.taker_fee) * self._fee_base(inst, float(req.amount), price)
+            im_new = self._sm_check_im(account, cache, info, buy, q, price, mk)
+        if info.is_option:
+            fee = info.taker_fee * amount * info.contract_size
+        elif info.futures_inverse:
+            fee = info.taker_fee * amount / price
+        else:
+            fee = info.taker_fee * amount * price
         need = im_new + (fee if im_new > cache.im else 0.0)
         avail = cache.margin_balance - need
-        if need > cache.im + 1e-15 and avail < 0:
+        if avail < 0 and need > cache.im + 1e-15:
             raise InsufficientMargin(
-                f"{req.side.value} {req.amount} {inst.name} needs initial margin {need:.10f} {ccy}, "
+                f"{req.side.value} {req.amount} {req.instrument} needs initial margin {need:.10f} {ccy}, "
                 f"margin balance is {cache.margin_balance:.10f} (short by {-avail:.10f})",
                 shortfall=-avail, currency=ccy, initial_margin=need, margin_balance=cache.margin_balance,
             )
@@ -723,100 +769,132 @@ class MarginEngine:
                 cache.pos_im[name] = d["initial_margin"]
                 cache.oo_im[name] = d["open_orders_margin"]
             return cache
-        # PM: keep raw vectors of positions and of positions plus each side's orders, per pair.
+        # PM: raw vectors of the positions, and of the positions plus each side's orders, per pair.
         pf: PMPortfolio = ev.details["portfolio"]
-        orders = self.open_orders(account, ccy)
         side_extra: dict[int, dict[str, float]] = {1: {}, -1: {}}
-        for o in orders:
-            mk = self.marks[o.instrument.name]
-            q = self._coin_size(o.instrument, float(o.remaining), mk.mark_price)
-            side_extra[o.side.sign][o.instrument.name] = side_extra[o.side.sign].get(o.instrument.name, 0.0) + o.side.sign * q
+        for o in self.open_orders(account, ccy):
+            q = self._coin_size(o.instrument, float(o.remaining), self.marks[o.instrument.name].mark_price)
+            d = side_extra[o.side.sign]
+            d[o.instrument.name] = d.get(o.instrument.name, 0.0) + o.side.sign * q
         for pair in pf.pairs_of(ccy):
-            base = pf._pair_risk(pair, ccy)
-            entry: dict[str, Any] = {"pf": pf, "pos": base}
+            base = self._pm_side(pf._pair_risk(pair, ccy), ccy)
+            entry: dict[Any, Any] = {"pos": base}
             for sign in (1, -1):
-                entry[sign] = pf._pair_risk(pair, ccy, side_extra[sign]) if side_extra[sign] else base
+                entry[sign] = self._pm_side(pf._pair_risk(pair, ccy, side_extra[sign]), ccy) if side_extra[sign] else base
+            entry["risk"] = pf._pair_risk(pair, ccy)
             cache.pm_pairs[pair] = entry
-        cache.rmm_pos = sum(_rmm(e["pos"], self.pm_params, ccy) for e in cache.pm_pairs.values())
+        cache.rmm_pos = sum(e["pos"].rmm for e in cache.pm_pairs.values())
         for sign in (1, -1):
-            cache.rmm_side[sign] = sum(_rmm(e[sign], self.pm_params, ccy) for e in cache.pm_pairs.values())
+            cache.rmm_side[sign] = sum(e[sign].rmm for e in cache.pm_pairs.values())
         return cache
 
-    def _sm_check_im(self, account: str, cache: _Cache, inst: Instrument, side: Side, q: float, price: float, mk: MarkInput) -> float:
-        name = inst.name
-        pos = self.accounts.position(account, name)
-        n_coin = self._coin_size(inst, float(pos.size), mk.mark_price) if pos is not None else 0.0
-        idx = self._index_for(inst)
-        und = mk.underlying_price or (self._forward(inst) if inst.is_option else idx)
+    def _pm_side(self, risk: PairRisk, ccy: str) -> _PMSide:
+        c = self.pm_params.ccy(ccy)
+        roll = roll_shock(risk.delta_by_expiry, risk.years_by_expiry, c)
+        net = float(sum(risk.delta_by_expiry.values()))
+        side = _PMSide(risk.standard, risk.extended, dict(risk.delta_by_expiry), dict(risk.years_by_expiry), roll, net, 0.0)
+        side.rmm = self._side_rmm(risk.pair, ccy, float(risk.standard.min()), float(risk.extended.min()), roll, net,
+                                  risk.index_price, risk.coin_to_ccy, risk.usd_per_ccy)
+        return side
+
+    def _side_rmm(self, pair_name: str, ccy: str, std_min: float, ext_min: float, roll: float, net: float,
+                  index: float, coin_to_ccy: float, usd_per_ccy: float) -> float:
+        """Risk-matrix margin from the two minima (gains never lower the worst case), roll and net delta."""
+        pair = self.pm_params.pair(pair_name)
+        c = self.pm_params.ccy(ccy)
+        worst = max(0.0, -std_min, -(ext_min * pair.extended_table_factor + c.extended_dampener / usd_per_ccy))
+        dshock = delta_shock(net, index, pair, self.pm_params.choices.delta_shock_rate)
+        return worst + (roll + dshock) * coin_to_ccy
+
+    def _sm_check_im(self, account: str, cache: _Cache, info: _InstInfo, buy: bool, q: float, price: float, mk: MarkInput) -> float:
+        inst = info.inst
+        name = info.name
+        pos = self.accounts.get(account).positions.get(name)
+        mark = mk.mark_price
+        n_coin = 0.0
+        if pos is not None and pos.size:
+            n_coin = float(pos.size) / mark if info.futures_inverse else float(pos.size) * info.contract_size
+        idx = self.index.get(info.index)
+        if idx is None:
+            raise StaleData(f"no index price for {info.index}", code="margin.no_index", index=info.index)
+        und = mk.underlying_price or (self._forward(inst) if info.is_option else idx)
         pim = cache.pos_im.get(name)
         if pim is None:
-            pim = position_margin(inst, n_coin, mk.mark_price, und, idx)[0]
-        mine = self._by_inst.get((account, name), {}).values()
-        buys = [o for o in mine if o.side is Side.BUY]
-        sells = [o for o in mine if o.side is Side.SELL]
-        b = sum(self._coin_size(inst, float(o.remaining), mk.mark_price) for o in buys)
-        s = sum(self._coin_size(inst, float(o.remaining), mk.mark_price) for o in sells)
-        if side is Side.BUY:
+            pim = position_margin(inst, n_coin, mark, und, idx)[0]
+        b = s = 0.0
+        buys: list[OpenOrder] = []
+        mine = self._by_inst.get((account, name))
+        if mine:
+            for o in mine.values():
+                size = float(o.remaining) / mark if info.futures_inverse else float(o.remaining) * info.contract_size
+                if o.side is Side.BUY:
+                    b += size
+                    buys.append(o)
+                else:
+                    s += size
+        if buy:
             b += q
-            buys = [*buys, OpenOrder(inst, side, Decimal(repr(q)), Decimal(repr(price)))]
+            if info.is_option:
+                buys.append(OpenOrder(inst, Side.BUY, Decimal(repr(q)), Decimal(repr(price))))
         else:
             s += q
         oo_new = self._sm_side_margin(inst, n_coin, pim, mk, und, idx, b, s, buys)
         return cache.im - cache.oo_im.get(name, 0.0) + oo_new
 
-    def _pm_check_im(self, cache: _Cache, inst: Instrument, dq: float, account: str, ccy: str) -> float:
-        pair = inst.underlying
-        entry = cache.pm_pairs.get(pair)
-        u_std, u_ext, u_delta, u_exp, u_years = self._unit_of(inst)
+    def _pm_check_im(self, cache: _Cache, info: _InstInfo, dq: float, account: str, ccy: str) -> float:
+        pair = info.index
+        u_std, u_ext, u_delta, u_exp, u_years = self._unit_of(info)
         sign = 1 if dq > 0 else -1
+        entry = cache.pm_pairs.get(pair)
         if entry is None:
-            # First instrument of this pair in the account: an empty pair risk.
-            s = self._index_for(inst)
+            # The account's first instrument on this index: start from an empty portfolio.
+            s = self.index.get(pair)
+            if s is None:
+                raise StaleData(f"no index price for {pair}", code="margin.no_index", index=pair)
             inverse = pair.endswith("_usd")
             z = PairRisk(pair, np.zeros_like(u_std), np.zeros_like(u_ext), {}, {}, s, 1.0 if inverse else s, s if inverse else 1.0)
-            entry = {"pos": z, 1: z, -1: z}
-        side: PairRisk = entry[sign]
-        deltas = dict(side.delta_by_expiry)
-        years = dict(side.years_by_expiry)
-        if inst.is_option and not self.pm_params.choices.roll_shock_includes_options:
-            pass
+            base = self._pm_side(z, ccy)
+            entry = {"pos": base, 1: base, -1: base, "risk": z}
+            rmm_side_old = 0.0
         else:
-            deltas[u_exp] = deltas.get(u_exp, 0.0) + dq * u_delta
-            years[u_exp] = u_years
-        new = PairRisk(pair, side.standard + dq * u_std, side.extended + dq * u_ext, deltas, years, side.index_price, side.coin_to_ccy, side.usd_per_ccy)
-        rmm_side_new = cache.rmm_side[sign] - (_rmm(side, self.pm_params, ccy) if pair in cache.pm_pairs else 0.0) + _rmm(new, self.pm_params, ccy)
-        other = cache.rmm_side[-sign]
-        oom = max(rmm_side_new, other) - cache.rmm_pos
+            rmm_side_old = entry[sign].rmm
+        side: _PMSide = entry[sign]
+        risk: PairRisk = entry["risk"]
+        roll, net = side.roll, side.net
+        if not info.is_option or self.pm_params.choices.roll_shock_includes_options:
+            c = self.pm_params.ccy(ccy)
+            d_old = side.deltas.get(u_exp, 0.0)
+            d_new = d_old + dq * u_delta
+            if u_exp is None:
+                roll += c.min_annualised_move * (abs(d_new) - abs(d_old))
+            else:
+                rate = max(math.expm1(c.annualised_move_risk * u_years), c.min_annualised_move)
+                roll += rate * (abs(d_new) - abs(d_old))
+            net += dq * u_delta
+        std_min = float((side.std + dq * u_std).min())
+        ext_min = float((side.ext + dq * u_ext).min())
+        rmm_new = self._side_rmm(pair, ccy, std_min, ext_min, roll, net, risk.index_price, risk.coin_to_ccy, risk.usd_per_ccy)
+        rmm_side_new = cache.rmm_side[sign] - rmm_side_old + rmm_new
+        oom = max(rmm_side_new, cache.rmm_side[-sign]) - cache.rmm_pos
         return cache.rmm_pos + self.mmp_margin.get((account, ccy), 0.0) + max(oom, 0.0)
 
-    def _unit_of(self, inst: Instrument) -> tuple[np.ndarray, np.ndarray, float, int | None, float]:
+    def _unit_of(self, info: _InstInfo) -> tuple[np.ndarray, np.ndarray, float, int | None, float]:
         """Unit risk vector of one instrument at the current marks (cached per marks version)."""
-        hit = self._units.get(inst.name)
+        name = info.name
+        hit = self._units.get(name)
         if hit is None or hit[0] != self.marks_version:
-            mk = self.marks[inst.name]
+            inst = info.inst
+            mk = self.marks[name]
             iv = np.array([mk.mark_iv if mk.mark_iv is not None else np.nan])
-            ur = unit_risk([inst], np.array([self._forward(inst)]), iv, self.clock.now_ms(), self.pm_params, inst.underlying)
-            hit = (self.marks_version, ur)
-            self._units[inst.name] = hit
-        ur = hit[1]
-        return ur.standard[0], ur.extended[0], float(ur.delta[0]), ur.expiry[0], float(ur.years[0])
+            ur = unit_risk([inst], np.array([self._forward(inst)]), iv, self.clock.now_ms(), self.pm_params, info.index)
+            hit = (self.marks_version, (ur.standard[0], ur.extended[0], float(ur.delta[0]), ur.expiry[0], float(ur.years[0])))
+            self._units[name] = hit
+        return hit[1]
 
     # ------------------------------------------------------------------------------------------------
     def position_states(self, account: str, currency: str | None = None) -> list[PositionState]:
         """Open positions of an account (accounts' internal state; read only)."""
         return [p for p in self.accounts.positions(account, currency) if p.size != 0]
-
-
-def _rmm(risk: PairRisk, params: PMParams, ccy: str) -> float:
-    """Risk-matrix margin of a pair from raw vectors: the worst loss needs only the two minima (gains >= 0)."""
-    pair = params.pair(risk.pair)
-    c = params.ccy(ccy)
-    worst = max(0.0, -float(risk.standard.min()) if risk.standard.size else 0.0)
-    if risk.extended.size:
-        worst = max(worst, -(float(risk.extended.min()) * pair.extended_table_factor + c.extended_dampener / risk.usd_per_ccy))
-    roll = roll_shock(risk.delta_by_expiry, risk.years_by_expiry, c) * risk.coin_to_ccy
-    net = sum(risk.delta_by_expiry.values())
-    return worst + roll + delta_shock(net, risk.index_price, pair, params.choices.delta_shock_rate) * risk.coin_to_ccy
 
 
 def _reject(code: str, message: str) -> Any:

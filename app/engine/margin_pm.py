@@ -21,6 +21,7 @@ inverse futures with ``size_coin * (1 - 1/(1+m))``; linear futures with ``size *
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -69,50 +70,62 @@ def unit_risk(
     now_ms: int,
     params: PMParams,
     pair_name: str,
+    names: Sequence[str] | None = None,
 ) -> UnitRisk:
     """Unit risk vectors of instruments of one index pair (forwards in USD, ivs as fractions)."""
     pair = params.pair(pair_name)
     ch = params.choices
     n = len(instruments)
+    names = tuple(names) if names is not None else tuple(i.name for i in instruments)
     moves = price_moves(pair, params.general.buckets_count)
     nb = len(moves)
     nv = int(params.general.vol_scenarios_count)
     if nv != len(ch.vol_order):
         raise InvalidInput(f"vol_scenarios_count {nv} does not match the vol order {ch.vol_order}", code="input.model_params")
     ext_moves = np.asarray(ch.extended_moves, dtype=float)
-    std = np.zeros((n, nb * nv))
-    ext = np.zeros((n, len(ext_moves)))
+    std = np.empty((n, nb * nv))
+    ext = np.empty((n, len(ext_moves)))
     delta = np.ones(n)
-    years = np.zeros(n)
-    expiry: list[int | None] = []
     forwards = np.asarray(forwards, dtype=float)
     ivs = np.asarray(ivs, dtype=float)
-    opt_idx: list[int] = []
-    for i, inst in enumerate(instruments):
-        exp_ms = inst.expiry_ms
-        expiry.append(exp_ms)
-        if exp_ms is not None:
-            years[i] = max(0.0, (exp_ms - now_ms) / MS_PER_YEAR)
-        if inst.kind is Kind.OPTION:
-            opt_idx.append(i)
-            continue
-        if inst.kind is Kind.SPOT:
-            raise InvalidInput(f"{inst.name}: spot holdings are collateral, not a risk-matrix position", code="margin.spot")
+    expiry = tuple(_expiry_ms(nm, i) for nm, i in zip(names, instruments))
+    years = np.array([0.0 if e is None else max(0.0, (e - now_ms) / MS_PER_YEAR) for e in expiry])
+    kinds = [i.kind for i in instruments]
+    for nm, k in zip(names, kinds):
+        if k is Kind.SPOT:
+            raise InvalidInput(f"{nm}: spot holdings are collateral, not a risk-matrix position", code="margin.spot")
+    is_opt = np.array([k is Kind.OPTION for k in kinds], dtype=bool)
+    inverse = np.array([i.inverse for i in instruments], dtype=bool)
+    fut = ~is_opt
+    if fut.any():
         ext_m = np.clip(ext_moves, moves[0], moves[-1]) if ch.extended_clamps_futures else ext_moves
-        if inst.inverse:
-            f_std = 1.0 - 1.0 / (1.0 + moves)
-            f_ext = 1.0 - 1.0 / (1.0 + ext_m)
-        else:
-            f_std = forwards[i] * moves
-            f_ext = forwards[i] * ext_m
-        std[i] = np.repeat(f_std, nv)
-        ext[i] = f_ext
-    if opt_idx:
-        idx = np.asarray(opt_idx)
+        inv_std = np.repeat(1.0 - 1.0 / (1.0 + moves), nv)
+        inv_ext = 1.0 - 1.0 / (1.0 + ext_m)
+        lin_std = np.repeat(moves, nv)
+        fi = np.flatnonzero(fut & inverse)
+        if fi.size:
+            std[fi] = inv_std
+            ext[fi] = inv_ext
+        fl = np.flatnonzero(fut & ~inverse)
+        if fl.size:
+            std[fl] = forwards[fl, None] * lin_std[None, :]
+            ext[fl] = forwards[fl, None] * ext_m[None, :]
+    if is_opt.any():
+        idx = np.flatnonzero(is_opt)
         _option_unit_risk(
-            [instruments[i] for i in opt_idx], forwards[idx], ivs[idx], years[idx], moves, ext_moves, pair, ch, std, ext, delta, idx
+            [instruments[i] for i in idx], forwards[idx], ivs[idx], years[idx], moves, ext_moves, pair, ch, std, ext, delta, idx
         )
-    return UnitRisk(tuple(i.name for i in instruments), std, ext, delta, tuple(expiry), years)
+    return UnitRisk(names, std, ext, delta, expiry, years)
+
+
+_EXPIRY_CACHE: dict[str, int | None] = {}
+
+
+def _expiry_ms(name: str, inst: Instrument) -> int | None:
+    hit = _EXPIRY_CACHE.get(name, -1)
+    if hit == -1:
+        hit = _EXPIRY_CACHE[name] = inst.expiry_ms
+    return hit  # type: ignore[return-value]
 
 
 def _option_unit_risk(
@@ -148,17 +161,38 @@ def _option_unit_risk(
     base_px = np.where(inverse, base.price / fwd, base.price)
     delta[idx] = base.delta
 
-    f_s = fwd[:, None, None] * (1.0 + moves)[None, :, None]  # (n, nb, 1)
-    f_s = np.broadcast_to(f_s, (len(insts), nb, nv))
-    v_s = np.broadcast_to(vols[:, None, :], (len(insts), nb, nv))
-    g = black76_price(f_s, strike[:, None, None], tt[:, None, None], v_s, is_call[:, None, None])
-    px = np.where(inverse[:, None, None], g / f_s, g)
-    std[idx] = (px - base_px[:, None, None]).reshape(len(insts), nb * nv)
+    # One revaluation over all 27 standard and 8 extended scenarios: columns are (bucket, vol) then extended.
+    n = len(insts)
+    f_cols = np.concatenate([np.repeat(1.0 + moves, nv), 1.0 + ext_moves])  # (35,)
+    f_all = fwd[:, None] * f_cols[None, :]
+    v_all = np.concatenate([np.tile(vols, (1, nb)), np.broadcast_to(vol_up[:, None], (n, len(ext_moves)))], axis=1)
+    px = _revalue(f_all, strike, tt, v_all, is_call)
+    px = np.where(inverse[:, None], px / f_all, px) - base_px[:, None]
+    std[idx] = px[:, : nb * nv]
+    ext[idx] = px[:, nb * nv :]
 
-    f_e = fwd[:, None] * (1.0 + ext_moves)[None, :]
-    ge = black76_price(f_e, strike[:, None], tt[:, None], np.broadcast_to(vol_up[:, None], f_e.shape), is_call[:, None])
-    pxe = np.where(inverse[:, None], ge / f_e, ge)
-    ext[idx] = pxe - base_px[:, None]
+
+_PARALLEL_MIN = 120_000  # elements; below this the thread hand-off costs more than it saves
+_POOL: Any = None
+
+
+def _revalue(f: np.ndarray, k: np.ndarray, t: np.ndarray, v: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Black-76 prices of rows of scenarios; large grids are split over threads (numpy releases the GIL)."""
+    global _POOL
+    n = f.shape[0]
+    workers = min(8, os.cpu_count() or 1)
+    if f.size < _PARALLEL_MIN or workers < 2:
+        return black76_price(f, k[:, None], t[:, None], v, c[:, None])
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pm-revalue")
+    bounds = np.linspace(0, n, workers + 1).astype(int)
+    parts = [
+        _POOL.submit(black76_price, f[a:b], k[a:b, None], t[a:b, None], v[a:b], c[a:b, None])
+        for a, b in zip(bounds[:-1], bounds[1:]) if b > a
+    ]
+    return np.concatenate([p.result() for p in parts], axis=0)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -385,42 +419,57 @@ class PMPortfolio:
         self.index_prices = dict(index_prices)
         self.marks = dict(marks)
         self.units: dict[str, UnitRisk] = {}
-        by_pair: dict[str, list[Instrument]] = {}
-        for inst in self.instruments.values():
-            by_pair.setdefault(inst.underlying, []).append(inst)
-        for pair_name, insts in by_pair.items():
+        self._groups: dict[str, tuple[list[int | None], np.ndarray, np.ndarray]] = {}
+        by_pair: dict[str, list[tuple[str, Instrument]]] = {}
+        for name, inst in self.instruments.items():
+            by_pair.setdefault(inst.underlying, []).append((name, inst))
+        for pair_name, items in by_pair.items():
             if pair_name not in self.index_prices:
                 raise InvalidInput(f"index price {pair_name!r} is missing", code="margin.missing_index", field=pair_name)
             s = self.index_prices[pair_name]
-            fwd = np.empty(len(insts))
-            iv = np.full(len(insts), np.nan)
-            for i, inst in enumerate(insts):
-                mk = self.marks.get(inst.name)
-                if inst.is_option:
+            fwd = np.empty(len(items))
+            iv = np.full(len(items), np.nan)
+            for i, (name, inst) in enumerate(items):
+                mk = self.marks.get(name)
+                if inst.kind is Kind.OPTION:
                     if mk is None or mk.mark_iv is None:
-                        raise InvalidInput(f"{inst.name}: an option needs mark_iv", code="margin.missing_mark", field=inst.name)
+                        raise InvalidInput(f"{name}: an option needs mark_iv", code="margin.missing_mark", field=name)
                     iv[i] = mk.mark_iv
-                elif not inst.inverse and mk is None:
-                    raise InvalidInput(f"{inst.name}: a linear future needs a mark price", code="margin.missing_mark")
-                fwd[i] = _forward_for(inst, self.marks, s)
-                _check_finite(f"{inst.name} forward", fwd[i])
-            self.units[pair_name] = unit_risk(insts, fwd, iv, self.now_ms, params, pair_name)
+                    f = mk.underlying_price
+                    if f is None:
+                        fm = self.marks.get(name.rsplit("-", 2)[0])
+                        f = fm.mark_price if fm is not None else s
+                else:
+                    if mk is None and not inst.inverse:
+                        raise InvalidInput(f"{name}: a linear future needs a mark price", code="margin.missing_mark")
+                    f = mk.mark_price if mk is not None else s
+                fwd[i] = f
+            if not (np.all(np.isfinite(fwd)) and np.all(fwd > 0)):
+                raise InvalidInput(f"forwards of {pair_name} must be positive finite prices", code="input.nan")
+            insts = [i for _, i in items]
+            names = [n for n, _ in items]
+            unit = unit_risk(insts, fwd, iv, self.now_ms, params, pair_name, names)
+            self.units[pair_name] = unit
+            # Roll-shock grouping: expiry keys and which rows count (options only if the choice says so).
+            keys = sorted({e for e in unit.expiry}, key=lambda e: -1 if e is None else e)
+            pos = {k: j for j, k in enumerate(keys)}
+            counts = np.array([params.choices.roll_shock_includes_options or i.kind is not Kind.OPTION for i in insts], dtype=float)
+            self._groups[pair_name] = (keys, np.array([pos[e] for e in unit.expiry]), counts * unit.delta)
 
     def _pair_risk(self, pair_name: str, currency: str, extra: Mapping[str, float] | None = None) -> PairRisk:
         unit = self.units[pair_name]
-        sizes = np.array([self.positions.get(n, 0.0) + (extra or {}).get(n, 0.0) for n in unit.names])
+        pos = self.positions
+        if extra:
+            sizes = np.array([pos.get(n, 0.0) + extra.get(n, 0.0) for n in unit.names])
+        else:
+            sizes = np.array([pos.get(n, 0.0) for n in unit.names])
         std = sizes @ unit.standard
         ext = sizes @ unit.extended
-        deltas: dict[int | None, float] = {}
-        years: dict[int | None, float] = {}
-        include_opts = self.params.choices.roll_shock_includes_options
-        for k, name in enumerate(unit.names):
-            inst = self.instruments.get(name) or Instrument.parse(name)
-            if inst.is_option and not include_opts:
-                continue
-            key = unit.expiry[k]
-            deltas[key] = deltas.get(key, 0.0) + sizes[k] * unit.delta[k]
-            years[key] = float(unit.years[k])
+        keys, group, weight = self._groups[pair_name]
+        per = np.bincount(group, weights=sizes * weight, minlength=len(keys))
+        yrs = dict(zip(unit.expiry, unit.years.tolist()))
+        deltas = {k: float(per[j]) for j, k in enumerate(keys)}
+        years = {k: (0.0 if k is None else yrs[k]) for k in keys}
         s = self.index_prices[pair_name]
         inverse = pair_name.endswith("_usd")
         return PairRisk(pair_name, std, ext, deltas, years, s, 1.0 if inverse else s, s if inverse else 1.0)
