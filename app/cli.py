@@ -76,12 +76,15 @@ def tui(
         if db is not None:
             terminal = DeskTui(StoredDesk.open(db), settings=settings)
         else:
-            desk = open_sim_desk(settings, seed=seed)
-            terminal = DeskTui(desk, settings=settings, new_hedger=partial(add_default_hedger, desk), start_hedger=True)
+            # The market is built off the event loop once the screen is up (start-up time).
+            terminal = DeskTui(partial(open_sim_desk, settings, seed=seed), settings=settings,
+                               new_hedger=add_default_hedger, start_hedger=True)
     except DeskError as exc:
         fail(exc)
         return
     terminal.run()
+    if terminal.return_code:
+        raise typer.Exit(terminal.return_code)
 
 
 @app.command()
@@ -107,9 +110,43 @@ def run(
     duration: Annotated[Optional[str], typer.Option(help="Simulated duration, e.g. 10m, 2h, 1d.")] = None,
     strategy: Annotated[Optional[list[str]], typer.Option(help="Strategy (config section) to run; repeatable.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="JSON log lines and a JSON summary.")] = False,
+    day: Annotated[Optional[str], typer.Option(help="Replay: the UTC day to replay (e.g. 2020-03-12).")] = None,
+    step_ms: Annotated[Optional[int], typer.Option("--step-ms", help="Simulated ms per market step.")] = None,
+    no_store: Annotated[bool, typer.Option("--no-store", help="Run without a store (nothing persisted).")] = False,
 ) -> None:
     """Run the desk headless with its strategies until stopped or for --duration."""
-    not_built("desk run", "issue: The Desk core and the embedded simulated market")
+    import asyncio
+
+    from app.config import load_settings
+    from app.desk import Desk
+    from app.headless import build_strategies, open_run_store, parse_duration, run_headless
+
+    try:
+        settings = load_settings(config)
+        duration_ms = parse_duration(duration)
+        store = None if no_store else open_run_store(db)
+        sim_cfg = replay_cfg = None
+        if venue == "replay":
+            from connectors.replay import ReplayConfig
+
+            replay_cfg = ReplayConfig(day=day or "2020-03-12", seed=seed, margin_model=settings.margin.model,
+                                      **({"step_ms": step_ms} if step_ms else {}))
+            if duration_ms is None:
+                duration_ms = replay_cfg.window()[1] - replay_cfg.window()[0]
+        elif step_ms:
+            from connectors.sim.market_model import UnderlyingParams
+            from connectors.sim.venue import SimConfig
+
+            sim_cfg = SimConfig(seed=seed, step_ms=step_ms, underlyings=tuple(settings.sim.underlyings),
+                                margin_model=settings.margin.model,
+                                params={b: UnderlyingParams.default(b) for b in settings.sim.underlyings})
+        desk = Desk(settings, venue=venue, seed=seed, store=store, speed=speed, sim=sim_cfg, replay=replay_cfg)
+        build_strategies(desk, list(strategy or []), settings)
+        asyncio.run(run_headless(desk, duration_ms=duration_ms, json_lines=json_out))
+        if store is not None:
+            store.close()
+    except DeskError as exc:
+        fail(exc)
 
 
 @app.command()

@@ -101,6 +101,8 @@ class Desk:
         self.margin_engine.bus = self.bus
         self.venue.attach(self.bus)
         self.venue.on_step(self._on_step)
+        self.venue.on_settlement(self._on_settlement)
+        self._settled: list[Any] = []
         self.book = Book(account)
         self.quotes: dict[str, Quote] = {}
         self.index_prices: dict[str, float] = {}
@@ -117,14 +119,10 @@ class Desk:
         self._stopping = False
         self.counters = {"orders": 0, "rejects": 0, "fills": 0, "steps": 0}
         self._chain_cache: tuple[int, dict[str, tuple[ChainSlice, ...]]] | None = None
-        # Everything the venue published before we listened (initial quotes) is taken over from its arrays.
-        for inst in self.venue.instruments_by_name.values():
-            mark, iv, fwd = self.venue.mark_of(inst.name)
-            self.quotes[inst.name] = Quote(ts=self.clock.now_ms(), instrument=inst.name, bid=None, ask=None,
-                                           mark_price=mark, mark_iv=iv, underlying_price=fwd)
         for base, px in self.venue.index_price.items():
             self.index_prices[base] = px
             self.book.set_index(base, px)
+        self.venue.publish_pending()  # the opening quotes, now that we listen
 
     # -- construction --------------------------------------------------------------------------------
     def _build_venue(self, name: str, sim: Any, replay: Any) -> Any:
@@ -232,7 +230,8 @@ class Desk:
         book = self.book
         held = book.held
         account = self.account
-        out: list[Any] = []
+        out: list[Any] = self._settled
+        self._settled = []
         quotes = self.quotes
         fills = False
         for e in events:
@@ -282,6 +281,16 @@ class Desk:
         if self.store is not None and now - self._last_store >= self.store_interval_ms:
             self._store_history()
         return out
+
+    def _on_settlement(self, base: str, delivery: float, insts: list[Instrument]) -> None:
+        """Expired instruments were delivered at ``delivery`` (USD): our book realises them."""
+        for inst in insts:
+            pos = self.book.settle(inst.name, delivery)
+            self.quotes.pop(inst.name, None)
+            if pos is not None:
+                self._settled.append(PositionUpdate(ts=self.now_ms(), position=pos))
+                self._margin_dirty = True
+        self._chain_cache = None
 
     def _mark_of(self, name: str) -> tuple[float, float | None, float | None]:
         q = self.quotes.get(name)

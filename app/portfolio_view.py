@@ -57,6 +57,7 @@ class Book:
         self.index: dict[str, float] = {}  # base -> index price USD
         self.totals: dict[str, np.ndarray] = {}  # base -> delta, delta_bs, gamma, vega%, theta/day (coin)
         self._dirty: set[str] = set()
+        self.settled_pnl: dict[str, Decimal] = {}  # realised PnL minus fees of delivered instruments, per currency
         self._now_ms = 0
         self._updates = 0
 
@@ -197,10 +198,21 @@ class Book:
                                     h.inst.base, self.account))
         return tuple(out)
 
-    def remove_expired(self, names: list[str]) -> None:
-        """Drop expired instruments after settlement (their PnL was realised by the settlement)."""
-        for n in names:
-            h = self.held.pop(n, None)
-            if h is not None:
-                self.totals.setdefault(h.inst.base, np.zeros(5))
-                self.totals[h.inst.base] -= h.contrib
+    def settle(self, name: str, delivery: float) -> Position | None:
+        """Deliver a held instrument at ``delivery`` (USD): realise its payoff and drop it; the final position."""
+        h = self.held.pop(name, None)
+        if h is None:
+            return None
+        self.totals.setdefault(h.inst.base, np.zeros(5))
+        self.totals[h.inst.base] -= h.contrib
+        d = Decimal(repr(delivery))
+        inst = h.inst
+        if inst.is_option:
+            k = inst.strike or _ZERO
+            intrinsic = max(_ZERO, d - k) if inst.is_call else max(_ZERO, k - d)
+            payoff = intrinsic / d if inst.inverse else intrinsic
+            h.realized += h.size * (payoff - h.avg)
+        elif h.size != 0:
+            h.realized += h.size * (1 / h.avg - 1 / d) if inst.inverse else h.size * (d - h.avg)
+        self.settled_pnl[inst.settlement] = self.settled_pnl.get(inst.settlement, _ZERO) + h.realized - h.fees
+        return Position(name, _ZERO, h.avg, h.realized, self.account)

@@ -21,7 +21,6 @@ Everything random comes from generators seeded from ``seed``; the same seed give
 from __future__ import annotations
 
 import hashlib
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -52,7 +51,9 @@ from app.engine import events as ev
 from app.engine.accounts import AccountBook
 from app.engine.margin import MarginEngine
 from app.engine.matching import MatchingEngine
-from app.errors import InsufficientMargin, InvalidInput, NotFound, OrderRejected, UnknownInstrument
+from app.engine.oracle import Oracle
+from app.engine.settlement import Settlement
+from app.errors import DeskError, InsufficientMargin, InvalidInput, NotFound, OrderRejected, UnknownInstrument
 from app.ports import AccountReport, OrderStatusReport, PositionStatusReport
 from app.pricing.black import inverse_greeks
 from connectors.sim.index_sources import IndexSources, SourceParams
@@ -63,7 +64,6 @@ from connectors.sim.smile import MIN_YEARS, atm_total_variance, ssvi_rho, ssvi_t
 from connectors.sim.takers import TakerParams, Takers
 
 HOUR_MS = 3_600_000
-SETTLEMENT_WINDOW_MS = 30 * 60_000  # delivery price: TWAP of the index over the last 30 minutes (deribit.md §3.5)
 
 
 @dataclass
@@ -174,8 +174,13 @@ class SimVenue:
         self.engine.on_event(self._on_engine_event)
         self.markets: dict[str, _Market] = {}
         self.instruments_by_name: dict[str, Instrument] = {}
-        self.index_price: dict[str, float] = {}
-        self._index_hist: dict[str, deque[tuple[int, float]]] = {b: deque() for b in cfg.underlyings}
+        self.oracle = Oracle(self.clock)
+        self.settlement = Settlement(self.accounts)
+        self._index_names = [f"{b.lower()}_usd" for b in cfg.underlyings]
+        self._index_base = {f"{b.lower()}_usd": b for b in cfg.underlyings}
+        self._index_stale: dict[str, bool] = {}
+        # Before the first observation the index is the model's spot (the oracle needs a step of sources).
+        self.index_price = {b: float(self.model.s[i]) for i, b in enumerate(cfg.underlyings)}
         self._oid_slot: dict[int, tuple[str, int, int, int]] = {}  # order id -> (base, maker, side, position)
         self._orders: dict[int, Order] = {}  # our (non-agent) orders by engine id
         self._our_fills: list[Fill] = []
@@ -326,6 +331,10 @@ class SimVenue:
     def orders(self, open_only: bool = True) -> list[Order]:
         """Our orders (open ones by default), oldest first."""
         return [o for o in self._orders.values() if not open_only or o.status is OrderStatus.OPEN]
+
+    def publish_pending(self) -> None:
+        """Emit what was produced outside a step (the opening quotes) to the listeners and the bus."""
+        self._emit([])
 
     def on_step(self, listener: Callable[[list[Any]], list[Any] | None]) -> None:
         """Call ``listener`` with the domain events of each step before they go on the bus; events it returns
@@ -514,21 +523,29 @@ class SimVenue:
         self._emit([])
 
     def _observe_index(self, dt_s: float) -> None:
+        """Observe the spot venues and let the oracle aggregate them (median, clamp, staleness, quorum)."""
         now = self.clock.now_ms()
         obs = self.sources.observe(now, self.model.s, max(dt_s, 1e-3))
-        extra: list[Any] = []
-        for i, base in enumerate(self.config.underlyings):
-            index = f"{base.lower()}_usd"
-            live = [o.price for o in obs if o.index == index and not o.stale]
-            price = _robust_index(live, self.index_price.get(base, float(self.model.s[i])))
-            self.index_price[base] = price
-            hist = self._index_hist[base]
-            hist.append((now, price))
-            while hist and hist[0][0] < now - SETTLEMENT_WINDOW_MS:
-                hist.popleft()
-            extra.append(IndexPrice(ts=now, index=index, price=price))
-            self.margin.set_index(index, price, ts=now)
-        self._pending.extend(extra)
+        oracle = self.oracle
+        for o in obs:
+            oracle.update(o.index, o.source, price=o.price, ts=o.ts)
+        for res in oracle.tick(self._index_names):
+            base = self._index_base[res.index]
+            was_stale = self._index_stale.get(res.index, False)
+            if res.stale != was_stale:
+                self._index_stale[res.index] = res.stale
+                self._pending.append(Alert(
+                    ts=now, source="oracle", severity="warning" if res.stale else "info",
+                    code="data.stale_index" if res.stale else "data.index_ok",
+                    message=f"index {res.index} {'is stale: ' + str(len(res.used)) + ' usable sources' if res.stale else 'is live again'}"))
+                if res.stale:
+                    self.margin.mark_index_stale(res.index)
+            if res.price is None:
+                continue
+            self.index_price[base] = res.price
+            self._pending.append(IndexPrice(ts=now, index=res.index, price=res.price, stale=res.stale))
+            if not res.stale:
+                self.margin.set_index(res.index, res.price, ts=now)
         self.source_observations = obs
 
     def _refresh_listing(self, initial: bool = False) -> None:
@@ -578,6 +595,7 @@ class SimVenue:
                     self._oid_slot[int(s.oid[k])] = (base, mk, sign, int(k))
 
     def _settle_expired(self, now: int) -> None:
+        """Deliver expired instruments at the 30-minute index TWAP and book the daily futures settlement."""
         gone = self.schedule.expire(now)
         if not gone:
             return
@@ -585,18 +603,31 @@ class SimVenue:
         for inst in gone:
             by_base.setdefault(inst.base, []).append(inst)
         for base, insts in by_base.items():
-            hist = self._index_hist[base]
-            price = sum(p for _, p in hist) / len(hist) if hist else self.index_price[base]
+            index = f"{base.lower()}_usd"
+            expiry = min(i.expiry_ms or now for i in insts)
+            try:
+                delivery = self.oracle.twap.delivery_price(index, expiry)
+            except DeskError:
+                delivery = Decimal(repr(self.index_price[base])).quantize(Decimal("1e-8"))
             for inst in insts:
                 self.engine.set_state(inst.name, InstrumentState.EXPIRED)
+                self.settlement.expire(inst, delivery, now)
                 self.instruments_by_name.pop(inst.name, None)
+                self._watched.pop(inst.name, None)
             names = [i.name for i in insts]
-            record = {"ts": now, "underlying": base, "delivery_price": price, "instruments": names}
-            self.settlements.append(record)
+            price = float(delivery)
+            self.settlements.append({"ts": now, "underlying": base, "delivery_price": price, "instruments": names})
             self._pending.append(Alert(ts=now, source="sim", severity="info", code="instrument.settled",
-                                       message=f"{len(names)} {base} instruments settled at {price:.2f}"))
+                                       message=f"{len(names)} {base} instruments delivered at {price:.2f}"))
             for fn in self._settlement_listeners:
                 fn(base, price, insts)
+        # The 08:00 daily settlement books every futures session PnL at the current marks.
+        prices = {}
+        for name, inst in self.instruments_by_name.items():
+            if not inst.is_option:
+                mark, _, _ = self.mark_of(name)
+                prices[name] = Decimal(repr(mark)).quantize(inst.tick_size)
+        self.settlement.daily(prices, now)
 
     _settlement_listeners: list[Callable[[str, float, list[Instrument]], None]] = []
 
@@ -781,15 +812,6 @@ class SimVenue:
 def _listing_key(inst: Instrument) -> tuple[int, int, float, bool]:
     order = {Kind.PERPETUAL: 0, Kind.FUTURE: 1, Kind.OPTION: 2}[inst.kind]
     return (order, inst.expiry_ms or 0, float(inst.strike or 0), not inst.is_call)
-
-
-def _robust_index(live: list[float], previous: float) -> float:
-    """Median of live sources clamped to ±0.5% around it and averaged (deribit.md §3.4); previous if none."""
-    if not live:
-        return previous
-    med = float(np.median(live))
-    clamped = np.clip(live, med * 0.995, med * 1.005)
-    return float(clamped.mean())
 
 
 def _replace_order(order: Order, **changes: Any) -> Order:

@@ -1,0 +1,194 @@
+"""The Desk: trading through the simulated venue, portfolio greeks kept incrementally, margin, snapshot, strategies."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import numpy as np
+import pytest
+
+from app.desk import Desk
+from app.domain import DeskSnapshot, FillEvent, OrderRequest, OrderStatus, PositionUpdate, Side
+from app.errors import ConfigError, InsufficientMargin, InvalidInput, NotFound, UnknownInstrument
+from app.pricing.black import inverse_greeks
+from connectors.sim.listing import ListingConfig
+from connectors.sim.venue import SimConfig
+
+SMALL = ListingConfig(weekly_days=8, monthly_days=0, quarterly_days=100, strikes_per_expiry=12)
+
+
+def _desk(seed: int = 7, **kw) -> Desk:
+    return Desk(seed=seed, sim=SimConfig(seed=seed, listing=SMALL, **kw))
+
+
+def _atm_option(desk: Desk, base: str = "BTC", k: int = 1) -> str:
+    exp = desk.expiries(base)[k]
+    sl = desk.chain(base, exp)
+    row = min(sl.rows, key=lambda r: (abs(r.strike - sl.forward), r.option_type.value))
+    return row.instrument
+
+
+def _buy_at_ask(desk: Desk, name: str, amount: str) -> object:
+    q = desk.quote(name)
+    assert q is not None and q.ask is not None
+    return desk.place_now(OrderRequest(name, Side.BUY, Decimal(amount), Decimal(repr(q.ask))))
+
+
+def test_default_account_is_funded_and_trades_at_once() -> None:
+    desk = _desk()
+    margin = desk.margin()
+    assert margin["BTC"].equity == pytest.approx(10.0) and margin["ETH"].equity == pytest.approx(100.0)
+    sub = desk.subscribe({"fill_event", "position_update"})
+    order = _buy_at_ask(desk, "BTC-PERPETUAL", "10000")
+    assert order.status is OrderStatus.FILLED
+    desk.advance(1_000)
+    events = sub.drain()
+    assert any(isinstance(e, FillEvent) for e in events) and any(isinstance(e, PositionUpdate) for e in events)
+    pos = {p.instrument: p for p in desk.positions()}
+    assert pos["BTC-PERPETUAL"].size == 10_000.0
+    assert pos["BTC-PERPETUAL"].greeks.delta == pytest.approx(10_000.0 / desk.quote("BTC-PERPETUAL").mark_price)
+
+
+def test_portfolio_greeks_follow_fills_and_marks_and_equal_a_full_revaluation() -> None:
+    desk = _desk()
+    desk.advance(2_000)
+    call = _atm_option(desk)
+    put = call[:-1] + "P"
+    _buy_at_ask(desk, call, "3")
+    _buy_at_ask(desk, put, "2")
+    _buy_at_ask(desk, "BTC-PERPETUAL", "20000")
+    for _ in range(5):
+        desk.advance(30_000)
+        # Between mark moves the greeks are those of the last mark (at most a minute old): close already...
+        incremental = desk.portfolio()["BTC"].delta
+        # ...and after a forced re-pricing, equal to a full revaluation (the totals are kept by differences).
+        desk.book.touch_all()
+        desk.book.flush(desk.now_ms())
+        held = [p for p in desk.positions() if p.underlying == "BTC"]
+        total = 0.0
+        for p in held:
+            q = desk.quote(p.instrument)
+            inst = desk.venue.instruments_by_name[p.instrument]
+            if inst.is_option:
+                g = inverse_greeks(q.underlying_price, float(inst.strike), inst.years_to_expiry(desk.now_ms()), q.mark_iv,
+                                   inst.is_call)
+                total += p.size * float(g.delta)
+            else:
+                total += p.size / q.mark_price
+        assert desk.portfolio()["BTC"].delta == pytest.approx(total, rel=1e-9, abs=1e-9)
+        assert incremental == pytest.approx(total, rel=1e-4)
+    assert desk.portfolio()["ETH"].delta == 0.0
+
+
+def test_orders_cancel_amend_and_typed_errors_change_nothing() -> None:
+    desk = _desk()
+    desk.advance(1_000)
+    name = "BTC-PERPETUAL"
+    q = desk.quote(name)
+    low = Decimal(repr(q.bid)) - Decimal(500)
+    order = desk.place_now(OrderRequest(name, Side.BUY, Decimal(1000), low))
+    assert order.status is OrderStatus.OPEN and desk.open_orders() == [order]
+    amended = asyncio.run(desk.amend(order.order_id, price=low - Decimal(100)))
+    assert amended.request.price == low - Decimal(100)
+    cancelled = asyncio.run(desk.cancel(order.order_id))
+    assert cancelled.status is OrderStatus.CANCELLED and desk.open_orders() == []
+    equity = desk.margin()["BTC"].equity
+    with pytest.raises(InsufficientMargin):
+        desk.place_now(OrderRequest(name, Side.SELL, Decimal(100_000_000), Decimal(repr(q.bid))))
+    with pytest.raises(UnknownInstrument):
+        desk.place_now(OrderRequest("BTC-3JAN30", Side.BUY, Decimal(10), Decimal(60_000)))
+    with pytest.raises(InvalidInput):
+        desk.place_now(OrderRequest(name, Side.BUY, Decimal(10), Decimal("60000.3")))  # off tick
+    with pytest.raises(NotFound):
+        asyncio.run(desk.cancel("nope"))
+    assert desk.positions() == () and desk.margin()["BTC"].equity == pytest.approx(equity)
+    assert desk.counters["rejects"] == 3
+
+
+def test_what_if_reports_without_changing_state() -> None:
+    desk = _desk()
+    desk.advance(1_000)
+    name = _atm_option(desk)
+    q = desk.quote(name)
+    before = desk.margin()["BTC"]
+    report = desk.what_if([OrderRequest(name, Side.SELL, Decimal(20), Decimal(repr(q.bid)))])["BTC"]
+    assert report.initial_margin > before.initial_margin + 0.1
+    assert desk.margin()["BTC"].initial_margin == pytest.approx(before.initial_margin)
+    assert desk.positions() == () and desk.open_orders() == []
+    with pytest.raises(UnknownInstrument):
+        desk.what_if([OrderRequest("ETH-1JAN30-1-C", Side.BUY, Decimal(1), Decimal("0.1"))])
+
+
+def test_snapshot_has_chain_quotes_positions_margin_and_events() -> None:
+    desk = _desk()
+    desk.advance(2_000)
+    name = _atm_option(desk)
+    _buy_at_ask(desk, name, "1")
+    desk.advance(1_000)
+    snap = desk.snapshot()
+    assert isinstance(snap, DeskSnapshot) and snap.venue == "sim"
+    assert set(snap.chains) == {"BTC", "ETH"} and len(snap.instruments) == len(desk.venue.instruments_by_name)
+    sl = snap.chains["BTC"][1]
+    assert [s.expiry_ms for s in snap.chains["BTC"]] == sorted(s.expiry_ms for s in snap.chains["BTC"])
+    atm = [r for r in sl.rows if r.strike == sl.atm_strike]
+    assert len(atm) == 2 and all(r.bid is not None and r.ask is not None and r.bid < r.mark < r.ask for r in atm)
+    assert all(r.bid_iv is None or r.bid_iv < r.mark_iv + 1e-9 for r in sl.rows)
+    call = next(r for r in atm if r.option_type.value == "call")
+    assert 0.3 < call.delta + call.mark < 0.7  # premium-adjusted delta + price = BS delta near ATM
+    assert [p.instrument for p in snap.positions] == [name]
+    assert snap.margin["BTC"].initial_margin >= 0 and snap.index_prices["btc_usd"] > 0
+    assert any(isinstance(e, FillEvent) for e in snap.recent_events)
+    assert snap.portfolio["BTC"].delta_usd == pytest.approx(snap.portfolio["BTC"].delta * snap.index_prices["btc_usd"])
+
+
+def test_same_seed_same_desk_and_advance_is_validated() -> None:
+    a, b = _desk(5), _desk(5)
+    for d in (a, b):
+        d.advance(30_000)
+        _buy_at_ask(d, "ETH-PERPETUAL", "5000")
+        d.advance(30_000)
+    assert a.summary()["fills_sha256"] == b.summary()["fills_sha256"]
+    assert a.summary() == b.summary()
+    with pytest.raises(InvalidInput):
+        a.advance(-5)
+
+
+def test_unknown_venue_is_a_config_error() -> None:
+    with pytest.raises(ConfigError):
+        Desk(venue="nowhere")
+
+
+@pytest.mark.asyncio
+async def test_start_runs_the_market_in_a_task_and_stop_is_clean() -> None:
+    desk = _desk()
+    t0 = desk.now_ms()
+    await desk.start(duration_ms=20_000)
+    assert desk.speed == 1.0
+    desk.speed = 0.0  # as fast as possible from now on
+    await asyncio.wait_for(desk.wait(), timeout=60)
+    assert desk.now_ms() == t0 + 20_000
+    await desk.stop()
+    await desk.stop()  # idempotent
+
+
+@pytest.mark.asyncio
+async def test_subscribers_see_quotes_and_index() -> None:
+    desk = _desk()
+    sub = desk.subscribe({"quote", "index_price"})
+    await desk.run_for(3_000)
+    kinds = {e.topic for e in sub.drain()}
+    assert kinds == {"quote", "index_price"}
+
+
+def test_settlement_delivers_our_expired_option() -> None:
+    desk = _desk(start_ms=1_704_095_400_000, step_ms=10_000)  # 2024-01-01 07:50 UTC
+    first = min(desk.expiries("BTC"))
+    sl = desk.chain("BTC", first)
+    row = min((r for r in sl.rows if r.option_type.value == "call"), key=lambda r: abs(r.strike - sl.forward))
+    _buy_at_ask(desk, row.instrument, "1")
+    desk.advance(20 * 60_000)
+    assert row.instrument not in {p.instrument for p in desk.positions()}
+    assert "BTC" in desk.book.settled_pnl
+    assert desk.venue.accounts.position("main", row.instrument) is None
+    assert np.isfinite(desk.margin()["BTC"].equity)
