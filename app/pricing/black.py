@@ -17,7 +17,7 @@ from numpy.typing import ArrayLike
 from scipy.special import erfc
 
 from app.pricing.greeks import DAYS_PER_YEAR, Greeks, InverseGreeks
-from app.pricing.normalised import INV_SQRT2, INV_SQRT_2PI, normalised_otm_call_ht
+from app.pricing.normalised import INV_SQRT2, INV_SQRT_2PI, log_moneyness, normalised_otm_call_ht
 
 ONE_DAY = 1.0 / DAYS_PER_YEAR
 
@@ -37,11 +37,15 @@ def _prepare(forward: ArrayLike, strike: ArrayLike, t: ArrayLike, vol: ArrayLike
              rate: ArrayLike) -> tuple[np.ndarray, ...]:
     f, k, tt, v, r = (np.asarray(a, dtype=float) for a in (forward, strike, t, vol, rate))
     c = as_is_call(is_call)
-    f, k, tt, v, c, r = np.broadcast_arrays(f, k, tt, v, c, r)
+    f, k, tt, v, c, r = (a.ravel() for a in np.broadcast_arrays(f, k, tt, v, c, r))
     with np.errstate(all="ignore"):
         # NaN fails every comparison; an infinite input makes the product non-finite
         valid = (f > 0) & (k > 0) & (tt >= 0) & (v >= 0) & np.isfinite(f * k * (tt + 1.0) * (v + 1.0) + r)
     return f, k, tt, v, c, r, valid
+
+
+def _shape(*args: ArrayLike) -> tuple[int, ...]:
+    return np.broadcast_shapes(*(np.shape(a) for a in args))
 
 
 def _core(f: np.ndarray, k: np.ndarray, tt: np.ndarray, v: np.ndarray, c: np.ndarray, r: np.ndarray,
@@ -52,7 +56,7 @@ def _core(f: np.ndarray, k: np.ndarray, tt: np.ndarray, v: np.ndarray, c: np.nda
     live = s > 0
     all_live = bool(live.all())
     s_safe = s if all_live else np.where(live, s, 1.0)
-    x = np.log(f / k)
+    x = log_moneyness(f, k)
     ax = -np.abs(x)
     h = ax / s_safe
     t_half = 0.5 * s_safe
@@ -99,12 +103,13 @@ def _core(f: np.ndarray, k: np.ndarray, tt: np.ndarray, v: np.ndarray, c: np.nda
 def black76_price(forward: ArrayLike, strike: ArrayLike, t: ArrayLike, vol: ArrayLike, is_call: ArrayLike,
                   rate: ArrayLike = 0.0) -> np.ndarray:
     """Black-76 price only, in the currency of the forward (USD); NaN for bad inputs (scenario grids)."""
+    shape = _shape(forward, strike, t, vol, is_call, rate)
     f, k, tt, v, c, r, valid = _prepare(forward, strike, t, vol, is_call, rate)
     with np.errstate(all="ignore"):
         (price,) = _core(f, k, tt, v, c, r, greeks=False)
     if not valid.all():
         price[~valid] = np.nan
-    return price
+    return price.reshape(shape)
 
 
 def black76(forward: ArrayLike, strike: ArrayLike, t: ArrayLike, vol: ArrayLike, is_call: ArrayLike,
@@ -114,6 +119,7 @@ def black76(forward: ArrayLike, strike: ArrayLike, t: ArrayLike, vol: ArrayLike,
     price in USD; delta ∂V/∂F; gamma ∂²V/∂F² (per USD); vega per 1.00 vol; theta ∂V/∂t per year with F
     fixed; rho per 1.00 rate with F fixed (= −t·V). NaN where inputs are bad (see module docstring).
     """
+    shape = _shape(forward, strike, t, vol, is_call, rate)
     f, k, tt, v, c, r, valid = _prepare(forward, strike, t, vol, is_call, rate)
     with np.errstate(all="ignore"):
         out = _core(f, k, tt, v, c, r, greeks=True)
@@ -121,7 +127,7 @@ def black76(forward: ArrayLike, strike: ArrayLike, t: ArrayLike, vol: ArrayLike,
         bad = ~valid
         for arr in out:
             arr[bad] = np.nan
-    return Greeks(*out)
+    return Greeks(*(a.reshape(shape) for a in out))
 
 
 def bsm(spot: ArrayLike, strike: ArrayLike, t: ArrayLike, vol: ArrayLike, is_call: ArrayLike,

@@ -28,6 +28,7 @@ from app.pricing import iv_guess
 from app.pricing.black import as_is_call
 from app.pricing.normalised import (
     SQRT2,
+    log_moneyness,
     normalised_max_minus_otm,
     normalised_otm_call,
     normalised_vega,
@@ -61,7 +62,7 @@ def _normalise(price: ArrayLike, forward: ArrayLike, strike: ArrayLike, t: Array
         intrinsic = np.where(c, np.maximum(f - k, 0.0), np.maximum(k - f, 0.0))
         bound = np.where(c, f, k)
         time_value = undiscounted - intrinsic
-        x = -np.abs(np.log(f / k))
+        x = -np.abs(log_moneyness(f, k))
         beta = time_value / np.sqrt(f * k)
         b_max = np.exp(0.5 * x)
     reason = np.full(p.shape, IVReason.OK, dtype=np.int8)
