@@ -145,6 +145,7 @@ async def test_reject_is_shown_with_its_code() -> None:
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert app.screen is ticket and ticket.last_error is not None
+        assert ticket.last_error.code == "margin.insufficient"
         assert ticket.last_error.code in plain(ticket.query_one("#ticket-error", Static))
         assert not app.desk.snapshot().positions
 
@@ -216,3 +217,51 @@ async def test_keymap_override_from_config() -> None:
 def test_bad_theme_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="unknown theme"):
         make_app(settings=Settings(ui=UiSettings(theme="no-such-theme")))
+
+
+async def test_done_when_walkthrough(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The issue's "done when": next monthly, 25-delta put, IV-priced buy with what-if, position, hedger in band."""
+    desk = make_desk()
+    app = make_app(desk, store_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("m")  # next monthly expiry
+        from ui.tui.format import is_monthly
+
+        assert app.chain.expiry_ms is not None and is_monthly(app.chain.expiry_ms)
+        await pilot.press("d", "enter")  # the 25-delta put
+        row = app.chain.table.row_at_cursor()
+        assert row is not None and row.option_type is OptionType.PUT and abs(row.delta + 0.25) < 0.1
+        await pilot.press("b")
+        ticket = app.screen
+        assert isinstance(ticket, TicketScreen)
+        ticket.query_one("#amount").value = "2"  # type: ignore[attr-defined]
+        await pilot.press("ctrl+o", "ctrl+o")  # price as IV
+        assert ticket.price_mode == "iv"
+        await pilot.pause()
+        whatif = plain(ticket.query_one("#ticket-whatif", Static))
+        assert "available funds" in whatif and "→" in whatif  # margin impact before sending
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert not isinstance(app.screen, TicketScreen), plain(ticket.query_one("#ticket-error", Static))
+        await desk.run_for(2_000)
+        await pilot.press("2")
+        await pilot.pause()
+        assert row.instrument in app.query_one(PositionsTable).row_keys
+        delta_before = app.snap.portfolio["BTC"].delta  # type: ignore[union-attr]
+        assert delta_before < -0.2  # two 25-delta puts
+        run_id = await app.start_default_hedger("BTC")
+        assert run_id
+        await pilot.press("4")
+        await pilot.pause()
+        await pilot.press("a")  # activate
+        await pilot.pause()
+        for _ in range(12):  # a simulated minute, strategies fed step by step
+            await desk.run_for(5_000)
+        await app.refresh_view()
+        run = app.snap.strategies[0]  # type: ignore[union-attr]
+        assert run.status == "active"
+        assert any(d.get("action") == "hedge" for d in run.last_decisions), run.last_decisions
+        delta_after = app.snap.portfolio["BTC"].delta  # type: ignore[union-attr]
+        assert abs(delta_after) <= 0.1 < abs(delta_before)  # back inside the default ±0.1 band
+        assert "inside band" in plain(app.query_one("#hedger-summary", Static))
