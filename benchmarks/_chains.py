@@ -22,6 +22,12 @@ CHAINS = {
     "BTC 2020-05-14": "deribit_btc_option_chain_20200514T0541Z.csv",
     "ETH 2024-01-08": "deribit_eth_option_chain_20240108T1119Z.csv",
 }
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "pricing"
+FIXTURE_CHAINS = {
+    "BTC 2020-05-14": "deribit_btc_chain_quoted.csv",
+    "ETH 2024-01-08": "deribit_eth_chain_quoted.csv",
+}
+"""Two-sided rows of the same snapshots, copied into the repository (see its README for provenance)."""
 
 
 @dataclass(frozen=True)
