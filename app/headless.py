@@ -87,6 +87,9 @@ def _human(rec: dict[str, Any]) -> str:
         eq = " ".join(f"{c} {v:.6f}" for c, v in rec["equity"].items())
         body = (f"STATUS {idx} | {delta} | equity {eq} | orders {rec['orders']} fills {rec['our_fills']}/{rec['fills']} "
                 f"events {rec['events']} | {rec['events_per_s']:,.0f} ev/s")
+    elif kind == "start":
+        body = (f"START {rec['venue']} seed {rec['seed']} speed {rec['speed']} duration_ms {rec['duration_ms']} "
+                f"instruments {rec['instruments']} store {rec['store']}")
     elif kind == "summary":
         body = f"SUMMARY {json.dumps({k: v for k, v in rec.items() if k != 'type'}, sort_keys=True)}"
     else:
@@ -115,10 +118,11 @@ def build_strategies(desk: Desk, names: list[str], settings: Settings) -> list[A
     return runners
 
 
-async def run_headless(desk: Desk, *, duration_ms: int | None, json_lines: bool, out: TextIO = sys.stdout,
+async def run_headless(desk: Desk, *, duration_ms: int | None, json_lines: bool, out: TextIO | None = None,
                        status_every_ms: int = 60_000, install_signals: bool = True,
                        on_started: Callable[[Desk], None] | None = None) -> dict[str, Any]:
     """Run ``desk`` until ``duration_ms`` of simulated time passed or a signal came; return the summary."""
+    out = out or sys.stdout
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     if install_signals:
@@ -130,6 +134,7 @@ async def run_headless(desk: Desk, *, duration_ms: int | None, json_lines: bool,
     sub = desk.subscribe(_TOPICS, maxsize=1_000_000)
 
     def emit(rec: dict[str, Any]) -> None:
+        assert out is not None
         out.write((json.dumps(rec, sort_keys=True) if json_lines else _human(rec)) + "\n")
 
     def drain() -> None:
@@ -137,6 +142,7 @@ async def run_headless(desk: Desk, *, duration_ms: int | None, json_lines: bool,
             rec = _event_record(e)
             if rec is not None:
                 emit(rec)
+        assert out is not None
         out.flush()
 
     t0 = time.perf_counter()
@@ -185,7 +191,7 @@ async def run_headless(desk: Desk, *, duration_ms: int | None, json_lines: bool,
 
 def _status(desk: Desk, t0: float) -> dict[str, Any]:
     wall = max(time.perf_counter() - t0, 1e-9)
-    margin = desk._margin or {}
+    margin = desk._refresh_margin(with_distance=False)
     c = desk.counters
     return {"type": "status", "ts": desk.now_ms(), "index": {b: round(p, 2) for b, p in desk.index_prices.items()},
             "delta": {b: round(g.delta, 6) for b, g in desk.portfolio().items()},

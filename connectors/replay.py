@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from app.clock import SimClock
+from app.domain import MS_PER_YEAR
 from app.errors import ConfigError, InvalidInput
 from connectors.sim.listing import ListingConfig
 from connectors.sim.market_model import MarketModel, UnderlyingParams
@@ -166,11 +167,12 @@ class ReplayModel(MarketModel):
         self.s = new
         self._level = np.array([self._level_at(n, now) for n in self.names])
         self.sigma = np.maximum(self._level / self._vrp, 0.05)
-        # Real down-moves larger than the step's own diffusion act like the model's down-jumps on the skew.
-        scale = self.sigma * math.sqrt(max(dt, 1e-12))
-        down = np.maximum(-ret - 3.0 * scale, 0.0) / self._js
-        self.z = self.z * np.exp(-self._zdecay * dt) + down
-        self.last_jump = np.where(down > 0, ret, 0.0)
+        # A real fall over the last hour beyond two standard deviations of the hour acts on the skew like the
+        # model's down-jumps (the interpolated path has no jumps of its own inside a bar).
+        hour_ago = np.array([self.paths[n].at(now - HOUR_MS) for n in self.names])
+        fall = np.maximum(-np.log(new / hour_ago) - 2.0 * self.sigma * math.sqrt(HOUR_MS / MS_PER_YEAR), 0.0)
+        self.z = np.maximum(self.z * np.exp(-self._zdecay * dt), fall / self._js)
+        self.last_jump = np.where(fall > 0, ret, 0.0)
         self.steps += 1
         return ret
 
