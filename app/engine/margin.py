@@ -275,6 +275,28 @@ class MarginEngine:
     def _indices_of(self, currency: str) -> set[str]:
         return self._ccy_indices.get(currency.upper(), set())
 
+    def wire(self, engine: Any, bus: Bus | None = None) -> None:
+        """Plug into a MatchingEngine (pre-trade check, event feed, listed instruments) and a bus (oracle index)."""
+        for inst in engine.instruments():
+            if inst.name not in self.instruments:
+                self.add_instrument(inst)
+        engine.set_pre_trade_check(self.pre_trade_check)
+        engine.on_event(self.on_engine_event)
+        bus = bus or self.bus
+        if bus is not None:
+            bus.on({"index_price"}, self.on_index_event)
+
+    def refresh(self, accounts: Iterable[str] | None = None, *, with_distance: bool = False) -> dict[str, dict[str, MarginReport]]:
+        """Reports for every account (publishing MarginAlert on level changes); call it on each market tick."""
+        names = list(accounts) if accounts is not None else self.accounts.trading_accounts()
+        out: dict[str, dict[str, MarginReport]] = {}
+        for name in names:
+            try:
+                out[name] = self.reports(name, with_distance=with_distance)
+            except StaleData:
+                continue  # marks or index missing: no verdict until they arrive
+        return out
+
     # ------------------------------------------------------------------------------------------------
     # accounts and orders
     # ------------------------------------------------------------------------------------------------
@@ -344,6 +366,9 @@ class MarginEngine:
             self.add_order(ev.account, ev.order_id, ev.inst.name, ev.side, ev.amount, ev.price)
         elif kind == "Filled":
             inst = ev.inst
+            for acct in (ev.maker_account, ev.taker_account):
+                if acct not in self.accounts:
+                    self.open_account(acct)
             taker_buys = ev.taker_side is Side.BUY
             buyer, seller = (ev.taker_account, ev.maker_account) if taker_buys else (ev.maker_account, ev.taker_account)
             bfee, sfee = (ev.taker_fee, ev.maker_fee) if taker_buys else (ev.maker_fee, ev.taker_fee)
@@ -551,6 +576,10 @@ class MarginEngine:
     def reports(self, account: str, *, with_distance: bool = True) -> dict[str, MarginReport]:
         """Reports for every currency the account holds or trades."""
         return {c: self.report(account, c, with_distance=with_distance) for c in sorted(self._currencies_of(account))}
+
+    def margin_reports(self, account: str) -> dict[str, MarginReport]:
+        """Reports without distance to liquidation (cheap enough for every tick)."""
+        return self.reports(account, with_distance=False)
 
     def _to_report(self, account: str, ccy: str, ev: Evaluation) -> MarginReport:
         model: Model = self.accounts.get(account).model
