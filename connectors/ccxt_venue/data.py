@@ -87,7 +87,7 @@ class MarketData:
         """A depth snapshot of ``name`` in desk amounts."""
         inst = self.catalog.get(name)
         ob = await self._call(self.ex.fetch_order_book, self.catalog.symbol(name), depth)
-        return book_from_ccxt(ob, name, self.table, inst, self.now_ms())
+        return book_from_ccxt(ob, name, self.table, self.catalog.size(inst.name), self.now_ms())
 
     async def index_price(self, index: str) -> float:
         """The venue's index of ``index`` (``btc_usd``) from the ticker of a perpetual (or any instrument) on it."""
@@ -197,7 +197,7 @@ class MarketData:
                 self.stats.messages += 1
                 name = self.catalog.name_of[sym]
                 top = {"bids": bids, "asks": asks, "timestamp": ob.get("timestamp")}
-                update = book_from_ccxt(top, name, self.table, self.catalog.get(name), self.now_ms())
+                update = book_from_ccxt(top, name, self.table, self.catalog.size(name), self.now_ms())
                 if update.bids and update.asks and update.bids[0][0] >= update.asks[0][0]:
                     self.stats.dropped += 1  # a crossed book is never passed on
                     continue
@@ -218,7 +218,7 @@ class MarketData:
                     seen[key] = None
                     self.stats.messages += 1
                     name = self.catalog.name_of[sym]
-                    self.publish(public_trade(t, name, self.table, self.catalog.get(name), self.now_ms()))
+                    self.publish(public_trade(t, name, self.table, self.catalog.size(name), self.now_ms()))
             while len(seen) > 50_000:
                 seen.pop(next(iter(seen)))
 

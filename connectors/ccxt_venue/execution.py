@@ -91,7 +91,7 @@ class Execution:
         """Send ``req``; returns the venue's acknowledgement (fills arrive as FillEvents)."""
         inst, price = self.prepare(req)
         sym = self.catalog.symbol(req.instrument)
-        amount = float(to_venue_amount(req.amount, inst, self.table))
+        amount = float(to_venue_amount(req.amount, self.catalog.size(inst.name), self.table))
         raw = await self._call(
             self.ex.create_order,
             sym,
@@ -101,10 +101,23 @@ class Execution:
             float(price) if price is not None else None,
             self._params(req),
         )
-        order = self._remember(raw, req)
+        sent = req if price is None else _replace_price(req, price)
+        raw = await self._complete(raw, sym)
+        order = self._remember(raw, sent)
         self.publish(OrderUpdate(self.now_ms(), order))
         await self._fills_from_response(raw, inst)
         return order
+
+    async def _complete(self, raw: dict[str, Any], sym: str) -> dict[str, Any]:
+        """Venues that answer with a bare acknowledgement (OKX, Bybit) are asked for the order's state."""
+        if raw.get("status") is not None or not raw.get("id"):
+            return raw
+        try:
+            full = await self._call(self.ex.fetch_order, str(raw["id"]), sym)
+        except Exception as exc:  # the ack stands; the private stream or reconcile brings the state later
+            log.warning("fetch_order after ack failed: %s", exc)
+            return raw
+        return full if full.get("id") else raw
 
     def _remember(self, raw: dict[str, Any], req: OrderRequest | None) -> Order:
         order_id = str(raw["id"])
@@ -113,18 +126,8 @@ class Execution:
             raise NotFound(f"order {order_id} is on an instrument the desk does not trade", code="not_found.order")
         inst = self.catalog.get(name)
         account = req.account if req else "main"
-        order = order_from_ccxt(raw, name, inst, self.table, account)
+        order = order_from_ccxt(raw, name, inst, self.table, self.catalog.size(name), account, req)
         if req is not None:
-            if order.request.client_order_id is None and req.client_order_id:
-                order = Order(
-                    order.order_id,
-                    _with_coid(order.request, req.client_order_id),
-                    order.status,
-                    order.filled,
-                    order.average_price,
-                    order.ts,
-                    order.reject_code,
-                )
             self.requests[order_id] = req
         self.names[order_id] = name
         if order.request.client_order_id:
@@ -133,7 +136,7 @@ class Execution:
 
     async def _fills_from_response(self, raw: dict[str, Any], inst: Instrument) -> None:
         for t in raw.get("trades") or []:
-            fill = fill_from_ccxt(t, inst.name, inst, self.table, self.labels)
+            fill = fill_from_ccxt(t, inst.name, inst, self.table, self.catalog.size(inst.name), self.labels)
             self._emit_fill(fill)
 
     def _emit_fill(self, fill: Fill) -> bool:
@@ -159,7 +162,8 @@ class Execution:
         sym = await self._symbol_of(order_id)
         raw = await self._call(self.ex.cancel_order, order_id, sym)
         if not raw.get("id"):
-            raw = await self._call(self.ex.fetch_order, order_id, sym)
+            raw = {**raw, "id": order_id}
+        raw = await self._complete(raw, sym)
         order = self._remember(raw, self.requests.get(order_id))
         self.publish(OrderUpdate(self.now_ms(), order))
         return order
@@ -170,9 +174,8 @@ class Execution:
         current = self.requests.get(order_id)
         if current is None:
             raw = await self._call(self.ex.fetch_order, order_id, sym)
-            current = order_from_ccxt(
-                raw, self.names[order_id], self.catalog.get(self.names[order_id]), self.table
-            ).request
+            name = self.names[order_id]
+            current = order_from_ccxt(raw, name, self.catalog.get(name), self.table, self.catalog.size(name)).request
         new_amount = amount if amount is not None else current.amount
         new_price = price if price is not None else current.price
         probe = OrderRequest(
@@ -191,9 +194,13 @@ class Execution:
             sym,
             current.type.value,
             current.side.value,
-            float(to_venue_amount(new_amount, inst, self.table)),
+            float(to_venue_amount(new_amount, self.catalog.size(inst.name), self.table)),
             float(rounded) if rounded is not None else None,
         )
+        if not raw.get("id"):
+            raw = {**raw, "id": order_id}
+        raw = await self._complete(raw, sym)
+        probe = _replace_price(probe, rounded) if rounded is not None else probe
         self.requests[order_id] = probe
         order = self._remember(raw, probe)
         self.publish(OrderUpdate(self.now_ms(), order))
@@ -252,7 +259,9 @@ class Execution:
             name = self.catalog.name(str(t.get("symbol")))
             if name is None:
                 continue
-            out.append(fill_from_ccxt(t, name, self.catalog.get(name), self.table, self.labels))
+            out.append(
+                fill_from_ccxt(t, name, self.catalog.get(name), self.table, self.catalog.size(name), self.labels)
+            )
         return sorted(out, key=lambda f: (f.ts, f.trade_id))
 
     async def position_reports(self) -> Sequence[PositionStatusReport]:
@@ -263,7 +272,7 @@ class Execution:
             name = self.catalog.name(str(p.get("symbol")))
             if name is None:
                 continue
-            rep = position_from_ccxt(p, name, self.catalog.get(name), self.table)
+            rep = position_from_ccxt(p, name, self.table, self.catalog.size(name))
             if rep.size != 0:
                 out.append(rep)
         return out
@@ -300,20 +309,22 @@ class Execution:
             name = self.catalog.name(str(t.get("symbol")))
             if name is None:
                 continue
-            self._emit_fill(fill_from_ccxt(t, name, self.catalog.get(name), self.table, self.labels))
+            self._emit_fill(
+                fill_from_ccxt(t, name, self.catalog.get(name), self.table, self.catalog.size(name), self.labels)
+            )
 
 
-def _with_coid(req: OrderRequest, coid: str) -> OrderRequest:
+def _replace_price(req: OrderRequest, price: Decimal) -> OrderRequest:
     return OrderRequest(
         req.instrument,
         req.side,
         req.amount,
-        req.price,
+        price,
         req.type,
         req.tif,
         req.post_only,
         req.reduce_only,
-        coid,
+        req.client_order_id,
         req.account,
         req.reason,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any
 
 from app.domain import Instrument
@@ -19,11 +20,13 @@ class Catalog:
         self.by_name: dict[str, Instrument] = {}
         self.symbol_of: dict[str, str] = {}
         self.name_of: dict[str, str] = {}  # ccxt symbol -> desk name
+        self.sizes: dict[str, Decimal] = {}  # desk name -> the venue's contract size (ccxt contractSize)
 
     def load(self, markets: dict[str, dict[str, Any]]) -> int:
         """Rebuild from ccxt's ``markets``; returns how many instruments the desk can trade."""
         by_name: dict[str, Instrument] = {}
         symbol_of: dict[str, str] = {}
+        sizes: dict[str, Decimal] = {}
         for symbol, market in markets.items():
             if market.get("active") is False:
                 continue
@@ -32,7 +35,8 @@ class Catalog:
                 continue
             by_name[inst.name] = inst
             symbol_of[inst.name] = symbol
-        self.by_name, self.symbol_of = by_name, symbol_of
+            sizes[inst.name] = Decimal(str(market.get("contractSize") or 1))
+        self.by_name, self.symbol_of, self.sizes = by_name, symbol_of, sizes
         self.name_of = {s: n for n, s in symbol_of.items()}
         return len(by_name)
 
@@ -51,6 +55,10 @@ class Catalog:
     def name(self, symbol: str) -> str | None:
         """Desk name of a ccxt symbol, or None for markets the desk does not trade."""
         return self.name_of.get(symbol)
+
+    def size(self, name: str) -> Decimal:
+        """The venue's contract size of ``name`` (what one ccxt amount unit is in desk units on OKX)."""
+        return self.sizes.get(name, Decimal(1))
 
     def options_of(self, base: str) -> list[Instrument]:
         """Listed options on ``base``, by expiry then strike."""

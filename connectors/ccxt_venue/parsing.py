@@ -152,6 +152,11 @@ def instrument_from_market(m: dict[str, Any], tbl: VenueTable) -> Instrument | N
         min_amount = Decimal(1)
     if tbl.amount_in_contracts:
         min_amount = min_amount * contract_size
+    # Desk convention (Deribit's): option and linear amounts are in coin with contract size 1; inverse futures
+    # count USD with contract size = USD per contract. The venue's own unit is kept by the Catalog.
+    desk_size = contract_size if (inverse and kind is not Kind.OPTION) else Decimal(1)
+    if not tbl.amount_in_contracts:
+        desk_size = contract_size
     expiry = None
     if kind in (Kind.FUTURE, Kind.OPTION):
         exp_ms = m.get("expiry")
@@ -172,7 +177,7 @@ def instrument_from_market(m: dict[str, Any], tbl: VenueTable) -> Instrument | N
         inverse=inverse,
         tick_size=tick,
         min_amount=min_amount,
-        contract_size=contract_size,
+        contract_size=desk_size,
         tick_steps=tbl.tick_steps_of(m.get("info") or {}),
         expiry=expiry,
         strike=strike,
@@ -234,10 +239,10 @@ def quote_from_chain_row(row: dict[str, Any], name: str, tbl: VenueTable, now_ms
 
 
 def book_from_ccxt(
-    ob: dict[str, Any], name: str, tbl: VenueTable, inst: Instrument, now_ms: int, snapshot: bool = True
+    ob: dict[str, Any], name: str, tbl: VenueTable, size: Decimal, now_ms: int, snapshot: bool = True
 ) -> BookUpdate:
     """A ccxt order book (REST ``[p, a]`` or pro ``[p, a, count]`` levels) as a snapshot BookUpdate in desk amounts."""
-    mult = float(inst.contract_size) if tbl.amount_in_contracts else 1.0
+    mult = float(size) if tbl.amount_in_contracts else 1.0
     bids = tuple((float(lv[0]), float(lv[1]) * mult) for lv in ob.get("bids") or [])
     asks = tuple((float(lv[0]), float(lv[1]) * mult) for lv in ob.get("asks") or [])
     return BookUpdate(
@@ -251,9 +256,9 @@ def book_from_ccxt(
     )
 
 
-def public_trade(t: dict[str, Any], name: str, tbl: VenueTable, inst: Instrument, now_ms: int) -> Trade:
+def public_trade(t: dict[str, Any], name: str, tbl: VenueTable, size: Decimal, now_ms: int) -> Trade:
     """A public trade print in desk amounts."""
-    mult = float(inst.contract_size) if tbl.amount_in_contracts else 1.0
+    mult = float(size) if tbl.amount_in_contracts else 1.0
     return Trade(
         ts=int(t.get("timestamp") or now_ms),
         instrument=name,
@@ -278,43 +283,57 @@ _STATUS = {
 _TIF = {"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC, "FOK": TimeInForce.FOK, "PO": TimeInForce.GTC}
 
 
-def to_venue_amount(amount: Decimal, inst: Instrument, tbl: VenueTable) -> Decimal:
-    """A desk amount in the unit ccxt expects on this venue (contracts on OKX)."""
-    return amount / inst.contract_size if tbl.amount_in_contracts else amount
+def to_venue_amount(amount: Decimal, size: Decimal, tbl: VenueTable) -> Decimal:
+    """A desk amount in the unit ccxt expects on this venue (contracts of ``size`` on OKX)."""
+    return amount / size if tbl.amount_in_contracts else amount
 
 
-def from_venue_amount(value: Any, inst: Instrument, tbl: VenueTable) -> Decimal:
+def from_venue_amount(value: Any, size: Decimal, tbl: VenueTable) -> Decimal:
     """A ccxt amount back in desk units."""
     out = dec(value) or Decimal(0)
-    return out * inst.contract_size if tbl.amount_in_contracts else out
+    return out * size if tbl.amount_in_contracts else out
 
 
-def order_from_ccxt(o: dict[str, Any], name: str, inst: Instrument, tbl: VenueTable, account: str = "main") -> Order:
-    """A ccxt order as a desk Order (its request rebuilt from what the venue reports)."""
+def order_from_ccxt(
+    o: dict[str, Any],
+    name: str,
+    inst: Instrument,
+    tbl: VenueTable,
+    size: Decimal,
+    account: str = "main",
+    sent: OrderRequest | None = None,
+) -> Order:
+    """A ccxt order as a desk Order; fields a bare acknowledgement lacks come from the request ``sent``."""
     info = o.get("info") or {}
-    amount = from_venue_amount(o.get("amount"), inst, tbl)
-    otype = OrderType.MARKET if o.get("type") == "market" else OrderType.LIMIT
+    amount = from_venue_amount(o.get("amount"), size, tbl)
+    if amount <= 0:
+        amount = sent.amount if sent is not None else inst.min_amount
+    kind = o.get("type") or (sent.type.value if sent is not None else "limit")
+    otype = OrderType.MARKET if kind == "market" else OrderType.LIMIT
     price = dec(o.get("price"))
+    if price is None and sent is not None:
+        price = sent.price
     if otype is OrderType.LIMIT and price is None:
         price = dec(o.get("average")) or Decimal(0)
     status = _STATUS.get(str(o.get("status")), OrderStatus.OPEN)
+    side = o.get("side") or (sent.side.value if sent is not None else "buy")
     req = OrderRequest(
         instrument=name,
-        side=Side(str(o.get("side"))),
-        amount=amount if amount > 0 else inst.min_amount,
+        side=Side(str(side)),
+        amount=amount,
         price=price,
         type=otype,
-        tif=_TIF.get(str(o.get("timeInForce") or "GTC"), TimeInForce.GTC),
-        post_only=bool(o.get("postOnly")) and otype is OrderType.LIMIT,
-        reduce_only=bool(o.get("reduceOnly")),
-        client_order_id=o.get("clientOrderId") or tbl.label_of(info),
+        tif=_TIF.get(str(o.get("timeInForce") or "GTC"), TimeInForce.GTC) if sent is None else sent.tif,
+        post_only=(bool(o.get("postOnly")) or (sent is not None and sent.post_only)) and otype is OrderType.LIMIT,
+        reduce_only=bool(o.get("reduceOnly")) or (sent is not None and sent.reduce_only),
+        client_order_id=o.get("clientOrderId") or tbl.label_of(info) or (sent.client_order_id if sent else None),
         account=account,
     )
     return Order(
         order_id=str(o["id"]),
         request=req,
         status=status,
-        filled=from_venue_amount(o.get("filled"), inst, tbl),
+        filled=from_venue_amount(o.get("filled"), size, tbl),
         average_price=dec(o.get("average")) or None,
         ts=int(o.get("lastUpdateTimestamp") or o.get("timestamp") or 0),
     )
@@ -335,7 +354,13 @@ def report_from_order(order: Order) -> OrderStatusReport:
 
 
 def fill_from_ccxt(
-    t: dict[str, Any], name: str, inst: Instrument, tbl: VenueTable, labels: dict[str, str], account: str = "main"
+    t: dict[str, Any],
+    name: str,
+    inst: Instrument,
+    tbl: VenueTable,
+    size: Decimal,
+    labels: dict[str, str],
+    account: str = "main",
 ) -> Fill:
     """A ccxt ``my trade`` as a desk Fill (fee in its currency; client order id from the venue or our map)."""
     info = t.get("info") or {}
@@ -347,7 +372,7 @@ def fill_from_ccxt(
         instrument=name,
         side=Side(str(t["side"])),
         price=dec(t["price"]) or Decimal(0),
-        amount=from_venue_amount(t.get("amount"), inst, tbl),
+        amount=from_venue_amount(t.get("amount"), size, tbl),
         fee=abs(dec(fee.get("cost")) or Decimal(0)),
         fee_currency=str(fee.get("currency") or inst.settlement),
         liquidity=Liquidity.MAKER if t.get("takerOrMaker") == "maker" else Liquidity.TAKER,
@@ -359,14 +384,14 @@ def fill_from_ccxt(
     )
 
 
-def position_from_ccxt(p: dict[str, Any], name: str, inst: Instrument, tbl: VenueTable) -> PositionStatusReport:
+def position_from_ccxt(p: dict[str, Any], name: str, tbl: VenueTable, size: Decimal) -> PositionStatusReport:
     """A ccxt position as a reconciliation report; size signed in desk units."""
-    size = abs(from_venue_amount(p.get("contracts"), inst, tbl))
+    amount = abs(from_venue_amount(p.get("contracts"), size, tbl))
     if p.get("side") == "short":
-        size = -size
+        amount = -amount
     return PositionStatusReport(
         instrument=name,
-        size=size,
+        size=amount,
         average_price=dec(p.get("entryPrice")) or Decimal(0),
         ts=int(p.get("timestamp") or 0),
     )
