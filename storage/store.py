@@ -14,11 +14,14 @@ through a bounded queue to a writer thread and are committed in batches; reads f
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import logging
 import math
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -235,6 +238,7 @@ class SqlStore:
             raise
         if not read_only:
             self._writer = BatchWriter(self._write_batch, maxsize=queue_size, batch_size=batch_size)
+            _OPEN_STORES.add(self)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def _open_schema(self, do_migrate: bool) -> None:
@@ -650,6 +654,23 @@ class SqlStore:
         with self._read("read outbox") as conn:
             r = conn.execute(select(T_OUTBOX).where(T_OUTBOX.c.client_order_id == client_order_id)).first()
         return None if r is None else self._outbox_from(r)
+
+    # -- asyncio callers ------------------------------------------------------------------------
+    async def record_fill_async(self, fill: Fill, run_id: str | None = None) -> bool:
+        """:meth:`record_fill` in a worker thread, so the event loop keeps running during the fsync."""
+        return await asyncio.to_thread(self.record_fill, fill, run_id)
+
+    async def outbox_put_async(
+        self, run_id: str, client_order_id: str, request: OrderRequest, venue: str = "sim"
+    ) -> bool:
+        """:meth:`outbox_put` in a worker thread."""
+        return await asyncio.to_thread(self.outbox_put, run_id, client_order_id, request, venue)
+
+    async def outbox_mark_async(
+        self, client_order_id: str, status: str, venue_order_id: str | None = None, error: str | None = None
+    ) -> None:
+        """:meth:`outbox_mark` in a worker thread."""
+        await asyncio.to_thread(self.outbox_mark, client_order_id, status, venue_order_id, error)
 
     # -- strategy runs, state, leases -----------------------------------------------------------
     @staticmethod
@@ -1537,6 +1558,19 @@ class SqlStore:
                 for table in (T_SNAPSHOT, T_QUOTE, T_TRADE, T_INDEX):
                     conn.exec_driver_sql(f"VACUUM {table.name}")
         return out
+
+
+_OPEN_STORES: weakref.WeakSet[SqlStore] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_stores() -> None:
+    # The writer thread is a daemon: without this, snapshots queued at interpreter exit would be dropped.
+    for store in list(_OPEN_STORES):
+        try:
+            store.close()
+        except Exception as exc:  # at exit there is no caller left to raise to
+            log.error("closing the store at exit: %s", exc)
 
 
 def open_store(db: Path | str | None = None, *, read_only: bool = False, **kwargs: Any) -> SqlStore:

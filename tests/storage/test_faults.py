@@ -201,3 +201,13 @@ def test_sigkill_while_writing_loses_no_acknowledged_fill(db_url: str, reopen: C
 @pytest.mark.slow
 def test_sigkill_many_times(db_url: str, reopen: Callable[..., SqlStore]) -> None:
     _crash_rounds(db_url, rounds=25, seed=2, reopen=reopen)
+
+
+def test_queued_snapshots_are_written_when_the_process_exits_without_close(db_url: str) -> None:
+    code = (
+        "import sys; from storage.store import open_store; s = open_store(sys.argv[1]); "
+        "[s.record_snapshot('risk', i, {'equity': float(i)}) for i in range(500)]"
+    )
+    subprocess.run([sys.executable, "-c", code, db_url], cwd=ROOT, check=True, timeout=60)
+    with open_store(db_url) as store:
+        assert len(store.snapshots("risk", 0, 10_000)) == 500

@@ -183,3 +183,25 @@ def test_closed_store_refuses_work(store: SqlStore) -> None:
     with pytest.raises(StoreError) as exc:
         store.outbox_put("r1", "c1", make_request("c1"))
     assert exc.value.code == "store.closed"
+
+
+async def test_async_callers_do_not_block_the_loop(store: SqlStore) -> None:
+    import asyncio
+
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    from tests.storage.conftest import make_fill
+
+    assert await store.record_fill_async(make_fill(1)) is True
+    assert await store.outbox_put_async("r1", "c1", make_request("c1")) is True
+    await store.outbox_mark_async("c1", "sent")
+    task.cancel()
+    assert ticks > 0
+    assert store.outbox_pending()[0]["status"] == "sent"
