@@ -35,6 +35,7 @@ class MakerParams:
     future_size_usd: float = 200_000.0
     future_size_coin: float = 30.0  # for linear-sized contracts: amount per quote in amount units
     passive_tolerance: int = 2  # a quote left behind by at most this many price steps is not moved
+    aggressive_tolerance: int = 1  # nor one this many steps too aggressive, while it keeps at least one step of edge
     size_tolerance: float = 0.3  # nor one whose size is within this fraction of the target
 
     def __post_init__(self) -> None:
@@ -115,17 +116,21 @@ def changed(old_ticks: np.ndarray, old_lots: np.ndarray, new_ticks: np.ndarray, 
 
 
 def to_requote(sign: int, old_ticks: np.ndarray, old_lots: np.ndarray, new_ticks: np.ndarray, new_lots: np.ndarray,
-               step: np.ndarray, params: MakerParams) -> np.ndarray:
+               step: np.ndarray, params: MakerParams, edge: np.ndarray | None = None) -> np.ndarray:
     """Indices a maker re-quotes on one side (``sign`` +1 bids, -1 asks): the only ones a step touches.
 
-    A quote that became too aggressive (a bid above, an ask below the new target) moves at once; one left
-    behind by the market moves only when it lags by more than ``passive_tolerance`` price steps; a size moves
-    when it is off by more than ``size_tolerance``; a side appears or disappears when the target says so.
+    A quote that became too aggressive (a bid above, an ask below the new target) by more than
+    ``aggressive_tolerance`` price steps — or by any amount when that leaves it less than a step of edge
+    (``edge`` = the target's distance from model value in ticks) — moves at once; one left behind by the
+    market moves only when it lags by more than ``passive_tolerance`` steps; a size moves when it is off by
+    more than ``size_tolerance``; a side appears or disappears when the target says so.
     """
     gap = (new_ticks - old_ticks) * sign  # > 0: the old quote is too passive; < 0: too aggressive
     resting = old_lots > 0
     wanted = new_lots > 0
     lag = gap > params.passive_tolerance * step
+    thin = edge + gap < 2 * step if edge is not None else np.ones(len(gap), dtype=bool)
+    rich = (gap < -params.aggressive_tolerance * step) | ((gap < 0) & thin)
     size_off = np.abs(new_lots - old_lots) > params.size_tolerance * np.maximum(new_lots, 1)
-    move = (resting != wanted) | (resting & wanted & ((gap < 0) | lag | size_off))
+    move = (resting != wanted) | (resting & wanted & (rich | lag | size_off))
     return np.flatnonzero(move)

@@ -676,10 +676,12 @@ class SimVenue:
                 targets.append((mk.fut, mk.fut_quoters[m].quote(mk.fwd[mk.fut], vol_ratio, stress)))
                 maker = self.makers[m]
                 for idx, (bt, bl, at, al) in targets:
+                    theo_ticks = mk.mark[idx] / mk.tick[idx]
                     for sign, side, nt, nl in ((1, mk.bids[m], bt, bl), (-1, mk.asks[m], at, al)):
                         cur_t, cur_l = side.ticks[idx], side.lots[idx]
                         step = np.where(nt > mk.step_above[idx], mk.step_mult[idx], 1)
-                        for j in to_requote(sign, cur_t, cur_l, nt, nl, step, maker):
+                        edge = (theo_ticks - nt) * sign
+                        for j in to_requote(sign, cur_t, cur_l, nt, nl, step, maker, edge):
                             k = int(idx[j])
                             away = (nt[j] - cur_t[j]) * sign < 0 or side.oid[k] == 0 or nl[j] == 0
                             (ops_away if away else ops_in).append((m, sign, k, int(nt[j]), int(nl[j])))

@@ -66,6 +66,12 @@ def test_requote_only_moves_what_must_move() -> None:
     new_t = np.array([100, 101, 103, 99, 100])  # same, 1 passive, 3 passive, too aggressive (bid), new quote
     new_l = np.array([5, 5, 5, 5, 5])
     assert to_requote(1, old_t, old_l, new_t, new_l, np.ones(5, dtype=np.int64), p).tolist() == [2, 3, 4]
+    # with edge known, a bid one step too rich but still two steps from model value stays; with thin edge it moves
+    one = np.ones(2, dtype=np.int64)
+    rich_t, rich_l = np.array([101, 101]), np.array([5, 5])
+    target_t = np.array([100, 100])
+    assert to_requote(1, rich_t, rich_l, target_t, rich_l, one, p, edge=np.array([3.0, 1.5])).tolist() == [1]
+    assert to_requote(1, rich_t + 1, rich_l, target_t, rich_l, one, p, edge=np.array([9.0, 9.0])).tolist() == [0, 1]
     # a size far from target moves even at the same price
     assert to_requote(1, old_t[:1], old_l[:1], old_t[:1], np.array([20]), np.ones(1, dtype=np.int64), p).tolist() == [0]
 
