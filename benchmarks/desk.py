@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from app.desk import Desk
-from app.domain import OrderRequest, Quote, Side
+from app.domain import OrderRequest, Side
 from connectors.sim.venue import SimConfig
 
 DAY_MS = 86_400_000
