@@ -1471,7 +1471,7 @@ class MatchingEngine:
             if kind == "place":
                 _, _, name, account, side, ticks, lots, flags, cid, check = rec
                 self._replay_check = None if check is None else RejectReason(*check)
-                return self._place(self._market(name), account, side, ticks, lots, flags, cid, None)
+                return self.place(account, name, side, ticks, lots, flags, cid)
             if kind == "cancel":
                 _, _, account, oid = rec
                 return self.cancel(account, oid)
