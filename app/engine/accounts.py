@@ -90,6 +90,7 @@ class AccountState:
     model: Literal["sm", "pm"] = "sm"
     locked: bool = False
     positions: dict[str, PositionState] = field(default_factory=dict)
+    cross: bool = False  # cross margin: currencies collateralise each other (in USD, after haircuts)
 
 
 @dataclass(frozen=True, slots=True)

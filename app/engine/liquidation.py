@@ -109,6 +109,9 @@ class Liquidator:
         out: list[Event] = []
         accts = self.margin.accounts
         for account in accts.trading_accounts():
+            if accts.get(account).cross:
+                out += self._scan_cross(account)
+                continue
             for ccy in sorted(self.margin._currencies_of(account)):
                 key = (account, ccy)
                 if key in self.active:
@@ -124,13 +127,38 @@ class Liquidator:
                     out += self.round(account, ccy)
         return out
 
+    def _scan_cross(self, account: str) -> list[Event]:
+        """Cross margin: liquidate when total MM reaches total margin balance (USD), in the currency with most MM."""
+        active = [c for (a, c) in self.active if a == account]
+        if active:
+            return self.round(account, active[0])
+        try:
+            for ccy in self.margin._currencies_of(account):
+                self.margin.check_fresh(ccy)
+            tot = self.margin.cross_summary(account)
+            if not (tot["total_maintenance_margin_usd"] > 0
+                    and tot["total_maintenance_margin_usd"] >= tot["total_margin_balance_usd"]):
+                return []
+            worst = max(self.margin._currencies_of(account),
+                        key=lambda c: self.margin.evaluate(account, c).maintenance_margin * self.margin.usd_per_unit(c))
+            ev = self.margin.evaluate(account, worst)
+        except StaleData:
+            return []
+        return self.start(account, worst, ev.margin_balance, ev.maintenance_margin) + self.round(account, worst)
+
+    def _healthy(self, account: str, ccy: str, ev: Any) -> bool:
+        if self.margin.accounts.get(account).cross:
+            tot = self.margin.cross_summary(account)
+            return tot["total_maintenance_margin_usd"] < tot["total_margin_balance_usd"]
+        return bool(ev.maintenance_margin < ev.margin_balance)
+
     def run(self, account: str, currency: str, max_rounds: int | None = None) -> list[Event]:
         """Rounds until the liquidation ends (or ``max_rounds``); starts it if it is due."""
         ccy = currency.upper()
         out: list[Event] = []
         if (account, ccy) not in self.active:
             ev = self.margin.evaluate(account, ccy)
-            if not (ev.maintenance_margin > 0 and ev.maintenance_margin >= ev.margin_balance):
+            if not (ev.maintenance_margin > 0 and not self._healthy(account, ccy, ev)):
                 return out
             out += self.start(account, ccy, ev.margin_balance, ev.maintenance_margin)
         limit = max_rounds or self.params(ccy).max_rounds
@@ -163,7 +191,7 @@ class Liquidator:
         n = self.active.get(key, 0) + 1
         self.active[key] = n
         positions = [p for p in self.margin.accounts.positions(account, ccy) if p.size != 0]
-        if ev.maintenance_margin < ev.margin_balance and positions:
+        if positions and self._healthy(account, ccy, ev):
             return self._finish(account, ccy, n, "healthy")
         if not positions:
             return self._finish(account, ccy, n, "flat")

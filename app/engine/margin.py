@@ -30,7 +30,7 @@ from app.bus import Bus
 from app.clock import Clock
 from app.domain import Instrument, Kind, MarginAlert, MarginReport, OrderRequest, OrderType, Side
 from app.engine.accounts import AccountBook, PositionState
-from app.engine.margin_params import ALERT_LEVELS, DEFAULT_PM, PMParams
+from app.engine.margin_params import ALERT_LEVELS, DEFAULT_PM, MARGIN_PARAMS, PMParams
 from app.engine.margin_pm import (
     MarkInput,
     PairRisk,
@@ -300,18 +300,23 @@ class MarginEngine:
     # ------------------------------------------------------------------------------------------------
     # accounts and orders
     # ------------------------------------------------------------------------------------------------
-    def open_account(self, name: str, model: Model = "sm", deposits: Mapping[str, Decimal] | None = None) -> None:
-        """Create an account with a margin model and optional deposits (Decimal per currency)."""
-        self.accounts.open(name, model)
+    def open_account(
+        self, name: str, model: Model = "sm", deposits: Mapping[str, Decimal] | None = None, *, cross: bool = False
+    ) -> None:
+        """Create an account with a margin model (segregated, or ``cross``) and optional deposits (Decimal per currency)."""
+        self.accounts.open(name, model).cross = bool(cross)
         self.orders.setdefault(name, {})
         for ccy, amount in (deposits or {}).items():
             self.accounts.deposit(name, ccy, amount, self.clock.now_ms())
 
-    def set_model(self, name: str, model: Model) -> None:
-        """Switch an account between standard (sm) and portfolio (pm) margin."""
+    def set_model(self, name: str, model: Model, *, cross: bool | None = None) -> None:
+        """Switch an account between standard (sm) and portfolio (pm) margin, segregated or cross."""
         if model not in ("sm", "pm"):
             raise InvalidInput(f"margin model must be sm or pm, got {model!r}", code="margin.model")
-        self.accounts.get(name).model = model
+        acct = self.accounts.get(name)
+        acct.model = model
+        if cross is not None:
+            acct.cross = bool(cross)
         for ccy in self._currencies_of(name):
             self._touch(name, ccy)
 
@@ -569,6 +574,8 @@ class MarginEngine:
         if with_distance:
             dist = self.distance_to_liquidation(account, ccy, _base=ev)
             rep = replace(rep, distance_down=dist["down"], distance_up=dist["up"], details={**rep.details, "liquidation": dist})
+        if self.accounts.get(account).cross:
+            rep = replace(rep, details={**rep.details, "cross": self.cross_summary(account)})
         if publish:
             self._publish_alert(account, ccy, rep)
         return rep
@@ -576,6 +583,35 @@ class MarginEngine:
     def reports(self, account: str, *, with_distance: bool = True) -> dict[str, MarginReport]:
         """Reports for every currency the account holds or trades."""
         return {c: self.report(account, c, with_distance=with_distance) for c in sorted(self._currencies_of(account))}
+
+    def usd_per_unit(self, currency: str) -> float:
+        """USD value of one unit of ``currency`` (1 for USD stable coins, else its ``<ccy>_usd`` index)."""
+        ccy = currency.upper()
+        fixed = MARGIN_PARAMS[ccy].usd_per_unit_fixed if ccy in MARGIN_PARAMS else None
+        if fixed is not None:
+            return fixed
+        idx = self.index.get(f"{ccy.lower()}_usd")
+        if idx is None:
+            raise StaleData(f"no index price to value {ccy} in USD", code="margin.no_index", index=f"{ccy.lower()}_usd")
+        return idx
+
+    def cross_summary(self, account: str) -> dict[str, float]:
+        """Cross-margin totals in USD over every currency (margin balance after haircuts; Deribit's ``total_*_usd``)."""
+        tot = {"total_equity_usd": 0.0, "total_margin_balance_usd": 0.0, "total_initial_margin_usd": 0.0,
+               "total_maintenance_margin_usd": 0.0}
+        for ccy in sorted(self._currencies_of(account)):
+            ev = self.evaluate(account, ccy)
+            usd = self.usd_per_unit(ccy)
+            haircut = MARGIN_PARAMS[ccy].haircut if ccy in MARGIN_PARAMS else 0.0
+            tot["total_equity_usd"] += ev.equity * usd
+            mb = ev.margin_balance * usd
+            tot["total_margin_balance_usd"] += mb * (1.0 - haircut) if mb > 0 else mb
+            tot["total_initial_margin_usd"] += ev.initial_margin * usd
+            tot["total_maintenance_margin_usd"] += ev.maintenance_margin * usd
+        tot["total_available_funds_usd"] = tot["total_margin_balance_usd"] - tot["total_initial_margin_usd"]
+        mb = tot["total_margin_balance_usd"]
+        tot["total_mm_usage"] = tot["total_maintenance_margin_usd"] / mb if mb > 0 else math.inf
+        return tot
 
     def margin_reports(self, account: str) -> dict[str, MarginReport]:
         """Reports without distance to liquidation (cheap enough for every tick)."""
@@ -772,6 +808,8 @@ class MarginEngine:
             fee = info.taker_fee * amount * price
         need = im_new + (fee if im_new > cache.im else 0.0)
         avail = cache.margin_balance - need
+        if acct.cross and avail < 0:
+            avail += self._cross_headroom(account, ccy)
         if avail < 0 and need > cache.im + 1e-15:
             raise InsufficientMargin(
                 f"{req.side.value} {req.amount} {req.instrument} needs initial margin {need:.10f} {ccy}, "
@@ -779,6 +817,20 @@ class MarginEngine:
                 shortfall=-avail, currency=ccy, initial_margin=need, margin_balance=cache.margin_balance,
             )
         return avail
+
+    def _cross_headroom(self, account: str, ccy: str) -> float:
+        """Other currencies' available funds (after haircut) in units of ``ccy``: cross-margin collateral."""
+        usd_here = self.usd_per_unit(ccy)
+        extra = 0.0
+        for other in self._currencies_of(account):
+            if other == ccy:
+                continue
+            c = self._cache_for(account, other)
+            free = c.margin_balance - c.im
+            if free > 0:
+                haircut = MARGIN_PARAMS[other].haircut if other in MARGIN_PARAMS else 0.0
+                extra += free * (1.0 - haircut) * self.usd_per_unit(other) / usd_here
+        return extra
 
     def _cache_for(self, account: str, ccy: str) -> _Cache:
         key = (self.marks_version, self._acct_version.get((account, ccy), 0))

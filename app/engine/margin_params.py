@@ -65,6 +65,9 @@ class CurrencyParams:
     sm: SMParams = SMParams()
     liquidation: LiquidationParams = LiquidationParams()
     usd_per_unit_fixed: float | None = None  # 1.0 for USD stable coins; None: convert with the index
+    # Cross margin: share of this currency's margin balance that counts as collateral for other currencies.
+    # Deribit's haircut values are UNCONFIRMED (§1.6); 0 as in the simulator's model_params.
+    haircut: float = 0.0
 
 
 MARGIN_PARAMS: dict[str, CurrencyParams] = {

@@ -421,8 +421,11 @@ class PMPortfolio:
         self.units: dict[str, UnitRisk] = {}
         self._groups: dict[str, tuple[list[int | None], np.ndarray, np.ndarray]] = {}
         by_pair: dict[str, list[tuple[str, Instrument]]] = {}
+        self._pairs_by_ccy: dict[str, set[str]] = {}
         for name, inst in self.instruments.items():
-            by_pair.setdefault(inst.underlying, []).append((name, inst))
+            pair_name = inst.underlying
+            by_pair.setdefault(pair_name, []).append((name, inst))
+            self._pairs_by_ccy.setdefault(inst.settlement, set()).add(pair_name)
         for pair_name, items in by_pair.items():
             if pair_name not in self.index_prices:
                 raise InvalidInput(f"index price {pair_name!r} is missing", code="margin.missing_index", field=pair_name)
@@ -476,11 +479,11 @@ class PMPortfolio:
 
     def currencies(self) -> list[str]:
         """Settlement currencies present (upper case)."""
-        return sorted({i.settlement for i in self.instruments.values()})
+        return sorted(self._pairs_by_ccy)
 
     def pairs_of(self, currency: str) -> list[str]:
         """Index pairs whose instruments settle in ``currency``."""
-        return sorted({i.underlying for i in self.instruments.values() if i.settlement == currency})
+        return sorted(self._pairs_by_ccy.get(currency, ()))
 
     def result(
         self, currency: str, *, mmp_margin: float = 0.0, open_orders: Sequence[tuple[str, float]] = ()
