@@ -125,7 +125,7 @@ def run(
         settings = load_settings(config)
         duration_ms = parse_duration(duration)
         store = None if no_store else open_run_store(db)
-        sim_cfg = replay_cfg = None
+        replay_cfg = None
         if venue == "replay":
             from connectors.replay import ReplayConfig
 
@@ -133,14 +133,7 @@ def run(
                                       **({"step_ms": step_ms} if step_ms else {}))
             if duration_ms is None:
                 duration_ms = replay_cfg.window()[1] - replay_cfg.window()[0]
-        elif step_ms:
-            from connectors.sim.market_model import UnderlyingParams
-            from connectors.sim.venue import SimConfig
-
-            sim_cfg = SimConfig(seed=seed, step_ms=step_ms, underlyings=tuple(settings.sim.underlyings),
-                                margin_model=settings.margin.model,
-                                params={b: UnderlyingParams.default(b) for b in settings.sim.underlyings})
-        desk = Desk(settings, venue=venue, seed=seed, store=store, speed=speed, sim=sim_cfg, replay=replay_cfg)
+        desk = Desk(settings, venue=venue, seed=seed, store=store, speed=speed, replay=replay_cfg, step_ms=step_ms)
         build_strategies(desk, list(strategy or []), settings)
         asyncio.run(run_headless(desk, duration_ms=duration_ms, json_lines=json_out))
         if store is not None:

@@ -45,6 +45,9 @@ class SimSettings(_Section):
     speed: float = Field(1.0, gt=0, description="simulated seconds per wall second")
     underlyings: list[str] = ["BTC", "ETH"]
     start: str | None = Field(None, description="ISO start time of the simulation (UTC)")
+    model: dict[str, dict[str, float]] = Field(
+        {}, description="market-model parameters per underlying, e.g. [sim.model.BTC] theta = 0.5 (docs/calibration.md)"
+    )
 
 
 class VenueSettings(_Section):

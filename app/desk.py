@@ -84,8 +84,9 @@ class Desk:
 
     def __init__(self, settings: Settings | None = None, *, venue: str | None = None, seed: int | None = None,
                  store: Store | None = None, speed: float | None = None, sim: Any = None, replay: Any = None,
-                 account: str = DEFAULT_ACCOUNT) -> None:
+                 account: str = DEFAULT_ACCOUNT, step_ms: int | None = None) -> None:
         self.settings = settings = settings or Settings()
+        self._step_ms = step_ms
         self.venue_name = venue or settings.venue
         self.seed = settings.sim.seed if seed is None else int(seed)
         self.speed = settings.sim.speed if speed is None else float(speed)
@@ -126,13 +127,12 @@ class Desk:
 
     # -- construction --------------------------------------------------------------------------------
     def _build_venue(self, name: str, sim: Any, replay: Any) -> Any:
-        from connectors.sim.market_model import UnderlyingParams
         from connectors.sim.venue import SimConfig, SimVenue
 
         if name == "sim":
             cfg = sim or SimConfig(seed=self.seed, underlyings=tuple(self.settings.sim.underlyings),
-                                   margin_model=self.settings.margin.model,
-                                   params={b: UnderlyingParams.default(b) for b in self.settings.sim.underlyings})
+                                   margin_model=self.settings.margin.model, params=self.model_params(),
+                                   **({"step_ms": self._step_ms} if self._step_ms else {}))
             start = _start_ms(self.settings)
             if sim is None and start is not None:
                 cfg.start_ms = start
@@ -145,6 +145,19 @@ class Desk:
             raise ConfigError(f"venue {name!r}: external venues are driven through connectors.ccxt_venue, not yet "
                               "wired into the Desk", key="venue")
         raise ConfigError(f"unknown venue {name!r}: use sim, replay or a [venues.NAME] section", key="venue")
+
+    def model_params(self) -> dict[str, Any]:
+        """Market-model parameters per underlying: calibrated defaults with ``[sim.model.<BASE>]`` applied."""
+        from connectors.sim.market_model import UnderlyingParams
+
+        out = {}
+        for base in self.settings.sim.underlyings:
+            changes = dict(self.settings.sim.model.get(base, {}))
+            try:
+                out[base] = UnderlyingParams.default(base, **changes)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"[sim.model.{base}]: {exc}", key=f"sim.model.{base}") from None
+        return out
 
     # -- time ----------------------------------------------------------------------------------------
     def now_ms(self) -> int:

@@ -192,3 +192,16 @@ def test_settlement_delivers_our_expired_option() -> None:
     assert "BTC" in desk.book.settled_pnl
     assert desk.venue.accounts.position("main", row.instrument) is None
     assert np.isfinite(desk.margin()["BTC"].equity)
+
+
+def test_model_parameters_per_underlying_come_from_config() -> None:
+    from app.config import Settings
+
+    desk = Desk(Settings(sim={"model": {"BTC": {"theta": 0.9, "spot": 30_000.0}}}))
+    assert desk.venue.model.params["BTC"].theta == 0.9 and desk.index_price("BTC") == pytest.approx(30_000, rel=0.01)
+    assert desk.venue.model.params["ETH"].theta == pytest.approx(0.55)
+    with pytest.raises(ConfigError) as err:
+        Desk(Settings(sim={"model": {"BTC": {"thetta": 0.9}}}))
+    assert err.value.details["key"] == "sim.model.BTC"
+    with pytest.raises(ConfigError):
+        Desk(Settings(sim={"model": {"ETH": {"jump_std": -1.0}}}))
