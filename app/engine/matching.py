@@ -611,6 +611,7 @@ class MatchingEngine:
             or flags & ~(F_IOC | F_REDUCE_ONLY | F_POST_ONLY)
             or (m.steps and not m.valid_ticks(ticks))
             or type(account) is not str
+            or not account
         ):
             self._validate(m, account, side, ticks, lots, flags)
             if flags & F_MARKET:
