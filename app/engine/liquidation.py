@@ -256,7 +256,7 @@ class Liquidator:
     def _hedge(self, account: str, ccy: str, n: int, ev: Any) -> LiquidationStep | None:
         pf = ev.details["portfolio"]
         for pair in pf.pairs_of(ccy):
-            risk = pf._pair_risk(pair, ccy)
+            risk = pf.pair_risk(pair, ccy)
             delta = sum(risk.delta_by_expiry.values())
             perp_name = f"{pair.split('_')[0].upper()}-PERPETUAL" if pair.endswith("_usd") else f"{pair.split('_')[0].upper()}_{pair.split('_')[1].upper()}-PERPETUAL"
             inst = self.margin.instruments.get(perp_name)

@@ -41,7 +41,7 @@ from app.engine.margin_pm import (
     roll_shock,
     unit_risk,
 )
-from app.engine.margin_sm import option_buy_premium, position_margin
+from app.engine.margin_sm import option_buy_premium, position_margin, sm_params_for
 from app.errors import InsufficientMargin, InvalidInput, StaleData, UnknownInstrument
 from app.pricing import black76_price
 
@@ -511,11 +511,16 @@ class MarginEngine:
         for o in orders:
             (buys if o.side is Side.BUY else sells).setdefault(o.instrument.name, []).append(o)
         oom_total = 0.0
+        # Futures size per currency, for the increment term when it is not per instrument (UNCONFIRMED, §1.5).
+        total_fut = 0.0
+        for name, inst in insts.items():
+            if inst.kind in (Kind.FUTURE, Kind.PERPETUAL):
+                total_fut += abs(self._coin_size(inst, positions.get(name, 0.0), marks[name].mark_price))
         for name, inst in insts.items():
             mk = marks[name]
             n_coin = self._coin_size(inst, positions.get(name, 0.0), mk.mark_price)
             und = mk.underlying_price or index[inst.underlying]
-            pim, pmm = position_margin(inst, n_coin, mk.mark_price, und, index[inst.underlying])
+            pim, pmm = position_margin(inst, n_coin, mk.mark_price, und, index[inst.underlying], total_fut)
             oom = self._sm_orders_margin(inst, n_coin, pim, mk, und, index[inst.underlying], buys.get(name, []), sells.get(name, []))
             im += pim + oom
             mm += pmm
@@ -798,6 +803,13 @@ class MarginEngine:
         buy = req.side is Side.BUY
         if acct.model == "pm":
             im_new = self._pm_check_im(cache, info, q if buy else -q, account, ccy)
+        elif not sm_params_for(info.inst).increment_per_instrument and not info.is_option:
+            # Aggregated increments couple every futures position: no incremental shortcut, evaluate in full.
+            self.add_order(account, "__probe__", info.name, req.side, req.amount, req.price)
+            try:
+                im_new = self.evaluate(account, ccy).initial_margin
+            finally:
+                self.remove_order(account, "__probe__")
         else:
             im_new = self._sm_check_im(account, cache, info, buy, q, price, mk)
         if info.is_option:
@@ -858,11 +870,11 @@ class MarginEngine:
             d = side_extra[o.side.sign]
             d[o.instrument.name] = d.get(o.instrument.name, 0.0) + o.side.sign * q
         for pair in pf.pairs_of(ccy):
-            base = self._pm_side(pf._pair_risk(pair, ccy), ccy)
+            base = self._pm_side(pf.pair_risk(pair, ccy), ccy)
             entry: dict[Any, Any] = {"pos": base}
             for sign in (1, -1):
-                entry[sign] = self._pm_side(pf._pair_risk(pair, ccy, side_extra[sign]), ccy) if side_extra[sign] else base
-            entry["risk"] = pf._pair_risk(pair, ccy)
+                entry[sign] = self._pm_side(pf.pair_risk(pair, ccy, side_extra[sign]), ccy) if side_extra[sign] else base
+            entry["risk"] = pf.pair_risk(pair, ccy)
             cache.pm_pairs[pair] = entry
         cache.rmm_pos = sum(e["pos"].rmm for e in cache.pm_pairs.values())
         for sign in (1, -1):

@@ -373,21 +373,6 @@ class MarkInput:
     underlying_price: float | None = None
 
 
-def _forward_for(inst: Instrument, marks: Mapping[str, MarkInput], index_price: float) -> float:
-    mk = marks.get(inst.name)
-    if mk is not None and mk.underlying_price is not None:
-        return mk.underlying_price
-    if inst.kind is Kind.OPTION:
-        future = Instrument.parse(inst.name.rsplit("-", 2)[0])
-        fm = marks.get(future.name)
-        if fm is not None:
-            return fm.mark_price
-        return index_price
-    if mk is not None:
-        return mk.mark_price
-    return index_price
-
-
 def _check_finite(label: str, value: float | None) -> None:
     if value is None or not math.isfinite(value) or value <= 0:
         raise InvalidInput(f"{label} must be a positive finite number, got {value!r}", code="input.nan", field=label)
@@ -459,7 +444,8 @@ class PMPortfolio:
             counts = np.array([params.choices.roll_shock_includes_options or i.kind is not Kind.OPTION for i in insts], dtype=float)
             self._groups[pair_name] = (keys, np.array([pos[e] for e in unit.expiry]), counts * unit.delta)
 
-    def _pair_risk(self, pair_name: str, currency: str, extra: Mapping[str, float] | None = None) -> PairRisk:
+    def pair_risk(self, pair_name: str, currency: str, extra: Mapping[str, float] | None = None) -> PairRisk:
+        """Summed raw vectors and per-expiry deltas of one pair; ``extra`` adds hypothetical coin sizes."""
         unit = self.units[pair_name]
         pos = self.positions
         if extra:
@@ -492,7 +478,7 @@ class PMPortfolio:
         pairs = {}
         pre = {}
         for p in self.pairs_of(currency):
-            risk = self._pair_risk(p, currency)
+            risk = self.pair_risk(p, currency)
             pre[p] = (risk.standard, risk.extended)
             pairs[p] = pair_margin(risk, self.params, currency)
         oom = self.open_orders_margin(currency, open_orders, pairs) if open_orders else 0.0
@@ -514,7 +500,7 @@ class PMPortfolio:
                     extra[name] = extra.get(name, 0.0) + size
             if not extra:
                 continue
-            rm = sum(pair_margin(self._pair_risk(p, currency, extra), self.params, currency).risk_matrix_margin for p in self.pairs_of(currency))
+            rm = sum(pair_margin(self.pair_risk(p, currency, extra), self.params, currency).risk_matrix_margin for p in self.pairs_of(currency))
             worst = max(worst, rm - base_rm)
         return worst
 

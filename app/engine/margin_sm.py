@@ -49,11 +49,18 @@ def option_margin(inst: Instrument, size_coin: float, mark: float, underlying: f
     return q * im, q * mm
 
 
-def future_margin(inst: Instrument, size_coin: float, index_price: float, p: SMParams) -> tuple[float, float]:
-    """(IM, MM) of a futures/perpetual position of ``size_coin`` coin (inverse: USD size / mark)."""
+def future_margin(
+    inst: Instrument, size_coin: float, index_price: float, p: SMParams, rate_size: float | None = None
+) -> tuple[float, float]:
+    """(IM, MM) of a futures/perpetual position of ``size_coin`` coin (inverse: USD size / mark).
+
+    ``rate_size`` is the coin size the increment applies to: the position itself (Deribit KB: each position is
+    margined separately), or the currency's total futures size when ``increment_per_instrument`` is off.
+    """
     q = abs(size_coin)
-    im = q * (p.future_im_base + q * p.future_increment)
-    mm = q * (p.future_mm_base + q * p.future_increment)
+    r = q if rate_size is None else abs(rate_size)
+    im = q * (p.future_im_base + r * p.future_increment)
+    mm = q * (p.future_mm_base + r * p.future_increment)
     if not inst.inverse:
         im *= index_price
         mm *= index_price
@@ -61,14 +68,15 @@ def future_margin(inst: Instrument, size_coin: float, index_price: float, p: SMP
 
 
 def position_margin(
-    inst: Instrument, size_coin: float, mark: float, underlying: float, index_price: float
+    inst: Instrument, size_coin: float, mark: float, underlying: float, index_price: float,
+    rate_size: float | None = None,
 ) -> tuple[float, float]:
     """(IM, MM) of one position under standard margin, in its settlement currency."""
     p = sm_params_for(inst)
     if inst.kind is Kind.OPTION:
         return option_margin(inst, size_coin, mark, underlying, p)
     if inst.kind in (Kind.FUTURE, Kind.PERPETUAL):
-        return future_margin(inst, size_coin, index_price, p)
+        return future_margin(inst, size_coin, index_price, p, None if p.increment_per_instrument else rate_size)
     return 0.0, 0.0
 
 

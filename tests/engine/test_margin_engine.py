@@ -217,3 +217,26 @@ def test_market_order_what_if_uses_the_mark(eng) -> None:
     rep = eng.what_if("alice", [req])["BTC"]
     coin = 10_000 / eng.mark_of("BTC-PERPETUAL")
     assert rep.initial_margin == pytest.approx(coin * (0.02 + coin * 0.00005), rel=1e-12)
+
+
+def test_futures_increment_on_the_currency_total_when_configured(eng, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from app.engine import margin_params
+
+    btc = margin_params.MARGIN_PARAMS["BTC"]
+    trade(eng, "BTC-PERPETUAL", "alice", "mm", "650000", 65_000)
+    trade(eng, "BTC-28JUN24", "mm", "alice", "327000", 65_400)
+    per_instrument = eng.report("alice", "BTC", with_distance=False).initial_margin
+    monkeypatch.setitem(margin_params.MARGIN_PARAMS, "BTC", replace(btc, sm=replace(btc.sm, increment_per_instrument=False)))
+    eng.set_model("alice", "sm")  # invalidates caches
+    q1 = 650_000 / eng.mark_of("BTC-PERPETUAL")
+    q2 = 327_000 / eng.mark_of("BTC-28JUN24")
+    rep = eng.report("alice", "BTC", with_distance=False)
+    assert rep.initial_margin == pytest.approx((q1 + q2) * (0.02 + (q1 + q2) * 0.00005), rel=1e-12)
+    assert rep.initial_margin > per_instrument
+    req = OrderRequest("BTC-PERPETUAL", Side.BUY, D("100000"), D("65000"), account="alice")
+    avail = eng.check_order(req)
+    eng.add_order("alice", "p", "BTC-PERPETUAL", Side.BUY, D("100000"), D("65000"))
+    full = eng.report("alice", "BTC", with_distance=False, publish=False)
+    assert avail == pytest.approx(full.available_funds - 0.0005 * 100_000 / 65_000, abs=1e-10)
