@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -124,13 +125,13 @@ class StoredDesk:
         ts = base.ts if base is not None else 0
         self._ts = ts
         positions = []
-        for p in self.store.positions():
+        for name, (size, avg, account) in sorted(self._positions().items()):
             try:
-                inst = Instrument.parse(p.instrument)
+                inst = Instrument.parse(name)
             except InvalidInstrument:
                 continue
-            positions.append(PositionView(p.instrument, float(p.size), float(p.average_price), float(p.average_price),
-                                          0.0, 0.0, GreeksView(), inst.expiry_ms, inst.base, p.account))
+            positions.append(PositionView(name, float(size), float(avg), float(avg), 0.0, 0.0, GreeksView(),
+                                          inst.expiry_ms, inst.base, account))
         runs = []
         for run in self.store.list_runs():
             decisions = self.store.decisions(run["run_id"], limit=20, newest_first=True)
@@ -143,6 +144,25 @@ class StoredDesk:
             ts=ts, venue="stored", index_prices={}, instruments=(), chains={}, quotes={}, positions=tuple(positions),
             portfolio=base.portfolio if base else {}, margin=base.margin if base else {}, strategies=tuple(runs),
         )
+
+    def _positions(self) -> dict[str, tuple[Decimal, Decimal, str]]:
+        """Stored positions, or (when the run saved none) the net of its stored fills: size, average price, account."""
+        saved = {p.instrument: (p.size, p.average_price, p.account) for p in self.store.positions()}
+        if saved:
+            return saved
+        net: dict[str, tuple[Decimal, Decimal, str]] = {}
+        for f in self.store.fills():
+            size, avg, _ = net.get(f.instrument, (Decimal(0), Decimal(0), f.account))
+            signed = f.amount * f.side.sign
+            new = size + signed
+            if size == 0 or (size > 0) == (signed > 0):  # opening or adding: volume-weighted average
+                avg = (avg * abs(size) + f.price * f.amount) / abs(new) if new else Decimal(0)
+            elif new == 0:
+                avg = Decimal(0)
+            elif (new > 0) != (size > 0):  # flipped through zero: the remainder opened at this price
+                avg = f.price
+            net[f.instrument] = (new, avg, f.account)
+        return {k: v for k, v in net.items() if v[0] != 0}
 
     async def place(self, req: OrderRequest) -> Order:
         """Refused: a stored run cannot trade."""

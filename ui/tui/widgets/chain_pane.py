@@ -77,7 +77,10 @@ class ChainPane(Vertical):
         self._snap, self._feed, self._positions, self._show_usd = snap, feed, positions, show_usd
         underlyings = tuple(feed.underlyings())
         if not underlyings:
-            self.query_one("#chain-info", Static).update("no option chain yet")
+            self.query_one("#chain-info", Static).update(
+                "no option chain: a stored run keeps positions, margin and hedger history (keys 2, 3, 4)"
+                if snap.venue == "stored" else "no option chain yet"
+            )
             return 0
         if self.underlying not in underlyings:
             self.underlying = "BTC" if "BTC" in underlyings else underlyings[0]
