@@ -106,6 +106,27 @@ class AccountFigures:
     options_session_upl: float
 
 
+def deribit_summary(
+    balance: float,
+    futures_session_upl: float,
+    futures_session_rpl: float,
+    options_value: float,
+    initial_margin: float,
+    *,
+    margin_balance_includes_options: bool = False,
+) -> dict[str, float]:
+    """Deribit's derived account quantities (deribit.md §1.2) from balance, session PnL, options value and IM."""
+    equity = balance + futures_session_upl + futures_session_rpl + options_value
+    margin_balance = equity if margin_balance_includes_options else equity - options_value
+    available = margin_balance - initial_margin
+    return {
+        "equity": equity,
+        "margin_balance": margin_balance,
+        "available_funds": available,
+        "available_withdrawal_funds": min(balance - initial_margin, available),
+    }
+
+
 class AccountBook:
     """Accounts, their positions, and every cash movement through one ledger."""
 
@@ -292,9 +313,8 @@ class AccountBook:
                 value = float(pos.size) * mark_of(pos.instrument.name) * float(pos.instrument.contract_size)
                 ov += value
                 opt_upl += value - float(pos.premium_paid)
-        equity = balance + upl + rpl + ov
-        mb = equity if margin_balance_includes_options else equity - ov
-        return AccountFigures(balance, equity, mb, ov, upl, rpl, opt_upl)
+        d = deribit_summary(balance, upl, rpl, ov, 0.0, margin_balance_includes_options=margin_balance_includes_options)
+        return AccountFigures(balance, d["equity"], d["margin_balance"], ov, upl, rpl, opt_upl)
 
     # -- settlement primitives (used by app.engine.settlement and liquidation) ------------------------
     def book_session(self, account: str, inst_name: str, price: Decimal, ts: int, ref: str = "") -> int:

@@ -240,3 +240,14 @@ def test_futures_increment_on_the_currency_total_when_configured(eng, monkeypatc
     eng.add_order("alice", "p", "BTC-PERPETUAL", Side.BUY, D("100000"), D("65000"))
     full = eng.report("alice", "BTC", with_distance=False, publish=False)
     assert avail == pytest.approx(full.available_funds - 0.0005 * 100_000 / 65_000, abs=1e-10)
+
+
+def test_deribit_account_summary_identities_on_the_official_example() -> None:
+    from app.engine.accounts import deribit_summary
+
+    # get_account_summary docs example (deribit.md §1.2): the derived figures match to 1e-8.
+    d = deribit_summary(302.60065765, 0.05921555, -0.03258105, -0.0086, 1.24669592)
+    assert d["equity"] == pytest.approx(302.61869214, abs=2e-8)
+    assert d["margin_balance"] == pytest.approx(302.62729214, abs=2e-8)
+    assert d["available_funds"] == pytest.approx(301.38059622, abs=2e-8)
+    assert d["available_withdrawal_funds"] == pytest.approx(301.35396172, abs=2e-8)
