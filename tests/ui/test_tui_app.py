@@ -265,3 +265,41 @@ async def test_done_when_walkthrough(tmp_path) -> None:  # type: ignore[no-untyp
         delta_after = app.snap.portfolio["BTC"].delta  # type: ignore[union-attr]
         assert abs(delta_after) <= 0.1 < abs(delta_before)  # back inside the default ±0.1 band
         assert "inside band" in plain(app.query_one("#hedger-summary", Static))
+
+
+async def test_palette_flatten_delta_and_go_to_expiry() -> None:
+    from decimal import Decimal
+
+    from app.domain import OrderRequest, Side
+
+    desk = make_desk()
+    app = make_app(desk)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        row = app.chain.table.nearest_delta(-0.25)
+        assert row is not None and row.ask is not None
+        await desk.place(OrderRequest(row.instrument, Side.BUY, Decimal("3"), Decimal(str(row.ask))))
+        desk.advance(1_000)
+        await app.refresh_view()
+        delta_usd = app.snap.portfolio["BTC"].delta_usd  # type: ignore[union-attr]
+        assert delta_usd < 0
+        await pilot.press("ctrl+p")
+        await pilot.press(*"flatten delta")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        ticket = app.screen
+        assert isinstance(ticket, TicketScreen) and ticket.ctx.instrument.name == "BTC-PERPETUAL"
+        assert ticket.side is Side.BUY
+        amount = Decimal(ticket.query_one("#amount").value)  # type: ignore[attr-defined]
+        assert amount % 10 == 0 and abs(float(amount) + delta_usd) <= 10  # USD contracts of 10, delta flat
+        await pilot.press("escape")
+        target = app.feed.expiries("BTC")[3]
+        from ui.tui.format import expiry_label
+
+        await pilot.press("ctrl+p")
+        await pilot.press(*f"go to expiry btc {expiry_label(target).lower()}")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert app.chain.expiry_ms == target and app.chain.current.expiry_ms == target  # type: ignore[union-attr]
