@@ -13,6 +13,17 @@ from the surface and books (:meth:`set_mark`). It answers:
 
 Amounts are floats in the settlement currency (coin for inverse BTC/ETH, USDC for linear); the ledger
 underneath stays exact.
+
+Wiring (what the Desk does)::
+
+    margin = MarginEngine(clock=clock, bus=bus)
+    margin.wire(matching_engine, bus)      # pre-trade check, engine events (orders, fills), oracle index
+    oracle = Oracle(clock, bus)            # publishes IndexPrice (stale flag) that margin follows
+    liquidator = Liquidator(margin, matching_engine, bus=bus)
+    settlement = Settlement(margin.accounts)
+    margin.open_account("main", "sm", {"BTC": Decimal("10"), "ETH": Decimal("100")})
+    # every tick: oracle.tick(); margin.set_marks({...}); margin.refresh(); liquidator.scan()
+    # 08:00 UTC: settlement.daily(prices, ts); settlement.expire(inst, oracle.twap.delivery_price(index, expiry), ts)
 """
 
 from __future__ import annotations
