@@ -20,9 +20,9 @@ Each element takes the cheapest form that is exact for it:
   dominates, otherwise the gap ``q₂ − q₁`` is wide enough that it cancels by less than ~100 ulps;
 * ``0.5 ≤ q₁ < 7`` with a wide gap: the erfcx difference (erfc itself would add ~q²·ulp from e^{−q²});
 * ``q₁ ≥ 7``: the asymptotic (Mills-ratio) series of erfcx, differenced term by term in closed form;
-* ``q₂ − q₁ < 0.01·max(q₁, 1)`` (where the plain difference would lose more than ~100 ulps): a Taylor
-  series of erfcx around the midpoint, the derivatives from the erfcx recurrence; the recurrence
-  amplifies rounding for large q, but those errors are damped by powers of the half-width.
+* ``q₂ − q₁ < 0.1·max(q₁, 1)`` (``< 0.01·q₁`` for ``q₁ ≥ 4``): a Taylor series of erfcx around the
+  midpoint, the derivatives from the erfcx recurrence; the recurrence amplifies rounding for large q,
+  but those errors are damped by powers of the half-width.
 
 All functions are vectorised over numpy arrays and never loop in Python over options.
 """
@@ -40,7 +40,9 @@ INV_SQRT_2PI = 1.0 / float(np.sqrt(2.0 * np.pi))
 
 _ASYMPTOTIC_Q = 7.0  # erfcx's asymptotic series reaches 1e-17 here with 30 terms
 _ASYMPTOTIC_TERMS = 30
-_TAYLOR_RATIO = 0.005  # half-width / max(q, 1) below which the plain difference would lose > ~100 ulps
+_TAYLOR_RATIO = 0.05  # half-width / max(q, 1) below which the midpoint Taylor series is used (q < 4) ...
+_TAYLOR_RATIO_FAR = 0.005  # ... and for 4 ≤ q < 7, where its derivative recurrence amplifies rounding
+_TAYLOR_FAR_Q = 4.0
 _CDF_Q = -0.6  # h + t > 0.85: price above ~60% of its maximum, plain CDF form is exact enough
 _PLAIN_Q = 0.5  # above this erfc's own error (~q²·ulp, from e^{−q²}) times the cancellation gets too big
 
@@ -89,7 +91,7 @@ def _erfcx_difference_taylor(m: np.ndarray, delta: np.ndarray) -> np.ndarray:
     total = z * term_pow
     fact = 1.0
     n = 1
-    for _ in range(3):  # odd orders 3, 5, 7: the half-width is below 0.005·max(m, 1)
+    for _ in range(5):  # odd orders 3 to 11: enough for a half-width up to 0.05·max(m, 1)
         z_next = two_m * z + 2.0 * n * z_prev  # z_{n+1}
         z_next2 = two_m * z_next + 2.0 * (n + 1) * z  # z_{n+2}
         z_prev, z = z_next, z_next2
@@ -116,7 +118,7 @@ def normalised_otm_call_ht(x: np.ndarray, h: np.ndarray, t: np.ndarray) -> np.nd
     eps = SQRT2 * t
     out = np.empty(x.shape)
     asym = q1 >= _ASYMPTOTIC_Q
-    narrow = eps < (2.0 * _TAYLOR_RATIO) * np.maximum(q1, 1.0)
+    narrow = eps < 2.0 * np.where(q1 < _TAYLOR_FAR_Q, _TAYLOR_RATIO, _TAYLOR_RATIO_FAR) * np.maximum(q1, 1.0)
     series = narrow & (q1 >= _CDF_Q) & ~asym
     plain = q1 < _PLAIN_Q
     plain &= ~series

@@ -15,7 +15,7 @@ from app.pricing import (
     theta_per_day,
     vega_per_pct,
 )
-from tests.pricing.cases import CASES, mp_black76, mp_bsm
+from benchmarks._pricing_cases import CASES, mp_black76, mp_bsm
 
 FIELDS = ("price", "delta", "gamma", "vega", "theta", "rho")
 

@@ -1,4 +1,4 @@
-"""Fixed Black-76/BSM cases (pricing.md §5) and a 40-digit mpmath reference for price and greeks."""
+"""Fixed Black-76/BSM cases (pricing.md §5) and a 40-digit mpmath reference, shared by benchmarks and tests."""
 
 from __future__ import annotations
 
