@@ -33,6 +33,17 @@ TWAP_SAMPLES = TWAP_WINDOW_MS // SAMPLE_INTERVAL_MS  # 450
 EIGHT_HOURS_MS = 8 * 3600 * 1000
 
 
+DAY_MS = 86_400_000
+SETTLEMENT_HOUR_MS = 8 * 3_600_000
+
+
+def next_settlement_ms(now_ms: int) -> int:
+    """The next daily settlement time (08:00 UTC) strictly after ``now_ms`` (epoch ms)."""
+    day = now_ms - now_ms % DAY_MS
+    at = day + SETTLEMENT_HOUR_MS
+    return at if at > now_ms else at + DAY_MS
+
+
 class IndexTWAP:
     """Index samples every 4 s and the 30-minute time-weighted average used as delivery price."""
 

@@ -132,3 +132,16 @@ def test_socialised_loss_never_takes_more_than_the_profit() -> None:
     assert ab.balance("a", "BTC") == D(10)  # the whole session profit went to the socialised loss
     assert ledger.balance(SOCIALISED, "BTC") == -(D(5) - (D(1) - D(60000) / D(66000)).quantize(D("1e-10")))
     conserved(ab)
+
+
+def test_next_settlement_is_eight_utc() -> None:
+    from datetime import datetime, timezone
+
+    from app.engine.settlement import next_settlement_ms
+
+    def ms(*a: int) -> int:
+        return int(datetime(*a, tzinfo=timezone.utc).timestamp() * 1000)
+
+    assert next_settlement_ms(ms(2024, 6, 28, 7, 59)) == ms(2024, 6, 28, 8)
+    assert next_settlement_ms(ms(2024, 6, 28, 8)) == ms(2024, 6, 29, 8)
+    assert next_settlement_ms(ms(2024, 12, 31, 23, 0)) == ms(2025, 1, 1, 8)
