@@ -39,19 +39,22 @@ class Credentials:
 
     key: str
     secret: str = field(repr=False)
+    passphrase: str | None = field(default=None, repr=False)  # OKX's API passphrase
 
     def __repr__(self) -> str:
-        return f"Credentials(key={redact(self.key)!r}, secret='***')"
+        extra = ", passphrase='***'" if self.passphrase else ""
+        return f"Credentials(key={redact(self.key)!r}, secret='***'{extra})"
 
     __str__ = __repr__
 
     @staticmethod
     def from_env(prefix: str, *, keyring_service: str | None = "deltadesk") -> Credentials | None:
-        """Read ``{prefix}_KEY``/``{prefix}_SECRET`` from the environment, else the OS keyring; None if absent."""
+        """Read ``{prefix}_KEY``/``{prefix}_SECRET`` (and ``{prefix}_PASSPHRASE``) from the environment, else the
+        OS keyring; None if absent."""
         key = os.environ.get(f"{prefix}_KEY")
         secret = os.environ.get(f"{prefix}_SECRET")
         if key and secret:
-            return Credentials(key, secret)
+            return Credentials(key, secret, os.environ.get(f"{prefix}_PASSPHRASE") or None)
         if key or secret:
             raise ConfigError(f"{prefix}_KEY and {prefix}_SECRET must be set together", key=prefix)
         if keyring_service is None:
@@ -67,10 +70,11 @@ def _from_keyring(service: str, prefix: str) -> Credentials | None:
     try:
         key = keyring.get_password(service, f"{prefix}_KEY")
         secret = keyring.get_password(service, f"{prefix}_SECRET")
+        passphrase = keyring.get_password(service, f"{prefix}_PASSPHRASE")
     except Exception as exc:  # a keyring without backend raises its own error types
         log.debug("keyring unavailable: %s", type(exc).__name__)
         return None
-    return Credentials(key, secret) if key and secret else None
+    return Credentials(key, secret, passphrase or None) if key and secret else None
 
 
 def redact(text: str | None) -> str:

@@ -76,11 +76,18 @@ class MarketData:
     async def chain(self, base: str) -> list[Quote]:
         """Every listed option of ``base`` in one call (``fetch_option_chain``), IVs read from the raw rows."""
         rows = await self._call(self.ex.fetch_option_chain, base)
+        ivs: dict[str, dict[str, Any]] = {}
+        if self.table.chain_ivs is not None:
+            ivs = await self._call(self.table.chain_ivs, self.ex, base)
         out = []
         for sym, row in rows.items():
             name = self.catalog.name(sym)
-            if name is not None:
-                out.append(quote_from_chain_row(row, name, self.table, self.now_ms()))
+            if name is None:
+                continue
+            extra = ivs.get(str((row.get("info") or {}).get("instId") or ""))
+            if extra:
+                row = {**row, "info": {**(row.get("info") or {}), **extra}}
+            out.append(quote_from_chain_row(row, name, self.table, self.now_ms()))
         return sorted(out, key=lambda q: q.instrument)
 
     async def book(self, name: str, depth: int = 20) -> BookUpdate:

@@ -8,6 +8,7 @@ more than asked). Amounts that are not a whole number of lots are refused before
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
@@ -68,9 +69,11 @@ class Execution:
             if price <= 0 and not (inst.kind.value == "future"):
                 raise OrderRejected(f"price {price} must be positive", code="order.rejected.price")
             price = inst.round_price(price, "down" if req.side is Side.BUY else "up")
-        if req.client_order_id is not None and len(req.client_order_id) > self.table.max_label:
+        if req.client_order_id is not None and not self.table.label_pattern.match(req.client_order_id):
             raise OrderRejected(
-                f"client order id longer than {self.table.max_label} characters", code="order.rejected.client_id"
+                f"client order id {req.client_order_id!r} is not accepted by {self.table.exchange} "
+                f"(pattern {self.table.label_pattern.pattern})",
+                code="order.rejected.client_id",
             )
         return inst, price
 
@@ -88,7 +91,12 @@ class Execution:
 
     # -- orders -------------------------------------------------------------------------------------
     async def place(self, req: OrderRequest) -> Order:
-        """Send ``req``; returns the venue's acknowledgement (fills arrive as FillEvents)."""
+        """Send ``req``; returns the venue's acknowledgement (fills arrive as FillEvents).
+
+        An order without a client order id gets one (``dd`` + 16 hex digits), so it can be reconciled.
+        """
+        if req.client_order_id is None:
+            req = _with_client_id(req, "dd" + uuid.uuid4().hex[:16])
         inst, price = self.prepare(req)
         sym = self.catalog.symbol(req.instrument)
         amount = float(to_venue_amount(req.amount, self.catalog.size(inst.name), self.table))
@@ -113,7 +121,7 @@ class Execution:
         if raw.get("status") is not None or not raw.get("id"):
             return raw
         try:
-            full = await self._call(self.ex.fetch_order, str(raw["id"]), sym)
+            full = await self._call(self.ex.fetch_order, str(raw["id"]), sym, dict(self.table.fetch_order_params))
         except Exception as exc:  # the ack stands; the private stream or reconcile brings the state later
             log.warning("fetch_order after ack failed: %s", exc)
             return raw
@@ -173,7 +181,7 @@ class Execution:
         sym = await self._symbol_of(order_id)
         current = self.requests.get(order_id)
         if current is None:
-            raw = await self._call(self.ex.fetch_order, order_id, sym)
+            raw = await self._call(self.ex.fetch_order, order_id, sym, dict(self.table.fetch_order_params))
             name = self.names[order_id]
             current = order_from_ccxt(raw, name, self.catalog.get(name), self.table, self.catalog.size(name)).request
         new_amount = amount if amount is not None else current.amount
@@ -325,6 +333,22 @@ def _replace_price(req: OrderRequest, price: Decimal) -> OrderRequest:
         req.post_only,
         req.reduce_only,
         req.client_order_id,
+        req.account,
+        req.reason,
+    )
+
+
+def _with_client_id(req: OrderRequest, client_order_id: str) -> OrderRequest:
+    return OrderRequest(
+        req.instrument,
+        req.side,
+        req.amount,
+        req.price,
+        req.type,
+        req.tif,
+        req.post_only,
+        req.reduce_only,
+        client_order_id,
         req.account,
         req.reason,
     )

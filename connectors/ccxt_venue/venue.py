@@ -83,6 +83,8 @@ class CcxtVenue:
         if self._credentials is not None:
             config["apiKey"] = self._credentials.key
             config["secret"] = self._credentials.secret
+            if self._credentials.passphrase:
+                config["password"] = self._credentials.passphrase
         ex = getattr(ccxtpro, self.table.exchange)(config)
         if self._testnet:
             ex.set_sandbox_mode(True)
@@ -107,6 +109,7 @@ class CcxtVenue:
         try:
             markets = await self.ex.load_markets(reload=True)
         except Exception as exc:
+            await self.close()  # release ccxt's HTTP session; connect may be retried
             raise desk_error(exc) from exc
         n = self.catalog.load(markets)
         log.info("%s: %d instruments", self.name, n)

@@ -5,7 +5,8 @@ Everything else (markets, tickers, books, orders, positions) goes through the sa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -155,6 +156,12 @@ def _set_urls_bybit(ex: Any, rest: str | None, ws: str | None) -> None:
     ex.urls["test"] = dict(api)
 
 
+async def _okx_chain_ivs(ex: Any, base: str) -> dict[str, dict[str, Any]]:
+    # OKX option tickers carry no IV; the option summary of the underlying does (one call per chain).
+    response = await ex.public_get_public_opt_summary({"uly": f"{base}-USD"})
+    return {row["instId"]: row for row in response.get("data") or []}
+
+
 @dataclass(frozen=True, slots=True)
 class VenueTable:
     """One venue's differences: ccxt id, client-order-id field, where IVs live, amount unit, URL layout."""
@@ -171,6 +178,10 @@ class VenueTable:
     currencies: tuple[str, ...] = ("BTC", "ETH")
     options: dict[str, Any] = field(default_factory=dict)  # ccxt constructor options
     max_label: int = 64
+    label_pattern: re.Pattern[str] = re.compile(r"^[\x21-\x7e]{1,64}$")  # what the venue accepts as client id
+    chain_ivs: Callable[[Any, str], Awaitable[dict[str, dict[str, Any]]]] | None = None  # venue id -> raw IV row
+    fetch_order_params: dict[str, Any] = field(default_factory=dict)
+    needs_passphrase: bool = False
 
 
 DERIBIT = VenueTable(
@@ -195,8 +206,11 @@ OKX = VenueTable(
     amount_in_contracts=True,
     ivs_in_ticker=False,
     currencies=("BTC", "ETH"),
-    options={"fetchMarkets": {"types": ["swap", "option"]}},
+    options={"fetchMarkets": {"types": ["swap", "option"]}, "defaultUnderlying": ["BTC-USD", "ETH-USD"]},
     max_label=32,
+    label_pattern=re.compile(r"^[A-Za-z0-9]{1,32}$"),
+    chain_ivs=_okx_chain_ivs,
+    needs_passphrase=True,
 )
 
 BYBIT = VenueTable(
@@ -215,6 +229,8 @@ BYBIT = VenueTable(
         "enableUnifiedMargin": False,
     },
     max_label=36,
+    label_pattern=re.compile(r"^[A-Za-z0-9_-]{1,36}$"),
+    fetch_order_params={"acknowledged": True},
 )
 
 TABLES: dict[str, VenueTable] = {t.exchange: t for t in (DERIBIT, OKX, BYBIT)}

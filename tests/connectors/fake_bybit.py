@@ -1,0 +1,301 @@
+"""A minimal loopback Bybit v5 REST venue: what ccxt's ``bybit`` calls for USDC options and a USDT perpetual.
+
+Private calls are checked as Bybit documents them: ``X-BAPI-SIGN = hex(HMAC-SHA256(secret, timestamp + apiKey +
+recvWindow + (query | body)))`` with the timestamp inside the receive window. Envelopes are
+``{"retCode": 0, "retMsg": "OK", "result": {...}, "retExtInfo": {}, "time": ms}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from aiohttp import web
+
+KEY, SECRET = "bybit-key", "bybit-secret"
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+
+
+class FakeBybit:
+    """Two BTC USDC options (tick 5 USDC, 0.01 BTC lots) and BTCUSDT, with resting orders and market fills."""
+
+    def __init__(self) -> None:
+        exp = (datetime.now(timezone.utc) + timedelta(days=20)).replace(hour=8, minute=0, second=0, microsecond=0)
+        while exp.weekday() != 4:
+            exp += timedelta(days=1)
+        self.exp_ms = int(exp.timestamp() * 1000)
+        code = f"{exp.day}{_MONTHS[exp.month - 1]}{exp.year % 100:02d}"
+        self.call, self.put, self.perp = f"BTC-{code}-60000-C", f"BTC-{code}-60000-P", "BTCUSDT"
+        self.books = {
+            self.call: ([("2400", "5")], [("2500", "4")]),
+            self.put: ([("1800", "5")], [("1900", "4")]),
+            self.perp: ([("59999.9", "10")], [("60000.1", "10")]),
+        }
+        self.orders: dict[str, dict[str, Any]] = {}
+        self._ids = itertools.count(1)
+        self.app = web.Application()
+        self.app.router.add_route("*", "/v5/{path:.*}", self.handle)
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self) -> FakeBybit:
+        self.runner = web.AppRunner(self.app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def stop(self) -> None:
+        assert self.runner is not None
+        await self.runner.cleanup()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @staticmethod
+    def ok(result: Any) -> web.Response:
+        return web.json_response(
+            {"retCode": 0, "retMsg": "OK", "result": result, "retExtInfo": {}, "time": int(time.time() * 1000)}
+        )
+
+    @staticmethod
+    def err(code: int, msg: str) -> web.Response:
+        return web.json_response(
+            {"retCode": code, "retMsg": msg, "result": {}, "retExtInfo": {}, "time": int(time.time() * 1000)}
+        )
+
+    def _auth(self, request: web.Request, body: str) -> web.Response | None:
+        h = request.headers
+        if h.get("X-BAPI-API-KEY") != KEY:
+            return self.err(10003, "API key is invalid.")
+        ts, window = h.get("X-BAPI-TIMESTAMP", "0"), h.get("X-BAPI-RECV-WINDOW", "5000")
+        if abs(time.time() * 1000 - int(ts)) > int(window):
+            return self.err(10002, "invalid request, please check your server timestamp or recv_window param")
+        payload = body if request.method == "POST" else request.query_string
+        expected = hmac.new(SECRET.encode(), (ts + KEY + window + payload).encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, h.get("X-BAPI-SIGN", "")):
+            return self.err(10004, "error sign! origin_string[...]")
+        return None
+
+    async def handle(self, request: web.Request) -> web.Response:
+        path = request.match_info["path"]
+        body = await request.text()
+        if not path.startswith("market/"):
+            denied = self._auth(request, body)
+            if denied is not None:
+                return denied
+        params: dict[str, Any] = json.loads(body) if body else dict(request.query)
+        handler = getattr(self, "h_" + path.replace("/", "_").replace("-", "_"), None)
+        if handler is None:
+            return self.err(10001, f"unknown path {path}")
+        return handler(params)
+
+    # -- public --------------------------------------------------------------------------------------
+    def h_market_instruments_info(self, q: dict[str, Any]) -> web.Response:
+        cat = q.get("category")
+        launch = str(int(time.time() * 1000) - 86_400_000)
+        if cat == "option" and q.get("baseCoin", "BTC") == "BTC":
+            rows = [
+                {
+                    "symbol": s,
+                    "status": "Trading",
+                    "baseCoin": "BTC",
+                    "quoteCoin": "USDC",
+                    "settleCoin": "USDC",
+                    "optionsType": "Call" if s.endswith("C") else "Put",
+                    "launchTime": launch,
+                    "deliveryTime": str(self.exp_ms),
+                    "deliveryFeeRate": "0.00015",
+                    "priceFilter": {"minPrice": "5", "maxPrice": "10000000", "tickSize": "5"},
+                    "lotSizeFilter": {"maxOrderQty": "500", "minOrderQty": "0.01", "qtyStep": "0.01"},
+                }
+                for s in (self.call, self.put)
+            ]
+            return self.ok({"category": "option", "nextPageCursor": "", "list": rows})
+        if cat == "linear" and q.get("status") != "PreLaunch":
+            row = {
+                "symbol": self.perp,
+                "contractType": "LinearPerpetual",
+                "status": "Trading",
+                "baseCoin": "BTC",
+                "quoteCoin": "USDT",
+                "settleCoin": "USDT",
+                "launchTime": launch,
+                "deliveryTime": "0",
+                "deliveryFeeRate": "",
+                "priceScale": "2",
+                "leverageFilter": {"minLeverage": "1", "maxLeverage": "100.00", "leverageStep": "0.01"},
+                "priceFilter": {"minPrice": "0.10", "maxPrice": "199999.80", "tickSize": "0.10"},
+                "lotSizeFilter": {
+                    "maxOrderQty": "100.000",
+                    "minOrderQty": "0.001",
+                    "qtyStep": "0.001",
+                    "postOnlyMaxOrderQty": "1000.000",
+                    "minNotionalValue": "5",
+                },
+                "unifiedMarginTrade": True,
+                "fundingInterval": 480,
+                "copyTrading": "both",
+            }
+            return self.ok({"category": "linear", "nextPageCursor": "", "list": [row]})
+        return self.ok({"category": cat, "nextPageCursor": "", "list": []})
+
+    def _ticker(self, sym: str) -> dict[str, Any]:
+        bids, asks = self.books[sym]
+        out = {
+            "symbol": sym,
+            "bid1Price": bids[0][0],
+            "bid1Size": bids[0][1],
+            "ask1Price": asks[0][0],
+            "ask1Size": asks[0][1],
+            "lastPrice": bids[0][0],
+            "highPrice24h": asks[0][0],
+            "lowPrice24h": bids[0][0],
+            "markPrice": str((float(bids[0][0]) + float(asks[0][0])) / 2),
+            "indexPrice": "60000",
+            "openInterest": "12.5",
+            "turnover24h": "1000",
+            "volume24h": "3",
+            "prevPrice24h": bids[0][0],
+            "price24hPcnt": "0",
+        }
+        if sym != self.perp:
+            out.update(
+                {
+                    "bid1Iv": "0.54",
+                    "ask1Iv": "0.56",
+                    "markIv": "0.55",
+                    "underlyingPrice": "60100",
+                    "delta": "0.5" if sym.endswith("C") else "-0.5",
+                    "gamma": "0.00002",
+                    "vega": "60.5",
+                    "theta": "-40.1",
+                    "totalVolume": "10",
+                    "totalTurnover": "600000",
+                    "predictedDeliveryPrice": "0",
+                    "change24h": "0",
+                }
+            )
+        return out
+
+    def h_market_tickers(self, q: dict[str, Any]) -> web.Response:
+        syms = [q["symbol"]] if q.get("symbol") else [self.call, self.put]
+        if any(s not in self.books for s in syms):
+            return self.err(10001, "params error: symbol invalid")
+        return self.ok({"category": q.get("category"), "list": [self._ticker(s) for s in syms]})
+
+    def h_market_orderbook(self, q: dict[str, Any]) -> web.Response:
+        bids, asks = self.books[q["symbol"]]
+        return self.ok(
+            {
+                "s": q["symbol"],
+                "b": [list(x) for x in bids],
+                "a": [list(x) for x in asks],
+                "ts": int(time.time() * 1000),
+                "u": 1,
+                "seq": 1,
+            }
+        )
+
+    # -- private -------------------------------------------------------------------------------------
+    def h_asset_coin_query_info(self, q: dict[str, Any]) -> web.Response:
+        rows = [
+            {
+                "name": c,
+                "coin": c,
+                "remainAmount": "1000000",
+                "chains": [
+                    {
+                        "chainType": c,
+                        "confirmation": "1",
+                        "withdrawFee": "0.0005",
+                        "depositMin": "0",
+                        "withdrawMin": "0.001",
+                        "chain": c,
+                        "chainDeposit": "1",
+                        "chainWithdraw": "1",
+                        "minAccuracy": "8",
+                    }
+                ],
+            }
+            for c in ("BTC", "USDC", "USDT")
+        ]
+        return self.ok({"rows": rows})
+
+    def h_order_create(self, p: dict[str, Any]) -> web.Response:
+        sym = p.get("symbol")
+        if sym not in self.books:
+            return self.err(10001, "params error: symbol invalid")
+        if p.get("category") == "option" and not p.get("orderLinkId"):
+            return self.err(10001, "orderLinkId is required for options")
+        price = p.get("price")
+        if price is not None and float(price) % 5 != 0 and sym != self.perp:
+            return self.err(110004, "Order price is not a multiple of the tick size")
+        oid = f"b-{next(self._ids)}"
+        now = str(int(time.time() * 1000))
+        bids, asks = self.books[sym]
+        best = asks[0][0] if p["side"] == "Buy" else bids[0][0]
+        market = p.get("orderType") == "Market"
+        crosses = market or (float(price) >= float(best) if p["side"] == "Buy" else float(price) <= float(best))
+        self.orders[oid] = {
+            "orderId": oid,
+            "orderLinkId": p.get("orderLinkId", ""),
+            "symbol": sym,
+            "price": "0" if market else price,
+            "qty": p["qty"],
+            "side": p["side"],
+            "orderStatus": "Filled" if crosses else "New",
+            "orderType": p.get("orderType", "Limit"),
+            "timeInForce": p.get("timeInForce", "GTC"),
+            "cumExecQty": p["qty"] if crosses else "0",
+            "leavesQty": "0" if crosses else p["qty"],
+            "avgPrice": best if crosses else "",
+            "cumExecFee": "0",
+            "createdTime": now,
+            "updatedTime": now,
+            "reduceOnly": False,
+            "category": p.get("category"),
+        }
+        return self.ok({"orderId": oid, "orderLinkId": p.get("orderLinkId", "")})
+
+    def _open(self, oid: str) -> dict[str, Any] | None:
+        o = self.orders.get(oid)
+        return o if o is not None and o["orderStatus"] in ("New", "PartiallyFilled") else None
+
+    def h_order_cancel(self, p: dict[str, Any]) -> web.Response:
+        o = self._open(p.get("orderId", ""))
+        if o is None:
+            return self.err(110001, "order not exists or too late to cancel")
+        o["orderStatus"], o["updatedTime"] = "Cancelled", str(int(time.time() * 1000))
+        return self.ok({"orderId": o["orderId"], "orderLinkId": o["orderLinkId"]})
+
+    def h_order_amend(self, p: dict[str, Any]) -> web.Response:
+        o = self._open(p.get("orderId", ""))
+        if o is None:
+            return self.err(110001, "order not exists or too late to replace")
+        if p.get("price"):
+            o["price"] = p["price"]
+        if p.get("qty"):
+            o["qty"] = o["leavesQty"] = p["qty"]
+        return self.ok({"orderId": o["orderId"], "orderLinkId": o["orderLinkId"]})
+
+    def h_order_realtime(self, q: dict[str, Any]) -> web.Response:
+        rows = list(self.orders.values())
+        if q.get("orderId"):
+            rows = [o for o in rows if o["orderId"] == q["orderId"]]
+        else:
+            rows = [o for o in rows if o["orderStatus"] in ("New", "PartiallyFilled")]
+        if q.get("symbol"):
+            rows = [o for o in rows if o["symbol"] == q["symbol"]]
+        return self.ok({"category": q.get("category"), "nextPageCursor": "", "list": rows})
+
+    def h_order_history(self, q: dict[str, Any]) -> web.Response:
+        rows = [o for o in self.orders.values() if q.get("orderId") in (None, o["orderId"])]
+        return self.ok({"category": q.get("category"), "nextPageCursor": "", "list": rows})
