@@ -111,6 +111,7 @@ class Desk:
         self._margin: dict[str, MarginReport] = {}
         self._margin_ts = -1
         self._margin_dirty = True
+        self._margin_full: tuple[tuple[int, int, int], dict[str, MarginReport]] | None = None
         self._last_decay = self.clock.now_ms()
         self._last_store = -1
         self.store_interval_ms = int(settings.store.snapshot_interval_s * 1000)
@@ -460,8 +461,13 @@ class Desk:
         return self.index_prices.get(underlying.split("_")[0].upper())
 
     def margin(self) -> dict[str, MarginReport]:
-        """Margin reports of our account per currency (with distance to liquidation)."""
-        return self._refresh_margin(with_distance=True)
+        """Margin reports of our account per currency (with distance to liquidation; cached per instant)."""
+        key = (self.now_ms(), self.counters["fills"], self.engine.seq if self.open_orders() else 0)
+        if self._margin_full is not None and self._margin_full[0] == key and not self._margin_dirty:
+            return self._margin_full[1]
+        reports = self._refresh_margin(with_distance=True)
+        self._margin_full = (key, reports)
+        return reports
 
     # -- reading -------------------------------------------------------------------------------------
     def subscribe(self, topics: Iterable[str] | None = None, maxsize: int = 10_000) -> Subscription:
