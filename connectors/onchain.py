@@ -15,6 +15,7 @@ JSON-RPC; both become :class:`ChainError` (``chain.revert``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -24,6 +25,7 @@ from typing import Any
 
 from web3.exceptions import BadFunctionCallOutput, ContractLogicError, Web3Exception
 
+from app.bus import Bus
 from app.domain import IndexPrice
 from app.errors import BadMarketData, ConnectorError, InvalidInput
 
@@ -323,6 +325,40 @@ class ChainlinkPriceSource:
             self.errors += 1
             log.warning("%s: %s", feed.source, exc)
             return None
+
+
+class ChainlinkPoller:
+    """Publishes each feed's latest confirmed price onto a bus as a per-source IndexPrice (for the oracle).
+
+    Unusable rounds are dropped (counted in ``source.errors``); stale ones are published with ``stale=True``
+    and their own ``updatedAt`` time, so the oracle's age check drops them too.
+    """
+
+    def __init__(self, source: ChainlinkPriceSource, bus: Bus) -> None:
+        self.source = source
+        self.bus = bus
+        self.published = 0
+
+    async def poll_once(self) -> list[IndexPrice]:
+        """Read every feed once and publish what it gives."""
+        out = []
+        for index in sorted(self.source.feeds):
+            price = await self.source.latest(index)
+            if price is None:
+                continue
+            self.bus.publish(price)
+            self.published += 1
+            out.append(price)
+        return out
+
+    async def run(self, interval_s: float = 15.0) -> None:
+        """Poll forever every ``interval_s`` seconds (cancel the task to stop); chain errors are logged."""
+        while True:
+            try:
+                await self.poll_once()
+            except ChainError as exc:
+                log.warning("chainlink poll failed: %s", exc)
+            await asyncio.sleep(interval_s)
 
 
 # --------------------------------------------------------------------------------------------------

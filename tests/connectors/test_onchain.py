@@ -21,6 +21,7 @@ from connectors.onchain import (  # noqa: E402
     AsyncErc20Collateral,
     ChainError,
     ChainlinkFeed,
+    ChainlinkPoller,
     ChainlinkPriceSource,
     Erc20Collateral,
     chain_error,
@@ -193,3 +194,41 @@ async def test_async_feed_and_collateral(artifacts) -> None:  # type: ignore[no-
     await tok.functions.mint(accts[2], 42_000_000).transact({"from": accts[0]})
     bal = await AsyncErc20Collateral(aw3, rc.contractAddress, [accts[2]]).balances()
     assert bal[0].amount == Decimal(42) and bal[0].symbol == "USDT"
+
+
+async def test_chainlink_feeds_drive_the_oracle_and_a_stale_feed_is_dropped(artifacts) -> None:  # type: ignore[no-untyped-def]
+    from app.bus import Bus
+    from app.clock import SimClock
+    from app.engine.oracle import Oracle, OracleParams
+
+    w3 = Web3(EthereumTesterProvider())
+    tester = w3.provider.ethereum_tester
+    aggs = [deploy(w3, artifacts["MockAggregator"], 8, f"BTC / USD {n}", 60_000 * E8) for n in range(3)]
+    tester.mine_blocks(1)
+    source = ChainlinkPriceSource(
+        {f"btc_usd#{n}": ChainlinkFeed(w3, a.address, index="btc_usd", max_age_s=600) for n, a in enumerate(aggs)}
+    )
+    chain_now = lambda: int(w3.eth.get_block("latest")["timestamp"]) * 1000  # noqa: E731
+    clock = SimClock(chain_now())
+    bus = Bus()
+    oracle = Oracle(clock, bus, OracleParams(max_age_ms=600_000, quorum=2))
+    bus.on(("index_price",), oracle.on_source_event)
+    index_events = bus.subscribe(("index_price",))
+    poller = ChainlinkPoller(source, bus)
+
+    for a, px in zip(aggs, (61_000, 61_010, 60_990)):
+        a.functions.updateAnswer(px * E8).transact(owner(w3))
+    await poller.poll_once()
+    clock.set(chain_now())
+    res = oracle.tick(["btc_usd"])[0]
+    assert not res.stale and res.price == pytest.approx(61_000.0) and len(res.used) == 3
+    # an hour later two feeds have moved, the third has not updated: it is dropped as stale, the index follows
+    tester.time_travel(w3.eth.get_block("latest")["timestamp"] + 3600)
+    aggs[0].functions.updateAnswer(62_000 * E8).transact(owner(w3))
+    aggs[1].functions.updateAnswer(62_020 * E8).transact(owner(w3))
+    published = await poller.poll_once()
+    assert [p.stale for p in published] == [False, False, True]
+    clock.set(chain_now())
+    res = oracle.tick(["btc_usd"])[0]
+    assert not res.stale and res.price == pytest.approx(62_010.0) and res.dropped == {published[2].source: "stale"}
+    assert index_events.drain()[-1].price == pytest.approx(62_010.0)
