@@ -261,12 +261,25 @@ class SimVenue:
         return [f for f in self._our_fills if f.ts >= since_ms]
 
     async def position_reports(self) -> Sequence[PositionStatusReport]:
-        """Positions are kept by the margin engine's account book (the Desk asks it); none here."""
-        return []
+        """Positions of our accounts as the venue's account book holds them."""
+        now = self.clock.now_ms()
+        out = []
+        for account in self.config.funding:
+            for p in self.accounts.domain_positions(account):
+                out.append(PositionStatusReport(p.instrument, p.size, p.average_price, now))
+        return out
 
-    async def account(self, currency: str) -> AccountReport:
-        """Account figures come from the margin engine through the Desk."""
-        raise NotFound("the simulated venue reports accounts through the desk's margin engine", code="not_found")
+    async def account(self, currency: str, account: str = "main") -> AccountReport:
+        """Balances and margin figures of ``account`` in ``currency`` from the venue's margin engine."""
+        self._mark_margin(self._watched.keys())
+        rep = self.margin.report(account, currency, with_distance=False, publish=False)
+
+        def dec(x: float) -> Decimal:
+            return Decimal(repr(x)).quantize(Decimal("1e-10"))
+
+        return AccountReport(rep.currency, dec(rep.balance), dec(rep.equity), dec(rep.initial_margin),
+                             dec(rep.maintenance_margin), dec(rep.available_funds),
+                             {"margin_balance": rep.margin_balance, "mm_usage": rep.mm_usage, "model": rep.model})
 
     # -- our orders ----------------------------------------------------------------------------------
     def _inst(self, name: str) -> Instrument:

@@ -165,3 +165,17 @@ def test_takers_trade_and_trades_are_published() -> None:
     v.advance(180_000)
     trades = [e for e in sub.drain() if isinstance(e, Trade)]
     assert len(trades) == v.trade_count > 0
+
+
+@pytest.mark.asyncio
+async def test_account_and_position_reports_come_from_the_account_book() -> None:
+    v = _venue()
+    v.advance(1_000)
+    book = v.engine.market("ETH-PERPETUAL").book
+    inst = v.instruments_by_name["ETH-PERPETUAL"]
+    v.place_now(OrderRequest("ETH-PERPETUAL", Side.SELL, Decimal(3_000), inst.from_ticks(book.best_bid()), account="main"))
+    reports = await v.position_reports()
+    assert [(r.instrument, r.size) for r in reports] == [("ETH-PERPETUAL", Decimal(-3_000))]
+    acct = await v.account("ETH")
+    assert acct.currency == "ETH" and Decimal(99) < acct.equity <= Decimal(100) and acct.initial_margin > 0
+    assert acct.available_funds < acct.equity
