@@ -113,12 +113,22 @@ def unit_risk(
     if is_opt.any():
         idx = np.flatnonzero(is_opt)
         _option_unit_risk(
-            [instruments[i] for i in idx], forwards[idx], ivs[idx], years[idx], moves, ext_moves, pair, ch, std, ext, delta, idx
+            [instruments[i] for i in idx], [names[i] for i in idx], forwards[idx], ivs[idx], years[idx], moves, ext_moves, pair, ch, std, ext, delta, idx
         )
     return UnitRisk(names, std, ext, delta, expiry, years)
 
 
 _EXPIRY_CACHE: dict[str, int | None] = {}
+_STATIC: dict[str, tuple[str, str, bool, bool, float]] = {}
+
+
+def _static(name: str, inst: Instrument) -> tuple[str, str, bool, bool, float]:
+    """(index pair, settlement, is option, is call, strike) of an instrument, computed once per name."""
+    hit = _STATIC.get(name)
+    if hit is None:
+        strike = float(inst.strike) if inst.strike is not None else 0.0
+        hit = _STATIC[name] = (inst.underlying, inst.settlement, inst.kind is Kind.OPTION, inst.is_call, strike)
+    return hit
 
 
 def _expiry_ms(name: str, inst: Instrument) -> int | None:
@@ -130,6 +140,7 @@ def _expiry_ms(name: str, inst: Instrument) -> int | None:
 
 def _option_unit_risk(
     insts: list[Instrument],
+    names: list[str],
     fwd: np.ndarray,
     iv: np.ndarray,
     t: np.ndarray,
@@ -142,8 +153,9 @@ def _option_unit_risk(
     delta: np.ndarray,
     idx: np.ndarray,
 ) -> None:
-    strike = np.array([float(i.strike) for i in insts])  # type: ignore[arg-type]
-    is_call = np.array([i.is_call for i in insts])
+    statics = [_STATIC.get(n) or _static(n, i) for n, i in zip(names, insts)]
+    strike = np.array([st[4] for st in statics])
+    is_call = np.array([st[3] for st in statics])
     inverse = np.array([i.inverse for i in insts])
     if not (np.all(np.isfinite(fwd)) and np.all(fwd > 0)):
         raise InvalidInput("option forward must be a positive finite price", code="input.nan")
@@ -408,9 +420,9 @@ class PMPortfolio:
         by_pair: dict[str, list[tuple[str, Instrument]]] = {}
         self._pairs_by_ccy: dict[str, set[str]] = {}
         for name, inst in self.instruments.items():
-            pair_name = inst.underlying
+            pair_name, settlement, _, _, _ = _static(name, inst)
             by_pair.setdefault(pair_name, []).append((name, inst))
-            self._pairs_by_ccy.setdefault(inst.settlement, set()).add(pair_name)
+            self._pairs_by_ccy.setdefault(settlement, set()).add(pair_name)
         for pair_name, items in by_pair.items():
             if pair_name not in self.index_prices:
                 raise InvalidInput(f"index price {pair_name!r} is missing", code="margin.missing_index", field=pair_name)
@@ -419,7 +431,7 @@ class PMPortfolio:
             iv = np.full(len(items), np.nan)
             for i, (name, inst) in enumerate(items):
                 mk = self.marks.get(name)
-                if inst.kind is Kind.OPTION:
+                if _STATIC[name][2]:
                     if mk is None or mk.mark_iv is None:
                         raise InvalidInput(f"{name}: an option needs mark_iv", code="margin.missing_mark", field=name)
                     iv[i] = mk.mark_iv
