@@ -400,12 +400,31 @@ class SqlStore:
         if not rows:
             return 0
         with self._write(f"record {len(rows)} fills") as conn:
+            if conn.dialect.name == "postgresql":
+                return self._pg_insert_fills(conn, rows)
             stmt = (
                 _insert(conn, T_FILL)
                 .on_conflict_do_nothing(index_elements=["venue", "trade_id"])
                 .returning(T_FILL.c.trade_id)
             )
             return len(conn.execute(stmt, rows).all())
+
+    @staticmethod
+    def _pg_insert_fills(conn: Connection, rows: list[dict[str, Any]]) -> int:
+        # One statement over column arrays (unnest): a multi-row VALUES of 1,000 x 15 parameters costs psycopg
+        # more to parse than PostgreSQL takes to insert it.
+        cols = list(rows[0])
+        casts = {"price": "numeric", "amount": "numeric", "fee": "numeric", "index_price": "float8", "ts": "timestamptz"}
+        arrays = [[r[c] for r in rows] for c in cols]
+        params = ", ".join(f"%s::{casts.get(c, 'text')}[]" for c in cols)
+        sql = (
+            f"INSERT INTO {T_FILL.name} ({', '.join(cols)}) SELECT * FROM unnest({params}) "
+            "ON CONFLICT (venue, trade_id) DO NOTHING RETURNING id"
+        )
+        raw: Any = conn.connection.driver_connection
+        with raw.cursor() as cur:  # same connection, so inside this store transaction
+            cur.execute(sql, arrays)
+            return len(cur.fetchall())
 
     @staticmethod
     def _fill_from(r: Any) -> Fill:

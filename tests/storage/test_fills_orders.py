@@ -38,6 +38,8 @@ def test_record_fills_batch_counts_only_new_ones(store: SqlStore) -> None:
     assert store.record_fills(fills) == 20
     assert store.record_fills(fills + fills[:5]) == 0
     assert store.fills() == fills
+    assert store.record_fills([make_fill(100), make_fill(100)]) == 1  # a duplicate inside one batch, too
+    assert store.fill_count() == 51
 
 
 def test_fill_queries_filter_by_time_and_instrument(store: SqlStore) -> None:
