@@ -64,6 +64,9 @@ class HedgeWork:
     slippage_usd: float = 0.0
     notional_usd: float = 0.0
     seen_trades: list[str] = field(default_factory=list)
+    # Per child: [filled by fill events, filled as accounted]. Order updates (which may arrive before the fills)
+    # and fills each raise "accounted" to what they show, so remaining is right whichever comes first.
+    child_fills: dict[str, list[str]] = field(default_factory=dict)
 
     # -- (de)serialisation ----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -163,8 +166,21 @@ class HedgeWork:
         self.child = asdict(Child(key, str(price), str(clip), kind, now_ms))
         return [Intent.place(key, req, req.reason, self.venue, hedge=self.seq, child=self.n_children)]
 
+    def _account(self, key: str, *, by_fills: Decimal | None = None, by_order: Decimal | None = None) -> None:
+        """Raise the amount accounted as filled for child ``key``; remaining drops by the increase."""
+        got, acc = (Decimal(x) for x in self.child_fills.get(key, ["0", "0"]))
+        if by_fills is not None:
+            got += by_fills
+        new_acc = max(acc, got, by_order if by_order is not None else acc)
+        self.child_fills[key] = [str(got), str(new_acc)]
+        if new_acc > acc:
+            self.remaining = str(max(ZERO, Decimal(self.remaining) - (new_acc - acc)))
+            self.filled = str(Decimal(self.filled) + (new_acc - acc))
+
     def on_order(self, key: str, status: OrderStatus, filled: Decimal, reject_code: str | None, now_ms: int, cfg: ExecutionConfig) -> str | None:
         """Update from an order event of child ``key``; return ``"rejected"`` on a reject, else None."""
+        if key.split(".")[0] == str(self.seq) and filled > 0:
+            self._account(key, by_order=filled)
         ch = self.child
         if ch is None or ch["key"] != key:
             return None
@@ -196,8 +212,7 @@ class HedgeWork:
             return False
         self.seen_trades.append(trade_id)
         self.seen_trades = self.seen_trades[-64:]
-        self.remaining = str(max(ZERO, Decimal(self.remaining) - amount))
-        self.filled = str(Decimal(self.filled) + amount)
+        self._account(key, by_fills=amount)
         if self.child is not None and self.child["key"] == key:
             self.child["filled"] = str(Decimal(self.child["filled"]) + amount)
         inst = self.inst

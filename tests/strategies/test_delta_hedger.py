@@ -423,3 +423,28 @@ def test_config_rejections_name_the_key(tmp_path) -> None:
     assert e.value.details["key"] == "strategies.hedge1.band.lower"
     f.write_text('[strategies.hedge1.band]\nrule = "whalley_wilmott"\n')
     assert load_hedger_config(f).band.rule == "whalley_wilmott"
+
+
+def test_order_update_before_fill_event_does_not_resend() -> None:
+    # The venue answers an IOC with "filled" before its fill event reaches the strategy; a later stale update of
+    # the same order must not make the hedger send the hedge again.
+    h, view = make(execution={"style": "market", "twap_interval_s": 0})
+    view.pos = [option_position(CALL, 1, delta=0.5, gamma=0.0)]
+    intents, _ = check(h, view)
+    ioc = intents[0]
+    assert h.on_event(OrderUpdate(view.now, _order(ioc, OrderStatus.FILLED, ioc.request.amount)), view) == []
+    view.now += 60_000
+    assert h.on_event(OrderUpdate(view.now, _order(ioc, OrderStatus.OPEN)), view) == []
+    assert h.on_event(FillEvent(view.now, _fill(ioc, ioc.request.amount, ioc.request.price, "t9")), view) == []
+    assert not h.working and h.totals["orders"] == 1 and h.totals["fills"] == 1
+
+
+def test_partial_fills_by_update_and_by_fill_count_once() -> None:
+    h, view = make(execution={"style": "market", "twap_interval_s": 0})
+    view.pos = [option_position(CALL, 1, delta=0.5, gamma=0.0)]
+    intents, _ = check(h, view)
+    ioc = intents[0]
+    h.on_event(FillEvent(view.now, _fill(ioc, "5000", ioc.request.price, "t1")), view)
+    nxt = h.on_event(OrderUpdate(view.now, _order(ioc, OrderStatus.CANCELLED, "5000")), view)
+    # IOC left 15,000 at the cap: the hedge stops there (the next check re-decides), nothing is double counted.
+    assert nxt == [] and h.state()["work"]["remaining"] == "15000"

@@ -1,0 +1,136 @@
+"""Hedging benchmark: cost vs hedging-error frontier of fixed, time-based and Whalley–Wilmott bands; throughput.
+
+    python -m benchmarks hedging                 # a small run: 4 paths x 0.25 simulated days per setting
+    python -m benchmarks hedging --paths 500     # the issue's 500 seeded paths (hours on a laptop; use --workers)
+    python -m benchmarks hedging --json out.json --html out/
+
+Every setting hedges the same default book (short ATM straddle of the nearest monthly, 1 BTC per leg) on the same
+seeded simulated paths (common random numbers), through the Desk, the matching engine and the margin engine.
+Hedging error = std across paths of the final PnL of the hedged book (USD, options at theoretical marks); cost =
+mean fees plus slippage of the hedge fills per path (USD). A setting dominates another when it is no worse on
+both and better on one; "WW dominates" compares, at each Whalley–Wilmott point's error, the cost of the other
+rules' frontiers interpolated there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SETTINGS: list[tuple[str, str, dict[str, Any]]] = [
+    *[("fixed", f"±{b:g}", {"band": {"rule": "fixed", "upper": b, "lower": b}}) for b in (0.025, 0.05, 0.1, 0.2, 0.4)],
+    *[("time", f"{h:g}h", {"band": {"rule": "time", "upper": 0.5, "lower": 0.5, "inner_upper": 0.02, "inner_lower": 0.02,
+                                    "interval_s": h * 3600}}) for h in (0.25, 1.0, 4.0)],
+    *[("whalley_wilmott", f"γ={g:g}", {"band": {"rule": "whalley_wilmott", "risk_aversion": g}}) for g in (3e-3, 1e-3, 3e-4, 1e-4, 3e-5)],
+]
+
+
+def _config(extra: dict[str, Any]) -> dict[str, Any]:
+    return {"active": True, "check_interval_s": 60.0, "execution": {"style": "market", "max_slippage_bps": 100}, **extra}
+
+
+def frontier_points(results: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One point per setting: rule, label, cost (mean USD per path), error (std of final PnL), worst, hedges."""
+    from strategies.backtest import aggregate
+
+    pts = []
+    for (rule, label, _), res in zip(SETTINGS, results):
+        agg = aggregate(res)
+        pts.append({"rule": rule, "label": label, "cost": agg["hedge_cost"], "error": agg["hedging_error_std"],
+                    "worst": agg["hedging_error_worst"], "hedges": agg["hedges"], "time_outside_band": agg["time_outside_band"]})
+    return pts
+
+
+def dominance(points: list[dict[str, Any]]) -> dict[str, Any]:
+    """For each WW point, the other rules' cost at the same error (linear interpolation along their frontiers)."""
+    out: dict[str, Any] = {"comparisons": []}
+    for other in ("fixed", "time"):
+        pts = sorted((p for p in points if p["rule"] == other), key=lambda p: p["error"])
+        errs = np.array([p["error"] for p in pts])
+        costs = np.array([p["cost"] for p in pts])
+        for w in (p for p in points if p["rule"] == "whalley_wilmott"):
+            if len(errs) < 2 or not (errs[0] <= w["error"] <= errs[-1]):
+                continue
+            c = float(np.interp(w["error"], errs, costs))
+            out["comparisons"].append({"ww": w["label"], "vs": other, "error": w["error"], "ww_cost": w["cost"], "other_cost": c,
+                                       "ww_cheaper": w["cost"] < c})
+    comps = out["comparisons"]
+    out["ww_cheaper_share"] = float(np.mean([c["ww_cheaper"] for c in comps])) if comps else float("nan")
+    dominated = []
+    for p in points:
+        for q in points:
+            if q is not p and q["cost"] <= p["cost"] and q["error"] <= p["error"] and (q["cost"] < p["cost"] or q["error"] < p["error"]):
+                dominated.append(p["rule"] + " " + p["label"])
+                break
+    out["dominated"] = dominated
+    return out
+
+
+def main(argv: list[str]) -> int:
+    """Run the frontier and throughput benchmark; print a table; optionally write JSON and the frontier plot."""
+    ap = argparse.ArgumentParser(prog="python -m benchmarks hedging", description=__doc__.split("\n")[0])
+    ap.add_argument("--paths", type=int, default=4, help="seeded simulated paths per setting (the issue: 500)")
+    ap.add_argument("--days", type=float, default=0.25, help="simulated days per path")
+    ap.add_argument("--step", type=float, default=60.0, help="simulated seconds per market step")
+    ap.add_argument("--workers", type=int, default=None, help="parallel processes (default: CPUs)")
+    ap.add_argument("--seed", type=int, default=100, help="seed of the first path")
+    ap.add_argument("--json", type=Path, default=None, help="write the results as JSON")
+    ap.add_argument("--html", type=Path, default=None, help="write the frontier plot (frontier.html) here")
+    args = ap.parse_args(argv)
+
+    from app.backtest_desk import make_desk
+    from strategies.backtest import PathSpec, run_sweep
+
+    paths = [PathSpec(kind="sim", seed=args.seed + i, days=args.days, step_ms=int(args.step * 1000)) for i in range(args.paths)]
+    configs = [_config(extra) for _, _, extra in SETTINGS]
+    total = len(configs) * len(paths)
+    print(f"{len(SETTINGS)} settings x {len(paths)} paths x {args.days:g} simulated days, step {args.step:g}s ({total} backtests)",
+          flush=True)
+    t0 = time.perf_counter()
+
+    def progress(n: int, tot: int) -> None:
+        if n == tot or n % max(1, tot // 10) == 0:
+            print(f"  {n}/{tot} backtests, {time.perf_counter() - t0:.0f}s", flush=True)
+
+    results = run_sweep(configs, paths, desk_factory=make_desk, workers=args.workers, progress=progress, sample_ms=600_000)
+    wall = time.perf_counter() - t0
+    sim_days = sum(r["metrics"]["sim_days"] for res in results for r in res)
+    busy = sum(r["metrics"]["wall_s"] for res in results for r in res)
+    pts = frontier_points(results)
+    dom = dominance(pts)
+
+    print(f"\n{'rule':<16}{'setting':<10}{'cost USD':>10}{'error USD':>11}{'worst USD':>11}{'hedges':>8}{'outside':>9}")
+    for p in pts:
+        print(f"{p['rule']:<16}{p['label']:<10}{p['cost']:>10.2f}{p['error']:>11.2f}{p['worst']:>11.2f}{p['hedges']:>8.1f}"
+              f"{p['time_outside_band']:>9.1%}")
+    print("\nWhalley–Wilmott vs the other rules at equal hedging error:")
+    for c in dom["comparisons"]:
+        print(f"  WW {c['ww']:<9} error {c['error']:8.2f}: WW cost {c['ww_cost']:8.2f} vs {c['vs']:<5} {c['other_cost']:8.2f} "
+              f"-> {'WW cheaper' if c['ww_cheaper'] else 'WW dearer'}")
+    if not dom["comparisons"]:
+        print("  (no WW point falls inside the error range of the other frontiers)")
+    print(f"  WW cheaper in {dom['ww_cheaper_share']:.0%} of comparisons; dominated settings: {', '.join(dom['dominated']) or 'none'}")
+    print(f"\nthroughput: {sim_days:.2f} simulated days in {wall:.1f}s wall = {sim_days / wall:.3f} simulated days/s "
+          f"({sim_days / busy:.3f} per busy process-second)")
+    if args.json:
+        args.json.write_text(json.dumps({"settings": [s[:2] for s in SETTINGS], "points": pts, "dominance": dom,
+                                         "sim_days": sim_days, "wall_s": wall, "days_per_s": sim_days / wall,
+                                         "days_per_process_s": sim_days / busy, "paths": args.paths, "days": args.days}, indent=1))
+    if args.html:
+        from strategies.reports import frontier_figure
+
+        args.html.mkdir(parents=True, exist_ok=True)
+        frontier_figure(pts).write_html(str(args.html / "frontier.html"), include_plotlyjs="directory")
+        print(f"frontier plot: {args.html / 'frontier.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))
