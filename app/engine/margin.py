@@ -320,6 +320,17 @@ class MarginEngine:
         for ccy, amount in (deposits or {}).items():
             self.accounts.deposit(name, ccy, amount, self.clock.now_ms())
 
+    def deposit(self, account: str, currency: str, amount: Decimal) -> None:
+        """Credit ``amount`` (Decimal, > 0) of ``currency`` to ``account``."""
+        self.accounts.deposit(account, currency, amount, self.clock.now_ms())
+
+    def withdraw(self, account: str, currency: str, amount: Decimal) -> None:
+        """Debit ``amount`` if it does not exceed the available withdrawal funds; InvalidInput otherwise."""
+        ccy = currency.upper()
+        rep = self.report(account, ccy, with_distance=False, publish=False)
+        limit = Decimal(repr(rep.details["available_withdrawal_funds"])).quantize(self.accounts.ledger.unit(ccy))
+        self.accounts.withdraw(account, ccy, amount, self.clock.now_ms(), limit=max(limit, Decimal(0)))
+
     def set_model(self, name: str, model: Model, *, cross: bool | None = None) -> None:
         """Switch an account between standard (sm) and portfolio (pm) margin, segregated or cross."""
         if model not in ("sm", "pm"):

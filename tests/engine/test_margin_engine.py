@@ -251,3 +251,18 @@ def test_deribit_account_summary_identities_on_the_official_example() -> None:
     assert d["margin_balance"] == pytest.approx(302.62729214, abs=2e-8)
     assert d["available_funds"] == pytest.approx(301.38059622, abs=2e-8)
     assert d["available_withdrawal_funds"] == pytest.approx(301.35396172, abs=2e-8)
+
+
+def test_withdrawal_is_limited_to_available_withdrawal_funds(eng) -> None:
+    trade(eng, "BTC-PERPETUAL", "alice", "mm", "650000", 65_000)  # IM ~0.2 BTC of 10 BTC
+    rep = eng.report("alice", "BTC", with_distance=False)
+    limit = rep.details["available_withdrawal_funds"]
+    assert limit == pytest.approx(rep.balance - rep.initial_margin)
+    n = len(eng.accounts.ledger)
+    with pytest.raises(InvalidInput) as exc:
+        eng.withdraw("alice", "BTC", D(str(round(limit + 0.001, 6))))
+    assert exc.value.code == "account.withdrawal" and len(eng.accounts.ledger) == n
+    eng.withdraw("alice", "BTC", D("5"))
+    assert eng.accounts.balance("alice", "BTC") == D("5")
+    kinds = [e.kind.value for e in eng.accounts.ledger.entries("alice")]
+    assert kinds[0] == "deposit" and kinds[-1] == "withdrawal"
