@@ -205,3 +205,35 @@ def test_model_parameters_per_underlying_come_from_config() -> None:
     assert err.value.details["key"] == "sim.model.BTC"
     with pytest.raises(ConfigError):
         Desk(Settings(sim={"model": {"ETH": {"jump_std": -1.0}}}))
+
+
+@pytest.mark.asyncio
+async def test_an_activated_hedger_hedges_our_option_delta_through_the_desk() -> None:
+    from strategies.delta_hedger import DeltaHedger
+    from strategies.hedger_config import parse_hedger_config
+    from strategies.memory_store import MemoryStore
+
+    desk = Desk(seed=7, store=MemoryStore(), sim=SimConfig(seed=7, listing=SMALL))
+    await desk.run_for(2_000)
+    name = _atm_option(desk, k=2)
+    call = name[:-1] + "C"
+    _buy_at_ask(desk, call, "5")
+    await desk.run_for(1_000)
+    before = desk.portfolio()["BTC"].delta
+    assert before > 1.0
+    cfg = parse_hedger_config({"underlying": "BTC", "check_interval_s": 1.0, "band": {"rule": "fixed", "upper": 0.2}})
+    runner = desk.add_strategy(DeltaHedger(cfg), "hedge1", check_interval_ms=1_000)
+    await desk.strategy_control("hedge1", "activate")
+    await desk.run_for(30_000)
+    after = desk.portfolio()["BTC"].delta
+    assert abs(after) < 0.5 < before
+    perp = {p.instrument: p for p in desk.positions()}.get("BTC-PERPETUAL")
+    assert perp is not None and perp.size < 0
+    status = (await desk.strategy_control("hedge1", "pause")).status
+    assert status == "paused" and runner.sent >= 1
+    assert desk.snapshot(chains=False).strategies[0].run_id == "hedge1"
+    with pytest.raises(NotFound):
+        await desk.strategy_control("nope", "activate")
+    with pytest.raises(InvalidInput):
+        await desk.strategy_control("hedge1", "dance")
+    await desk.stop()
