@@ -593,13 +593,20 @@ class MarginEngine:
     # ------------------------------------------------------------------------------------------------
     # reports
     # ------------------------------------------------------------------------------------------------
-    def report(self, account: str, currency: str, *, with_distance: bool = True, publish: bool = True) -> MarginReport:
-        """Margin health of ``account`` in ``currency`` (settlement-currency amounts)."""
+    def report(
+        self, account: str, currency: str, *, with_distance: bool = True, with_region: bool = False, publish: bool = True
+    ) -> MarginReport:
+        """Margin health of ``account`` in ``currency`` (settlement-currency amounts).
+
+        ``with_distance``: spot moves to liquidation (``distance_down``/``distance_up``); ``with_region``: also the
+        spot x vol region (``details['liquidation']['region']`` over :data:`REGION_VOL_SHIFTS`), slower.
+        """
         ccy = currency.upper()
         ev = self.evaluate(account, ccy)
         rep = self._to_report(account, ccy, ev)
-        if with_distance:
-            dist = self.distance_to_liquidation(account, ccy, _base=ev)
+        if with_distance or with_region:
+            shifts = REGION_VOL_SHIFTS if with_region else None
+            dist = self.distance_to_liquidation(account, ccy, vol_shifts=shifts, _base=ev)
             rep = replace(rep, distance_down=dist["down"], distance_up=dist["up"], details={**rep.details, "liquidation": dist})
         if self.accounts.get(account).cross:
             rep = replace(rep, details={**rep.details, "cross": self.cross_summary(account)})

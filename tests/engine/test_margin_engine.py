@@ -266,3 +266,13 @@ def test_withdrawal_is_limited_to_available_withdrawal_funds(eng) -> None:
     assert eng.accounts.balance("alice", "BTC") == D("5")
     kinds = [e.kind.value for e in eng.accounts.ledger.entries("alice")]
     assert kinds[0] == "deposit" and kinds[-1] == "withdrawal"
+
+
+def test_report_with_region(eng) -> None:
+    eng.set_model("alice", "pm")
+    trade(eng, "BTC-PERPETUAL", "alice", "mm", "600000", 65_000)
+    rep = eng.report("alice", "BTC", with_region=True)
+    region = rep.details["liquidation"]["region"]
+    assert [r["vol_shift"] for r in region] == [-0.5, -0.25, 0.0, 0.25, 0.5, 1.0]
+    same = next(r for r in region if r["vol_shift"] == 0.0)
+    assert same["down"] == pytest.approx(rep.distance_down, abs=1e-6)  # futures only: vol does not matter
