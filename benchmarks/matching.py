@@ -29,6 +29,7 @@ import argparse
 import gc
 import json
 import math
+import os
 import random
 import resource
 import shutil
@@ -425,6 +426,70 @@ def _dir_bytes(path: str | None) -> int:
     return sum(p.stat().st_size for p in Path(path).iterdir())
 
 
+def run_matching_engine_peer(wl: dict[str, Any]) -> dict[str, Any] | str:
+    """``matching-engine`` (PyPI, pure Python, Python >= 3.12): one engine per market, STP off."""
+    try:
+        from matching_engine import (
+            CancelOrder,
+            NewOrder,
+            OrderType,
+            SelfTradePrevention,
+            SequencedCommand,
+            Side,
+            TimeInForce,
+        )
+        from matching_engine.engine import MatchingEngine as PeerEngine
+        from matching_engine.events import Trade
+    except ImportError:
+        return "matching-engine is not importable here (needs Python >= 3.12: use --peer-python)"
+    engines = [PeerEngine() for _ in range(wl["books"])]
+    buy, sell, market, none = Side.BUY, Side.SELL, OrderType.MARKET, SelfTradePrevention.NONE
+    ioc = TimeInForce.IOC
+    seqs = [0] * wl["books"]
+    trades = volume = 0
+    t0 = time.perf_counter()
+    for kind, side, price, qty, oid, b in wl["ops"]:
+        seqs[b] += 1
+        acct = oid % ACCOUNTS
+        if kind == CANCEL:
+            cmd: Any = CancelOrder(oid, acct)
+        elif kind == LIMIT:
+            cmd = NewOrder(oid, acct, buy if side > 0 else sell, price, qty, stp=none)
+        else:
+            cmd = NewOrder(oid, acct, buy if side > 0 else sell, 0, qty, order_type=market, tif=ioc, stp=none)
+        for ev in engines[b].process(SequencedCommand(seqs[b], 0, cmd)):
+            if type(ev) is Trade:
+                trades += 1
+                volume += ev.qty
+    return {"seconds": time.perf_counter() - t0, "trades": trades, "volume": volume}
+
+
+def run_limit_order_book_peer(wl: dict[str, Any]) -> dict[str, Any] | str:
+    """``limit-order-book`` (C++ via Cython, Python >= 3.13): reports no fills; checked on resting lots."""
+    try:
+        from limit_order_book import LimitOrderBook
+    except ImportError:
+        return "limit-order-book is not importable here (needs Python >= 3.13: use --peer-python)"
+    books = [LimitOrderBook() for _ in range(wl["books"])]
+    t0 = time.perf_counter()
+    for kind, side, price, qty, oid, b in wl["ops"]:
+        if kind == LIMIT:
+            books[b].limit(side > 0, oid, qty, price)
+        elif kind == MARKET:
+            books[b].market(side > 0, oid, qty)
+        else:
+            books[b].cancel(oid)
+    dt = time.perf_counter() - t0
+    resting = sum(bk.volume() for bk in books)
+    # No fill reports: trades/volume are those of the generator when the resting lots agree.
+    return {
+        "seconds": dt,
+        "trades": wl["trades"] if resting == wl["resting_lots"] else -1,
+        "volume": wl["volume"] if resting == wl["resting_lots"] else -1,
+        "note": "no fill reports; agreement checked on resting lots",
+    }
+
+
 IMPLS: dict[str, Callable[[dict[str, Any]], dict[str, Any] | str]] = {
     "deltadesk": lambda wl: run_engine(wl),
     "deltadesk_journal": lambda wl: run_engine(wl, journal="buffered"),
@@ -432,13 +497,21 @@ IMPLS: dict[str, Callable[[dict[str, Any]], dict[str, Any] | str]] = {
     "deltadesk_check": lambda wl: run_engine(wl, check=True),
     "ref_heap": run_ref_heap,
     "ref_sortedlist": run_ref_sortedlist,
+    "matching_engine": run_matching_engine_peer,
+    "limit_order_book": run_limit_order_book_peer,
 }
+PEERS = ("matching_engine", "limit_order_book")
+"""Implementations that run under ``--peer-python`` (an interpreter with those packages) when given."""
 
 
-def _run_isolated(impl: str, workload: str, n_ops: int, gc_mode: str) -> dict[str, Any]:
+def _run_isolated(impl: str, workload: str, n_ops: int, gc_mode: str, peer_python: str | None) -> dict[str, Any]:
     """Run one (impl, workload) in a fresh interpreter so peak RSS is its own."""
-    cmd = [sys.executable, "-m", "benchmarks.matching", "--_one", impl, workload, str(n_ops), gc_mode]
-    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if impl in PEERS and peer_python:
+        # The peer interpreter has no deltadesk: it runs this file as a plain script (stdlib only).
+        cmd = [peer_python, str(Path(__file__).resolve()), "--_one", impl, workload, str(n_ops), gc_mode]
+    else:
+        cmd = [sys.executable, "-m", "benchmarks.matching", "--_one", impl, workload, str(n_ops), gc_mode]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=Path(__file__).resolve().parent.parent)
     if res.returncode != 0:
         return {"impl": impl, "workload": workload, "error": res.stderr.strip().splitlines()[-1:] or ["failed"]}
     result: dict[str, Any] = json.loads(res.stdout.strip().splitlines()[-1])
@@ -472,6 +545,7 @@ def _one(impl: str, workload: str, n_ops: int, gc_mode: str) -> dict[str, Any]:
         "gc": gc_mode,
         "python": sys.version.split()[0],
         **({"journal_bytes": result["journal_bytes"]} if result.get("journal_bytes") else {}),
+        **({"note": result["note"]} if result.get("note") else {}),
     }
 
 
@@ -487,6 +561,11 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--impls", default=",".join(IMPLS))
     ap.add_argument("--repeats", type=int, default=1, help="runs per (impl, workload); the best is kept")
     ap.add_argument("--gc", choices=("on", "freeze", "off"), default="on", help="cyclic GC during the timed loop")
+    ap.add_argument(
+        "--peer-python",
+        default=os.environ.get("DESK_BENCH_PEER_PYTHON"),
+        help="a Python >= 3.13 with matching-engine and limit-order-book installed (e.g. made by make bench)",
+    )
     ap.add_argument("--json", dest="json_path", help="write one JSON record per (impl, workload) here")
     args = ap.parse_args(argv)
     n_ops = 1_000_000 if args.full else args.ops
@@ -498,7 +577,7 @@ def main(argv: list[str]) -> int:
                 return 2
             best: dict[str, Any] | None = None
             for _ in range(max(1, args.repeats)):
-                rec = _run_isolated(impl, workload, n_ops, args.gc)
+                rec = _run_isolated(impl, workload, n_ops, args.gc, args.peer_python)
                 if "ops_per_s" not in rec:
                     best = rec
                     break

@@ -9,7 +9,8 @@ Deribit (``deribit.md`` §4.5):
 * linear futures, perpetuals and spot: ``rate × amount × price`` in the quote currency.
 
 The engine charges fees in integer units of 1e-10 of the settlement currency (``events.FEE_SCALE``),
-each fill's fee rounded half away from zero, so ledgers stay exact. All coefficients are precomputed as
+each fill's fee rounded half up (to +infinity, so a rebate of -0.5 units rounds to 0), so ledgers stay
+exact. All coefficients are precomputed as
 exact fractions when the instrument is listed; a fill costs a few integer operations.
 
     sched = FeeSchedule.for_instrument(Instrument.parse("BTC-PERPETUAL"))
@@ -29,13 +30,6 @@ OPTION_FEE_CAP = Fraction(1, 8)
 """Deribit: an option fee never exceeds 12.5% of the option price."""
 
 _LINEAR, _INVERSE, _OPTION = 0, 1, 2
-
-
-def _round_div(num: int, den: int) -> int:
-    """``num / den`` rounded half away from zero (den > 0)."""
-    if num >= 0:
-        return (2 * num + den) // (2 * den)
-    return -((-2 * num + den) // (2 * den))
 
 
 def _ratio(value: Fraction) -> tuple[int, int]:
@@ -118,31 +112,23 @@ class FeeSchedule:
         lot = Fraction(self._inst.min_amount)
         self._set_option_base(lot * Fraction(index_price))
 
-    def fees(self, lots: int, ticks: int) -> tuple[int, int]:
-        """(maker, taker) fee of a fill of ``lots`` at ``ticks``, in 1e-10 units of the settlement currency."""
+    def coefficients(self, ticks: int) -> tuple[int, int, int]:
+        """``(maker, taker, den)`` at a price: a fill of ``lots`` pays ``round_half_up(coef × lots / den)``
+        fee units. The matching loop asks once per price level and does the rest inline."""
         mode = self._mode
         if mode == _LINEAR:
-            n = lots * ticks
-            den = self._den
-        elif mode == _INVERSE:
-            n = lots
-            den = self._den * ticks
-        else:
-            cap = self._cap_num * ticks
-            m = self._m
-            t = self._t
-            # A negative (rebate) rate is never capped: the cap limits what the trader pays.
-            if m > cap:
-                m = cap
-            if t > cap:
-                t = cap
-            return _round_div(m * lots, self._den), _round_div(t * lots, self._den)
-        m = self._m * n
-        t = self._t * n
-        if m >= 0 and t >= 0:  # inline half-up rounding of the usual non-negative fees
-            d2 = 2 * den
-            return (2 * m + den) // d2, (2 * t + den) // d2
-        return _round_div(m, den), _round_div(t, den)
+            return self._m * ticks, self._t * ticks, self._den
+        if mode == _INVERSE:
+            return self._m, self._t, self._den * ticks
+        # Options: the 12.5% cap per lot at this price; a negative (rebate) rate is never capped.
+        cap = self._cap_num * ticks
+        return min(self._m, cap), min(self._t, cap), self._den
+
+    def fees(self, lots: int, ticks: int) -> tuple[int, int]:
+        """(maker, taker) fee of a fill of ``lots`` at ``ticks``, in 1e-10 units of the settlement currency."""
+        m, t, den = self.coefficients(ticks)
+        d2 = 2 * den
+        return (2 * m * lots + den) // d2, (2 * t * lots + den) // d2
 
     def fee(self, lots: int, ticks: int, maker: bool) -> Decimal:
         """Fee of one side of a fill as an exact Decimal amount of the settlement currency."""

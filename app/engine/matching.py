@@ -345,7 +345,6 @@ class MatchingEngine:
         self._ctx = EngineContext(self)
         self._markets: dict[str, Market] = {}
         self._orders: dict[int, list[Any]] = {}
-        self._by_acct: dict[str, dict[int, list[Any]]] = {}
         self._stp: dict[str, int] = {}
         self._default_stp = _STP_CODE[STP(default_stp)]
         self._reprice = bool(post_only_reprice)
@@ -686,10 +685,6 @@ class MatchingEngine:
                     level[L_QUEUE].append(o)
                 o[O_LEVEL] = level
             self._orders[oid] = o
-            by = self._by_acct.get(account)
-            if by is None:
-                by = self._by_acct[account] = {}
-            by[oid] = o
             seq += 1
             out.append(_new(BookChanged, (seq, ts, inst, sd, ticks, level[L_LOTS], level[L_COUNT])))
         if m.ro:
@@ -825,10 +820,6 @@ class MatchingEngine:
         oid = o[O_ID]
         self._orders[oid] = o
         acct = o[O_ACCT]
-        by = self._by_acct.get(acct)
-        if by is None:
-            by = self._by_acct[acct] = {}
-        by[oid] = o
         if flags & F_REDUCE_ONLY:
             ro = m.ro.get(acct)
             if ro is None:
@@ -890,10 +881,9 @@ class MatchingEngine:
         acct = o[O_ACCT]
         cid = o[O_CID]
         inst = m.inst
-        fees = m.fees.fees
+        coefficients = m.fees.coefficients
         pos = m.pos
         orders = self._orders
-        by_acct = self._by_acct
         stp = self._stp.get(acct, self._default_stp) if self._stp or self._default_stp else 0
         tid = self._next_trade
         filled = 0
@@ -909,6 +899,11 @@ class MatchingEngine:
                 continue
             queue = level[L_QUEUE]
             before = level[L_LOTS]
+            # Fees: coefficients once per level, integer rounding per fill (half up).
+            fm, ft, fden = coefficients(p)
+            fm *= 2
+            ft *= 2
+            fd2 = 2 * fden
             while queue:
                 r = queue[0]
                 rr = r[O_REM]
@@ -930,7 +925,7 @@ class MatchingEngine:
                     if rr == take:
                         queue.popleft()
                         level[L_COUNT] -= 1
-                        self._forget(r, orders, by_acct, m)
+                        self._forget(r, orders, m)
                     seq += 1
                     ap(_new(Cancelled, (seq, ts, inst, r[O_ID], racct, take, rr - take, "stp")))
                     if stp == 3:
@@ -941,7 +936,8 @@ class MatchingEngine:
                             break
                     continue
                 take = rr if rr < q else q
-                mf, tf = fees(take, p)
+                mf = (fm * take + fden) // fd2
+                tf = (ft * take + fden) // fd2
                 r[O_FILLED] += take
                 rr -= take
                 q -= take
@@ -955,7 +951,6 @@ class MatchingEngine:
                     level[L_COUNT] -= 1
                     rid = r[O_ID]
                     del orders[rid]
-                    del by_acct[racct][rid]
                     if r[O_FLAGS] & F_REDUCE_ONLY:
                         del m.ro[racct][rid]
                         if not m.ro[racct]:
@@ -987,12 +982,11 @@ class MatchingEngine:
         o[O_REM] = q
         return seq
 
-    def _forget(self, r: list[Any], orders: dict[int, Any], by_acct: dict[str, Any], m: Market) -> None:
+    def _forget(self, r: list[Any], orders: dict[int, Any], m: Market) -> None:
         """Drop a dead order from the engine's indexes (not from its queue)."""
         rid = r[O_ID]
         del orders[rid]
         acct = r[O_ACCT]
-        del by_acct[acct][rid]
         if r[O_FLAGS] & F_REDUCE_ONLY:
             ro = m.ro[acct]
             del ro[rid]
@@ -1026,7 +1020,7 @@ class MatchingEngine:
                 out.append(_new(Cancelled, (seq, ts, m.inst, o[O_ID], acct, cut, o[O_REM], "reduce_only")))
             else:
                 level = book.remove(o)
-                self._forget(o, self._orders, self._by_acct, m)
+                self._forget(o, self._orders, m)
                 seq += 1
                 out.append(_new(Cancelled, (seq, ts, m.inst, o[O_ID], acct, rem, 0, "reduce_only")))
             seq += 1
@@ -1078,7 +1072,6 @@ class MatchingEngine:
             if len(queue) > 2 * count + 8:
                 level[L_QUEUE] = deque([x for x in queue if x[O_REM]])
         del self._orders[oid]
-        del self._by_acct[account][oid]
         if o[O_FLAGS] & F_REDUCE_ONLY:
             ro = m.ro[account]
             del ro[oid]
@@ -1099,7 +1092,7 @@ class MatchingEngine:
         m = o[O_MKT]
         rem = o[O_REM]
         level = m.book.remove(o)
-        self._forget(o, self._orders, self._by_acct, m)
+        self._forget(o, self._orders, m)
         seq += 1
         out.append(_new(Cancelled, (seq, ts, m.inst, o[O_ID], o[O_ACCT], rem, 0, reason)))
         seq += 1
@@ -1111,7 +1104,7 @@ class MatchingEngine:
         self._guard()
         if instrument is not None:
             self._market(instrument)
-        mine = self._by_acct.get(account, {})
+        mine = self._account_orders(account)
         victims = [o for oid, o in sorted(mine.items()) if instrument is None or o[O_MKT].name == instrument]
         if not victims:
             return []
@@ -1214,7 +1207,7 @@ class MatchingEngine:
                 out.append(_new(BookChanged, (seq, ts, m.inst, _SIDE[side], new_ticks, level[L_LOTS], level[L_COUNT])))
         else:
             level = m.book.remove(o)
-            self._forget(o, self._orders, self._by_acct, m)
+            self._forget(o, self._orders, m)
             seq += 1
             out.append(_new(Amended, (seq, ts, m.inst, o[O_ID], account, new_ticks, new_rem, False)))
             seq += 1
@@ -1257,7 +1250,7 @@ class MatchingEngine:
                 for o in sorted(live, key=lambda r: r[O_ID]):
                     rem = o[O_REM]
                     o[O_REM] = 0
-                    self._forget(o, self._orders, self._by_acct, m)
+                    self._forget(o, self._orders, m)
                     seq += 1
                     out.append(_new(Expired, (seq, ts, m.inst, o[O_ID], o[O_ACCT], rem)))
                 levels: dict[tuple[int, int], None] = {}
@@ -1303,7 +1296,7 @@ class MatchingEngine:
 
     def open_orders(self, account: str, instrument: str | None = None) -> list[Order]:
         """Resting orders of ``account`` as ``app.domain.Order``, oldest id first."""
-        mine = self._by_acct.get(account, {})
+        mine = self._account_orders(account)
         return [self._to_order(o) for _, o in sorted(mine.items()) if instrument is None or o[O_MKT].name == instrument]
 
     def order(self, order_id: int | str) -> Order | None:
@@ -1333,6 +1326,11 @@ class MatchingEngine:
         return Order(
             order_id=str(o[O_ID]), request=req, status=OrderStatus.OPEN, filled=inst.from_lots(o[O_FILLED]), ts=o[O_TS]
         )
+
+    def _account_orders(self, account: str) -> dict[int, list[Any]]:
+        """Resting orders of one account by id (a scan: cancel-all and queries are rare, the hot path
+        keeps no per-account index)."""
+        return {oid: o for oid, o in self._orders.items() if o[O_ACCT] == account}
 
     def order_count(self) -> int:
         """Number of resting orders over all instruments."""
@@ -1448,7 +1446,6 @@ class MatchingEngine:
                 o = [oid, acct, side, price, rem, flags, filled, cid, ts, m, None]
                 m.book.add(o)
                 self._orders[oid] = o
-                self._by_acct.setdefault(acct, {})[oid] = o
             for acct, oids in rec["ro"].items():
                 m.ro[acct] = {oid: self._orders[oid] for oid in oids}
         for underlying, price in state.get("index", {}).items():
@@ -1513,7 +1510,7 @@ class MatchingEngine:
             return self._set_state(self._market(args["name"]), InstrumentState(args["state"]), ts)
         if op == "cancel_all":
             name = args["name"]
-            mine = self._by_acct.get(args["account"], {})
+            mine = self._account_orders(args["account"])
             victims = [o for _, o in sorted(mine.items()) if name is None or o[O_MKT].name == name]
             return self._cancel_orders(victims, ts)
         raise _bad(f"unknown journal admin command {op!r}", "journal.record")
