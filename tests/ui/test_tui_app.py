@@ -303,3 +303,29 @@ async def test_palette_flatten_delta_and_go_to_expiry() -> None:
         await pilot.press("enter")
         await pilot.pause(0.2)
         assert app.chain.expiry_ms == target and app.chain.current.expiry_ms == target  # type: ignore[union-attr]
+
+
+async def test_portfolio_margin_shows_the_worst_scenario() -> None:
+    from decimal import Decimal
+
+    from app.config import MarginSettings
+    from app.domain import OrderRequest, Side
+
+    settings = Settings(margin=MarginSettings(model="pm"))
+    desk = make_desk(settings=settings)
+    app = make_app(desk, settings=settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        row = app.chain.table.nearest_delta(-0.25)
+        assert row is not None and row.bid is not None
+        await desk.place(OrderRequest(row.instrument, Side.SELL, Decimal("1"), Decimal(str(row.bid))))
+        desk.advance(1_000)
+        await pilot.press("3")
+        await pilot.pause()
+        await app.refresh_view()
+        figures = plain(app.query_one(".margin-figures", Static))
+        distance = plain(app.query_one(".margin-distance", Static))
+        assert "portfolio margin" in figures
+        assert "worst scenario" in distance and "loss" in distance, distance
+        bars = plain(app.query_one(".margin-bars", Static))
+        assert "IM" in bars and "%" in bars

@@ -45,6 +45,15 @@ def usage_bar(label: str, usage: float, alert_levels: Sequence[float], width: in
     return text
 
 
+def pm_worst_loss(report: MarginReport) -> float | None:
+    """The portfolio-margin worst-case scenario loss (coin) from the report's simulator details, if present."""
+    try:
+        value = report.details["pm"]["initial_margin_details"]["risk_matrix_margin_details"]["worst_case"]
+    except (KeyError, TypeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
 class StressTable(IncrementalTable):
     """PnL in coin of the portfolio under spot moves (rows) and vol moves (columns)."""
 
@@ -111,10 +120,10 @@ its bucket are shown. The stress table revalues the portfolio for spot ±5/10/20
         up = "none within range" if report.distance_up is None else fmt_pct(report.distance_up)
         distance = f"distance to liquidation: spot {down} / {up}"
         if report.model == "pm" and report.worst_bucket:
-            worst = report.details.get("worst_scenario_loss")
-            distance += f"\nworst scenario: [b]{report.worst_bucket}[/b]"
-            if isinstance(worst, (int, float)):
-                distance += f"  loss {fmt_coin(float(worst))} {c}"
+            distance += f"\nworst scenario: [b]{report.worst_bucket.replace(':', ' · ')}[/b]"
+            worst = pm_worst_loss(report)
+            if worst is not None:
+                distance += f"   loss {fmt_coin(worst)} {c}"
         self.query_one(".margin-distance", Static).update(distance)
         table = self.query_one(StressTable)
         table.display = bool(stress)
