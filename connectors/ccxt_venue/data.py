@@ -14,6 +14,8 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import ccxt
+
 from app.domain import Alert, BookUpdate, Event, Quote
 from app.errors import ConnectorError
 from connectors.base import Backoff, ConnectorStats, run_with_reconnect
@@ -30,6 +32,39 @@ from connectors.ccxt_venue.parsing import (
 log = logging.getLogger(__name__)
 
 BOOK_LEVELS = 50
+
+
+def guard_book_sequence(ex: Any, stats: ConnectorStats) -> None:
+    """Check Deribit's ``prev_change_id`` chain under ccxt.pro, which does not.
+
+    A ``snapshot`` replaces the cached book (ccxt would merge it into stale levels); a ``change`` whose
+    ``prev_change_id`` is not the last ``change_id`` seen is a gap: it is counted and the socket is closed, so
+    the reconnect loop resubscribes and the venue sends a fresh snapshot.
+    """
+    original = ex.handle_order_book
+    last: dict[str, int] = {}
+
+    def checked(client: Any, message: dict[str, Any]) -> Any:
+        data = (message.get("params") or {}).get("data") or {}
+        name = str(data.get("instrument_name") or "")
+        change_id = data.get("change_id")
+        if data.get("type") == "snapshot":
+            sym = ex.safe_symbol(name)
+            ex.orderbooks.pop(sym, None)
+        else:
+            prev = data.get("prev_change_id")
+            if prev is not None and name in last and prev != last[name]:
+                stats.gaps += 1
+                log.warning("book %s: gap (prev_change_id %s, expected %s); resubscribing", name, prev, last[name])
+                last.clear()
+                # fail the socket like a network loss: waiting watchers get NetworkError and reconnect
+                client.on_error(ccxt.NetworkError(f"book {name}: sequence gap at change {change_id}"))
+                return None
+        if change_id is not None:
+            last[name] = int(change_id)
+        return original(client, message)
+
+    ex.handle_order_book = checked
 
 
 class MarketData:
@@ -53,6 +88,8 @@ class MarketData:
         self.now_ms = now_ms
         self._backoff = backoff
         self._tasks: list[asyncio.Task[None]] = []
+        if self.table.book_sequence:
+            guard_book_sequence(ex, stats)
 
     async def _call(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
         try:

@@ -182,6 +182,7 @@ class VenueTable:
     chain_ivs: Callable[[Any, str], Awaitable[dict[str, dict[str, Any]]]] | None = None  # venue id -> raw IV row
     fetch_order_params: dict[str, Any] = field(default_factory=dict)
     needs_passphrase: bool = False
+    book_sequence: bool = False  # book deltas carry change_id / prev_change_id (Deribit)
 
 
 DERIBIT = VenueTable(
@@ -194,6 +195,7 @@ DERIBIT = VenueTable(
     amount_in_contracts=False,
     ivs_in_ticker=True,
     currencies=("BTC", "ETH", "USDC"),
+    book_sequence=True,
 )
 
 OKX = VenueTable(

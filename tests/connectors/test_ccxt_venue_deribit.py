@@ -175,3 +175,22 @@ async def test_reconcile_after_restart_finds_orders_and_fills_by_client_id(
         assert [(p.instrument, p.size) for p in out["positions"]] == [(paper.call, D("0.2"))]
     finally:
         await second.close()
+
+
+async def test_a_gap_in_book_changes_forces_a_fresh_snapshot(
+    venue: CcxtVenue, server: DeribitApiServer, paper: PaperBackend
+) -> None:
+    sub = venue.test_sub  # type: ignore[attr-defined]
+    await venue.subscribe([paper.perp], ["book"])
+    await wait_for(lambda: any(isinstance(e, BookUpdate) for e in list(sub._queue)))
+    server._books[paper.perp].change_id += 7  # the next change skips ids, as if messages were lost
+    await venue.place(OrderRequest(paper.perp, Side.BUY, D("1000"), price=None, type=OrderType.MARKET))
+    await wait_for(lambda: venue.stats.gaps == 1 and venue.stats.resyncs >= 1)
+    sub.drain()
+    await venue.place(OrderRequest(paper.perp, Side.BUY, D("2000"), price=None, type=OrderType.MARKET))
+
+    def asks() -> list:
+        return [e.asks[0] for e in list(sub._queue) if isinstance(e, BookUpdate) and e.asks]
+
+    await wait_for(lambda: (60000.5, 7000.0) in asks())  # 10000 - 1000 - 2000, rebuilt from a fresh snapshot
+    assert venue.stats.gaps == 1
