@@ -140,3 +140,15 @@ def test_stress_days_default_config(day, tmp_path) -> None:
     r = run_backtest(None, PathSpec(kind="replay", day=day), desk_factory=make_desk)
     assert r["metrics"]["sim_days"] == pytest.approx(1.0)
     assert write_report(r, tmp_path)
+
+
+@pytest.mark.slow
+def test_long_accelerated_session_keeps_delta_in_band() -> None:
+    cfg = {"active": True, "check_interval_s": 30, "band": {"upper": 0.03, "lower": 0.03},
+           "limits": {"max_hedges_per_hour": 30, "max_order_size": 0.5}}
+    r = run_backtest(cfg, PathSpec(kind="sim", seed=21, days=1.0, step_ms=30_000), desk_factory=make_desk, sample_ms=300_000)
+    m = r["metrics"]
+    assert m["hedges"] >= 3
+    assert m["time_outside_band"] < 0.15  # outside only while a maker hedge is being worked
+    assert m["max_abs_delta"] < 0.03 + 0.5  # never beyond the band plus one maximum order
+    assert m["hedges"] <= 30 * 24 and m["liquidations"] == 0
