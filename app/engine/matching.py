@@ -341,6 +341,7 @@ class MatchingEngine:
         snapshot_every: int | None = None,
     ) -> None:
         self._clock = clock
+        self._now = clock.now_ms  # bound once: read on every command
         self._check = pre_trade_check
         self._ctx = EngineContext(self)
         self._markets: dict[str, Market] = {}
@@ -369,7 +370,7 @@ class MatchingEngine:
         self._journal = journal
         self._refresh_after()
         journal.admin(
-            self._clock.now_ms(),
+            self._now(),
             "config",
             {"default_stp": self._default_stp, "reprice": self._reprice},
         )
@@ -387,7 +388,7 @@ class MatchingEngine:
     @property
     def now_ms(self) -> int:
         """Current engine time (epoch ms)."""
-        return self._clock.now_ms()
+        return self._now()
 
     def set_pre_trade_check(self, check: PreTradeCheck | None) -> None:
         """Install (or remove) the pre-trade check called before every new order and amend."""
@@ -433,7 +434,7 @@ class MatchingEngine:
         fees = FeeSchedule.for_instrument(inst, maker_fee, taker_fee)
         if self._journal is not None:
             self._journal.admin(
-                self._clock.now_ms(),
+                self._now(),
                 "add_instrument",
                 {
                     "inst": instrument_to_dict(inst),
@@ -478,7 +479,7 @@ class MatchingEngine:
         if not isinstance(price, Decimal) or not price.is_finite() or price <= 0:
             raise _bad(f"mark {price!r} for {name} must be a positive finite Decimal", "input.mark", instrument=name)
         if self._journal is not None:
-            self._journal.admin(self._clock.now_ms(), "set_mark", {"name": name, "price": str(price)})
+            self._journal.admin(self._now(), "set_mark", {"name": name, "price": str(price)})
         m.set_mark(price)
 
     def mark(self, name: str) -> Decimal | None:
@@ -497,14 +498,14 @@ class MatchingEngine:
         if not isinstance(price, Decimal) or not price.is_finite() or price <= 0:
             raise _bad(f"index {price!r} must be a positive finite Decimal", "input.index")
         if self._journal is not None:
-            self._journal.admin(self._clock.now_ms(), "set_index", {"underlying": underlying, "price": str(price)})
+            self._journal.admin(self._now(), "set_index", {"underlying": underlying, "price": str(price)})
         self._apply_index(underlying, price)
 
     def set_stp(self, account: str, mode: STP) -> None:
         """Choose the self-trade prevention mode of ``account``."""
         mode = STP(mode)
         if self._journal is not None:
-            self._journal.admin(self._clock.now_ms(), "set_stp", {"account": account, "mode": mode.value})
+            self._journal.admin(self._now(), "set_stp", {"account": account, "mode": mode.value})
         self._stp[account] = _STP_CODE[mode]
 
     def stp(self, account: str) -> STP:
@@ -533,7 +534,7 @@ class MatchingEngine:
         if not isinstance(amount, Decimal) or not amount.is_finite() or amount % m.inst.min_amount != 0:
             raise _bad(f"position {amount!r} must be a multiple of {m.inst.min_amount}", "input.position")
         lots = int(amount / m.inst.min_amount)
-        ts = self._clock.now_ms()
+        ts = self._now()
         self._guard()
         if self._journal is not None:
             self._journal.admin(ts, "set_position", {"account": account, "name": instrument, "lots": lots})
@@ -617,7 +618,7 @@ class MatchingEngine:
                 ticks = 0
         if self._dispatching:
             self._guard()
-        ts = self._clock.now_ms()
+        ts = self._now()
         cid = client_order_id
         code = None
         if flags or m.state is not _OPEN or lots > m.max_lots or ticks < m.band_lo or ticks > m.band_hi:
@@ -1051,7 +1052,7 @@ class MatchingEngine:
         o = self._orders.get(order_id)  # type: ignore[arg-type]
         if o is None or o[O_ACCT] != account:
             o = self._own(account, order_id)
-        ts = self._clock.now_ms()
+        ts = self._now()
         oid = o[O_ID]
         if self._journal is not None:
             self._journal.cancel(ts, account, oid)
@@ -1108,7 +1109,7 @@ class MatchingEngine:
         victims = [o for oid, o in sorted(mine.items()) if instrument is None or o[O_MKT].name == instrument]
         if not victims:
             return []
-        ts = self._clock.now_ms()
+        ts = self._now()
         if self._journal is not None:
             self._journal.admin(ts, "cancel_all", {"account": account, "name": instrument})
         return self._cancel_orders(victims, ts)
@@ -1152,7 +1153,7 @@ class MatchingEngine:
             raise _bad(f"price {price_ticks!r} ticks is off the grid of {m.name}", "order.rejected.tick", field="price")
         if lots is None and price_ticks is None:
             raise _bad("amend needs a new amount or a new price", "input.amend")
-        ts = self._clock.now_ms()
+        ts = self._now()
         new_ticks = o[O_PRICE] if price_ticks is None else price_ticks
         new_rem = o[O_REM] if lots is None else lots - o[O_FILLED]
         side = o[O_SIDE]
@@ -1233,7 +1234,7 @@ class MatchingEngine:
             old is InstrumentState.EXPIRED and state is InstrumentState.SETTLED
         ):
             raise _bad(f"{name} is {old.value}: it cannot become {state.value}", "instrument.state", instrument=name)
-        ts = self._clock.now_ms()
+        ts = self._now()
         if self._journal is not None:
             self._journal.admin(ts, "set_state", {"name": name, "state": state.value})
         return self._set_state(m, state, ts)
@@ -1523,6 +1524,7 @@ class MatchingEngine:
     def use_clock(self, clock: Clock) -> None:
         """Swap the clock (after a replay, hand the engine back to live time)."""
         self._clock = clock
+        self._now = clock.now_ms
 
     @classmethod
     def replay(cls, directory: str | Path, *, from_snapshot: bool = False) -> tuple[MatchingEngine, list[EngineEvent]]:
