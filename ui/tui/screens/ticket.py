@@ -62,7 +62,13 @@ class TicketScreen(ModalScreen["Order | None"]):
     """A modal order ticket over one instrument."""
 
     BINDINGS = TICKET_BINDINGS
-    HELP = __doc__
+    HELP = """\
+## Order ticket
+**Tab** moves between fields. **Ctrl+T** buy/sell, **Ctrl+O** price unit: coin, USD (÷ forward) or IV in %
+(priced with Black-76 on the expiry's forward, rounded to the tick). Market orders never rest (IOC).
+The what-if block shows margin *after* the order; **Ctrl+S** sends, **Escape** closes. A rejected order
+stays here with the desk's reason code.
+"""
 
     def __init__(
         self,

@@ -29,6 +29,7 @@ class ChainPane(Vertical):
     """Underlying tabs, expiry tabs, the forward line and the chain table."""
 
     BINDINGS = CHAIN_BINDINGS
+    HELP = ChainTable.HELP
 
     class TicketRequested(Message):
         """The trader wants an order ticket for ``instrument`` (``side`` buy or sell)."""

@@ -133,6 +133,8 @@ its bucket are shown. The stress table revalues the portfolio for spot ±5/10/20
 class MarginPane(VerticalScroll, can_focus=True):
     """A :class:`MarginCard` per currency the account holds."""
 
+    HELP = MarginCard.HELP
+
     async def update_view(
         self,
         reports: Mapping[str, MarginReport],

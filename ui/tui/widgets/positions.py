@@ -158,6 +158,8 @@ class VegaBuckets(IncrementalTable):
 class PositionsPane(Vertical):
     """Portfolio greeks line, the positions table and the vega buckets."""
 
+    HELP = PositionsTable.HELP
+
     def compose(self) -> ComposeResult:
         yield Static("", id="portfolio")
         yield PositionsTable(id="positions-table")
