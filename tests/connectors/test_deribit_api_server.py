@@ -230,3 +230,51 @@ async def test_websocket_auth_subscriptions_and_book_sequence(server: DeribitApi
         paper.publish_index(61000.0)
         await collect(lambda: any(d["price"] == 61000.0 for d in got.get("deribit_price_index.btc_usd", [])))
         assert await server.drop_websockets() == 1
+
+
+async def test_websocket_signature_is_single_use_and_raw_needs_auth(
+    server: DeribitApiServer, paper: PaperBackend
+) -> None:
+    ts = int(time.time() * 1000)
+    params = {
+        "grant_type": "client_signature",
+        "client_id": KEY,
+        "timestamp": ts,
+        "nonce": "once",
+        "data": "",
+        "signature": sign(SECRET, ts, "once", ""),
+    }
+    async with aiohttp.ClientSession() as http, http.ws_connect(server.ws_url) as ws:
+        raw = await _ws_rpc(ws, 1, "public/subscribe", {"channels": [f"ticker.{paper.perp}.raw"]})
+        assert raw["error"]["code"] == 13009
+        first = await _ws_rpc(ws, 2, "public/auth", params)
+        assert first["result"]["expires_in"] > 0
+        replay = await _ws_rpc(ws, 3, "public/auth", params)
+        assert replay["error"]["code"] == 13009
+        bad = await _ws_rpc(
+            ws,
+            4,
+            "private/buy",
+            {"instrument_name": paper.perp, "amount": 10, "type": "market", "access_token": "forged"},
+        )
+        assert bad["error"]["code"] == 13009
+        sub = await _ws_rpc(ws, 5, "private/subscribe", {"channels": ["user.portfolio.btc"]})
+        assert sub["result"] == ["user.portfolio.btc"]
+        await ws.send_json(
+            {
+                "jsonrpc": "2.0",
+                "id": 6,
+                "method": "private/buy",
+                "params": {"instrument_name": paper.perp, "amount": 100, "type": "market"},
+            }
+        )
+        while True:
+            msg = json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
+            if msg.get("method") == "subscription" and msg["params"]["channel"] == "user.portfolio.btc":
+                assert msg["params"]["data"]["currency"] == "BTC" and "maintenance_margin" in msg["params"]["data"]
+                break
+        token = first["result"]["refresh_token"]
+        refreshed = await _ws_rpc(ws, 7, "public/auth", {"grant_type": "refresh_token", "refresh_token": token})
+        assert refreshed["result"]["access_token"] != first["result"]["access_token"]
+        again = await _ws_rpc(ws, 8, "public/auth", {"grant_type": "refresh_token", "refresh_token": token})
+        assert again["error"]["code"] == 13004  # a refresh token is used once
