@@ -16,8 +16,10 @@ from typing import Any
 from platformdirs import user_data_dir
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
+from app.errors import StoreError
 from storage.types import json_dumps, json_loads
 
 APP_NAME = "deltadesk"
@@ -71,6 +73,11 @@ def make_engine(
     """An engine for ``url`` with the store's per-connection settings (see the module docstring)."""
     if is_sqlite(url):
         return _sqlite_engine(url, read_only, synchronous, immediate, busy_timeout_ms, pragmas or {})
+    if not url.startswith("postgresql"):
+        raise StoreError(
+            f"unsupported database URL {url.split('://', 1)[0]}://…; use a SQLite path or postgresql+psycopg://",
+            code="store.unavailable",
+        )
     return _pg_engine(url, read_only, synchronous, busy_timeout_ms, pool_size)
 
 
@@ -116,13 +123,21 @@ def _sqlite_engine(
 
 
 def _pg_engine(url: str, read_only: bool, synchronous: str, busy_timeout_ms: int, pool_size: int) -> Engine:
-    engine = create_engine(
-        url,
-        pool_pre_ping=True,
-        pool_size=pool_size,
-        json_serializer=json_dumps,
-        json_deserializer=json_loads,
-    )
+    try:
+        engine = create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=pool_size,
+            json_serializer=json_dumps,
+            json_deserializer=json_loads,
+        )
+    except ImportError as exc:
+        raise StoreError(
+            f"{make_url(url).get_backend_name()} needs its driver: pip install 'psycopg[binary]' ({exc})",
+            code="store.unavailable",
+        ) from None
+    except ArgumentError as exc:
+        raise StoreError(f"not a database URL: {exc}", code="store.unavailable") from None
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
