@@ -21,7 +21,7 @@ from typing import Annotated, Optional
 import typer
 
 from app import __version__
-from app.errors import DeskError, NotBuilt
+from app.errors import DeskError, NotBuilt, NotFound
 
 app = typer.Typer(
     name="desk",
@@ -97,7 +97,24 @@ def dash(
     seed: Annotated[int, typer.Option(help="Seed of the simulated market.")] = 7,
 ) -> None:
     """Serve the analyst's dashboard (live beside a Desk, or on a stored run with --db)."""
-    not_built("the dashboard", "issue: The analyst's dashboard")
+    try:
+        from app.config import load_settings
+        from ui.dash.serve import serve_live, serve_stored
+
+        settings = load_settings(config)
+        if db is not None:
+            from storage.store import open_store
+
+            if not Path(db).exists():
+                raise NotFound(f"no store at {db}", code="store.missing")
+            serve_stored(open_store(db, read_only=True), host=host, port=port, label=f"stored run {db}", echo=typer.echo)
+        else:
+            from app.terminal import add_default_hedger, open_sim_desk
+
+            desk = open_sim_desk(settings, seed=seed)
+            serve_live(desk, host=host, port=port, allow_trading=allow_trading, setup=add_default_hedger, echo=typer.echo)
+    except DeskError as exc:
+        fail(exc)
 
 
 @app.command()
@@ -129,8 +146,9 @@ def run(
         if venue == "replay":
             from connectors.replay import ReplayConfig
 
+            # A replayed day at 10-second steps runs in minutes; hourly or 5-minute bars have no finer detail.
             replay_cfg = ReplayConfig(day=day or "2020-03-12", seed=seed, margin_model=settings.margin.model,
-                                      **({"step_ms": step_ms} if step_ms else {}))
+                                      step_ms=step_ms or 10_000)
             if duration_ms is None:
                 duration_ms = replay_cfg.window()[1] - replay_cfg.window()[0]
         desk = Desk(settings, venue=venue, seed=seed, store=store, speed=speed, replay=replay_cfg, step_ms=step_ms)
