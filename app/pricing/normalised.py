@@ -160,11 +160,16 @@ def log_moneyness(forward: np.ndarray, strike: np.ndarray) -> np.ndarray:
     """x = ln(F/K), to a few ulps relative even near the money (where ln of the rounded ratio is not).
 
     In the tails the price depends on x through e^{−x²/(2s²)}, so a rounding of F/K by one ulp, relative
-    error ulp/|x| in x, would cost h²·ulp/|x| in the price; log1p of the exact difference avoids that.
+    error ulp/|x| in x, would cost h²·ulp/|x| in the price; log1p of the exact difference avoids that. It
+    is itself inexact only for F < K/2 (1 + u far below 1), where ln(F/K) is used instead.
     """
-    diff = forward - strike
-    near = np.abs(diff) <= 0.5 * strike
-    return np.where(near, np.log1p(diff / strike), np.log(forward / strike))
+    fwd, k = (a.ravel() for a in np.broadcast_arrays(np.asarray(forward, float), np.asarray(strike, float)))
+    u = (fwd - k) / k
+    x = np.log1p(u)
+    far = np.flatnonzero(u < -0.5)
+    if far.size:
+        x[far] = np.log(fwd[far] / k[far])
+    return x.reshape(np.broadcast_shapes(np.shape(forward), np.shape(strike)))
 
 
 def normalised_vega(x: np.ndarray, s: np.ndarray) -> np.ndarray:
