@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
 
 from app.bus import Bus
 from app.domain import Event, IndexPrice, Quote, Trade
+from app.errors import ConfigError
 from app.ports import MarketDataSink
 
 log = logging.getLogger(__name__)
@@ -112,3 +116,49 @@ class MarketRecorder:
         """Detach and flush."""
         self.detach()
         self.flush()
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading a recorded session back (for connectors.replay)
+# --------------------------------------------------------------------------------------------------
+
+
+class MarketDataSource(Protocol):
+    """Recorded market data in time order (``storage.store.SqlStore.market_data`` has this shape)."""
+
+    def market_data(
+        self,
+        since_ms: int,
+        until_ms: int,
+        *,
+        instruments: Sequence[str] | None = None,
+        indexes: Sequence[str] | None = None,
+        kinds: Sequence[str] = ("index", "quote", "trade"),
+    ) -> list[Any]: ...
+
+
+def recorded_index_path(
+    store: MarketDataSource, index: str, since_ms: int, until_ms: int, *, source: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(ts_ms, price_usd)`` of a recorded index, oldest first, one point per ms (the last wins), stale ones out.
+
+    ``source`` picks one recorded source (a venue name, ``chainlink:0x…``); None takes every fresh index print.
+    Falls back to the ``index_price`` carried by recorded quotes when no index prints were recorded. The
+    arrays are what ``connectors.replay.PricePath(ts, close, ...)`` takes to replay a live session.
+    """
+    points: dict[int, float] = {}
+    for ev in store.market_data(since_ms, until_ms, indexes=[index], kinds=("index",)):
+        if isinstance(ev, IndexPrice) and not ev.stale and (source is None or ev.source == source):
+            points[ev.ts] = ev.price
+    if not points:
+        base = index.split("_")[0].upper()
+        for ev in store.market_data(since_ms, until_ms, kinds=("quote",)):
+            if isinstance(ev, Quote) and ev.index_price and ev.instrument.split("-")[0].split("_")[0] == base:
+                if source is None or ev.venue == source:
+                    points[ev.ts] = ev.index_price
+    if len(points) < 2:
+        raise ConfigError(
+            f"fewer than two recorded prices of {index} between {since_ms} and {until_ms}", key="replay.recorded"
+        )
+    ts = np.array(sorted(points), dtype=np.int64)
+    return ts, np.array([points[t] for t in ts.tolist()], dtype=float)

@@ -10,9 +10,10 @@ import pytest
 
 from app.bus import Bus
 from app.domain import IndexPrice, OrderRequest, OrderType, Quote, Side, Trade
+from app.errors import ConfigError
 from app.ports import MarketDataSink
 from connectors.deribit_api.server import DeribitApiServer
-from connectors.recording import MarketRecorder
+from connectors.recording import MarketRecorder, recorded_index_path
 from tests.connectors.paper_backend import PaperBackend
 from tests.connectors.test_ccxt_venue_deribit import make_venue, wait_for
 
@@ -85,3 +86,23 @@ async def test_live_session_is_recorded_into_the_store_and_reads_back(
     assert any(t.instrument == paper.perp and t.amount == 1000.0 for t in trades)
     assert any(isinstance(e, IndexPrice) and e.price == 60500.0 for e in events)
     assert [e.ts for e in events] == sorted(e.ts for e in events)  # replay order
+
+
+def test_recorded_index_path_for_replay(tmp_path: Path) -> None:
+    storage = pytest.importorskip("storage.store")
+    replay = pytest.importorskip("connectors.replay")
+    store = storage.SqlStore(tmp_path / "path.db")
+    rec = MarketRecorder(store)
+    t0 = 1_700_000_000_000
+    for i, px in enumerate((60000.0, 60100.0, 59900.0)):
+        rec.record(IndexPrice(t0 + i * 1000, "btc_usd", px, source="deribit"))
+        rec.record(IndexPrice(t0 + i * 1000, "btc_usd", px + 5, source="chainlink:0xabc"))
+    rec.record(IndexPrice(t0 + 5000, "btc_usd", 1.0, source="deribit", stale=True))
+    rec.close()
+    ts, px = recorded_index_path(store, "btc_usd", t0, t0 + 10_000, source="deribit")
+    assert ts.tolist() == [t0, t0 + 1000, t0 + 2000] and px.tolist() == [60000.0, 60100.0, 59900.0]
+    path = replay.PricePath(ts, px, 1000, "recorded:deribit")
+    assert path.at(t0 + 500) == pytest.approx(60050.0, rel=1e-4)
+    with pytest.raises(ConfigError):
+        recorded_index_path(store, "eth_usd", t0, t0 + 10_000)
+    store.close()
