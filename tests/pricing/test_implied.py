@@ -101,3 +101,13 @@ def test_at_the_money_and_one_hour() -> None:
         for v in (0.05, 0.5, 3.0):
             p = black76(60000.0, 60000.0, t, v, True).price
             assert abs(float(implied_vol(p, 60000.0, 60000.0, t, True)) - v) < 1e-12
+
+
+def test_scalar_and_array_inputs_agree_far_out_of_the_money() -> None:
+    """Regression (found by the property test): 0-d inputs took a less accurate log-moneyness path."""
+    f, t, v = 1.0, float(np.exp(1.0)), 4.0
+    k = f * float(np.exp(3.0 * v * np.sqrt(t)))
+    price = black76(f, k, t, v, True).price
+    scalar = float(implied_vol(price, f, k, t, True))
+    array = float(implied_vol(np.array([price]), np.array([f]), np.array([k]), t, True)[0])
+    assert abs(scalar - v) < 1e-12 and scalar == array
