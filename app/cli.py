@@ -63,6 +63,7 @@ def tui(
     config: ConfigOpt = None,
     db: DbOpt = None,
     seed: Annotated[int, typer.Option(help="Seed of the simulated market.")] = 7,
+    speed: Annotated[Optional[float], typer.Option(help="Simulated seconds per wall second (default: [sim] speed).")] = None,
 ) -> None:
     """Open the trader's terminal (option chain, positions, margin, ticket, hedger)."""
     try:
@@ -77,7 +78,7 @@ def tui(
             terminal = DeskTui(StoredDesk.open(db), settings=settings)
         else:
             # The market is built off the event loop once the screen is up (start-up time).
-            terminal = DeskTui(partial(open_sim_desk, settings, seed=seed), settings=settings,
+            terminal = DeskTui(partial(open_sim_desk, settings, seed=seed, speed=speed), settings=settings,
                                new_hedger=add_default_hedger, start_hedger=True)
     except DeskError as exc:
         fail(exc)

@@ -33,11 +33,11 @@ from app.errors import InvalidInstrument, OrderRejected
 READ_ONLY_CODE = "tui.read_only"
 
 
-def open_sim_desk(settings: Settings, *, seed: int, store: Any = None) -> Any:
-    """A Desk on the embedded simulated market (``seed``), optionally with a store."""
+def open_sim_desk(settings: Settings, *, seed: int, store: Any = None, speed: float | None = None) -> Any:
+    """A Desk on the embedded simulated market (``seed``; ``speed`` simulated s per wall s), optionally with a store."""
     from app.desk import Desk
 
-    return Desk(settings, venue="sim", seed=seed, store=store)
+    return Desk(settings, venue="sim", seed=seed, store=store, speed=speed)
 
 
 def scratch_store(directory: Path | None = None) -> Any:

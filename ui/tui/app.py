@@ -201,7 +201,11 @@ class DeskTui(App[None]):
         """Take a snapshot and update the status line, the visible tab and the log (changed cells only)."""
         if isinstance(self.desk, _NoDesk):
             return
-        snap = self.feed.snapshot()
+        try:
+            snap = self.feed.snapshot()
+        except DeskError as exc:  # keep the last picture on screen and say why it is not moving
+            self.event_log.note(f"DESK    snapshot failed: {exc}", "red", ts=self.snap.ts if self.snap else 0)
+            return
         self.snap = snap
         self.refreshes += 1
         if self._sub is not None:

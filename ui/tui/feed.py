@@ -85,7 +85,11 @@ class DeskFeed(SnapshotFeed):
         hit = self._chains.get((underlying, expiry_ms))
         if hit is not None and hit[0] == now:
             return hit[1]
-        chain = self.desk.chain(underlying, expiry_ms)
+        try:
+            chain = self.desk.chain(underlying, expiry_ms)
+        except NotFound:
+            self._listing = None  # the expiry settled: read the listing again
+            raise
         self._chains = {k: v for k, v in self._chains.items() if v[0] == now}
         self._chains[(underlying, expiry_ms)] = (now, chain)
         return chain

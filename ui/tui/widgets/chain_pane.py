@@ -19,6 +19,7 @@ from textual.message import Message
 from textual.widgets import Static, Tab, Tabs
 
 from app.domain import ChainSlice, DeskSnapshot
+from app.errors import DeskError
 from ui.tui.feed import SnapshotFeed
 from ui.tui.format import expiry_kind, expiry_label, fmt_strike, fmt_tenor, fmt_usd, is_monthly
 from ui.tui.keymap import CHAIN_BINDINGS
@@ -97,7 +98,13 @@ class ChainPane(Vertical):
             self._expiries = expiries
             labels = [(f"e{e}", f"{expiry_label(e)} {expiry_kind(e)}") for e in expiries]
             self._fill_tabs("expiries", labels, f"e{self.expiry_ms}")
-        chain = feed.chain(self.underlying, self.expiry_ms)  # type: ignore[arg-type]
+        try:
+            chain = feed.chain(self.underlying, self.expiry_ms)  # type: ignore[arg-type]
+        except DeskError as exc:  # e.g. the expiry settled since the listing was read
+            self.query_one("#chain-info", Static).update(f"[yellow]{exc.message}[/]")
+            self._expiries = ()
+            self.expiry_ms = None
+            return 0
         self._show_info(chain, snap.ts)
         return self.table.show(chain, positions, show_usd=show_usd)
 

@@ -133,7 +133,9 @@ def summary_text(run: StrategyStatus) -> Text:
     shown = {"fees_usd", "slippage_usd"}
     for key, label in _KNOWN:
         if key in s and key not in shown:
-            out.append(f"{label:<18}{fmt_value(s[key])}\n")
+            value = s[key]
+            text = f"${float(value):,.2f}" if key.endswith("_usd") and isinstance(value, (int, float)) else fmt_value(value)
+            out.append(f"{label:<18}{text}\n")
             shown.add(key)
     rest = [f"{k} {fmt_value(v)}" for k, v in s.items() if k not in shown and k not in dict(_KNOWN)]
     if rest:
