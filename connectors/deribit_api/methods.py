@@ -31,6 +31,7 @@ Params = dict[str, Any]
 Handler = Callable[[Params, "Session | None"], Awaitable[Any]]
 
 _TIF = {t.value: t for t in TimeInForce}
+LISTING_REFRESH_MS = 1_000
 _CURRENCY_LONG = {"BTC": "Bitcoin", "ETH": "Ethereum", "USDC": "USD Coin", "USDT": "Tether", "SOL": "Solana"}
 
 
@@ -86,6 +87,7 @@ class Methods:
         self.started_ms = started_ms
         self._created: dict[str, int] = {}  # order_id -> creation ts
         self._order_type: dict[str, str] = {}
+        self._listing: tuple[int, dict[str, Instrument]] | None = None
         self.public: dict[str, Handler] = {
             "get_time": self.get_time,
             "test": self.test,
@@ -149,8 +151,11 @@ class Methods:
 
     # -- lookups ----------------------------------------------------------------------------------
     def instruments(self) -> dict[str, Instrument]:
-        """Listed instruments by name."""
-        return {i.name: i for i in self.backend.listed()}
+        """Listed instruments by name (re-read at most once per venue second: listings change at expiries)."""
+        second = self.backend.now_ms() // LISTING_REFRESH_MS
+        if self._listing is None or self._listing[0] != second:
+            self._listing = (second, {i.name: i for i in self.backend.listed()})
+        return self._listing[1]
 
     def instrument(self, params: Params, name: str = "instrument_name") -> Instrument:
         """The listed instrument a parameter names; 10020 when it is not listed."""
