@@ -192,7 +192,9 @@ class SimVenue:
         self.trade_count = 0
         self.events_published = 0
         self.settlements: list[dict[str, Any]] = []
-        self._listeners: list[Callable[[list[Any]], None]] = []
+        self._listeners: list[Callable[[list[Any]], list[Any] | None]] = []
+        self._settlement_listeners: list[Callable[[str, float, list[Instrument]], None]] = []
+        self._last_request: OrderRequest | None = None
         self._last_listing_ms = -1
         self._next_expiry_ms = 0
         self._last_return = np.zeros(len(cfg.underlyings))
@@ -391,9 +393,7 @@ class SimVenue:
             self.margin.on_engine_event(e)
             if kind is ev.Accepted:
                 self._watched.setdefault(e.inst.name, set()).add(account)
-        if isinstance(e, ev.Filled):
-            return
-        elif isinstance(e, ev.Accepted):
+        if kind is ev.Accepted:
             if e.account not in self._maker_accounts:
                 req = self._pending_request(e)
                 self._orders[e.order_id] = Order(str(e.order_id), req, OrderStatus.OPEN, Decimal(0), None, e.ts)
@@ -418,8 +418,6 @@ class SimVenue:
                                        amount=order.filled + inst.from_lots(e.lots))
                 self._orders[e.order_id] = o = _replace_order(order, request=req, ts=e.ts)
                 self._pending.append(OrderUpdate(ts=e.ts, order=o))
-
-    _last_request: OrderRequest | None = None
 
     def _pending_request(self, e: Any) -> OrderRequest:
         req = self._last_request
@@ -642,11 +640,9 @@ class SimVenue:
                 prices[name] = Decimal(repr(mark)).quantize(inst.tick_size)
         self.settlement.daily(prices, now)
 
-    _settlement_listeners: list[Callable[[str, float, list[Instrument]], None]] = []
-
     def on_settlement(self, listener: Callable[[str, float, list[Instrument]], None]) -> None:
         """Call ``listener(base, delivery_price_usd, instruments)`` when instruments expire."""
-        self._settlement_listeners = [*self._settlement_listeners, listener]
+        self._settlement_listeners.append(listener)
 
     def _compute_marks(self) -> None:
         now = self.clock.now_ms()
