@@ -217,6 +217,11 @@ class SqlStore:
         self._cache_lock = threading.Lock()
         self._closed = False
         self._writer: BatchWriter | None = None
+        if self.backend == "sqlite" and self.path is None:
+            raise StoreError(
+                "an in-memory SQLite database cannot be shared with the store's writer thread; give a file path",
+                code="store.unavailable",
+            )
         if self.path is not None:
             check_sqlite_file(self.path, read_only=read_only)
         extra = dict(pragmas or {})
@@ -269,10 +274,10 @@ class SqlStore:
         self._closed = True
         if self._writer is not None:
             self._writer.close()
-            self._raise_writer_error()
+            self._log_writer_error()
         self._dispose()
 
-    def _raise_writer_error(self) -> None:
+    def _log_writer_error(self) -> None:
         if self._writer is not None:
             try:
                 self._writer.flush(timeout_s=1.0)

@@ -45,3 +45,8 @@ def test_info_and_size(store: SqlStore) -> None:
     assert info["revision"] == info["head"] and info["rows"]["fill"] == 100
     assert info["size_bytes"] > 0 and info["backend"] in ("sqlite", "postgresql")
     assert "***" in store.describe() or store.backend == "sqlite"
+
+
+def test_in_memory_sqlite_is_refused_with_a_reason() -> None:
+    with pytest.raises(StoreError, match="in-memory"):
+        open_store("sqlite://")
