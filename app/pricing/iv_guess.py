@@ -53,7 +53,7 @@ def _tables() -> _Tables:
     s_c = np.sqrt(-2.0 * x)
     grid = np.linspace(0.0, 1.0, _NE)
 
-    sigma = np.geomspace(1e-8, 1.0, 1500)[None, :-1]
+    sigma = np.geomspace(1e-8, 1.0, 600)[None, :-1]
     s_low = s_c * sigma
     with np.errstate(all="ignore"):
         beta = normalised_otm_call(np.broadcast_to(x, s_low.shape), s_low)
@@ -66,7 +66,7 @@ def _tables() -> _Tables:
         ok = np.isfinite(rho_low[i]) & (beta[i] > 0)
         lower[i] = np.interp(grid, zeta[i, ok], rho_low[i, ok])
 
-    steps = np.geomspace(1e-6, 1.0, 700)[None, :]
+    steps = np.geomspace(1e-6, 1.0, 400)[None, :]
     s_up = s_c + (np.maximum(_S_MAX - s_c, 1.0)) * steps
     s_up = np.concatenate([s_c, s_up], axis=1)
     xb = np.broadcast_to(x, s_up.shape)
