@@ -103,6 +103,7 @@ class Desk:
         self.venue.attach(self.bus)
         self.venue.on_step(self._on_step)
         self.venue.on_settlement(self._on_settlement)
+        self.bus.on({"margin_alert"}, self._remember)  # the margin engine publishes its alerts straight to the bus
         self._settled: list[Any] = []
         self.book = Book(account)
         self.quotes: dict[str, Quote] = {}
@@ -279,7 +280,7 @@ class Desk:
                     self.recent.append(e)
                     if self.store is not None:
                         self.store.record_order(e.order, venue=self.venue.name)
-            elif kind is Alert or kind is MarginAlert:
+            elif kind is Alert:
                 self.recent.append(e)
         now = self.now_ms()
         if held and now - self._last_decay >= GREEKS_DECAY_MS:
@@ -295,6 +296,9 @@ class Desk:
         if self.store is not None and now - self._last_store >= self.store_interval_ms:
             self._store_history()
         return out
+
+    def _remember(self, event: Event) -> None:
+        self.recent.append(event)
 
     def _on_settlement(self, base: str, delivery: float, insts: list[Instrument]) -> None:
         """Expired instruments were delivered at ``delivery`` (USD): our book realises them."""

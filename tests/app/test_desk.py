@@ -237,3 +237,22 @@ async def test_an_activated_hedger_hedges_our_option_delta_through_the_desk() ->
     with pytest.raises(InvalidInput):
         await desk.strategy_control("hedge1", "dance")
     await desk.stop()
+
+
+def test_margin_alerts_reach_the_bus_and_the_recent_events() -> None:
+    from app.domain import MarginAlert
+
+    desk = _desk()
+    desk.advance(1_000)
+    sub = desk.subscribe({"margin_alert"})
+    name = _atm_option(desk, k=2)
+    q = desk.quote(name)
+    sold = 0
+    while desk.margin()["BTC"].mm_usage < 0.5 and sold < 60:
+        desk.place_now(OrderRequest(name, Side.SELL, Decimal(5), Decimal(repr(desk.quote(name).bid))))
+        sold += 5
+    assert q is not None and desk.margin()["BTC"].mm_usage >= 0.5
+    desk.advance(12_000)
+    alerts = [e for e in sub.drain() if isinstance(e, MarginAlert)]
+    assert alerts and alerts[-1].level >= 0.5 and alerts[-1].currency == "BTC"
+    assert any(isinstance(e, MarginAlert) for e in desk.snapshot(chains=False).recent_events)
