@@ -607,6 +607,13 @@ class MarginEngine:
         if with_distance or with_region:
             shifts = REGION_VOL_SHIFTS if with_region else None
             dist = self.distance_to_liquidation(account, ccy, vol_shifts=shifts, _base=ev)
+            # Deribit's estimated_liquidation_price of futures positions: the mark after the solved move.
+            est: dict[str, float | None] = {}
+            for pos in self.accounts.positions(account, ccy):
+                if pos.is_futures_like and pos.size != 0:
+                    d = dist["down"] if pos.size > 0 else dist["up"]
+                    est[pos.instrument.name] = None if d is None else self.mark_of(pos.instrument.name) * (1.0 + d)
+            dist["estimated_liquidation_price"] = est
             rep = replace(rep, distance_down=dist["down"], distance_up=dist["up"], details={**rep.details, "liquidation": dist})
         if self.accounts.get(account).cross:
             rep = replace(rep, details={**rep.details, "cross": self.cross_summary(account)})

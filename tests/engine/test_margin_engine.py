@@ -174,6 +174,8 @@ def test_distance_to_liquidation_is_a_root_of_the_model(eng, model: str, usd: st
     # Just before the root the account is still safe, just after it is liquidatable.
     safe = eng.evaluate("alice", "BTC", move=rep.distance_down * 0.98)
     assert safe.margin_balance > safe.maintenance_margin
+    est = rep.details["liquidation"]["estimated_liquidation_price"]["BTC-PERPETUAL"]
+    assert est == pytest.approx(eng.mark_of("BTC-PERPETUAL") * (1 + rep.distance_down))
     # Moving the market to the root makes MM usage reach 100 %.
     set_market(eng, 65_000.0 * (1 + rep.distance_down * 1.01), 3_500.0)
     assert eng.report("alice", "BTC", with_distance=False).mm_usage >= 1.0
