@@ -39,8 +39,9 @@ def _prepare(forward: ArrayLike, strike: ArrayLike, t: ArrayLike, vol: ArrayLike
     c = as_is_call(is_call)
     f, k, tt, v, c, r = (a.ravel() for a in np.broadcast_arrays(f, k, tt, v, c, r))
     with np.errstate(all="ignore"):
-        # NaN fails every comparison; an infinite input makes the product non-finite
-        valid = (f > 0) & (k > 0) & (tt >= 0) & (v >= 0) & np.isfinite(f * k * (tt + 1.0) * (v + 1.0) + r)
+        valid = (f > 0) & (k > 0) & (tt >= 0) & (v >= 0)  # NaN fails every comparison
+        if not np.isfinite(f.sum() + k.sum() + tt.sum() + v.sum() + r.sum()):  # an inf (or NaN rate) somewhere
+            valid &= np.isfinite(f) & np.isfinite(k) & np.isfinite(tt) & np.isfinite(v) & np.isfinite(r)
     return f, k, tt, v, c, r, valid
 
 

@@ -170,6 +170,8 @@ def test_bad_inputs_give_nan_not_exceptions() -> None:
     assert np.isfinite(g.price[0])
     for name in FIELDS:
         assert np.all(np.isnan(getattr(g, name)[1:])), name
+    r = black76(60000.0, 60000.0, 0.1, 0.5, True, [0.01, np.nan])
+    assert np.isfinite(r.price[0]) and np.isnan(r.price[1]) and np.isnan(r.rho[1])
 
 
 def test_expiry_and_zero_vol_give_intrinsic() -> None:
