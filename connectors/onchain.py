@@ -559,3 +559,41 @@ class AsyncErc20Collateral:
 def wall_now_s() -> float:
     """Wall-clock seconds (for live feeds whose staleness is judged against real time)."""
     return time.time()
+
+
+# --------------------------------------------------------------------------------------------------
+# Building from configuration ([chain] in desk.toml: rpc_url, feeds, wallets, tokens, confirmations, max_age_s)
+# --------------------------------------------------------------------------------------------------
+
+
+def connect_rpc(rpc_url: str, *, asynchronous: bool = False) -> Any:
+    """A Web3 (or AsyncWeb3) on a node's JSON-RPC URL; ChainError when it does not answer."""
+    from web3 import AsyncHTTPProvider, AsyncWeb3, HTTPProvider, Web3
+
+    if asynchronous:
+        return AsyncWeb3(AsyncHTTPProvider(rpc_url))
+    w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 10}))
+    try:
+        _ = w3.eth.chain_id  # one round trip, so a wrong URL fails here and not at the first read
+    except _CALL_ERRORS as exc:
+        raise chain_error(exc, f"connect {rpc_url}") from exc
+    return w3
+
+
+def price_source_from_config(
+    w3: Any, feeds: dict[str, str], *, confirmations: int = 2, max_age_s: float = 3600
+) -> ChainlinkPriceSource:
+    """One ChainlinkFeed per ``index -> aggregator address`` of the config, as a PriceSource."""
+    return ChainlinkPriceSource(
+        {
+            index: ChainlinkFeed(w3, addr, index=index, max_age_s=max_age_s, confirmations=confirmations)
+            for index, addr in feeds.items()
+        }
+    )
+
+
+def collateral_from_config(
+    w3: Any, tokens: dict[str, str], wallets: Sequence[str], *, confirmations: int = 2
+) -> dict[str, Erc20Collateral]:
+    """One Erc20Collateral per ``symbol -> token address`` of the config, over the configured wallets."""
+    return {sym: Erc20Collateral(w3, addr, wallets, confirmations=confirmations) for sym, addr in tokens.items()}

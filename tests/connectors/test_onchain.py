@@ -232,3 +232,21 @@ async def test_chainlink_feeds_drive_the_oracle_and_a_stale_feed_is_dropped(arti
     res = oracle.tick(["btc_usd"])[0]
     assert not res.stale and res.price == pytest.approx(62_010.0) and res.dropped == {published[2].source: "stale"}
     assert index_events.drain()[-1].price == pytest.approx(62_010.0)
+
+
+def test_built_from_configuration_over_json_rpc(chain, artifacts) -> None:  # type: ignore[no-untyped-def]
+    from connectors.onchain import collateral_from_config, connect_rpc, price_source_from_config
+
+    w3, agg = chain
+    token = deploy(w3, artifacts["MockERC20"], "USD Coin", "USDC", 6)
+    wallet = w3.eth.accounts[4]
+    token.functions.mint(wallet, 2_500_000).transact(owner(w3))
+    w3.provider.ethereum_tester.mine_blocks(2)
+    with EvmShim(w3.provider) as shim:
+        remote = connect_rpc(shim.url)
+        source = price_source_from_config(remote, {"btc_usd": agg.address}, confirmations=1, max_age_s=3600)
+        assert source.feeds["btc_usd"].latest().price == 60_000.0
+        coll = collateral_from_config(remote, {"USDC": token.address}, [wallet], confirmations=1)
+        assert coll["USDC"].balances()[0].amount == Decimal("2.5")
+    with pytest.raises(ChainError):
+        connect_rpc("http://127.0.0.1:9")  # nothing listens there
