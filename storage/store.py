@@ -176,6 +176,20 @@ def _check_id(label: str, value: Any, max_len: int = 128) -> str:
     return value
 
 
+def _fit(table: Table, row: dict[str, Any]) -> dict[str, Any]:
+    """Refuse strings longer than their column (PostgreSQL would fail the statement, SQLite would keep them)."""
+    for key, value in row.items():
+        if isinstance(value, str):
+            length = getattr(table.c[key].type, "length", None)
+            if length is not None and len(value) > length:
+                raise InvalidInput(
+                    f"{table.name}.{key} takes at most {length} characters, got {len(value)}: {value[:40]!r}…",
+                    code="input.too_long",
+                    field=key,
+                )
+    return row
+
+
 def _check_ms(label: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidInput(f"{label} must be non-negative int epoch milliseconds, got {value!r}", field=label)
@@ -369,7 +383,7 @@ class SqlStore:
             raise InvalidInput(f"expected a Fill, got {type(fill).__name__}", code="input.type")
         _check_id("trade_id", fill.trade_id)
         _check_ms("fill.ts", fill.ts)
-        return {
+        return _fit(T_FILL, {
             "venue": fill.venue,
             "trade_id": fill.trade_id,
             "order_id": fill.order_id,
@@ -385,7 +399,7 @@ class SqlStore:
             "liquidity": Liquidity(fill.liquidity).value,
             "index_price": fill.index_price,
             "ts": dt_from_ms(fill.ts),
-        }
+        })
 
     def record_fill(self, fill: Fill, run_id: str | None = None) -> bool:
         """Store a fill durably; False when (venue, trade_id) was already stored (replay is a no-op)."""
@@ -514,6 +528,7 @@ class SqlStore:
             "reason": (req.reason or "")[:256],
             "ts": dt_from_ms(_check_ms("order.ts", order.ts)),
         }
+        _fit(T_ORDER, row)
         with self._write(f"record order {order.order_id}") as conn:
             conn.execute(T_ORDER.insert().values(**row))
 
@@ -594,6 +609,7 @@ class SqlStore:
             "created_at": now,
             "updated_at": now,
         }
+        _fit(T_OUTBOX, row)
         with self._write(f"outbox put {client_order_id}") as conn:
             stmt = (
                 _insert(conn, T_OUTBOX)
@@ -1243,6 +1259,7 @@ class SqlStore:
                     "updated_at": now,
                 }
             )
+            _fit(T_POSITION, rows[-1])
         if not rows:
             return
         with self._write("save positions") as conn:

@@ -114,3 +114,12 @@ def test_orders_are_per_venue(store: SqlStore) -> None:
     store.record_order(_order("o1", OrderStatus.CANCELLED), venue="deribit")
     assert {o.status for o in store.orders(venue="sim")} == {OrderStatus.OPEN}
     assert len(store.orders()) == 2
+
+
+def test_too_long_identifiers_are_refused_on_every_backend(store: SqlStore) -> None:
+    with pytest.raises(InvalidInput) as exc:
+        store.record_fill(replace(make_fill(1), instrument="X" * 65))
+    assert exc.value.code == "input.too_long"
+    with pytest.raises(InvalidInput):
+        store.record_order(replace(_order("o1", OrderStatus.OPEN), order_id="o" * 129))
+    assert store.fill_count() == 0 and store.orders() == []
