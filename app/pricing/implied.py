@@ -50,27 +50,31 @@ class IVReason(IntEnum):
 
 
 def _normalise(price: ArrayLike, forward: ArrayLike, strike: ArrayLike, t: ArrayLike, is_call: ArrayLike,
-               rate: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(x ≤ 0, β, sqrt_t, reason, b_max) with reason pre-filled for elements that need no solve."""
+               rate: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[int, ...]]:
+    """(x ≤ 0, β, sqrt_t, reason, shape), flattened, with reason pre-filled for elements that need no solve."""
     p, f, k, tt, r = (np.asarray(a, dtype=float) for a in (price, forward, strike, t, rate))
     c = as_is_call(is_call)
-    p, f, k, tt, r, c = np.broadcast_arrays(p, f, k, tt, r, c)
+    shape = np.broadcast_shapes(p.shape, f.shape, k.shape, tt.shape, r.shape, c.shape)
+    p, f, k, tt, r, c = (a.ravel() for a in np.broadcast_arrays(p, f, k, tt, r, c))
     with np.errstate(all="ignore"):
-        good = np.isfinite(p) & np.isfinite(f) & np.isfinite(k) & np.isfinite(tt) & np.isfinite(r) \
-            & (f > 0) & (k > 0) & (tt > 0) & (p >= 0)
-        undiscounted = p * np.exp(r * tt)
-        intrinsic = np.where(c, np.maximum(f - k, 0.0), np.maximum(k - f, 0.0))
-        bound = np.where(c, f, k)
+        good = (f > 0) & (k > 0) & (tt > 0) & (p >= 0)  # NaN fails every comparison
+        if not np.isfinite(p.sum() + f.sum() + k.sum() + tt.sum() + r.sum()):
+            good &= np.isfinite(p) & np.isfinite(f) & np.isfinite(k) & np.isfinite(tt) & np.isfinite(r)
+        undiscounted = p if not r.any() else p * np.exp(r * tt)
+        intrinsic = np.maximum((c * 2.0 - 1.0) * (f - k), 0.0)
         time_value = undiscounted - intrinsic
         x = -np.abs(log_moneyness(f, k))
         beta = time_value / np.sqrt(f * k)
-        b_max = np.exp(0.5 * x)
-    reason = np.full(p.shape, IVReason.OK, dtype=np.int8)
-    reason[~good] = IVReason.BAD_INPUT
-    reason[good & (time_value < 0)] = IVReason.BELOW_INTRINSIC
-    reason[good & (time_value == 0)] = IVReason.ZERO_TIME_VALUE
-    reason[good & (time_value > 0) & ((undiscounted >= bound) | (beta >= b_max))] = IVReason.ABOVE_MAX
-    return x, beta, np.sqrt(np.where(good, tt, np.nan)), reason, b_max
+        # β < b_max = e^{x/2} is the upper bound (DF·F for calls, DF·K for puts) in normalised form
+        solvable = good & (time_value > 0) & (beta < np.exp(0.5 * x))
+        sqrt_t = np.sqrt(tt)
+    reason = np.zeros(p.shape, dtype=np.int8)
+    if not solvable.all():
+        reason[~good] = IVReason.BAD_INPUT
+        reason[good & (time_value < 0)] = IVReason.BELOW_INTRINSIC
+        reason[good & (time_value == 0)] = IVReason.ZERO_TIME_VALUE
+        reason[good & (time_value > 0) & ~solvable] = IVReason.ABOVE_MAX
+    return x, beta, sqrt_t, reason, shape
 
 
 def _householder(nu: np.ndarray, h2: np.ndarray, h3: np.ndarray) -> np.ndarray:
@@ -135,24 +139,33 @@ def _solve(x: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def implied_vol_reasons(price: ArrayLike, forward: ArrayLike, strike: ArrayLike, t: ArrayLike,
                         is_call: ArrayLike, rate: ArrayLike = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Implied vols (per 1.00) and an int8 array of :class:`IVReason` codes explaining every NaN."""
-    x, beta, sqrt_t, reason, _ = _normalise(price, forward, strike, t, is_call, rate)
-    vol = np.full(x.shape, np.nan)
-    vol[reason == IVReason.ZERO_TIME_VALUE] = 0.0
+    x, beta, sqrt_t, reason, shape = _normalise(price, forward, strike, t, is_call, rate)
     todo = reason == IVReason.OK
-    if todo.any():
-        xs, bs = x[todo], beta[todo]
-        s = np.empty(xs.shape)
-        conv = np.ones(xs.shape, dtype=bool)
-        atm = xs == 0.0
-        if atm.any():  # b = erf(s/(2√2)) exactly at the money
-            s[atm] = 2.0 * SQRT2 * erfinv(bs[atm])
+    all_todo = bool(todo.all())
+    if all_todo:
+        xs, bs, st = x, beta, sqrt_t
+    else:
+        xs, bs, st = x[todo], beta[todo], sqrt_t[todo]
+    s = np.empty(xs.shape)
+    conv = np.ones(xs.shape, dtype=bool)
+    atm = xs == 0.0
+    if atm.any():  # b = erf(s/(2√2)) exactly at the money
+        s[atm] = 2.0 * SQRT2 * erfinv(bs[atm])
         off = ~atm
         if off.any():
             s[off], conv[off] = _solve(xs[off], bs[off])
-        sub_reason = np.where(conv, IVReason.OK, IVReason.NO_CONVERGENCE).astype(np.int8)
-        reason[todo] = sub_reason
-        vol[todo] = np.where(conv, s / sqrt_t[todo], np.nan)
-    return vol, reason
+    elif xs.size:
+        s, conv = _solve(xs, bs)
+    vol_todo = s / st
+    if not conv.all():
+        vol_todo[~conv] = np.nan
+    if all_todo and conv.all():
+        return vol_todo.reshape(shape), reason.reshape(shape)
+    vol = np.full(x.shape, np.nan)
+    vol[reason == IVReason.ZERO_TIME_VALUE] = 0.0
+    vol[todo] = vol_todo
+    reason[np.flatnonzero(todo)[~conv]] = IVReason.NO_CONVERGENCE
+    return vol.reshape(shape), reason.reshape(shape)
 
 
 def implied_vol(price: ArrayLike, forward: ArrayLike, strike: ArrayLike, t: ArrayLike, is_call: ArrayLike,
