@@ -38,13 +38,17 @@ not call back into the engine (that raises). Fills are given to ``on_fill`` as `
     engine.on_fill(lambda fill: print(fill.account, fill.side, fill.amount, fill.price, fill.fee))
     engine.submit(OrderRequest("BTC-PERPETUAL", Side.SELL, D("100"), D("60000"), account="mm"))
     events = engine.submit(OrderRequest("BTC-PERPETUAL", Side.BUY, D("30"), D("60000.5"), account="alice"))
-    # -> [Accepted, Filled (30 at 60000.0, taker fee 0.0000025 BTC), BookChanged (asks at 60000.0: 70 left)]
+    # -> [Accepted, Filled (30 at 60000.0, taker fee 0.00000025 BTC), BookChanged (asks at 60000.0: 70 left)]
     engine.best_bid_ask("BTC-PERPETUAL")      # (None, Decimal('60000.0'))
     engine.position("alice", "BTC-PERPETUAL") # Decimal('30')
     engine.cancel("mm", events[1].maker_order_id)
 
     # The integer hot path (ticks of 0.5 USD, lots of 10 USD), flags from app.engine.events:
     engine.place("bob", "BTC-PERPETUAL", -1, 120_010, 5, F_POST_ONLY)
+
+Journal and recovery (:mod:`app.engine.journal`): ``MatchingEngine(clock, journal=Journal(dir),
+snapshot_every=100_000)`` appends every accepted command; ``MatchingEngine.recover(dir, clock)`` restarts
+after a crash; ``MatchingEngine.replay(dir)`` rebuilds the engine and its whole event stream.
 """
 
 from __future__ import annotations
@@ -166,6 +170,8 @@ class Market:
         "steps",
         "pos",
         "ro",
+        "fast_lo",
+        "fast_hi",
     )
 
     def __init__(
@@ -195,6 +201,14 @@ class Market:
         self.steps = tuple(sorted(steps, reverse=True))
         self.pos: dict[str, int] = {}
         self.ro: dict[str, dict[int, list[Any]]] = {}  # account -> resting reduce-only orders, oldest first
+        self.fast_lo = 1
+        self.fast_hi = 0
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Recompute the price range the engine's hot path may take without further checks."""
+        self.fast_lo = self.band_lo
+        self.fast_hi = self.band_hi if self.state is _OPEN and not self.steps else 0
 
     def step_at(self, ticks: int) -> int:
         """The price grid (in ticks) that applies at ``ticks``."""
@@ -217,6 +231,7 @@ class Market:
         self.mark = mark
         if mark is None or self.band is None:
             self.band_lo, self.band_hi = 1, _NO_LIMIT
+            self.refresh()
             return
         tick = self.inst.tick_size
         half = mark * self.band
@@ -226,6 +241,7 @@ class Market:
         lo = min(lo, int((mark_ticks - self.band_min_ticks).to_integral_value(ROUND_CEILING)))
         hi = max(hi, int((mark_ticks + self.band_min_ticks).to_integral_value(ROUND_FLOOR)))
         self.band_lo, self.band_hi = max(lo, 1), hi
+        self.refresh()
 
 
 class OrderView:
@@ -352,11 +368,13 @@ class MatchingEngine:
         self._seq = 0
         self._next_oid = 1
         self._next_trade = 1
+        self._volume = 0  # lots traded since the start, all instruments
         self._event_cbs: list[Callable[[EngineEvent], None]] = []
         self._fill_cbs: list[Callable[[Fill], None]] = []
         self._dispatching = False
         self._replay_check: RejectReason | None = None
         self._replaying = False
+        self._hooked = pre_trade_check is not None  # check, replay or callback running: no hot path
         self._snapshot_every = snapshot_every
         self._indexes: dict[str, str] = {}  # underlying -> index price, for linear option fees
         self._journal: Journal | None = None
@@ -393,6 +411,7 @@ class MatchingEngine:
     def set_pre_trade_check(self, check: PreTradeCheck | None) -> None:
         """Install (or remove) the pre-trade check called before every new order and amend."""
         self._check = check
+        self._refresh_hooked()
 
     def on_event(self, callback: Callable[[EngineEvent], None]) -> None:
         """Call ``callback(event)`` for every event, in seq order, after each command."""
@@ -596,39 +615,104 @@ class MatchingEngine:
     ) -> list[EngineEvent]:
         """Place an order in engine units: ``side`` +1 buy / -1 sell, price in ticks (ignored for
         ``F_MARKET``), size in lots, ``flags`` from ``events.F_*``. Returns the events of the command."""
-        # The hot path of the engine: a plain GTC limit order is handled inline; everything unusual
-        # (flags, bad input, states, bands, crossing) takes a slower path in helper methods.
         m = self._markets.get(instrument)
         if m is None:
             raise UnknownInstrument(f"{instrument!r} is not listed on this engine", name=instrument)
         ticks = price_ticks
-        if (
-            type(lots) is not int
-            or lots <= 0
-            or (side != 1 and side != -1)
-            or type(ticks) is not int
-            or ticks <= 0
-            or flags & ~(F_IOC | F_REDUCE_ONLY | F_POST_ONLY)
-            or (m.steps and not m.valid_ticks(ticks))
-            or type(account) is not str
-            or not account
+        # The hot path: a plain GTC limit order inside the band of an open instrument without tick steps
+        # (``fast_hi`` is 0 otherwise), no pre-trade check, no replay, no callback running. Anything
+        # else, including every malformed input, takes the general path.
+        if not (
+            type(lots) is int
+            and type(ticks) is int
+            and 0 < lots <= m.max_lots
+            and m.fast_lo <= ticks <= m.fast_hi
+            and not flags
+            and (side == 1 or side == -1)
+            and type(account) is str
+            and account
+            and not self._hooked
         ):
-            self._validate(m, account, side, ticks, lots, flags)
-            if flags & F_MARKET:
-                ticks = 0
+            return self._place_general(m, account, side, ticks, lots, flags, client_order_id, _req)
+        ts = self._now()
+        jr = self._journal
+        if jr is not None:
+            jr.place(ts, m.name, account, side, ticks, lots, 0, client_order_id, None)
+        oid = self._next_oid
+        self._next_oid = oid + 1
+        seq = self._seq + 1
+        inst = m.inst
+        sd = _SD[side]
+        out = [_new(Accepted, (seq, ts, inst, oid, account, sd, ticks, lots, 0, client_order_id))]
+        o = [oid, account, side, ticks, lots, 0, 0, client_order_id, ts, m, None]
+        book = m.book
+        if side > 0:
+            heap = book.ask_heap
+            levels = book.asks
+            while heap and heap[0] not in levels:
+                heappop(heap)
+            if heap and heap[0] <= ticks:
+                seq = self._execute(m, o, ts, out, seq)
+            else:
+                # Rests at once: join the back of its level.
+                levels = book.bids
+                level = levels.get(ticks)
+                if level is None:
+                    level = levels[ticks] = [lots, 1, deque((o,))]
+                    heappush(book.bid_heap, -ticks)
+                else:
+                    level[L_LOTS] += lots
+                    level[L_COUNT] += 1
+                    level[L_QUEUE].append(o)
+                o[O_LEVEL] = level
+                self._orders[oid] = o
+                seq += 1
+                out.append(_new(BookChanged, (seq, ts, inst, sd, ticks, level[L_LOTS], level[L_COUNT])))
+        else:
+            heap = book.bid_heap
+            levels = book.bids
+            while heap and -heap[0] not in levels:
+                heappop(heap)
+            if heap and -heap[0] >= ticks:
+                seq = self._execute(m, o, ts, out, seq)
+            else:
+                levels = book.asks
+                level = levels.get(ticks)
+                if level is None:
+                    level = levels[ticks] = [lots, 1, deque((o,))]
+                    heappush(book.ask_heap, ticks)
+                else:
+                    level[L_LOTS] += lots
+                    level[L_COUNT] += 1
+                    level[L_QUEUE].append(o)
+                o[O_LEVEL] = level
+                self._orders[oid] = o
+                seq += 1
+                out.append(_new(BookChanged, (seq, ts, inst, sd, ticks, level[L_LOTS], level[L_COUNT])))
+        if m.ro:
+            seq = self._enforce_all_ro(m, ts, out, seq)
+        self._seq = seq
+        if self._slow_after:
+            self._after(out)
+        return out
+
+    def _place_general(
+        self, m: Market, account: str, side: int, ticks: int, lots: int, flags: int, cid: str | None, req: Any
+    ) -> list[EngineEvent]:
+        """Every order the hot path does not take: validation, states, bands, flags, checks, replay."""
+        self._validate(m, account, side, ticks, lots, flags)
+        if flags & F_MARKET:
+            ticks = 0
         if self._dispatching:
             self._guard()
         ts = self._now()
-        cid = client_order_id
-        code = None
-        if flags or m.state is not _OPEN or lots > m.max_lots or ticks < m.band_lo or ticks > m.band_hi:
-            code, msg, ticks, lots = self._screen(m, account, side, ticks, lots, flags)
+        code, msg, ticks, lots = self._screen(m, account, side, ticks, lots, flags)
         check_reason: RejectReason | None = None
-        if code is None and (self._check is not None or self._replaying):
+        if code is None:
             if self._replaying:
                 check_reason = self._replay_check
-            else:
-                check_reason = self._run_check(m, account, side, ticks, lots, flags, cid, _req, ts)
+            elif self._check is not None:
+                check_reason = self._run_check(m, account, side, ticks, lots, flags, cid, req, ts)
             if check_reason is not None:
                 code, msg = check_reason
         jr = self._journal
@@ -642,57 +726,13 @@ class MatchingEngine:
         oid = self._next_oid
         self._next_oid = oid + 1
         seq = self._seq + 1
-        inst = m.inst
-        sd = _SD[side]
-        out = [_new(Accepted, (seq, ts, inst, oid, account, sd, ticks, lots, flags, cid))]
+        out = [_new(Accepted, (seq, ts, m.inst, oid, account, _SD[side], ticks, lots, flags, cid))]
         o = [oid, account, side, ticks, lots, flags, 0, cid, ts, m, None]
-        book = m.book
-        if side > 0:
-            heap = book.ask_heap
-            levels = book.asks
-            while heap and heap[0] not in levels:
-                heappop(heap)
-            crosses = heap and heap[0] <= ticks
-        else:
-            heap = book.bid_heap
-            levels = book.bids
-            while heap and -heap[0] not in levels:
-                heappop(heap)
-            crosses = heap and -heap[0] >= ticks
-        if crosses or flags:
-            seq = self._execute(m, o, ts, out, seq)
-        else:
-            # Rests at once: join the back of its level.
-            if side > 0:
-                levels = book.bids
-                level = levels.get(ticks)
-                if level is None:
-                    level = levels[ticks] = [lots, 1, deque((o,))]
-                    heappush(book.bid_heap, -ticks)
-                else:
-                    level[L_LOTS] += lots
-                    level[L_COUNT] += 1
-                    level[L_QUEUE].append(o)
-                o[O_LEVEL] = level
-            else:
-                levels = book.asks
-                level = levels.get(ticks)
-                if level is None:
-                    level = levels[ticks] = [lots, 1, deque((o,))]
-                    heappush(book.ask_heap, ticks)
-                else:
-                    level[L_LOTS] += lots
-                    level[L_COUNT] += 1
-                    level[L_QUEUE].append(o)
-                o[O_LEVEL] = level
-            self._orders[oid] = o
-            seq += 1
-            out.append(_new(BookChanged, (seq, ts, inst, sd, ticks, level[L_LOTS], level[L_COUNT])))
+        seq = self._execute(m, o, ts, out, seq)
         if m.ro:
             seq = self._enforce_all_ro(m, ts, out, seq)
         self._seq = seq
-        if self._slow_after:
-            self._after(out)
+        self._after(out)
         return out
 
     def _validate(self, m: Market, account: Any, side: Any, ticks: Any, lots: Any, flags: Any) -> None:
@@ -978,6 +1018,7 @@ class MatchingEngine:
                 break
         self._next_trade = tid
         if filled:
+            self._volume += filled
             o[O_FILLED] += filled
             pos[acct] = pos.get(acct, 0) + side * filled
         o[O_REM] = q
@@ -1244,6 +1285,7 @@ class MatchingEngine:
         seq = self._seq
         if state is not m.state:
             m.state = state
+            m.refresh()
             seq += 1
             out.append(_new(StateChanged, (seq, ts, m.inst, state.value)))
             if state in (InstrumentState.EXPIRED, InstrumentState.SETTLED):
@@ -1333,6 +1375,15 @@ class MatchingEngine:
         keeps no per-account index)."""
         return {oid: o for oid, o in self._orders.items() if o[O_ACCT] == account}
 
+    def stats(self) -> dict[str, int]:
+        """Counters since the start: trades, lots traded (all instruments), resting orders, last seq."""
+        return {
+            "trades": self._next_trade - 1,
+            "volume_lots": self._volume,
+            "resting_orders": len(self._orders),
+            "seq": self._seq,
+        }
+
     def order_count(self) -> int:
         """Number of resting orders over all instruments."""
         return len(self._orders)
@@ -1344,6 +1395,9 @@ class MatchingEngine:
                 "engine callbacks must not call back into the engine; queue the command and run it after",
                 code="engine.reentrant",
             )
+
+    def _refresh_hooked(self) -> None:
+        self._hooked = self._check is not None or self._replaying or self._dispatching
 
     def _refresh_after(self) -> None:
         self._slow_after = bool(self._event_cbs or self._fill_cbs) or (
@@ -1360,6 +1414,7 @@ class MatchingEngine:
 
     def _emit(self, out: list[Any]) -> None:
         self._dispatching = True
+        self._hooked = True
         try:
             for cb in self._event_cbs:
                 for ev in out:
@@ -1373,6 +1428,7 @@ class MatchingEngine:
                             cb(taker)
         finally:
             self._dispatching = False
+            self._refresh_hooked()
 
     # ================================================================================ snapshot / replay
     def snapshot_state(self) -> dict[str, Any]:
@@ -1412,6 +1468,7 @@ class MatchingEngine:
             "seq": self._seq,
             "next_oid": self._next_oid,
             "next_trade": self._next_trade,
+            "volume": self._volume,
             "default_stp": self._default_stp,
             "reprice": self._reprice,
             "stp": dict(sorted(self._stp.items())),
@@ -1432,6 +1489,7 @@ class MatchingEngine:
         self._seq = state["seq"]
         self._next_oid = state["next_oid"]
         self._next_trade = state["next_trade"]
+        self._volume = state.get("volume", 0)
         self._default_stp = state["default_stp"]
         self._reprice = state["reprice"]
         self._stp = dict(state["stp"])
@@ -1466,6 +1524,7 @@ class MatchingEngine:
             raise _bad("apply_record needs an engine made by MatchingEngine.replaying()", "journal.state")
         clock.ts = ts
         self._replaying = True
+        self._hooked = True
         try:
             if kind == "place":
                 _, _, name, account, side, ticks, lots, flags, cid, check = rec
@@ -1484,6 +1543,7 @@ class MatchingEngine:
         finally:
             self._replaying = False
             self._replay_check = None
+            self._refresh_hooked()
 
     def _apply_admin(self, op: str, args: dict[str, Any], ts: int) -> list[EngineEvent]:
         if op == "add_instrument":
