@@ -16,9 +16,9 @@ from typing import Any
 
 import ccxt
 
-from app.domain import Alert, BookUpdate, Event, Quote
-from app.errors import ConnectorError
-from connectors.base import Backoff, ConnectorStats, run_with_reconnect
+from app.domain import Alert, BookUpdate, Event, IndexPrice, Quote
+from app.errors import ConnectorError, InvalidInput
+from connectors.base import CHANNELS, Backoff, ConnectorStats, run_with_reconnect
 from connectors.ccxt_venue.instruments import Catalog
 from connectors.ccxt_venue.parsing import (
     book_from_ccxt,
@@ -149,9 +149,18 @@ class MarketData:
         return float(price)
 
     # -- streams ------------------------------------------------------------------------------------
-    def start(self, names: Sequence[str], channels: Sequence[str]) -> None:
-        """Stream ``channels`` (ticker, book, trades) of ``names`` onto the bus until :meth:`stop`."""
-        names = self.catalog.names(names)
+    def start(self, names: Sequence[str], channels: Sequence[str], *, index_interval_s: float = 1.0) -> None:
+        """Stream ``channels`` (ticker, book, trades of instruments; index of index names such as ``btc_usd``)
+        onto the bus until :meth:`stop`. Unknown channels are refused."""
+        unknown = set(channels) - set(CHANNELS)
+        if unknown:
+            raise InvalidInput(
+                f"unknown channels {sorted(unknown)} (expected some of {CHANNELS})", code="input.channel"
+            )
+        indices = [n for n in names if n.islower() and "_" in n]
+        if "index" in channels and indices:
+            self._spawn("index", self._index_once(indices, index_interval_s), None)
+        names = self.catalog.names([n for n in names if n not in indices])
         symbols = [self.catalog.symbol(n) for n in names]
         if not symbols:
             return
@@ -265,6 +274,22 @@ class MarketData:
                     self.publish(public_trade(t, name, self.table, self.catalog.size(name), self.now_ms()))
             while len(seen) > 50_000:
                 seen.pop(next(iter(seen)))
+
+        return once
+
+    def _index_once(self, indices: list[str], interval_s: float) -> Callable[[], Awaitable[None]]:
+        # No venue streams its index through ccxt.pro's unified API: poll the tickers that carry it.
+        async def once() -> None:
+            for index in indices:
+                try:
+                    price = await self.index_price(index)
+                except ConnectorError as exc:
+                    if exc.code == "connector.network":
+                        raise ccxt.NetworkError(str(exc)) from exc
+                    raise
+                self.stats.messages += 1
+                self.publish(IndexPrice(self.now_ms(), index, price, source=self.table.exchange))
+            await asyncio.sleep(interval_s)
 
         return once
 

@@ -207,3 +207,18 @@ async def test_margin_check_shows_where_a_venue_disagrees(venue: CcxtVenue, pape
     assert btc.positions == 1 and btc.venue_im == float(acc.initial_margin) == 0.0
     assert btc.local_im > 0.0 and btc.local_mm > 0.0 and btc.im_drift == pytest.approx(btc.local_im)
     assert btc.as_dict()["im_drift_pct"] is None and btc.as_dict()["mm_drift"] == pytest.approx(btc.local_mm)
+
+
+async def test_index_channel_publishes_the_venue_index(venue: CcxtVenue, paper: PaperBackend) -> None:
+    from app.domain import IndexPrice
+    from app.errors import InvalidInput
+
+    sub = venue.test_sub  # type: ignore[attr-defined]
+    venue.data.start(["btc_usd"], ["index"], index_interval_s=0.05)  # type: ignore[union-attr]
+    await wait_for(lambda: any(isinstance(e, IndexPrice) for e in list(sub._queue)))
+    paper.index = 61_000.0
+    await wait_for(lambda: any(isinstance(e, IndexPrice) and e.price == 61_000.0 for e in list(sub._queue)))
+    got = [e for e in sub.drain() if isinstance(e, IndexPrice)]
+    assert {(e.index, e.source) for e in got} == {("btc_usd", "deribit")}
+    with pytest.raises(InvalidInput):
+        await venue.subscribe([paper.perp], ["nonsense"])
