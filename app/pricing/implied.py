@@ -34,7 +34,7 @@ from app.pricing.normalised import (
     normalised_vega,
 )
 
-_MAX_ITER = 12
+_MAX_ITER = 60  # safety net: bisection steps if a guess were ever far off; two steps are the norm
 _STEP_DONE = 1e-4  # relative third-order Householder step after which the new iterate is exact (error ~ step⁴)
 
 

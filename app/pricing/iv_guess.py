@@ -23,7 +23,7 @@ from scipy.special import ndtri
 
 from app.pricing.normalised import normalised_max_minus_otm, normalised_otm_call
 
-_A0, _A1, _NA = np.log(1e-7), np.log(40.0), 161  # rows: ln|x|
+_A0, _A1, _NA = np.log(1e-12), np.log(40.0), 201  # rows: ln|x| (closer to the money: the 1e-12 row)
 _NE = 257  # columns: η ∈ [0, 1] (lower) and ν ∈ [0, 1] (upper)
 _S_MAX = 80.0  # total vol beyond which b_max − b underflows
 

@@ -111,3 +111,12 @@ def test_scalar_and_array_inputs_agree_far_out_of_the_money() -> None:
     scalar = float(implied_vol(price, f, k, t, True))
     array = float(implied_vol(np.array([price]), np.array([f]), np.array([k]), t, True)[0])
     assert abs(scalar - v) < 1e-12 and scalar == array
+
+
+def test_nearly_at_the_money_short_expiry() -> None:
+    """Regression (found by the property test): |ln(F/K)| ~ 4e-11 was classified with the 1e-7 table row."""
+    t = float(np.exp(-9.0))
+    k = float(np.exp(1.192092896e-07 * 0.03125 * np.sqrt(t)))
+    price = black76(1.0, k, t, 0.03125, False).price
+    iv, why = implied_vol_reasons(price, 1.0, k, t, False)
+    assert why == IVReason.OK and abs(float(iv) - 0.03125) < 1e-12
