@@ -119,7 +119,9 @@ class DeltaHedger:
     def on_event(self, event: Event, view: DeskView) -> list[Intent]:
         """Route one event: index and quotes update inputs; timers decide; order and fill events drive execution."""
         if isinstance(event, Timer):
-            return self._check(view)
+            # "hedge_now" (the TUI's palette, Desk.strategy_control) hedges to the target whatever the band says,
+            # still inside the safety pauses and limits.
+            return self._check(view, force=event.name == "hedge_now")
         if isinstance(event, IndexPrice):
             if not event.source and underlying_base(event.index) == self.cfg.underlying:
                 self._s["index"] = event.price
@@ -202,7 +204,7 @@ class DeltaHedger:
         self._s["last"]["decision"] = {"seq": d["seq"], "ts": now, "action": action, "code": code, "reason": reason}
         self._decisions.append(d)
 
-    def _check(self, view: DeskView) -> list[Intent]:
+    def _check(self, view: DeskView, force: bool = False) -> list[Intent]:
         cfg = self.cfg
         now = view.now_ms()
         m = self.measure(view)
@@ -261,11 +263,13 @@ class DeltaHedger:
         self._s["last"]["band"] = {"lower": band.lower, "upper": band.upper, "ts": now, "delta": unit_delta}
 
         trigger, to, use = self._trigger(now, unit_delta, band)
+        if force:
+            trigger, to, use = "manual hedge", "target", band
         if trigger is None:
             self._record(now, "none", "none.inside_band", f"delta {unit_delta:+.4f} inside [{band.lower:+.4f}, {band.upper:+.4f}]", inputs)
             return []
         last_spot = self._s["last_hedge_spot"]
-        if cfg.band.min_move_pct > 0 and last_spot:
+        if cfg.band.min_move_pct > 0 and last_spot and not force:
             move = abs(m["spot"] / last_spot - 1) * 100
             inputs["move_pct"] = move
             if move < cfg.band.min_move_pct:

@@ -30,7 +30,7 @@ import re
 import socket
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -634,15 +634,3 @@ def _request_of_entry(entry: Mapping[str, Any]) -> OrderRequest:
         bool(src.get("reduce_only", False)),
         client_order_id=str(entry.get("client_order_id")),
     )
-
-
-def iter_own(events: Iterable[Event], runner: Runner) -> list[Event]:
-    """The events of ``events`` a runner cares about (ours, or market data)."""
-    out = []
-    for e in events:
-        if isinstance(e, OrderUpdate) and not runner.owns(e.order.request.client_order_id):
-            continue
-        if isinstance(e, FillEvent) and not runner.owns(e.fill.client_order_id):
-            continue
-        out.append(e)
-    return out

@@ -448,3 +448,29 @@ def test_partial_fills_by_update_and_by_fill_count_once() -> None:
     nxt = h.on_event(OrderUpdate(view.now, _order(ioc, OrderStatus.CANCELLED, "5000")), view)
     # IOC left 15,000 at the cap: the hedge stops there (the next check re-decides), nothing is double counted.
     assert nxt == [] and h.state()["work"]["remaining"] == "15000"
+
+
+def test_hedge_now_ignores_the_band_but_not_the_pauses() -> None:
+    h, view = make()
+    view.pos = [option_position(CALL, 1, delta=0.05, gamma=0.0)]
+    view.now += 5_000
+    h.on_event(IndexPrice(view.now, "btc_usd", view.index), view)
+    intents = h.on_event(Timer(view.now, "hedge_now"), view)
+    d = h.take_decisions()[0]
+    assert d["code"] == "hedge.manual_hedge" and intents[0].request.amount == Decimal("2000")
+    view.now += 120_000  # index now stale
+    out = h.on_event(Timer(view.now, "hedge_now"), view)
+    assert [i.kind for i in out] == [IntentKind.CANCEL]  # the working hedge is withdrawn, nothing new is sent
+    assert h.take_decisions()[0]["code"] == "pause.stale_index"
+
+
+def test_snapshot_view_reads_a_desk_snapshot() -> None:
+    from app.domain import DeskSnapshot, Quote
+    from strategies.base import SnapshotView
+
+    q = Quote(1, "BTC-PERPETUAL", 1.0, 2.0, venue="b")
+    snap = DeskSnapshot(1, "sim", {"btc_usd": 40_000.0}, (), {}, {"b:BTC-PERPETUAL": q, "BTC-PERPETUAL": q}, (), {},
+                        {"BTC": margin()})
+    v = SnapshotView(snap)
+    assert v.now_ms() == 1 and v.index_price("BTC") == 40_000.0 and v.quote("BTC-PERPETUAL", "b") is q
+    assert v.quote("BTC-PERPETUAL") is q and v.margin()["BTC"].mm_usage == pytest.approx(0.1)
