@@ -20,6 +20,7 @@ from numpy.typing import ArrayLike
 from app.domain import GreeksView
 from app.errors import InvalidInput
 from app.pricing import DAYS_PER_YEAR, black76, black76_price
+from app.pricing.surface import VolSurface
 from app.risk.book import Book, PositionKind
 
 
@@ -50,6 +51,18 @@ def settlement_values(book: Book, forward: np.ndarray, vol: np.ndarray, t: np.nd
         coin = np.where(inv, np.where(opt, opt_value / forward, -size / forward), 0.0)
     usd = np.where(inv, 0.0, lin_value)
     return coin, usd
+
+
+def inputs_from_surface(book: Book, surface: VolSurface, index: float) -> tuple[np.ndarray, np.ndarray]:
+    """(forward, vol) per position from a surface: the surface's forward at each expiry (``index`` for
+    positions without one) and its IV at each option's strike and expiry (0 for non-options)."""
+    dated = book.t > 0
+    forward = np.where(dated, surface.forward(np.where(dated, book.t, surface.expiries_years[0])), float(index))
+    opt = (book.kind == PositionKind.OPTION) & dated
+    vol = np.zeros(len(book))
+    if opt.any():
+        vol[opt] = surface.iv(book.strike[opt], book.t[opt])
+    return forward, vol
 
 
 @dataclass(frozen=True, slots=True)

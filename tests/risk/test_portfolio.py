@@ -10,7 +10,15 @@ import pytest
 from app.domain import Instrument, Position
 from app.errors import InvalidInput
 from app.pricing import black76, inverse_greeks
-from app.risk import Book, PositionKind, aggregate, portfolio_greeks, position_greeks, vega_by_expiry
+from app.risk import (
+    Book,
+    PositionKind,
+    aggregate,
+    inputs_from_surface,
+    portfolio_greeks,
+    position_greeks,
+    vega_by_expiry,
+)
 
 F = 60000.0
 
@@ -84,3 +92,18 @@ def test_bad_inputs_raise_typed_errors() -> None:
         position_greeks(book, F, [0.5, -0.1, 0.5])
     with pytest.raises(InvalidInput):
         Book.options([1.0, 2.0], 0.1, True, [1.0, np.inf])
+
+
+def test_inputs_from_surface() -> None:
+    from app.pricing.surface import SVIParams, VolSurface
+
+    surf = VolSurface(np.array([0.1, 0.5]), (SVIParams(0.5**2 * 0.1, 0, 0, 0, 0.1), SVIParams(0.6**2 * 0.5, 0, 0, 0, 0.1)),
+                      np.array([60000.0, 61000.0]))
+    items = [(Instrument.parse("BTC-PERPETUAL"), 100.0)]
+    book = Book.from_instruments(items, 0)
+    opts = Book.options([60000.0, 61000.0], [0.1, 0.5], True, 1.0)
+    f, v = inputs_from_surface(opts, surf, 59000.0)
+    np.testing.assert_allclose(f, [60000.0, 61000.0])
+    np.testing.assert_allclose(v, [0.5, 0.6])
+    f, v = inputs_from_surface(book, surf, 59000.0)
+    assert f[0] == 59000.0 and v[0] == 0.0
