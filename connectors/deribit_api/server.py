@@ -78,6 +78,8 @@ class _Conn:
     lists: dict[str, list[Any]] = field(default_factory=dict)  # channel -> items (trades, orders)
     limit: RateLimit = field(default_factory=RateLimit)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    heartbeat: asyncio.Task[None] | None = None
+    last_seen: float = 0.0  # monotonic seconds of the client's last message
 
     async def send(self, payload: dict[str, Any]) -> None:
         if self.ws.closed:
@@ -106,6 +108,7 @@ class DeribitApiServer:
         rate: float = 50.0,
         burst: float = 100.0,
         book_depth: int = 1000,
+        min_heartbeat_s: float = 10.0,
         wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
         self.backend = backend
@@ -117,6 +120,7 @@ class DeribitApiServer:
                 self.auth.add_client(creds, account)
         self.methods = Methods(backend, started_ms=backend.now_ms())
         self.rate, self.burst, self.book_depth = rate, burst, book_depth
+        self.min_heartbeat_s = min_heartbeat_s
         self._http_limits: dict[str, RateLimit] = {}
         self._conns: set[_Conn] = set()
         self._books: dict[str, _BookState] = {}
@@ -270,10 +274,35 @@ class DeribitApiServer:
             async for msg in ws:
                 if msg.type != WSMsgType.TEXT:
                     continue
+                conn.last_seen = time.monotonic()
                 await self._ws_message(conn, msg.data)
         finally:
             self._conns.discard(conn)
+            if conn.heartbeat is not None:
+                conn.heartbeat.cancel()
         return ws
+
+    def _set_heartbeat(self, conn: _Conn, params: dict[str, Any]) -> str:
+        try:
+            interval = float(params.get("interval", 0))
+        except (TypeError, ValueError):
+            raise invalid_param("interval", "must be a number of seconds") from None
+        if interval < self.min_heartbeat_s:
+            raise invalid_param("interval", f"must be at least {self.min_heartbeat_s:g} seconds")
+        if conn.heartbeat is not None:
+            conn.heartbeat.cancel()
+        conn.last_seen = time.monotonic()
+        conn.heartbeat = asyncio.create_task(self._heartbeat(conn, interval))
+        return "ok"
+
+    async def _heartbeat(self, conn: _Conn, interval: float) -> None:
+        # Deribit: a test_request every interval; a client silent for longer than that is disconnected.
+        while not conn.ws.closed:
+            await asyncio.sleep(interval)
+            if time.monotonic() - conn.last_seen > 2 * interval:
+                await conn.ws.close(code=1000, message=b"heartbeat timeout")
+                return
+            await conn.send({"jsonrpc": "2.0", "method": "heartbeat", "params": {"type": "test_request"}})
 
     async def _ws_message(self, conn: _Conn, text: str) -> None:
         us_in = time.time_ns() // 1000
@@ -325,7 +354,12 @@ class DeribitApiServer:
         if scope == "public" and method in ("unsubscribe_all",):
             conn.channels.clear()
             return "ok", None
-        if scope == "public" and method in ("set_heartbeat", "disable_heartbeat"):
+        if scope == "public" and method == "set_heartbeat":
+            return self._set_heartbeat(conn, params), None
+        if scope == "public" and method == "disable_heartbeat":
+            if conn.heartbeat is not None:
+                conn.heartbeat.cancel()
+                conn.heartbeat = None
             return "ok", None
         if scope == "private" and method == "logout":
             conn.session = None

@@ -278,3 +278,23 @@ async def test_websocket_signature_is_single_use_and_raw_needs_auth(
         assert refreshed["result"]["access_token"] != first["result"]["access_token"]
         again = await _ws_rpc(ws, 8, "public/auth", {"grant_type": "refresh_token", "refresh_token": token})
         assert again["error"]["code"] == 13004  # a refresh token is used once
+
+
+async def test_heartbeat_test_requests_and_silent_clients_are_dropped(paper: PaperBackend) -> None:
+    srv = await DeribitApiServer(paper, min_heartbeat_s=0.05).start()
+    try:
+        async with aiohttp.ClientSession() as http, http.ws_connect(srv.ws_url) as ws:
+            too_short = await _ws_rpc(ws, 1, "public/set_heartbeat", {"interval": 0.01})
+            assert too_short["error"]["code"] == -32602
+            assert (await _ws_rpc(ws, 2, "public/set_heartbeat", {"interval": 0.1}))["result"] == "ok"
+            msg = json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
+            assert msg == {"jsonrpc": "2.0", "method": "heartbeat", "params": {"type": "test_request"}}
+            assert (await _ws_rpc(ws, 3, "public/test", {}))["result"]["version"]
+            # now stay silent: the server closes the connection
+            while True:
+                got = await asyncio.wait_for(ws.receive(), 5)
+                if got.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
+                    break
+            assert srv.connections == 0 or ws.closed
+    finally:
+        await srv.stop()
