@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -30,10 +30,12 @@ class DeskThread:
         self.publish_every_s = publish_every_s
         self._pump: Any = None
 
-    def start(self) -> LiveSource:
-        """Start the loop, the Desk and the snapshot pump; returns the source the app reads."""
+    def start(self, setup: Callable[[Any], Awaitable[Any]] | None = None) -> LiveSource:
+        """Start the loop, the Desk (then ``setup(desk)``, e.g. adding a hedger) and the snapshot pump."""
         self.thread.start()
         asyncio.run_coroutine_threadsafe(self.desk.start(), self.loop).result(timeout=60)
+        if setup is not None:
+            asyncio.run_coroutine_threadsafe(setup(self.desk), self.loop).result(timeout=60)
         asyncio.run_coroutine_threadsafe(self._publish_once(), self.loop).result(timeout=30)
         self._pump = asyncio.run_coroutine_threadsafe(self._run_pump(), self.loop)
         return self.source
@@ -70,10 +72,10 @@ def build_server(source: DashSource, *, host: str, port: int, token: str | None 
 
 
 def serve_live(desk: Any, *, host: str = "127.0.0.1", port: int = 8050, token: str | None = None, allow_trading: bool = False,
-               echo: Callable[[str], None] = print) -> None:
+               setup: Callable[[Any], Awaitable[Any]] | None = None, echo: Callable[[str], None] = print) -> None:
     """Serve the dashboard beside a live Desk until interrupted."""
     runner = DeskThread(desk)
-    source = runner.start()
+    source = runner.start(setup)
     server = build_server(source, host=host, port=port, token=token, allow_trading=allow_trading, echo=echo)
     echo(f"deltadesk dashboard on http://{host}:{server.server_port} (live, Ctrl+C to stop)")
     try:

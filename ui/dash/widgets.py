@@ -23,8 +23,8 @@ def card(children: Any, **kwargs: Any) -> html.Div:
 
 def graph(id: str, figure: Any, height: int | None = None) -> dcc.Graph:
     """A plotly graph without the mode bar clutter."""
-    style = {"height": f"{height}px"} if height else None
-    return dcc.Graph(id=id, figure=figure, config={"displaylogo": False, "responsive": True}, style=style)
+    extra: dict[str, Any] = {"style": {"height": f"{height}px"}} if height else {}
+    return dcc.Graph(id=id, figure=figure, config={"displaylogo": False, "responsive": True}, **extra)
 
 
 def table(id: str, rows: Sequence[dict[str, Any]], columns: Sequence[str], *, page_size: int = 25, sortable: bool = True, filterable: bool = False) -> dash_table.DataTable:

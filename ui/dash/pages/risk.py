@@ -82,7 +82,7 @@ def layout(source: DashSource) -> html.Div:
             html.Div(
                 [card(graph("risk-heatmap", figs["heat"])), card(graph("risk-payoff", figs["payoff"])),
                  card(graph("risk-by-strike", figs["strike"])), card(graph("risk-by-expiry", figs["expiry"])),
-                 card(html.Div(id="whatif-margin", className="note"))],
+                 card([html.H4("Margin after the what-if trades"), html.Div("add hypothetical trades above: nothing is sent", id="whatif-margin", className="note")])],
                 className="grid",
             ),
         ]
