@@ -68,6 +68,9 @@ def atm_option(desk, venue: CcxtVenue) -> str:  # type: ignore[no-untyped-def]
 
 async def test_markets_and_chain_match_the_desk(world) -> None:  # type: ignore[no-untyped-def]
     desk, _, venue, _ = world
+    from connectors.deribit_api.backend import ApiBackend
+
+    assert isinstance(DeskBackend(desk), ApiBackend)
     names = {i.name for i in await venue.instruments()}
     assert names == {i.name for i in desk.instruments()}
     opt = venue.catalog.get(atm_option(desk, venue))

@@ -50,6 +50,10 @@ async def venue(server: DeribitApiServer):
 
 
 async def test_instruments_carry_the_venue_tick_steps(venue: CcxtVenue, paper: PaperBackend) -> None:
+    from app.ports import Venue
+    from connectors.base import ConnectorVenue
+
+    assert isinstance(venue, Venue) and isinstance(venue, ConnectorVenue)
     insts = {i.name: i for i in await venue.instruments()}
     assert set(insts) == {paper.perp, paper.call, paper.put}
     call = insts[paper.call]
