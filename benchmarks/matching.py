@@ -276,7 +276,7 @@ def run_ref_heap(wl: dict[str, Any]) -> dict[str, Any]:
     """The plain-Python reference book."""
     books = [RefHeap() for _ in range(wl["books"])]
     ops = wl["ops"]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for kind, side, price, qty, oid, b in ops:
         if kind == LIMIT:
             books[b].limit(oid, side, price, qty)
@@ -284,8 +284,13 @@ def run_ref_heap(wl: dict[str, Any]) -> dict[str, Any]:
             books[b].market(oid, side, qty)
         else:
             books[b].cancel(oid)
-    dt = time.perf_counter() - t0
-    return {"seconds": dt, "trades": sum(x.trades for x in books), "volume": sum(x.volume for x in books)}
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {
+        "seconds": dt,
+        "cpu_seconds": cpu,
+        "trades": sum(x.trades for x in books),
+        "volume": sum(x.volume for x in books),
+    }
 
 
 def run_ref_sortedlist(wl: dict[str, Any]) -> dict[str, Any] | str:
@@ -353,7 +358,7 @@ def run_ref_sortedlist(wl: dict[str, Any]) -> dict[str, Any] | str:
                 self.prices[s].remove(order[2])
 
     books = [Book() for _ in range(wl["books"])]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for kind, side, price, qty, oid, b in wl["ops"]:
         if kind == LIMIT:
             books[b].limit(oid, side, price, qty)
@@ -361,8 +366,13 @@ def run_ref_sortedlist(wl: dict[str, Any]) -> dict[str, Any] | str:
             books[b].take(side, ANCHOR * 1000 if side > 0 else 0, qty)
         else:
             books[b].cancel(oid)
-    dt = time.perf_counter() - t0
-    return {"seconds": dt, "trades": sum(x.trades for x in books), "volume": sum(x.volume for x in books)}
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {
+        "seconds": dt,
+        "cpu_seconds": cpu,
+        "trades": sum(x.trades for x in books),
+        "volume": sum(x.volume for x in books),
+    }
 
 
 def _engine(wl: dict[str, Any], journal_dir: str | None, sync: str, check: bool) -> tuple[Any, list[str]]:
@@ -398,7 +408,7 @@ def run_engine(wl: dict[str, Any], *, journal: str | None = None, check: bool = 
         place = engine.place
         cancel = engine.cancel
         ops = wl["ops"]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for kind, side, price, qty, oid, b in ops:
             if kind == LIMIT:
                 place(accounts[oid % ACCOUNTS], names[b], side, price, qty)
@@ -408,10 +418,11 @@ def run_engine(wl: dict[str, Any], *, journal: str | None = None, check: bool = 
                 place(accounts[oid % ACCOUNTS], names[b], side, 0, qty, F_MARKET)
         if engine.journal is not None:
             engine.journal.close()
-        dt = time.perf_counter() - t0
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         stats = engine.stats()
         return {
             "seconds": dt,
+            "cpu_seconds": cpu,
             "trades": stats["trades"],
             "volume": stats["volume_lots"],
             "journal_bytes": _dir_bytes(tmp),
@@ -448,7 +459,7 @@ def run_matching_engine_peer(wl: dict[str, Any]) -> dict[str, Any] | str:
     ioc = TimeInForce.IOC
     seqs = [0] * wl["books"]
     trades = volume = 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for kind, side, price, qty, oid, b in wl["ops"]:
         seqs[b] += 1
         acct = oid % ACCOUNTS
@@ -462,7 +473,12 @@ def run_matching_engine_peer(wl: dict[str, Any]) -> dict[str, Any] | str:
             if type(ev) is Trade:
                 trades += 1
                 volume += ev.qty
-    return {"seconds": time.perf_counter() - t0, "trades": trades, "volume": volume}
+    return {
+        "seconds": time.perf_counter() - t0,
+        "cpu_seconds": time.process_time() - c0,
+        "trades": trades,
+        "volume": volume,
+    }
 
 
 def run_limit_order_book_peer(wl: dict[str, Any]) -> dict[str, Any] | str:
@@ -472,7 +488,7 @@ def run_limit_order_book_peer(wl: dict[str, Any]) -> dict[str, Any] | str:
     except ImportError:
         return "limit-order-book is not importable here (needs Python >= 3.13: use --peer-python)"
     books = [LimitOrderBook() for _ in range(wl["books"])]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for kind, side, price, qty, oid, b in wl["ops"]:
         if kind == LIMIT:
             books[b].limit(side > 0, oid, qty, price)
@@ -480,11 +496,12 @@ def run_limit_order_book_peer(wl: dict[str, Any]) -> dict[str, Any] | str:
             books[b].market(side > 0, oid, qty)
         else:
             books[b].cancel(oid)
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     resting = sum(bk.volume() for bk in books)
     # No fill reports: trades/volume are those of the generator when the resting lots agree.
     return {
         "seconds": dt,
+        "cpu_seconds": cpu,
         "trades": wl["trades"] if resting == wl["resting_lots"] else -1,
         "volume": wl["volume"] if resting == wl["resting_lots"] else -1,
         "note": "no fill reports; agreement checked on resting lots",
@@ -536,6 +553,8 @@ def _one(impl: str, workload: str, n_ops: int, gc_mode: str) -> dict[str, Any]:
         "ops": n_ops,
         "ops_per_s": n_ops / result["seconds"],
         "seconds": result["seconds"],
+        "ops_per_cpu_s": n_ops / result["cpu_seconds"],
+        "cpu_seconds": result["cpu_seconds"],
         "trades": result["trades"],
         "volume": result["volume"],
         "expected_trades": wl["trades"],
@@ -588,7 +607,7 @@ def main(argv: list[str]) -> int:
             records.append(best)
             if "ops_per_s" in best:
                 print(
-                    f"{workload:8s} {impl:24s} {best['ops_per_s']:>12,.0f} ops/s  trades {best['trades']:>8,} "
+                    f"{workload:8s} {impl:24s} {best['ops_per_s']:>10,.0f} ops/s ({best['ops_per_cpu_s']:>10,.0f} per CPU s)  trades {best['trades']:>8,} "
                     f"volume {best['volume']:>10,}  agree {'yes' if best['agree'] else 'NO '}  "
                     f"peak RSS {best['peak_rss_mb']:.0f} MB",
                     flush=True,
