@@ -16,7 +16,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 KEY, SECRET, PASSPHRASE = "okx-key", "okx-secret", "okx-pass"
 
@@ -48,6 +48,9 @@ class FakeOkx:
         self.log: list[tuple[str, str]] = []
         self.app = web.Application()
         self.app.router.add_route("*", "/api/v5/{path:.*}", self.handle)
+        self.app.router.add_get("/ws/v5/public", self.ws_public)
+        self.sockets: list[tuple[web.WebSocketResponse, set[tuple[str, str]]]] = []
+        self.seqs: dict[str, int] = {}
         self.runner: web.AppRunner | None = None
         self.port = 0
 
@@ -66,6 +69,94 @@ class FakeOkx:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/v5"
+
+    # -- public websocket (tickers, books) ---------------------------------------------------------
+    async def ws_public(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        subs: set[tuple[str, str]] = set()
+        entry = (ws, subs)
+        self.sockets.append(entry)
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                if msg.data == "ping":
+                    await ws.send_str("pong")
+                    continue
+                m = json.loads(msg.data)
+                if m.get("op") != "subscribe":
+                    continue
+                for arg in m.get("args", []):
+                    channel, inst_id = arg.get("channel"), arg.get("instId")
+                    if inst_id not in self.books or channel not in ("tickers", "books"):
+                        await ws.send_json(
+                            {
+                                "event": "error",
+                                "code": "60018",
+                                "msg": f"Wrong URL or {channel} doesn't exist",
+                                "connId": "c1",
+                            }
+                        )
+                        continue
+                    subs.add((channel, inst_id))
+                    await ws.send_json({"event": "subscribe", "arg": arg, "connId": "c1"})
+                    await self._push(ws, channel, inst_id, snapshot=True)
+        finally:
+            self.sockets.remove(entry)
+        return ws
+
+    async def _push(self, ws: web.WebSocketResponse, channel: str, inst_id: str, snapshot: bool = False) -> None:
+        arg = {"channel": channel, "instId": inst_id}
+        if channel == "tickers":
+            await ws.send_json({"arg": arg, "data": [self._ticker(inst_id)]})
+            return
+        bids, asks = self.books[inst_id]
+        prev = self.seqs.get(inst_id, 0)
+        self.seqs[inst_id] = prev + 1
+        data = {
+            "asks": [[p, s, "0", "1"] for p, s in asks],
+            "bids": [[p, s, "0", "1"] for p, s in bids],
+            "ts": str(int(time.time() * 1000)),
+            "checksum": 0,
+            "seqId": prev + 1,
+            "prevSeqId": -1 if snapshot else prev,
+        }
+        await ws.send_json({"arg": arg, "action": "snapshot" if snapshot else "update", "data": [data]})
+
+    async def move(self, inst_id: str, bid: str, ask: str) -> None:
+        """The market moves: new top of book, pushed to subscribers (book as a full-level update)."""
+        old_bids, old_asks = self.books[inst_id]
+        self.books[inst_id] = ([(bid, old_bids[0][1])], [(ask, old_asks[0][1])])
+        for ws, subs in list(self.sockets):
+            for channel, iid in list(subs):
+                if iid == inst_id:
+                    if channel == "books":  # delete the old levels, add the new ones
+                        arg = {"channel": channel, "instId": inst_id}
+                        prev = self.seqs.get(inst_id, 0)
+                        self.seqs[inst_id] = prev + 1
+                        data = {
+                            "asks": [[old_asks[0][0], "0", "0", "0"], [ask, old_asks[0][1], "0", "1"]],
+                            "bids": [[old_bids[0][0], "0", "0", "0"], [bid, old_bids[0][1], "0", "1"]],
+                            "ts": str(int(time.time() * 1000)),
+                            "checksum": 0,
+                            "seqId": prev + 1,
+                            "prevSeqId": prev,
+                        }
+                        await ws.send_json({"arg": arg, "action": "update", "data": [data]})
+                    else:
+                        await self._push(ws, channel, inst_id)
+
+    async def drop(self) -> int:
+        """Close every websocket (the venue restarts its gateways)."""
+        n = len(self.sockets)
+        for ws, _ in list(self.sockets):
+            await ws.close()
+        return n
 
     # -- wire ----------------------------------------------------------------------------------------
     @staticmethod

@@ -165,3 +165,53 @@ async def test_bybit_orders_place_amend_cancel(bybit) -> None:  # type: ignore[n
         assert taken.status is OrderStatus.FILLED and taken.request.client_order_id.startswith("dd")
     finally:
         await venue.close()
+
+
+async def test_okx_streams_tickers_and_books_through_ccxt_pro_and_survives_a_drop(okx: fake_okx.FakeOkx) -> None:
+    import asyncio
+
+    from app.domain import BookUpdate, Quote
+    from connectors.base import Backoff
+
+    venue = CcxtVenue(
+        "okx",
+        credentials=Credentials(fake_okx.KEY, fake_okx.SECRET, fake_okx.PASSPHRASE),
+        rest_url=okx.url,
+        ws_url=okx.ws_url,
+        enable_rate_limit=False,
+        backoff=lambda: Backoff(0.01, 0.05, seed=2),
+    )
+    venue._private_started = True
+    bus = Bus()
+    sub = bus.subscribe()
+    await venue.connect(bus)
+    call = next(i for i in await venue.instruments() if i.is_option and i.is_call)
+
+    async def wait_for(pred) -> None:  # type: ignore[no-untyped-def]
+        for _ in range(250):
+            if pred():
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError("condition not met in time")
+
+    def books() -> list[BookUpdate]:
+        return [e for e in list(sub._queue) if isinstance(e, BookUpdate) and e.instrument == call.name]
+
+    try:
+        await venue.subscribe([call.name], ["ticker", "book"])
+        await wait_for(lambda: books() and any(isinstance(e, Quote) for e in list(sub._queue)))
+        assert books()[0].bids[0] == (0.04, pytest.approx(0.5))  # 50 contracts x 0.01 BTC
+        await okx.move(okx.call, "0.0410", "0.0430")
+        await wait_for(lambda: any(b.bids[0][0] == 0.041 for b in books()))
+        latest = books()[-1]
+        assert latest.bids == ((0.041, pytest.approx(0.5)),) and latest.asks == ((0.043, pytest.approx(0.4)),)
+        quotes = [e for e in list(sub._queue) if isinstance(e, Quote)]
+        assert quotes[-1].bid == 0.041 and quotes[-1].venue == "okx"
+        sub.drain()
+        assert await okx.drop() == 1
+        await wait_for(lambda: venue.stats.disconnects >= 1 and books())
+        await okx.move(okx.call, "0.0405", "0.0425")
+        await wait_for(lambda: any(b.bids[0][0] == 0.0405 for b in books()))
+        assert all(len(b.bids) == 1 for b in books())  # no stale level survives the reconnect
+    finally:
+        await venue.close()
