@@ -188,6 +188,8 @@ class Journal:
         self.dropped_bytes = self._repair()
         segments = _segments(self.directory)
         snaps = _snapshots(self.directory)
+        # True when earlier commands are on disk: only a recovered engine may append to them.
+        self.existing = bool(snaps) or any(p.stat().st_size for p in segments)
         last = max([_index(p) for p in segments] + [_index(p) for p in snaps] + [0])
         # A fresh segment each time the journal is opened: symbol ids restart with it.
         self._open_segment(last + 1)

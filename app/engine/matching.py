@@ -383,8 +383,17 @@ class MatchingEngine:
             self.attach_journal(journal)
 
     # ================================================================================ configuration
-    def attach_journal(self, journal: Journal) -> None:
-        """Append every accepted command from now on to ``journal`` (starting with the engine settings)."""
+    def attach_journal(self, journal: Journal, *, resume: bool = False) -> None:
+        """Append every accepted command from now on to ``journal`` (starting with the engine settings).
+
+        A journal that already holds commands belongs to the engine :meth:`recover` rebuilds from it
+        (``resume=True``); attaching it to a fresh engine would mix two histories and raises."""
+        if journal.existing and not resume:
+            raise _bad(
+                f"the journal at {journal.directory} already holds commands: use MatchingEngine.recover()",
+                "journal.not_empty",
+                path=str(journal.directory),
+            )
         self._journal = journal
         self._refresh_after()
         journal.admin(
@@ -1624,7 +1633,7 @@ class MatchingEngine:
         engine.use_clock(clock)
         engine.set_pre_trade_check(pre_trade_check)
         engine._snapshot_every = snapshot_every
-        engine.attach_journal(journal)
+        engine.attach_journal(journal, resume=True)
         return engine
 
 

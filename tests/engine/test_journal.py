@@ -224,3 +224,11 @@ def test_journal_sync_modes_write_the_same_records(tmp_path: Path) -> None:
     assert sizes[0] == sizes[1] == sizes[2] > 0
     with pytest.raises(DeskError):
         Journal(tmp_path / "x", sync="sometimes")  # type: ignore[arg-type]
+
+
+def test_a_fresh_engine_refuses_a_journal_with_history(tmp_path: Path) -> None:
+    engine, _, _ = run_session(tmp_path / "j", 50)
+    engine.journal.close()  # type: ignore[union-attr]
+    with pytest.raises(DeskError) as info:
+        MatchingEngine(SimClock(), journal=Journal(tmp_path / "j"))
+    assert info.value.code == "journal.not_empty"
