@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+from decimal import Decimal
 from typing import Any
 
 from app.errors import (
@@ -58,12 +60,15 @@ NON_INTEGER_CONTRACTS = 10027
 TOO_MANY_REQUESTS = 10028
 PRICE_WRONG_TICK = 10043
 OTHER_REJECT = 11030
+RETRY = 10040
 INTERNAL = 11094
 BAD_REQUEST = 11050
 POST_ONLY_REJECT = 11054
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 PARSE_ERROR = -32700
+
+_BAND = re.compile(r"price (?P<price>[0-9.]+) is outside the band \[(?P<lo>[0-9.]+), (?P<hi>[0-9.]+)\]")
 
 # desk error code (prefix match, longest first) -> (Deribit code, message)
 _DESK_TO_WIRE: tuple[tuple[str, int, str], ...] = (
@@ -82,6 +87,10 @@ _DESK_TO_WIRE: tuple[tuple[str, int, str], ...] = (
     ("order.rejected.halted", BOOK_CLOSED, "book_closed"),
     ("order.rejected.state", BOOK_CLOSED, "book_closed"),
     ("order.rejected.expired", BOOK_CLOSED, "book_closed"),
+    ("order.unknown", ORDER_NOT_FOUND, "order_not_found"),
+    ("order.not_found", ORDER_NOT_FOUND, "order_not_found"),
+    ("margin.no", RETRY, "retry"),  # no index / no mark yet: Deribit's "retry"
+    ("margin.missing", RETRY, "retry"),
     ("margin.insufficient", NOT_ENOUGH_FUNDS, "not_enough_funds"),
     ("instrument", INVALID_INSTRUMENT, "invalid_or_unsupported_instrument"),
     ("not_found", ORDER_NOT_FOUND, "order_not_found"),
@@ -94,6 +103,14 @@ _DESK_TO_WIRE: tuple[tuple[str, int, str], ...] = (
 def rpc_error_from(exc: DeskError) -> RpcError:
     """The Deribit error answering a desk error (its code and message kept in ``data``)."""
     code = exc.code
+    if code == "order.rejected.band":  # the engine's price band: Deribit says which side of it
+        m = _BAND.search(exc.message)
+        low = m is not None and Decimal(m["price"]) < Decimal(m["lo"])
+        return RpcError(
+            PRICE_TOO_LOW if low else PRICE_TOO_HIGH,
+            "price_too_low" if low else "price_too_high",
+            {"reason": exc.message, "desk_code": code},
+        )
     for prefix, wire_code, message in _DESK_TO_WIRE:
         if code == prefix or code.startswith(prefix + ".") or code.startswith(prefix + "_"):
             return RpcError(wire_code, message, {"reason": exc.message, "desk_code": code})

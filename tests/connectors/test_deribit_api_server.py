@@ -298,3 +298,26 @@ async def test_heartbeat_test_requests_and_silent_clients_are_dropped(paper: Pap
             assert srv.connections == 0 or ws.closed
     finally:
         await srv.stop()
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "wire"),
+    [
+        ("order.rejected.band", "price 0.5 is outside the band [0.6, 0.9] around mark 0.7 of X", 10005),
+        ("order.rejected.band", "price 1.5 is outside the band [0.6, 0.9] around mark 0.7 of X", 10007),
+        ("order.rejected.tick", "off tick", 10043),
+        ("order.rejected.post_only", "would take", 11054),
+        ("order.rejected.state", "halted", 10012),
+        ("order.unknown", "no such order", 10004),
+        ("margin.insufficient", "short", 10009),
+        ("margin.no_index", "no index yet", 10040),
+        ("order.rejected.max_size", "too big", 11030),
+    ],
+)
+def test_desk_rejections_answer_with_deribit_codes(code: str, message: str, wire: int) -> None:
+    from app.errors import InsufficientMargin, OrderRejected
+    from connectors.deribit_api.wire import rpc_error_from
+
+    cls = InsufficientMargin if code.startswith("margin.") else OrderRejected
+    err = rpc_error_from(cls(message, code=code))
+    assert err.code == wire and err.data is not None and err.data["desk_code"] == code
