@@ -54,9 +54,9 @@ _REJECT_CODES: tuple[tuple[str, str], ...] = (
     ("non_integer_contract_amount", "order.rejected.lot"),
     ("post_only_reject", "order.rejected.post_only"),
     ("order_overlap", "order.rejected.self_trade"),
-    ("price_too_low", "order.rejected.price_band"),
-    ("price_too_high", "order.rejected.price_band"),
-    ("book_closed", "order.rejected.halted"),
+    ("price_too_low", "order.rejected.band"),
+    ("price_too_high", "order.rejected.band"),
+    ("book_closed", "order.rejected.state"),
     ("already_closed", "order.rejected.closed"),
 )
 
