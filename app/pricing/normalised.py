@@ -87,18 +87,23 @@ def _erfcx_difference_taylor(m: np.ndarray, delta: np.ndarray) -> np.ndarray:
     z = TWO_OVER_SQRT_PI - 2.0 * m * y  # z_1 = −erfcx'(m) > 0
     two_m = 2.0 * m
     d2 = delta * delta
-    term_pow = delta.copy()
-    total = z * term_pow
-    fact = 1.0
+    term = delta.copy()  # δⁿ/n!
+    total = z * term
+    tmp = np.empty_like(m)
     n = 1
     for _ in range(5):  # odd orders 3 to 11: enough for a half-width up to 0.05·max(m, 1)
-        z_next = two_m * z + 2.0 * n * z_prev  # z_{n+1}
-        z_next2 = two_m * z_next + 2.0 * (n + 1) * z  # z_{n+2}
-        z_prev, z = z_next, z_next2
+        # recurrence z_{n+1} = 2m·z_n + 2n·z_{n−1}, in place (this loop is the hot part of short expiries)
+        np.multiply(z_prev, 2.0 * n, out=z_prev)
+        np.multiply(two_m, z, out=tmp)
+        z_prev += tmp  # z_{n+1}
+        np.multiply(z, 2.0 * (n + 1), out=z)
+        np.multiply(two_m, z_prev, out=tmp)
+        z += tmp  # z_{n+2}
         n += 2
-        fact *= (n - 1) * n
-        term_pow = term_pow * d2
-        total = total + z * term_pow / fact
+        term *= d2
+        term *= 1.0 / ((n - 1) * n)
+        np.multiply(z, term, out=tmp)
+        total += tmp
     return 2.0 * total
 
 
@@ -118,22 +123,25 @@ def normalised_otm_call_ht(x: np.ndarray, h: np.ndarray, t: np.ndarray) -> np.nd
     eps = SQRT2 * t
     out = np.empty(x.shape)
     asym = q1 >= _ASYMPTOTIC_Q
-    narrow = eps < 2.0 * np.where(q1 < _TAYLOR_FAR_Q, _TAYLOR_RATIO, _TAYLOR_RATIO_FAR) * np.maximum(q1, 1.0)
-    series = narrow & (q1 >= _CDF_Q) & ~asym
+    limit = _TAYLOR_RATIO_FAR + (_TAYLOR_RATIO - _TAYLOR_RATIO_FAR) * (q1 < _TAYLOR_FAR_Q)
+    series = eps < 2.0 * limit * np.maximum(q1, 1.0)
+    series &= q1 >= _CDF_Q
+    series &= ~asym
     plain = q1 < _PLAIN_Q
     plain &= ~series
     shared = ~(asym | series | plain)
-    for region, kernel in ((plain, _plain), (shared, _shared), (series, _series), (asym, _asym)):
-        if region.all():
-            out = kernel(x, h, t, q1, eps)
-            break
-        idx = np.flatnonzero(region)
-        if idx.size:
-            out[idx] = kernel(x[idx], h[idx], t[idx], q1[idx], eps[idx])
+    # each region gathers only what its formula reads
+    if plain.any():
+        idx = np.flatnonzero(plain)
+        out[idx] = _plain(x[idx], q1[idx], eps[idx])
+    for region, kernel in ((shared, _shared), (series, _series), (asym, _asym)):
+        if region.any():
+            idx = np.flatnonzero(region)
+            out[idx] = kernel(h[idx], t[idx])
     return out.reshape(shape)
 
 
-def _plain(x: np.ndarray, h: np.ndarray, t: np.ndarray, q1: np.ndarray, eps: np.ndarray) -> np.ndarray:
+def _plain(x: np.ndarray, q1: np.ndarray, eps: np.ndarray) -> np.ndarray:
     """½·(e^{x/2}·erfc(q₁) − e^{−x/2}·erfc(q₂)): exact for small q₁ with a wide gap (or q₁ < −0.6)."""
     return 0.5 * (np.exp(0.5 * x) * erfc(q1) - np.exp(-0.5 * x) * erfc(q1 + eps))
 
@@ -142,18 +150,19 @@ def _prefactor(h: np.ndarray, t: np.ndarray) -> np.ndarray:
     return 0.5 * np.exp(-0.5 * (h * h + t * t))
 
 
-def _shared(x: np.ndarray, h: np.ndarray, t: np.ndarray, q1: np.ndarray, eps: np.ndarray) -> np.ndarray:
+def _shared(h: np.ndarray, t: np.ndarray) -> np.ndarray:
     """Shared-exponent erfcx difference: cancels by at most ~1/(2·gap/q), exact with erfcx's accuracy."""
-    return _prefactor(h, t) * (erfcx(q1) - erfcx(q1 + eps))
+    q1 = (h + t) * -INV_SQRT2
+    return _prefactor(h, t) * (erfcx(q1) - erfcx(q1 + SQRT2 * t))
 
 
-def _series(x: np.ndarray, h: np.ndarray, t: np.ndarray, q1: np.ndarray, eps: np.ndarray) -> np.ndarray:
-    half = 0.5 * eps
-    return _prefactor(h, t) * _erfcx_difference_taylor(q1 + half, half)
+def _series(h: np.ndarray, t: np.ndarray) -> np.ndarray:
+    half = t * INV_SQRT2  # half of the gap q₂ − q₁ = √2·t; the midpoint is −h/√2
+    return _prefactor(h, t) * _erfcx_difference_taylor(h * -INV_SQRT2, half)
 
 
-def _asym(x: np.ndarray, h: np.ndarray, t: np.ndarray, q1: np.ndarray, eps: np.ndarray) -> np.ndarray:
-    return _prefactor(h, t) * _erfcx_difference_asymptotic(q1, eps)
+def _asym(h: np.ndarray, t: np.ndarray) -> np.ndarray:
+    return _prefactor(h, t) * _erfcx_difference_asymptotic((h + t) * -INV_SQRT2, SQRT2 * t)
 
 
 def log_moneyness(forward: np.ndarray, strike: np.ndarray) -> np.ndarray:
