@@ -540,16 +540,30 @@ class Frontier:
     groups: list[str]
 
 
-def run_frontier(runs: Sequence[dict[str, Any]], source: Any = None) -> Frontier:
-    """Cost vs error of strategy runs whose summaries carry ``hedge_cost`` and ``hedging_error_std``."""
+def run_frontier(runs: Sequence[dict[str, Any]], decisions_of: Any = None) -> Frontier:
+    """Cost (fees + slippage, USD) vs hedging error (std of delta − target over decisions) of each run.
+
+    ``decisions_of(run_id)`` returns a run's decisions; a run's cost comes from its summary (``fees_usd``,
+    ``slippage_usd``, or ``hedge_cost``).
+    """
     labels, cost, err, groups = [], [], [], []
     for r in runs:
         summary = r.get("summary") or r.get("metrics") or {}
-        if "hedge_cost" in summary and "hedging_error_std" in summary:
-            labels.append(str(r.get("name", r.get("run_id"))))
-            cost.append(float(summary["hedge_cost"]))
-            err.append(float(summary["hedging_error_std"]))
-            groups.append(str(summary.get("band_rule", "runs")))
+        if "hedge_cost" in summary:
+            c = float(summary["hedge_cost"])
+        else:
+            c = float(summary.get("fees_usd", 0.0)) + float(summary.get("slippage_usd", 0.0))
+        e = summary.get("hedging_error_std")
+        if e is None and decisions_of is not None:
+            dev = [float(_get(d, "inputs.delta", "delta")) - float(_get(d, "inputs.target", default=0.0))
+                   for d in decisions_of(r["run_id"]) if _get(d, "inputs.delta", "delta") is not None]
+            e = float(np.std(dev)) if dev else None
+        if e is None:
+            continue
+        labels.append(str(r.get("name") or r.get("run_id")))
+        cost.append(c)
+        err.append(float(e))
+        groups.append(str(summary.get("band_rule") or (r.get("config") or {}).get("band", {}).get("rule", "runs")))
     return Frontier(labels, cost, err, groups)
 
 

@@ -158,3 +158,56 @@ def test_token_is_enforced_on_every_request(browser: Any) -> None:
     finally:
         server.shutdown()
         thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def stored_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A headless run with the default hedger written to a store, then served read-only."""
+    import asyncio
+
+    from app.config import Settings
+    from app.headless import build_strategies
+    from storage.store import open_store
+    from ui.dash.source import StoredSource
+
+    path = tmp_path_factory.mktemp("stored") / "run.db"
+    store = open_store(path)
+    desk = Desk(seed=13, speed=0.0, store=store, sim=SimConfig(seed=13, listing=SMALL))
+    build_strategies(desk, ["hedger"], Settings())
+    desk.advance(2_000)
+    _book(desk)
+
+    async def _run() -> None:
+        for runner in desk.runners.values():
+            await runner.start()
+        await desk.run_for(180_000)
+        await desk.stop()
+
+    # playwright's sync API keeps an event loop in this thread: run the desk in its own.
+    worker = threading.Thread(target=lambda: asyncio.run(_run()))
+    worker.start()
+    worker.join(300)
+    store.close()
+    ro = open_store(path, read_only=True)
+    server = build_server(StoredSource(ro, label="stored run"), host="127.0.0.1", port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(5)
+    ro.close()
+
+
+def test_stored_run_hedging_page(stored_url: str, browser: Any) -> None:
+    page, errors = _open(browser, stored_url + "/hedging")
+    page.wait_for_selector("#hedge-delta .js-plotly-plot", timeout=20_000)
+    page.wait_for_function("document.querySelectorAll('#hedge-decisions tbody tr').length > 1", timeout=20_000)
+    traces = page.evaluate("document.querySelector('#hedge-delta .js-plotly-plot').data.length")
+    assert traces >= 3  # bands and delta (hedge markers when it hedged)
+    assert "read-only" in page.inner_text("#mode")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "stored-hedging.png"), full_page=True)
+    page.goto(stored_url + "/margin")
+    page.wait_for_function("document.querySelectorAll('#page .js-plotly-plot .main-svg').length >= 2", timeout=20_000)
+    page.close()
+    assert not errors, errors

@@ -137,8 +137,13 @@ class StoredSource:
         return list(self.store.snapshots(kind, since_ms or 0, 2**62))
 
     def strategy_runs(self) -> list[dict[str, Any]]:
-        """Strategy runs in the store."""
-        return list(self.store.list_runs()) if hasattr(self.store, "list_runs") else []
+        """Strategy runs in the store, each with the hedger's running totals (fees, slippage) as ``summary``."""
+        runs = list(self.store.list_runs()) if hasattr(self.store, "list_runs") else []
+        for run in runs:
+            state = self.store.load_strategy_state(run["run_id"]) or {}
+            inner = state.get("strategy") if isinstance(state.get("strategy"), dict) else state
+            run["summary"] = dict(inner.get("totals") or {})
+        return runs
 
     def decisions(self, run_id: str, limit: int = 5000) -> list[dict[str, Any]]:
         """Stored hedge decisions of a run."""

@@ -16,9 +16,9 @@ def kpi(label: str, value: str, *, id: str | None = None, cls: str = "") -> html
     return html.Div([html.Div(label, className="label"), html.Div(value, className="value")], **attrs)
 
 
-def card(children: Any, **kwargs: Any) -> html.Div:
-    """A bordered panel."""
-    return html.Div(children, className="card", **kwargs)
+def card(children: Any, className: str = "card", **kwargs: Any) -> html.Div:
+    """A bordered panel (``className="card wide"`` spans the whole row)."""
+    return html.Div(children, className=className, **kwargs)
 
 
 def graph(id: str, figure: Any, height: int | None = None) -> dcc.Graph:

@@ -22,18 +22,18 @@ def body(source: DashSource, run_id: str | None) -> list[Any]:
     decisions = source.decisions(run_id) if run_id else []
     series = analytics.decision_series(decisions)
     runs = source.strategy_runs()
-    frontier = analytics.run_frontier(runs, source)
+    frontier = analytics.run_frontier(runs, lambda rid: source.decisions(rid, limit=2000))
     return [
         card(graph("hedge-delta", delta_with_bands(series.ts, series.delta, series.lower, series.upper, series.hedge_ts, series.hedge_delta, unit=series.unit))),
         card(graph("hedge-frontier", cost_vs_error(frontier.labels, frontier.cost, frontier.error, groups=frontier.groups))),
-        card([html.H4(f"Decisions ({len(decisions)})"), table("hedge-decisions", analytics.decision_rows(decisions), DECISION_COLUMNS, page_size=20, filterable=True)]),
+        card([html.H4(f"Decisions ({len(decisions)})"), table("hedge-decisions", analytics.decision_rows(decisions), DECISION_COLUMNS, page_size=20, filterable=True)], className="card wide"),
     ]
 
 
 def layout(source: DashSource) -> html.Div:
     """The hedging page."""
     runs = source.strategy_runs()
-    options = [{"label": f"{r.get('name', 'run')} · {r['run_id']} · {r.get('status', '')}", "value": r["run_id"]} for r in runs]
+    options = [{"label": " · ".join(x for x in (r.get("name"), r["run_id"], r.get("status")) if x), "value": r["run_id"]} for r in runs]
     first = options[0]["value"] if options else None
     return html.Div(
         [
