@@ -10,6 +10,8 @@ transaction takes the lock up front and waits ``busy_timeout`` instead of failin
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +105,7 @@ def _sqlite_engine(
         cur = dbapi_conn.cursor()
         try:
             if not read_only:
-                cur.execute("PRAGMA journal_mode=WAL")
+                _set_wal(cur)
             cur.execute(f"PRAGMA synchronous={synchronous}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
@@ -120,6 +122,21 @@ def _sqlite_engine(
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate_now else "BEGIN")
 
     return engine
+
+
+def _set_wal(cur: Any) -> None:
+    # WAL persists in the file, so only a new database needs the switch. Switching takes an exclusive lock,
+    # and two processes creating the same file can get SQLITE_BUSY without the busy handler: retry briefly.
+    if cur.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+        return
+    for attempt in range(100):
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 99:
+                raise
+            time.sleep(0.05)
 
 
 def _pg_engine(url: str, read_only: bool, synchronous: str, busy_timeout_ms: int, pool_size: int) -> Engine:
