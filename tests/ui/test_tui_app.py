@@ -331,3 +331,21 @@ async def test_portfolio_margin_shows_the_worst_scenario() -> None:
         assert "worst scenario" in distance and "loss" in distance, distance
         bars = plain(app.query_one(".margin-bars", Static))
         assert "IM" in bars and "%" in bars
+
+
+async def test_chain_moves_on_when_the_front_expiry_settles() -> None:
+    from app.desk import Desk
+    from connectors.sim.venue import SimConfig
+
+    desk = Desk(Settings(), sim=SimConfig(seed=7, step_ms=600_000, underlyings=("BTC",)))
+    desk.advance(600_000)
+    app = make_app(desk)
+    async with app.run_test(size=SIZE):
+        front = app.chain.expiry_ms
+        assert front is not None and front == app.feed.expiries("BTC")[0]
+        desk.advance(front - desk.now_ms() + 1_200_000)  # 20 simulated minutes past 08:00 UTC settlement
+        await app.refresh_view()  # the listing is re-read: the settled expiry is gone, not an error
+        await app.refresh_view()
+        assert app.chain.expiry_ms is not None and app.chain.expiry_ms > front
+        assert app.chain.current is not None and app.chain.current.expiry_ms == app.chain.expiry_ms
+        assert front not in app.feed.expiries("BTC")

@@ -109,12 +109,26 @@ class ChainPane(Vertical):
         return self.table.show(chain, positions, show_usd=show_usd)
 
     def _fill_tabs(self, tabs_id: str, items: list[tuple[str, str]], active: str) -> None:
+        """Make the tabs ``items`` (id, label) in order: remove the gone ones, insert the new ones in place.
+
+        Tabs are removed asynchronously, so ids that stay are never removed and re-added (duplicate ids).
+        """
         tabs = self.query_one(f"#{tabs_id}", Tabs)
+        wanted = [tab_id for tab_id, _ in items]
         with self.prevent(Tabs.TabActivated):
-            tabs.clear()
-            for tab_id, label in items:
-                tabs.add_tab(Tab(label, id=tab_id))
-            tabs.active = active
+            present = [t.id for t in tabs.query(Tab) if t.id]
+            for tab_id in present:
+                if tab_id not in wanted:
+                    tabs.remove_tab(tab_id)
+            kept = [t for t in present if t in wanted]
+            for i, (tab_id, label) in enumerate(items):
+                if tab_id in kept:
+                    continue
+                later = next((k for k in kept if wanted.index(k) > i), None)
+                tabs.add_tab(Tab(label, id=tab_id), before=later)
+                kept.insert(kept.index(later) if later else len(kept), tab_id)
+            if tabs.active != active:
+                tabs.active = active
 
     def _show_info(self, chain: ChainSlice, now_ms: int) -> None:
         kind = {"D": "daily", "W": "weekly", "M": "monthly", "Q": "quarterly"}[expiry_kind(chain.expiry_ms)]
