@@ -57,6 +57,7 @@ from strategies.base import DeskView, Intent, IntentKind, Strategy
 MODES = ("dry_run", "active", "paused", "killed")
 _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 FILL_OVERLAP_MS = 60_000  # re-read fills this far behind the watermark: venues report late
+CONTROL_POLL_MS = 1_000  # clock ms between reads of the run's mode when no decision is due
 MAX_FEEDBACK = 200  # intents handled per event, a guard against a strategy that loops
 
 
@@ -233,6 +234,8 @@ class Runner:
         self._requests: dict[str, OrderRequest] = {}  # key -> request (for reconciliation of reports)
         self._next_timer_ms: int | None = None
         self._fill_watermark = 0
+        self._last_beat: int | None = None
+        self._last_poll: int | None = None
         self.decisions_recorded = 0
         self.sent = 0
         self.last_decisions: deque[dict[str, Any]] = deque(maxlen=20)
@@ -301,6 +304,7 @@ class Runner:
             if not (cur and _holder_dead(str(cur)) and self.control.release_lease(self.run_id, str(cur))):
                 raise
             self.control.acquire_lease(self.run_id, self.holder, stale_after_s=stale_s, now_ms=now)
+        self._last_beat = now
         run = self.control.get_run(self.run_id) or {}
         status = run.get("status")
         fresh = self.store.load_strategy_state(self.run_id) is None and status in (None, "dry_run")
@@ -444,18 +448,26 @@ class Runner:
             if self.stopped:
                 return
         now = self.clock.now_ms()
-        try:
-            self.control.heartbeat(self.run_id, self.holder, now_ms=now)
-        except LeaseHeld:
-            # Someone else runs this strategy now: stop at once, touch nothing.
-            self.stopped = True
-            raise
-        status = (self.control.get_run(self.run_id) or {}).get("status") or self.mode
-        if status != self.mode:
-            await self._set_mode(status)
-            if self.stopped:
-                return
-        if self._next_timer_ms is None or now >= self._next_timer_ms:
+        # A heartbeat four times per lease period keeps the lease ours (only a silent holder can be taken over),
+        # without a durable write on every simulated step.
+        if self._last_beat is None or now - self._last_beat >= self.lease_ttl_ms // 4:
+            try:
+                self.control.heartbeat(self.run_id, self.holder, now_ms=now)
+            except LeaseHeld:
+                # Someone else runs this strategy now: stop at once, touch nothing.
+                self.stopped = True
+                raise
+            self._last_beat = now
+        due = self._next_timer_ms is None or now >= self._next_timer_ms
+        # The mode is read before every decision, and at least every CONTROL_POLL_MS in between.
+        if due or self._last_poll is None or now - self._last_poll >= CONTROL_POLL_MS:
+            self._last_poll = now
+            status = (self.control.get_run(self.run_id) or {}).get("status") or self.mode
+            if status != self.mode:
+                await self._set_mode(status)
+                if self.stopped:
+                    return
+        if due:
             self._next_timer_ms = now + self.check_interval_ms
             await self._feed(Timer(now, "check"))
             self._save()
