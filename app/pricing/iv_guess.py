@@ -83,13 +83,10 @@ def _tables() -> _Tables:
     return _Tables(lower.ravel(), upper.ravel(), log_bc, dist_c)
 
 
-def _bilinear(table: np.ndarray, row: np.ndarray, col: np.ndarray) -> np.ndarray:
-    """Bilinear read of a flattened (NA, NE) table at fractional indices (clipped to the grid)."""
-    row = np.clip(row, 0.0, _NA - 1.000001)
-    col = np.clip(col, 0.0, _NE - 1.000001)
-    i = row.astype(np.intp)
+def _bilinear(table: np.ndarray, i: np.ndarray, fr: np.ndarray, col: np.ndarray) -> np.ndarray:
+    """Bilinear read of a flattened (NA, NE) table at row i + fr (i < NA − 1) and fractional column col."""
+    col = np.minimum(np.maximum(col, 0.0), _NE - 1.000001)
     j = col.astype(np.intp)
-    fr = row - i
     fc = col - j
     base = i * _NE + j
     v00 = table[base]
@@ -101,27 +98,31 @@ def _bilinear(table: np.ndarray, row: np.ndarray, col: np.ndarray) -> np.ndarray
     return top + fr * (bottom - top)
 
 
+def _row_lerp(values: np.ndarray, i: np.ndarray, fr: np.ndarray) -> np.ndarray:
+    """Linear interpolation of a per-row quantity at row i + fr."""
+    lo = values[i]
+    return lo + fr * (values[i + 1] - lo)
+
+
 def guess(x: np.ndarray, beta: np.ndarray, log_beta: np.ndarray,
           dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(initial total vol, lower-region flag) for x < 0, 0 < β < b_max, dist = b_max − β."""
     tab = _tables()
     row = (np.log(-x) - _A0) * ((_NA - 1) / (_A1 - _A0))
-    a_grid_pos = np.clip(row, 0.0, _NA - 1.0)
-    log_bc = np.interp(a_grid_pos, np.arange(_NA), tab.log_bc)
+    row = np.minimum(np.maximum(row, 0.0), _NA - 1.000001)  # the grid's ends cover everything beyond
+    i = row.astype(np.intp)
+    fr = row - i
+    log_bc = _row_lerp(tab.log_bc, i, fr)
     lower = log_beta < log_bc
-    s = np.empty(x.shape)
-    if lower.any():
-        il = np.flatnonzero(lower)
-        xl = x[il]
-        lb = log_beta[il]
-        eta = np.minimum(xl / (2.0 * lb), 1.0)
-        zeta = log_bc[il] / lb
-        s[il] = lower_base(xl, eta) * np.exp(_bilinear(tab.lower, row[il], zeta * (_NE - 1)))
-    upper = ~lower
-    if upper.any():
-        iu = np.flatnonzero(upper)
+    # the lower-region formula for everyone (cheaper than gathering the ~all lower ones), upper ones after
+    with np.errstate(all="ignore"):
+        eta = np.minimum(x / (2.0 * log_beta), 1.0)
+        s = lower_base(x, eta) * np.exp(_bilinear(tab.lower, i, fr, (log_bc / log_beta) * (_NE - 1)))
+    if not lower.all():
+        iu = np.flatnonzero(~lower)
         xu = x[iu]
-        dist_c = np.interp(a_grid_pos[iu], np.arange(_NA), tab.dist_c) * np.exp(0.5 * xu)
-        nu = np.minimum(dist[iu] / dist_c, 1.0)
-        s[iu] = upper_base(xu, dist[iu]) * np.exp(_bilinear(tab.upper, row[iu], nu * (_NE - 1)))
+        du = dist[iu]
+        dist_c = _row_lerp(tab.dist_c, i[iu], fr[iu]) * np.exp(0.5 * xu)
+        nu = np.minimum(du / dist_c, 1.0)
+        s[iu] = upper_base(xu, du) * np.exp(_bilinear(tab.upper, i[iu], fr[iu], nu * (_NE - 1)))
     return s, lower
