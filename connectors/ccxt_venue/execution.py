@@ -30,6 +30,7 @@ from connectors.ccxt_venue.parsing import (
 
 log = logging.getLogger(__name__)
 
+MAX_NUMBER = Decimal("1e15")  # beyond any real price or amount; larger values overflow tick arithmetic
 _CCXT_TIF = {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC", TimeInForce.FOK: "FOK"}
 
 
@@ -59,6 +60,9 @@ class Execution:
     def prepare(self, req: OrderRequest) -> tuple[Instrument, Decimal | None]:
         """Check lots and round the price to the venue's grid for ``req``; raises before anything is sent."""
         inst = self.catalog.get(req.instrument)
+        for label, value in (("amount", req.amount), ("price", req.price)):
+            if value is not None and abs(value) > MAX_NUMBER:
+                raise OrderRejected(f"{label} {value} is out of range", code=f"order.rejected.{label}")
         try:
             inst.to_lots(req.amount)
         except InvalidInput as exc:

@@ -32,6 +32,7 @@ Handler = Callable[[Params, "Session | None"], Awaitable[Any]]
 
 _TIF = {t.value: t for t in TimeInForce}
 LISTING_REFRESH_MS = 1_000
+MAX_NUMBER = Decimal("1e15")  # no price or amount is this large; larger ones would overflow tick arithmetic
 _CURRENCY_LONG = {"BTC": "Bitcoin", "ETH": "Ethereum", "USDC": "USD Coin", "USDT": "Tether", "SOL": "Solana"}
 
 
@@ -66,6 +67,8 @@ def _dec(params: Params, name: str) -> Decimal | None:
         raise invalid_param(name, "not a number") from None
     if not out.is_finite():
         raise invalid_param(name, "not a finite number")
+    if abs(out) > MAX_NUMBER:
+        raise invalid_param(name, f"out of range (|value| > {MAX_NUMBER:.0e})")
     return out
 
 

@@ -167,3 +167,10 @@ def test_prices_sent_are_on_the_venue_grid_and_never_worse(price: Decimal, buy: 
     assert sent is not None and inst.is_valid_price(sent)
     assert (sent <= price) if buy else (sent >= price)
     assert abs(sent - price) < inst.tick_at(price) + inst.tick_at(sent)
+
+
+def test_absurd_amounts_are_refused_before_sending() -> None:
+    exe = _execution()
+    with pytest.raises(OrderRejected) as err:
+        exe.prepare(OrderRequest("BTC-27DEC30-60000-C", Side.BUY, Decimal("1e400"), Decimal("0.01")))
+    assert err.value.code == "order.rejected.amount"
