@@ -290,6 +290,10 @@ def db_prune(
     db: DbOpt = None,
     config: ConfigOpt = None,
     vacuum: Annotated[bool, typer.Option("--vacuum", help="Also give the freed space back to the disk.")] = False,
+    thin_after_days: Annotated[
+        Optional[float], typer.Option(help="Keep one snapshot per --thin-interval-s for snapshots older than this.")
+    ] = None,
+    thin_interval_s: Annotated[int, typer.Option(help="Interval of the thinned snapshots, seconds.")] = 60,
 ) -> None:
     """Delete snapshots and market data older than the retention settings ([store] *_retention_days)."""
     from storage.store import open_store
@@ -302,6 +306,8 @@ def db_prune(
                 snapshot_retention_days=store_settings.snapshot_retention_days,
                 market_data_retention_days=store_settings.market_data_retention_days,
                 vacuum=vacuum,
+                thin_after_days=thin_after_days,
+                thin_interval_s=thin_interval_s,
             )
             size = store.size_bytes()
     except DeskError as exc:

@@ -1568,14 +1568,20 @@ class SqlStore:
         market_data_retention_days: float = 7,
         now_ms: int | None = None,
         vacuum: bool = False,
+        thin_after_days: float | None = None,
+        thin_interval_s: int = 60,
     ) -> dict[str, int]:
         """Delete snapshots and recorded market data older than their retention; returns rows deleted per table.
 
+        ``thin_after_days``: snapshots older than this (and inside retention) are thinned to the first one of
+        each ``thin_interval_s`` per kind (``snapshot_thinned`` counts them), e.g. 1 s for a day, 1 min after.
         Fills, orders, ledger, decisions and runs are never pruned. ``vacuum`` also gives the space back to the
         file system (SQLite VACUUM; slow on big files).
         """
         if snapshot_retention_days <= 0 or market_data_retention_days <= 0:
             raise InvalidInput("retention must be positive days", code="input.range")
+        if thin_after_days is not None and (thin_after_days <= 0 or thin_interval_s <= 0):
+            raise InvalidInput("thinning needs positive days and interval", code="input.range")
         self.flush()
         now = _now_ms() if now_ms is None else _check_ms("now_ms", now_ms)
         snap_cut = now - int(snapshot_retention_days * _DAY_MS)
@@ -1583,6 +1589,18 @@ class SqlStore:
         out: dict[str, int] = {}
         with self._write("prune") as conn:
             out["snapshot"] = conn.execute(delete(T_SNAPSHOT).where(T_SNAPSHOT.c.ts < snap_cut)).rowcount
+            if thin_after_days is not None:
+                thin_cut = now - int(thin_after_days * _DAY_MS)
+                bucket = T_SNAPSHOT.c.ts // (thin_interval_s * 1000)  # floor division, rendered for each backend
+                keep = (
+                    select(func.min(T_SNAPSHOT.c.id))
+                    .where(T_SNAPSHOT.c.ts < thin_cut)
+                    .group_by(T_SNAPSHOT.c.kind, bucket)
+                    .scalar_subquery()
+                )
+                out["snapshot_thinned"] = conn.execute(
+                    delete(T_SNAPSHOT).where(T_SNAPSHOT.c.ts < thin_cut, T_SNAPSHOT.c.id.not_in(keep))
+                ).rowcount
             for table in (T_QUOTE, T_TRADE, T_INDEX):
                 out[table.name] = conn.execute(delete(table).where(table.c.ts < md_cut)).rowcount
         if self.backend == "sqlite":

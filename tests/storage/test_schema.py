@@ -81,7 +81,7 @@ def test_unmigrated_database_needs_upgrade_when_migration_is_off(db_url: str) ->
     assert exc.value.code == "store.schema_old"
 
 
-def test_two_processes_opening_a_new_database_at_once(db_url: str) -> None:
+def test_several_openers_of_a_new_database_at_once(db_url: str) -> None:
     errors: list[BaseException] = []
     stores: list[SqlStore] = []
 
@@ -215,8 +215,8 @@ def test_cli_upgrade_current_prune(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     with open_store(db) as store:
         store.record_snapshot("risk", 0, {"equity": 1.0})
         store.record_snapshot("risk", now, {"equity": 2.0})
-    res = runner.invoke(cli_app, ["db", "prune", "--db", db, "--vacuum"])
-    assert res.exit_code == 0 and "snapshot 1" in res.output, res.output
+    res = runner.invoke(cli_app, ["db", "prune", "--db", db, "--vacuum", "--thin-after-days", "1"])
+    assert res.exit_code == 0 and "snapshot 1," in res.output and "snapshot_thinned 0" in res.output, res.output
     with open_store(db) as store:
         assert store.latest_snapshot("risk") == {"equity": 2.0, "ts": now}
 

@@ -169,3 +169,22 @@ def test_nan_and_inf_in_snapshots(store: SqlStore) -> None:
     store.record_snapshot("risk", 1, {"a": float("nan"), "b": float("inf")})
     got = store.latest_snapshot("risk")
     assert got is not None and math.isnan(got["a"]) and got["b"] == float("inf")
+
+
+def test_prune_thins_old_snapshots_to_one_per_interval(store: SqlStore) -> None:
+    now = 10 * DAY
+    start = now - 2 * DAY
+    for s in range(0, 2 * DAY // 1000, 10):  # every 10 s for two days
+        store.record_snapshot("risk", start + s * 1000, {"equity": float(s)})
+    store.record_snapshot("margin", start + 5_000, {"im": 1.0})
+    before = len(store.snapshots("risk", 0, now))
+    out = store.prune(snapshot_retention_days=30, now_ms=now, thin_after_days=1, thin_interval_s=60)
+    after = store.snapshots("risk", 0, now)
+    old = [r for r in after if r["ts"] < now - DAY]
+    recent = [r for r in after if r["ts"] >= now - DAY]
+    assert len(recent) == DAY // 10_000  # the last day is untouched
+    assert len(old) == DAY // 60_000 and all(r["ts"] % 60_000 == 0 for r in old)  # first of each minute kept
+    assert out["snapshot_thinned"] == before - len(after)
+    assert len(store.snapshots("margin", 0, now)) == 1  # thinned per kind
+    with pytest.raises(InvalidInput):
+        store.prune(thin_after_days=0)
