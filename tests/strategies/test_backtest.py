@@ -152,3 +152,24 @@ def test_long_accelerated_session_keeps_delta_in_band() -> None:
     assert m["time_outside_band"] < 0.15  # outside only while a maker hedge is being worked
     assert m["max_abs_delta"] < 0.03 + 0.5  # never beyond the band plus one maximum order
     assert m["hedges"] <= 30 * 24 and m["liquidations"] == 0
+
+
+def test_ray_missing_is_a_clear_error() -> None:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("ray is installed")
+    from app.errors import DeskError
+
+    with pytest.raises(DeskError, match="pip install") as e:
+        run_sweep([{"active": True}], [SHORT], desk_factory=make_desk, ray_address="127.0.0.1:6379")
+    assert e.value.code == "backtest.ray_missing"
+
+
+def test_cli_backtest_bad_config_names_the_key(tmp_path) -> None:
+    f = tmp_path / "desk.toml"
+    f.write_text('[strategies.h1]\nhedge_ratio = 2.0\n')
+    r = CliRunner().invoke(app, ["backtest", "--config", str(f), "--db", str(tmp_path / "d.db")])
+    assert r.exit_code == 2 and "strategies.h1.hedge_ratio" in r.output
