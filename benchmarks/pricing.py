@@ -12,7 +12,8 @@ Default N = 1e5 with a 20k unique IV set (about a minute); ``--full`` is pricing
 100k unique. Per-option Python loops (QuantLib, vollib) run on at most 1e4 options and are scaled ("~").
 Peers that need their own environment (py_vollib_vectorized with py_vollib 1.0.1 and py_lets_be_rational
 1.0.1; vollib 1.0.11) run as subprocesses of ``$DESK_BENCH_PVV_PYTHON`` / ``$DESK_BENCH_VOLLIB_PYTHON``
-(default /tmp/bench-pvv, /tmp/bench-vollib venvs); when absent they are skipped with the reason printed.
+(default /tmp/bench-pvv, /tmp/bench-vollib venvs), else of this interpreter when it has the package (the
+``bench`` extra); when neither is there they are skipped with the reason printed.
 
 Each result row: impl, case, n, seconds (median of the repeats), per_second, max_abs_err, failures.
 """
@@ -20,6 +21,7 @@ Each result row: impl, case, n, seconds (median of the repeats), per_second, max
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -117,7 +119,10 @@ def run_peer(name: str, task: str, d: dict[str, np.ndarray], repeats: int) -> tu
     """Run a peer in its own environment; returns (seconds, outputs) or the reason it was skipped."""
     code, python = PEERS[name]
     if not Path(python).exists():
-        return f"{python} not found (create a venv with the peer, see the module docstring)"
+        module = {"pvv": "py_vollib_vectorized", "vollib": "vollib"}[code]
+        if importlib.util.find_spec(module) is None:
+            return f"{python} not found and {module} not installed here (see the module docstring)"
+        python = sys.executable  # installed in this environment (the bench extra): still its own process
     with tempfile.TemporaryDirectory() as tmp:
         inp, out = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
         np.savez(inp, **d)

@@ -9,7 +9,7 @@ For an OTM call in normalised form (``x < 0``, price ``β``) two closed forms ar
 The remaining factor ``s/s₀`` (or ``s/s_u``) is smooth in ``(ln|x|, ζ)`` with ``ζ = ln b(s_c)/ln β`` (or
 ``(ln|x|, ν)``, ``ν`` the distance to ``b_max`` relative to its value at ``s_c``), so it is tabulated once, by evaluating the exact
 ``b`` forward on a grid, and read back by bilinear interpolation: the guess is within about 1e-3 relative,
-from where two third-order Householder steps reach machine precision. The table takes a few tens of
+from where one or two third-order Householder steps reach machine precision. The table takes a few tens of
 milliseconds to build, on the first implied-vol call.
 """
 
