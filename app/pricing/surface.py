@@ -160,9 +160,12 @@ class VolSurface:
     # -- checks -----------------------------------------------------------------------------------
     def arbitrage(self, k_grid: ArrayLike | None = None) -> ArbitrageReport:
         """Butterfly check per slice (g ≥ 0) and calendar check per adjacent pair (w non-decreasing in t)."""
-        grids = [np.asarray(k_grid, dtype=float) if k_grid is not None
-                 else (f.check_grid if self.fits else np.linspace(-1.5, 1.5, 121)) for f in
-                 (self.fits if self.fits else [None] * len(self.params))]  # type: ignore[list-item]
+        if k_grid is not None:
+            grids = [np.asarray(k_grid, dtype=float)] * len(self.params)
+        elif self.fits:
+            grids = [fit.check_grid for fit in self.fits]  # twice each slice's quoted range
+        else:
+            grids = [np.linspace(-1.5, 1.5, 121)] * len(self.params)
         bfly = tuple(butterfly_ok(p, g) for p, g in zip(self.params, grids))
         cal = tuple(calendar_ok(self.params[i], self.params[i + 1], np.union1d(grids[i], grids[i + 1]))
                     for i in range(len(self.params) - 1))
