@@ -199,13 +199,15 @@ def quote_from_ticker(
     if extra:
         info.update(extra)
     ivs = tbl.ivs_of(info)
+    bid, ask = fnum(t.get("bid")), fnum(t.get("ask"))
+    bid_size, ask_size = fnum(t.get("bidVolume")), fnum(t.get("askVolume"))
     return Quote(
         ts=int(t.get("timestamp") or now_ms),
         instrument=name,
-        bid=fnum(t.get("bid")),
-        ask=fnum(t.get("ask")),
-        bid_size=fnum(t.get("bidVolume")) or 0.0,
-        ask_size=fnum(t.get("askVolume")) or 0.0,
+        bid=bid if bid is not None else ivs.bid,
+        ask=ask if ask is not None else ivs.ask,
+        bid_size=(bid_size if bid_size is not None else ivs.bid_size) or 0.0,
+        ask_size=(ask_size if ask_size is not None else ivs.ask_size) or 0.0,
         mark_price=fnum(t.get("markPrice")),
         mark_iv=ivs.mark_iv,
         bid_iv=ivs.bid_iv,

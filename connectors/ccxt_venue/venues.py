@@ -35,6 +35,11 @@ class VenueIVs:
     gamma: float | None = None
     vega: float | None = None
     theta: float | None = None
+    # top of book from the raw payload, for tickers ccxt does not parse fully (Bybit option websocket)
+    bid: float | None = None
+    ask: float | None = None
+    bid_size: float | None = None
+    ask_size: float | None = None
 
 
 def _deribit_ivs(info: dict[str, Any]) -> VenueIVs:
@@ -57,19 +62,26 @@ def _deribit_ivs(info: dict[str, Any]) -> VenueIVs:
 
 
 def _bybit_ivs(info: dict[str, Any]) -> VenueIVs:
-    def frac(key: str) -> float | None:
-        v = _f(info.get(key))
-        return None if v is None or v <= 0 else v
+    def frac(*keys: str) -> float | None:
+        for key in keys:  # REST and websocket tickers name the IVs differently
+            v = _f(info.get(key))
+            if v is not None and v > 0:
+                return v
+        return None
 
     return VenueIVs(
-        frac("markIv"),
-        frac("bid1Iv"),
-        frac("ask1Iv"),
+        frac("markIv", "markPriceIv"),
+        frac("bid1Iv", "bidIv"),
+        frac("ask1Iv", "askIv"),
         _f(info.get("underlyingPrice")),
         _f(info.get("delta")),
         _f(info.get("gamma")),
         _f(info.get("vega")),
         _f(info.get("theta")),
+        frac("bid1Price", "bidPrice"),
+        frac("ask1Price", "askPrice"),
+        _f(info.get("bid1Size", info.get("bidSize"))),
+        _f(info.get("ask1Size", info.get("askSize"))),
     )
 
 

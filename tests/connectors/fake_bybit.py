@@ -15,7 +15,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 KEY, SECRET = "bybit-key", "bybit-secret"
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
@@ -39,7 +39,11 @@ class FakeBybit:
         self.orders: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(1)
         self.app = web.Application()
+        self.app.router.add_get("/v5/public/option", self.ws_public)
+        self.app.router.add_get("/v5/public/linear", self.ws_public)
         self.app.router.add_route("*", "/v5/{path:.*}", self.handle)
+        self.sockets: list[tuple[web.WebSocketResponse, set[str]]] = []
+        self.book_seq: dict[str, int] = {}
         self.runner: web.AppRunner | None = None
         self.port = 0
 
@@ -58,6 +62,127 @@ class FakeBybit:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    # -- public websocket (tickers, orderbook) -----------------------------------------------------
+    async def ws_public(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        topics: set[str] = set()
+        entry = (ws, topics)
+        self.sockets.append(entry)
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                m = json.loads(msg.data)
+                if m.get("op") == "ping":
+                    await ws.send_json(
+                        {
+                            "success": True,
+                            "ret_msg": "pong",
+                            "conn_id": "c1",
+                            "req_id": m.get("req_id", ""),
+                            "op": "ping",
+                        }
+                    )
+                    continue
+                if m.get("op") != "subscribe":
+                    continue
+                bad = [t for t in m.get("args", []) if t.split(".")[-1] not in self.books]
+                await ws.send_json(
+                    {
+                        "success": not bad,
+                        "ret_msg": "" if not bad else f"error:handler not found,topic:{bad[0]}",
+                        "conn_id": "c1",
+                        "req_id": m.get("req_id", ""),
+                        "op": "subscribe",
+                    }
+                )
+                for topic in m.get("args", []):
+                    if topic in bad:
+                        continue
+                    topics.add(topic)
+                    await self._push(ws, topic, snapshot=True)
+        finally:
+            self.sockets.remove(entry)
+        return ws
+
+    def _ws_ticker(self, sym: str) -> dict[str, Any]:
+        rest = self._ticker(sym)  # the websocket names some option fields differently from REST
+        out = {
+            k: v
+            for k, v in rest.items()
+            if k not in ("bid1Price", "bid1Size", "ask1Price", "ask1Size", "bid1Iv", "ask1Iv", "markIv")
+        }
+        if sym == self.perp:
+            out.update(
+                {
+                    "bid1Price": rest["bid1Price"],
+                    "bid1Size": rest["bid1Size"],
+                    "ask1Price": rest["ask1Price"],
+                    "ask1Size": rest["ask1Size"],
+                }
+            )
+        else:
+            out.update(
+                {
+                    "bidPrice": rest["bid1Price"],
+                    "bidSize": rest["bid1Size"],
+                    "askPrice": rest["ask1Price"],
+                    "askSize": rest["ask1Size"],
+                    "bidIv": rest["bid1Iv"],
+                    "askIv": rest["ask1Iv"],
+                    "markPriceIv": rest["markIv"],
+                }
+            )
+        return out
+
+    async def _push(
+        self,
+        ws: web.WebSocketResponse,
+        topic: str,
+        snapshot: bool = False,
+        delta: tuple[list[list[str]], list[list[str]]] | None = None,
+    ) -> None:
+        sym = topic.split(".")[-1]
+        now = int(time.time() * 1000)
+        if topic.startswith("tickers."):
+            await ws.send_json({"topic": topic, "type": "snapshot", "ts": now, "cs": 1, "data": self._ws_ticker(sym)})
+            return
+        seq = self.book_seq.get(sym, 0) + 1
+        self.book_seq[sym] = seq
+        bids, asks = self.books[sym]
+        b, a = ([list(x) for x in bids], [list(x) for x in asks]) if delta is None else delta
+        await ws.send_json(
+            {
+                "topic": topic,
+                "type": "snapshot" if snapshot else "delta",
+                "ts": now,
+                "data": {"s": sym, "b": b, "a": a, "u": seq, "seq": seq},
+                "cts": now,
+            }
+        )
+
+    async def move(self, sym: str, bid: str, ask: str) -> None:
+        """New top of book, pushed as a ticker snapshot and an orderbook delta."""
+        old_bids, old_asks = self.books[sym]
+        self.books[sym] = ([(bid, old_bids[0][1])], [(ask, old_asks[0][1])])
+        delta = ([[old_bids[0][0], "0"], [bid, old_bids[0][1]]], [[old_asks[0][0], "0"], [ask, old_asks[0][1]]])
+        for ws, topics in list(self.sockets):
+            for topic in list(topics):
+                if topic.endswith("." + sym):
+                    await self._push(ws, topic, delta=delta if topic.startswith("orderbook.") else None)
+
+    async def drop(self) -> int:
+        """Close every websocket."""
+        n = len(self.sockets)
+        for ws, _ in list(self.sockets):
+            await ws.close()
+        return n
 
     @staticmethod
     def ok(result: Any) -> web.Response:

@@ -215,3 +215,52 @@ async def test_okx_streams_tickers_and_books_through_ccxt_pro_and_survives_a_dro
         assert all(len(b.bids) == 1 for b in books())  # no stale level survives the reconnect
     finally:
         await venue.close()
+
+
+async def test_bybit_streams_option_tickers_with_ivs_and_books_and_survives_a_drop(bybit) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from app.domain import BookUpdate, Quote
+    from connectors.base import Backoff
+    from tests.connectors import fake_bybit
+
+    venue = CcxtVenue(
+        "bybit",
+        credentials=Credentials(fake_bybit.KEY, fake_bybit.SECRET),
+        rest_url=bybit.url,
+        ws_url=bybit.ws_url,
+        enable_rate_limit=False,
+        backoff=lambda: Backoff(0.01, 0.05, seed=2),
+    )
+    venue._private_started = True
+    bus = Bus()
+    sub = bus.subscribe()
+    await venue.connect(bus)
+    call = next(i for i in await venue.instruments() if i.is_option and i.is_call)
+
+    async def wait_for(pred) -> None:  # type: ignore[no-untyped-def]
+        for _ in range(250):
+            if pred():
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError("condition not met in time")
+
+    def seen(kind):  # type: ignore[no-untyped-def]
+        return [e for e in list(sub._queue) if isinstance(e, kind) and e.instrument == call.name]
+
+    try:
+        await venue.subscribe([call.name], ["ticker", "book"])
+        await wait_for(lambda: seen(BookUpdate) and seen(Quote))
+        q = seen(Quote)[-1]
+        assert (q.bid, q.ask, q.mark_iv, q.bid_iv, q.venue_delta) == (2400.0, 2500.0, 0.55, 0.54, 0.5)
+        await bybit.move(bybit.call, "2450", "2550")
+        await wait_for(lambda: any(b.bids[0][0] == 2450.0 for b in seen(BookUpdate)))
+        assert seen(BookUpdate)[-1].bids == ((2450.0, 5.0),)
+        sub.drain()
+        assert await bybit.drop() >= 1
+        await wait_for(lambda: venue.stats.disconnects >= 1 and seen(BookUpdate))
+        await bybit.move(bybit.call, "2400", "2500")
+        await wait_for(lambda: any(b.bids[0][0] == 2400.0 for b in seen(BookUpdate)))
+        assert all(len(b.bids) == 1 for b in seen(BookUpdate))
+    finally:
+        await venue.close()
