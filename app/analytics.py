@@ -29,6 +29,7 @@ from app.domain import (
     PositionView,
 )
 from app.errors import InvalidInstrument
+from app.risk.book import Book as RiskBook
 
 DEFAULT_SPOT_MOVES = np.array([-0.30, -0.20, -0.10, -0.05, 0.0, 0.05, 0.10, 0.20, 0.30])
 """Spot moves of the scenario grid, as fractions of the index."""
@@ -203,21 +204,14 @@ def _sorted_xy(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass(frozen=True)
-class Book:
-    """A portfolio of one underlying as arrays: the input of scenario revaluation."""
+class PricedBook:
+    """An underlying's positions (plus hypothetical trades) as an ``app.risk.Book`` with forward and vol per position."""
 
-    underlying: str
-    names: list[str]
-    size: np.ndarray  # signed amount (coin for options, USD for inverse futures)
-    kind: np.ndarray  # 0 option, 1 future/perpetual
-    strike: np.ndarray
-    t: np.ndarray  # years to expiry (inf for perpetuals)
-    is_call: np.ndarray
-    iv: np.ndarray
-    inverse: np.ndarray
-    entry: np.ndarray  # average price in price units
+    book: RiskBook
+    forward: np.ndarray  # USD per position (the index for perpetuals)
+    vol: np.ndarray  # mark IV per position (0 for futures)
     spot: float
-    forward_ratio: np.ndarray  # F/S per position (carry)
+    currency: str  # coin for inverse books, USDC for linear ones
 
 
 def _mark_ivs(snap: DeskSnapshot) -> dict[str, tuple[float, float]]:
@@ -229,74 +223,30 @@ def _mark_ivs(snap: DeskSnapshot) -> dict[str, tuple[float, float]]:
     return out
 
 
-def build_book(snap: DeskSnapshot, underlying: str, extra: Sequence[OrderRequest] = ()) -> Book:
-    """Positions of ``underlying`` (plus hypothetical trades) as arrays for revaluation."""
+def priced_book(snap: DeskSnapshot, underlying: str, extra: Sequence[OrderRequest] = ()) -> PricedBook | None:
+    """The book of ``underlying`` with marks from the snapshot's chain; None without an index price."""
     spot = snap.index_prices.get(f"{underlying.lower()}_usd")
     if spot is None:
         chains = snap.chains.get(underlying, ())
-        spot = chains[0].index_price if chains else float("nan")
+        spot = chains[0].index_price if chains else None
+    if spot is None or not np.isfinite(spot) or spot <= 0:
+        return None
+    legs = [(p.instrument, p.size) for p in snap.positions if p.instrument.split("-")[0].split("_")[0] == underlying]
+    legs += [(r.instrument, float(r.amount) * r.side.sign) for r in extra if r.instrument.split("-")[0].split("_")[0] == underlying]
     ivs = _mark_ivs(snap)
-    legs: list[tuple[str, float, float]] = [(p.instrument, p.size, p.average_price) for p in snap.positions if p.instrument.startswith(underlying + "-") or p.instrument.startswith(underlying + "_")]
-    for req in extra:
-        if req.instrument.startswith(underlying):
-            legs.append((req.instrument, float(req.amount) * req.side.sign, float("nan")))
-    names, size, kind, strike, t, is_call, iv, inverse, entry, fr = [], [], [], [], [], [], [], [], [], []
-    for name, sz, avg in legs:
+    items, fwd, vol = [], [], []
+    for name, size in legs:
         try:
             inst = Instrument.parse(name)
         except InvalidInstrument:
             continue
-        mark_iv, fwd = ivs.get(name, (float("nan"), spot))
-        names.append(name)
-        size.append(sz)
-        kind.append(0 if inst.kind is Kind.OPTION else 1)
-        strike.append(float(inst.strike) if inst.strike is not None else 0.0)
-        t.append(inst.years_to_expiry(snap.ts))
-        is_call.append(inst.is_call)
-        iv.append(mark_iv)
-        inverse.append(inst.inverse)
-        entry.append(avg)
-        fr.append(fwd / spot if spot and np.isfinite(fwd) else 1.0)
-    return Book(underlying, names, np.array(size, float), np.array(kind, int), np.array(strike, float), np.array(t, float),
-                np.array(is_call, bool), np.array(iv, float), np.array(inverse, bool), np.array(entry, float), float(spot), np.array(fr, float))
-
-
-def revalue(book: Book, spots: np.ndarray, vol_shift: float = 0.0, days: float = 0.0, *, coin: bool = True) -> np.ndarray:
-    """Portfolio value at each of ``spots`` (USD), ``vol_shift`` (vol) and ``days`` forward; coin or USD units.
-
-    Options are Black-76 on the shifted forward (inverse ones divided by it); futures and perpetuals carry their
-    inverse PnL ``size·(1/entry − 1/F)`` in coin (linear ones ``size·(F − entry)``). Values are relative to
-    the current value so a grid shows PnL.
-    """
-    from app.pricing import black76
-
-    spots = np.atleast_1d(np.asarray(spots, float))
-    if not book.names:
-        return np.zeros_like(spots)
-    f = spots[:, None] * book.forward_ratio[None, :]
-    t = np.maximum(book.t - days / 365.0, 0.0)
-    opt = book.kind == 0
-    value = np.zeros((spots.size, len(book.names)))
-    if opt.any():
-        vol = np.maximum(book.iv[opt] + vol_shift, 0.01)
-        tt = np.where(np.isfinite(t[opt]), t[opt], 0.0)
-        px = black76(f[:, opt], book.strike[opt], np.maximum(tt, 1e-9), vol, book.is_call[opt]).price
-        intrinsic = np.where(book.is_call[opt], np.maximum(f[:, opt] - book.strike[opt], 0), np.maximum(book.strike[opt] - f[:, opt], 0))
-        px = np.where(tt <= 0, intrinsic, px)
-        value[:, opt] = px * book.size[opt]
-    fut = ~opt
-    if fut.any():
-        ref = np.where(np.isfinite(book.entry[fut]), book.entry[fut], book.spot * book.forward_ratio[fut])
-        inv = book.inverse[fut]
-        lin = (f[:, fut] - ref) * book.size[fut]
-        inv_usd = book.size[fut] * (1.0 / ref - 1.0 / f[:, fut]) * f[:, fut]  # coin PnL times F
-        value[:, fut] = np.where(inv, inv_usd, lin)
-    usd = value.sum(axis=1)
-    return usd / spots if coin else usd
-
-
-def _grid_currency(book: Book) -> str:
-    return book.underlying if (book.inverse.any() or not book.names) else "USDC"
+        mark_iv, f = ivs.get(name, (0.0, spot))
+        items.append((inst, size))
+        fwd.append(f if np.isfinite(f) and f > 0 else spot)
+        vol.append(mark_iv if inst.kind is Kind.OPTION and np.isfinite(mark_iv) else 0.0)
+    book = RiskBook.from_instruments(items, snap.ts)
+    inverse = bool(book.inverse.any()) if len(book) else True
+    return PricedBook(book, np.array(fwd, float), np.array(vol, float), float(spot), underlying if inverse else "USDC")
 
 
 @dataclass(frozen=True)
@@ -313,21 +263,27 @@ def scenario_grid(
     snap: DeskSnapshot | None, underlying: str | None, *, days: float = 0.0, extra: Sequence[OrderRequest] = (),
     spot_moves: np.ndarray = DEFAULT_SPOT_MOVES, vol_moves: np.ndarray = DEFAULT_VOL_MOVES,
 ) -> ScenarioGrid | None:
-    """Scenario PnL of an underlying's book (coin for inverse books) relative to now, ``days`` forward."""
+    """Scenario PnL of an underlying's book relative to now (``app.risk.scenario_grid``), ``days`` forward.
+
+    Coin for inverse books, USDC for linear ones; rows are vol shifts, columns spot moves.
+    """
+    from app.risk import scenario_grid as risk_grid
+
     if snap is None or not underlying:
         return None
-    book = build_book(snap, underlying, extra)
-    if not np.isfinite(book.spot):
+    pb = priced_book(snap, underlying, extra)
+    if pb is None:
         return None
-    spots = book.spot * (1.0 + spot_moves)
-    base = revalue(book, np.array([book.spot]))[0]
-    pnl = np.vstack([revalue(book, spots, vol_shift=v, days=days) - base for v in vol_moves])
-    return ScenarioGrid(spot_moves, vol_moves, pnl, _grid_currency(book))
+    if len(pb.book) == 0:
+        return ScenarioGrid(spot_moves, vol_moves, np.zeros((len(vol_moves), len(spot_moves))), pb.currency)
+    grid = risk_grid(pb.book, pb.forward, pb.vol, spot_moves, vol_moves, time_steps=[days / 365.0])
+    pnl = grid.pnl_coin if pb.currency != "USDC" else grid.pnl_usd
+    return ScenarioGrid(spot_moves, vol_moves, pnl[..., 0].T, pb.currency)
 
 
 @dataclass(frozen=True)
 class Payoff:
-    """Book PnL over a range of underlying prices, at the first expiry and today."""
+    """Book PnL (USD) over a range of underlying prices, at the first option expiry and today."""
 
     spots: np.ndarray
     at_expiry: np.ndarray
@@ -337,19 +293,19 @@ class Payoff:
 
 
 def payoff(snap: DeskSnapshot | None, underlying: str | None, *, extra: Sequence[OrderRequest] = (), points: int = 121) -> Payoff | None:
-    """PnL (USD) over spot from −50% to +50%: today and at the first option expiry of the book."""
+    """PnL in USD over spot from −50% to +50%: today and at the book's first option expiry."""
+    from app.risk import scenario_grid as risk_grid
+
     if snap is None or not underlying:
         return None
-    book = build_book(snap, underlying, extra)
-    if not np.isfinite(book.spot) or not book.names:
+    pb = priced_book(snap, underlying, extra)
+    if pb is None or len(pb.book) == 0:
         return None
-    spots = book.spot * np.linspace(0.5, 1.5, points)
-    base = revalue(book, np.array([book.spot]), coin=False)[0]
-    finite_t = book.t[np.isfinite(book.t) & (book.kind == 0)]
-    first = float(finite_t.min()) * 365.0 if finite_t.size else 0.0
-    today = revalue(book, spots, coin=False) - base
-    at_exp = revalue(book, spots, days=first, coin=False) - base
-    return Payoff(spots, at_exp, today, book.spot, "USD")
+    moves = np.linspace(-0.5, 0.5, points)
+    opt_t = pb.book.t[pb.book.is_option & (pb.book.t > 0)]
+    first = float(opt_t.min()) if opt_t.size else 0.0
+    grid = risk_grid(pb.book, pb.forward, pb.vol, moves, [0.0], time_steps=[0.0, first])
+    return Payoff(pb.spot * (1 + moves), grid.pnl_usd[:, 0, 1], grid.pnl_usd[:, 0, 0], pb.spot, "USD")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,108 @@
+"""The views the fronts draw, on a seeded simulated market: surface, chain table, scenarios, payoff, exposures."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import numpy as np
+import pytest
+
+from app import analytics
+from app.desk import Desk
+from app.domain import MarginReport, OrderRequest, OrderType, Side
+from connectors.sim.listing import ListingConfig
+from connectors.sim.venue import SimConfig
+
+SMALL = ListingConfig(weekly_days=15, monthly_days=40, quarterly_days=100, strikes_per_expiry=14)
+
+
+@pytest.fixture(scope="module")
+def desk() -> Desk:
+    d = Desk(seed=21, sim=SimConfig(seed=21, listing=SMALL))
+    d.advance(5_000)
+    return d
+
+
+def _atm(desk: Desk, k: int = 1) -> tuple[str, str]:
+    sl = desk.chain("BTC", desk.expiries("BTC")[k])
+    call = min((r for r in sl.rows if r.option_type.value == "call"), key=lambda r: abs(r.strike - sl.forward)).instrument
+    return call, call[:-1] + "P"
+
+
+def _short_straddle(desk: Desk) -> list[OrderRequest]:
+    call, put = _atm(desk, 2)
+    return [OrderRequest(n, Side.SELL, Decimal("1"), None, OrderType.MARKET) for n in (call, put)]
+
+
+def test_surface_view_fits_every_expiry_inside_the_spread(desk: Desk) -> None:
+    view = analytics.surface_view(desk.snapshot(), "BTC")
+    assert len(view.labels) >= 4 and view.grid_iv.shape == (len(view.labels), view.grid_strikes.size)
+    assert np.all(np.diff(view.t) > 0) and np.all((view.atm_iv > 0.1) & (view.atm_iv < 3.0))
+    for smile in view.smiles:
+        assert smile.butterfly_ok and smile.calendar_ok
+        assert smile.rmse < 0.03  # within 3 vol points of the market mids
+    assert np.all(view.rr25 < 0.05)  # the simulated smile is put-skewed (crypto-like)
+
+
+def test_empty_inputs_give_empty_views(desk: Desk) -> None:
+    assert analytics.surface_view(None, "BTC").labels == []
+    assert analytics.chain_table(desk.snapshot(), "XRP") == []
+    assert analytics.scenario_grid(None, "BTC") is None
+
+
+def test_chain_table_rows(desk: Desk) -> None:
+    rows = analytics.chain_table(desk.snapshot(), "BTC")
+    assert len(rows) > 50
+    row = rows[0]
+    assert set(row) >= {"instrument", "expiry", "strike", "bid_iv", "mark_iv", "delta", "gamma", "vega", "theta"}
+    assert 10 < row["mark_iv"] < 300  # percent
+
+
+def test_scenario_grid_of_a_short_straddle(desk: Desk) -> None:
+    snap = desk.snapshot()
+    flat = analytics.scenario_grid(snap, "BTC")
+    assert flat is not None and np.allclose(flat.pnl, 0.0)
+    grid = analytics.scenario_grid(snap, "BTC", extra=_short_straddle(desk))
+    assert grid is not None and grid.currency == "BTC"
+    i0 = list(grid.vol_moves).index(0.0)
+    j0 = list(grid.spot_moves).index(0.0)
+    assert grid.pnl[i0, j0] == pytest.approx(0.0, abs=1e-12)
+    assert grid.pnl[i0, 0] < 0 and grid.pnl[i0, -1] < 0  # big moves either way lose
+    assert np.all(np.diff(grid.pnl[:, j0]) < 0)  # more vol, more loss for the short
+    later = analytics.scenario_grid(snap, "BTC", extra=_short_straddle(desk), days=3)
+    assert later.pnl[i0, j0] > 0  # theta earned
+
+
+def test_payoff_and_exposures(desk: Desk) -> None:
+    snap = desk.snapshot()
+    pay = analytics.payoff(snap, "BTC", extra=_short_straddle(desk))
+    assert pay is not None and pay.spots.size == pay.at_expiry.size == pay.today.size
+    mid = pay.spots.size // 2
+    assert pay.at_expiry[mid] > 0 > pay.at_expiry[0]  # premium kept at the strike, lost far away
+    ex = analytics.exposures(snap, "BTC", extra=_short_straddle(desk))
+    assert ex is not None and len(ex.strike_keys) == 1 and len(ex.expiry_keys) == 1
+    assert ex.by_strike["gamma"][0] < 0 and ex.by_strike["vega"][0] < 0
+
+
+def test_risk_matrix_from_pm_details() -> None:
+    report = MarginReport(
+        account="a", currency="BTC", model="pm", balance=1, equity=1, margin_balance=1, initial_margin=0.1,
+        maintenance_margin=0.08, available_funds=0.9, im_usage=0.1, mm_usage=0.08,
+        details={"aggregated_risk_vectors": {"BTC": {"-10%": [-0.3, -0.2, -0.1], "0%": [0.0, 0.0, 0.0], "10%": [0.1, 0.05, -0.4]}}},
+    )
+    m = analytics.risk_matrix(report)
+    assert m is not None and m.pnl.shape == (3, 3) and m.worst == (2, 2) and m.columns == ["-10%", "0%", "10%"]
+    assert analytics.risk_matrix(None) is None
+
+
+def test_decision_views() -> None:
+    decisions = [
+        {"ts": 1_000, "action": "none", "code": "none.inside_band", "reason": "inside", "inputs": {"delta": 0.05, "band_lower": -0.1, "band_upper": 0.1, "target": 0.0}},
+        {"ts": 2_000, "action": "hedge", "code": "hedge.band", "reason": "outside", "inputs": {"delta": 0.2, "band_lower": -0.1, "band_upper": 0.1, "wanted_coin": -0.2, "target": 0.0}},
+    ]
+    s = analytics.decision_series(decisions)
+    assert s.ts == [1_000, 2_000] and s.upper == [0.1, 0.1] and s.hedge_ts == [2_000]
+    rows = analytics.decision_rows(decisions)
+    assert rows[1]["rule"] == "hedge.band" and rows[1]["size"] == -0.2
+    f = analytics.run_frontier([{"run_id": "r", "summary": {"fees_usd": 2.0, "slippage_usd": 1.0}}], lambda _: decisions)
+    assert f.cost == [3.0] and f.error[0] == pytest.approx(np.std([0.05, 0.2]))
