@@ -8,7 +8,8 @@
                                            client_order_id="h-1"))
     await venue.close()
 
-Rate limits: ccxt's ``enableRateLimit`` throttles every REST call to the venue's documented pace. Keys
+Rate limits: ccxt's ``enableRateLimit`` throttles every REST call to the venue's documented pace (or to one call
+per ``rate_limit_ms``). Keys
 come from the caller (environment or keyring through :class:`connectors.base.Credentials`) and are never
 logged; ``repr(venue)`` shows only the first characters of the key.
 """
@@ -48,6 +49,7 @@ class CcxtVenue:
         ws_url: str | None = None,
         testnet: bool = False,
         enable_rate_limit: bool = True,
+        rate_limit_ms: int | None = None,
         backoff: Callable[[], Backoff] | None = None,
         record: Callable[[Event], None] | None = None,
         now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
@@ -59,6 +61,7 @@ class CcxtVenue:
         self._rest_url, self._ws_url = rest_url, ws_url
         self._testnet = testnet
         self._rate_limit = enable_rate_limit
+        self._rate_limit_ms = rate_limit_ms
         self._backoff = backoff or (lambda: Backoff(initial_s=0.2, max_s=10.0))
         self._record = record
         self.now_ms = now_ms
@@ -80,6 +83,8 @@ class CcxtVenue:
         import ccxt.pro as ccxtpro  # heavy import, only when a venue is really used
 
         config: dict[str, Any] = {"enableRateLimit": self._rate_limit, "options": dict(self.table.options)}
+        if self._rate_limit_ms is not None:  # slower than the venue's documented pace, e.g. for a shared key
+            config["rateLimit"] = self._rate_limit_ms
         if self._credentials is not None:
             config["apiKey"] = self._credentials.key
             config["secret"] = self._credentials.secret

@@ -226,3 +226,24 @@ async def test_index_channel_publishes_the_venue_index(venue: CcxtVenue, paper: 
     assert {(e.index, e.source) for e in got} == {("btc_usd", "deribit")}
     with pytest.raises(InvalidInput):
         await venue.subscribe([paper.perp], ["nonsense"])
+
+
+async def test_rate_limits_are_respected_and_a_venue_refusal_is_typed(paper: PaperBackend) -> None:
+    from app.errors import RateLimited
+
+    srv = await DeribitApiServer(paper, credentials=Credentials(KEY, SECRET), rate=8.0, burst=3.0).start()
+    polite = CcxtVenue("deribit", rest_url=srv.rest_url, ws_url=srv.ws_url, rate_limit_ms=150)  # under 8 per second
+    rude = CcxtVenue("deribit", rest_url=srv.rest_url, ws_url=srv.ws_url, enable_rate_limit=False)
+    try:
+        await polite.connect(Bus())
+        for _ in range(6):
+            await polite.quote(paper.perp)
+        await asyncio.sleep(0.5)  # let the server's bucket refill before the rude client starts
+        await rude.connect(Bus())
+        with pytest.raises(RateLimited):
+            for _ in range(10):
+                await rude.quote(paper.perp)
+    finally:
+        await polite.close()
+        await rude.close()
+        await srv.stop()
