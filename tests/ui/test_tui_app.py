@@ -178,17 +178,32 @@ async def test_hedger_controls_and_quit_confirmation(tmp_path) -> None:  # type:
     assert app.return_code == 0
 
 
+async def run_palette(pilot, query: str, title: str) -> None:  # type: ignore[no-untyped-def]
+    """Open the command palette, type ``query`` and run the hit ``title`` once the search has found it."""
+    from textual.command import CommandPalette
+    from textual.widgets import OptionList
+
+    await pilot.press("ctrl+p")
+    await pilot.press(*query)
+    for _ in range(100):  # the palette searches in the background: wait for the hit, not for a fixed time
+        await pilot.pause(0.05)
+        palette = pilot.app.screen
+        if isinstance(palette, CommandPalette):
+            options = palette.query_one(OptionList)
+            index = options.highlighted
+            if index is not None and title in str(options.get_option_at_index(index).prompt):
+                break
+    await pilot.press("enter")
+    await pilot.pause()
+
+
 async def test_palette_pause_hedger(tmp_path) -> None:  # type: ignore[no-untyped-def]
     app = make_app(store_dir=tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         run_id = await app.start_default_hedger()
         assert run_id is not None
         await app.control_strategy(run_id, "activate")
-        await pilot.press("ctrl+p")
-        await pilot.press(*"pause hedger")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
-        await pilot.pause(0.2)
+        await run_palette(pilot, "pause hedger", "Pause hedger")
         assert app.snap.strategies[0].status == "paused"  # type: ignore[union-attr]
 
 
@@ -285,11 +300,7 @@ async def test_palette_flatten_delta_and_go_to_expiry() -> None:
         await app.refresh_view()
         delta_usd = app.snap.portfolio["BTC"].delta_usd  # type: ignore[union-attr]
         assert delta_usd < 0
-        await pilot.press("ctrl+p")
-        await pilot.press(*"flatten delta")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
-        await pilot.pause(0.2)
+        await run_palette(pilot, "flatten delta", "Flatten delta")
         ticket = app.screen
         assert isinstance(ticket, TicketScreen) and ticket.ctx.instrument.name == "BTC-PERPETUAL"
         assert ticket.side is Side.BUY
@@ -299,11 +310,8 @@ async def test_palette_flatten_delta_and_go_to_expiry() -> None:
         target = app.feed.expiries("BTC")[3]
         from ui.tui.format import expiry_label
 
-        await pilot.press("ctrl+p")
-        await pilot.press(*f"go to expiry btc {expiry_label(target).lower()}")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
-        await pilot.pause(0.2)
+        label = expiry_label(target)
+        await run_palette(pilot, f"go to expiry btc {label.lower()}", f"BTC {label}")
         assert app.chain.expiry_ms == target and app.chain.current.expiry_ms == target  # type: ignore[union-attr]
 
 

@@ -25,15 +25,15 @@ wait_for() {  # wait_for NAME REGEX [tries of 0.2 s]
 wait_for chain 'Strike' 250                         # chain painted
 wait_for chain_rows '[0-9]{2},[0-9]{3} +[0-9]' 100   # strikes with prices
 tmux send-keys -t "$S" d; wait_for prompt 'Go to delta'
-tmux send-keys -t "$S" Enter; sleep 0.5
+tmux send-keys -t "$S" Enter; wait_for jumped 'delta nearest -0\.25'   # the prompt is gone, cursor on the put
 tmux send-keys -t "$S" b; wait_for ticket 'What-if margin'
 NAME=$(grep -Eo 'BTC-[0-9]+[A-Z]{3}[0-9]{2}-[0-9]+-P' "$OUT/ticket.txt" | head -1)
 [ -n "$NAME" ] || { echo "FAIL ticket: no put on the ticket"; exit 1; }
 echo "OK instrument $NAME"
 tmux send-keys -t "$S" C-s; sleep 0.5
 wait_for sent "SENT|$NAME: (filled|open)" 50 || true
-tmux send-keys -t "$S" 2; wait_for positions "$NAME"
-tmux send-keys -t "$S" 5; wait_for log "SENT +[^ ]+ buy"
+tmux send-keys -t "$S" 2; wait_for positions "^ *$NAME +0\.1 "
+tmux send-keys -t "$S" 5; wait_for log "FILL +buy 0\.1 $NAME"
 tmux send-keys -t "$S" q
 for _ in $(seq 1 50); do [ -f "$OUT/exit" ] && break; sleep 0.2; done
 grep -q "EXITED 0" "$OUT/exit" && echo "OK exited" || { echo "FAIL exit: $(cat "$OUT/exit" 2>/dev/null)"; exit 1; }
