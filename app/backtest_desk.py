@@ -113,50 +113,69 @@ def build_paths(*, data: Path | None, start: str | None, end: str | None, day: s
 
 def backtest_command(*, config: Path | None, db: Path | str | None, data: Path | None, start: str | None, end: str | None,
                      day: str | None, paths: int, seed: int, days: float, step_s: float, workers: int | None, ray: str | None,
-                     out: Path | None, json_out: bool, save: bool = True) -> dict[str, Any]:
-    """`desk backtest`: run, show a progress bar, write plots, store the result; returns the JSON summary."""
+                     out: Path | None, json_out: bool, sweep: list[str] | None = None, save: bool = True) -> dict[str, Any]:
+    """`desk backtest`: run (a sweep of) configs over paths with a progress bar, write plots, store; return the summary.
+
+    The summary's top-level metrics are the first config's (aggregated over paths); ``sweep`` lists every config's.
+    """
     import json
     import sys
 
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from strategies.backtest import aggregate, default_backtest_config, run_backtest, run_sweep
+    from strategies.backtest import aggregate, default_backtest_config, expand_sweep, run_backtest, run_sweep
     from strategies.hedger_config import load_hedger_config
     from strategies.reports import write_report
 
     cfg = load_hedger_config(config) if config is not None else default_backtest_config()
     cfg = cfg.model_copy(update={"active": True})  # a backtest trades: there is no dry run to activate
+    grid = expand_sweep(cfg, sweep or [])
     specs = build_paths(data=data, start=start, end=end, day=day, paths=paths, seed=seed, days=days, step_ms=int(step_s * 1000))
     console = Console(stderr=True)
     with Progress(TextColumn("[bold]backtest[/] {task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
                   TimeElapsedColumn(), console=console, transient=True, disable=not sys.stderr.isatty()) as bar:
-        if len(specs) == 1 and ray is None:
+        if len(specs) == 1 and len(grid) == 1 and ray is None:
             task = bar.add_task(specs[0].label, total=1.0)
-            results = [run_backtest(cfg, specs[0], desk_factory=make_desk, progress=lambda f: bar.update(task, completed=f))]
+            runs = [[run_backtest(grid[0][1], specs[0], desk_factory=make_desk, progress=lambda f: bar.update(task, completed=f))]]
         else:
-            task = bar.add_task(f"{len(specs)} paths", total=len(specs))
-            results = run_sweep([cfg], specs, desk_factory=make_desk, workers=workers, ray_address=ray,
-                                progress=lambda n, _t: bar.update(task, completed=n))[0]
-    metrics = results[0]["metrics"] if len(results) == 1 else aggregate(results)
-    summary: dict[str, Any] = {k: metrics[k] for k in metrics}
-    summary["paths"] = [r["label"] for r in results]
-    summary["book"] = results[0]["book"]["description"]
-    summary["entry_cost_usd"] = float(sum(r["book"]["entry_cost_usd"] for r in results) / len(results))
-    bid = None
+            task = bar.add_task(f"{len(grid)} configs x {len(specs)} paths", total=len(grid) * len(specs))
+            runs = run_sweep([c for _, c in grid], specs, desk_factory=make_desk, workers=workers, ray_address=ray,
+                             progress=lambda n, _t: bar.update(task, completed=n))
+    rows = []
+    for (settings, c), results in zip(grid, runs):
+        metrics = results[0]["metrics"] if len(results) == 1 else aggregate(results)
+        rows.append({"settings": settings, "config": c, "results": results, "metrics": metrics})
+    first = rows[0]
+    summary: dict[str, Any] = dict(first["metrics"])
+    summary["paths"] = [r["label"] for r in first["results"]]
+    summary["book"] = first["results"][0]["book"]["description"]
+    summary["entry_cost_usd"] = float(sum(r["book"]["entry_cost_usd"] for r in first["results"]) / len(first["results"]))
+    ids: list[str | None] = []
     if save:
         from storage.store import open_store
 
         store = open_store(db)
         try:
-            scalars = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
-            scalars.update({f"pnl_{k}": float(v) for k, v in metrics["pnl_attribution"].items()})
-            report = {"summary": summary, "results": results}
-            bid = store.save_backtest(cfg.name, cfg.to_dict(), scalars, report=json.loads(json.dumps(report, default=str)),
-                                      started_ms=results[0]["start_ms"], finished_ms=results[-1]["end_ms"])
+            for row in rows:
+                m = row["metrics"]
+                scalars = {k: float(v) for k, v in m.items() if isinstance(v, (int, float))}
+                scalars.update({f"pnl_{k}": float(v) for k, v in m["pnl_attribution"].items()})
+                report = {"settings": row["settings"], "metrics": m, "results": row["results"]}
+                ids.append(store.save_backtest(row["config"].name, row["config"].to_dict(), scalars,
+                                               report=json.loads(json.dumps(report, default=str)),
+                                               started_ms=row["results"][0]["start_ms"], finished_ms=row["results"][-1]["end_ms"]))
         finally:
             store.close()
-    summary["backtest_id"] = bid
-    out_dir = out or (Path(tempfile.gettempdir()) / "deltadesk-backtests" / (bid or f"seed{seed}"))
-    summary["report_files"] = [str(p) for p in write_report(results[0], out_dir)]
+    summary["backtest_id"] = ids[0] if ids else None
+    if len(rows) > 1:
+        summary["sweep"] = [{"settings": r["settings"], "backtest_id": ids[i] if ids else None,
+                             **{k: r["metrics"][k] for k in ("hedges", "hedge_cost", "hedging_error_std", "hedging_error_worst",
+                                                             "time_outside_band", "pnl")}} for i, r in enumerate(rows)]
+    frontier = None
+    if len(rows) > 1:
+        frontier = [{"rule": str(r["config"].band.rule), "label": ",".join(f"{k}={v}" for k, v in r["settings"].items()),
+                     "cost": r["metrics"]["hedge_cost"], "error": r["metrics"]["hedging_error_std"]} for r in rows]
+    out_dir = out or (Path(tempfile.gettempdir()) / "deltadesk-backtests" / (summary["backtest_id"] or f"seed{seed}"))
+    summary["report_files"] = [str(p) for p in write_report(first["results"][0], out_dir, frontier=frontier)]
     return summary

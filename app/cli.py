@@ -177,6 +177,7 @@ def backtest(
     step: Annotated[float, typer.Option(help="Simulated seconds per market step.")] = 30.0,
     workers: Annotated[Optional[int], typer.Option(help="Parallel processes for several paths (default: CPUs).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Folder for the HTML plots.")] = None,
+    sweep: Annotated[Optional[list[str]], typer.Option(help="Sweep a config key: KEY=V1,V2 (repeatable; cartesian product).")] = None,
 ) -> None:
     """Backtest a hedger config (default: the default hedger on a short ATM straddle) over sims or history."""
     import json
@@ -185,7 +186,7 @@ def backtest(
 
     try:
         summary = backtest_command(config=config, db=db, data=data, start=start, end=end, day=day, paths=paths, seed=seed,
-                                   days=days, step_s=step, workers=workers, ray=ray, out=out, json_out=json_out)
+                                   days=days, step_s=step, workers=workers, ray=ray, out=out, json_out=json_out, sweep=sweep)
     except DeskError as exc:
         fail(exc)
         return
@@ -199,6 +200,9 @@ def backtest(
     typer.echo(f"max |delta| {m['max_abs_delta']:.4f}  time outside band {m['time_outside_band']:.1%}  "
                f"max MM usage {m['max_margin_usage']:.1%}  liquidations {m['liquidations']}")
     typer.echo("attribution (USD): " + ", ".join(f"{k} {v:+,.2f}" for k, v in m["pnl_attribution"].items()))
+    for row in m.get("sweep", []):
+        typer.echo(f"  {row['settings']}: hedges {row['hedges']:g}  cost {row['hedge_cost']:,.2f}  "
+                   f"error std {row['hedging_error_std']:,.2f}  PnL {row['pnl']:,.2f} USD")
     typer.echo(f"stored as {m['backtest_id']}; plots: {', '.join(m['report_files'])}")
 
 

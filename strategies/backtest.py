@@ -413,9 +413,7 @@ def aggregate(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def _job(args: tuple[dict[str, Any], PathSpec, DeskFactory, BookSpec, int]) -> dict[str, Any]:
     cfg, path, factory, book, sample_ms = args
-    res = run_backtest(cfg, path, desk_factory=factory, book=book, sample_ms=sample_ms)
-    res.pop("series", None)
-    return res
+    return run_backtest(cfg, path, desk_factory=factory, book=book, sample_ms=sample_ms)
 
 
 def run_sweep(configs: Sequence[HedgerConfig | dict[str, Any]], paths: Sequence[PathSpec], *, desk_factory: DeskFactory,
@@ -465,4 +463,43 @@ def _run_on_ray(jobs: list[Any], address: str, progress: Callable[[int, int], No
         out.append(ray.get(ref))
         if progress is not None:
             progress(i + 1, len(refs))
+    return out
+
+
+def expand_sweep(base: HedgerConfig | dict[str, Any] | None, sweeps: Sequence[str]) -> list[tuple[dict[str, Any], HedgerConfig]]:
+    """Configs of a sweep: ``["band.upper=0.05,0.1", "band.rule=fixed,whalley_wilmott"]`` -> the cartesian product.
+
+    Values are read as JSON scalars (``0.1``, ``true``) or else as strings; each config is validated (the error
+    names the swept key). Returns ``(settings, config)`` pairs; no sweep gives ``[({}, base)]``.
+    """
+    import itertools
+    import json
+
+    cfg = _config(base)
+    axes: list[tuple[str, list[Any]]] = []
+    for item in sweeps:
+        key, sep, values = item.partition("=")
+        if not sep or not key.strip() or not values.strip():
+            raise InvalidInput(f"sweep {item!r}: expected KEY=V1,V2,... (e.g. band.upper=0.05,0.1)", code="backtest.sweep")
+        vals: list[Any] = []
+        for v in values.split(","):
+            try:
+                vals.append(json.loads(v))
+            except json.JSONDecodeError:
+                vals.append(v.strip())
+        axes.append((key.strip(), vals))
+    out = []
+    for combo in itertools.product(*[vals for _, vals in axes]):
+        data = cfg.to_dict()
+        settings = {}
+        for (key, _), value in zip(axes, combo):
+            node = data
+            parts = key.split(".")
+            for p in parts[:-1]:
+                if not isinstance(node.get(p), dict):
+                    raise InvalidInput(f"sweep key {key!r}: {p!r} is not a section of the hedger config", code="backtest.sweep")
+                node = node[p]
+            node[parts[-1]] = value
+            settings[key] = value
+        out.append((settings, parse_hedger_config(data)))
     return out

@@ -173,3 +173,27 @@ def test_cli_backtest_bad_config_names_the_key(tmp_path) -> None:
     f.write_text('[strategies.h1]\nhedge_ratio = 2.0\n')
     r = CliRunner().invoke(app, ["backtest", "--config", str(f), "--db", str(tmp_path / "d.db")])
     assert r.exit_code == 2 and "strategies.h1.hedge_ratio" in r.output
+
+
+def test_expand_sweep() -> None:
+    from strategies.backtest import expand_sweep
+
+    grid = expand_sweep(None, ["band.upper=0.05,0.1", "band.rule=fixed,whalley_wilmott"])
+    assert len(grid) == 4 and grid[3][0] == {"band.upper": 0.1, "band.rule": "whalley_wilmott"}
+    assert grid[3][1].band.rule == "whalley_wilmott" and grid[3][1].band.upper == 0.1
+    with pytest.raises(ConfigError) as e:
+        expand_sweep(None, ["band.upper=-1"])
+    assert e.value.details["key"] == "band.upper"
+    with pytest.raises(InvalidInput):
+        expand_sweep(None, ["band.upper"])
+    with pytest.raises(InvalidInput):
+        expand_sweep(None, ["hedge_ratio.x=1"])
+
+
+def test_cli_sweep_writes_a_frontier(tmp_path) -> None:
+    r = CliRunner().invoke(app, ["backtest", "--days", "0.01", "--step", "60", "--sweep", "band.upper=0.02,0.2", "--workers", "1",
+                                 "--db", str(tmp_path / "d.db"), "--out", str(tmp_path / "rep"), "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output.strip().splitlines()[-1])
+    assert [s["settings"] for s in out["sweep"]] == [{"band.upper": 0.02}, {"band.upper": 0.2}]
+    assert (tmp_path / "rep" / "frontier.html").exists()
