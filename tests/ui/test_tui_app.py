@@ -115,6 +115,12 @@ async def test_buy_through_the_ticket_shows_whatif_and_position() -> None:
         assert name in table.row_keys
         await app.refresh_view()
         assert any("FILL" in line and name in line for line in app.event_log.lines_written)
+        table.move_cursor(row=table.row_keys.index(name))
+        await pilot.press("s")  # sell from the positions table
+        closing = app.screen
+        assert isinstance(closing, TicketScreen) and closing.ctx.instrument.name == name
+        assert closing.side.value == "sell"
+        await pilot.press("escape")
 
 
 async def test_iv_priced_order() -> None:

@@ -464,6 +464,10 @@ class DeskTui(App[None]):
                             partial(self._goto_delta, 0.25))
         yield SystemCommand("Go to next monthly expiry", "The first monthly expiry of the chain",
                             self._goto_next_monthly)
+        yield SystemCommand("Buy the option under the cursor", "Order ticket to buy (chain or positions)",
+                            partial(self.action_open_ticket, "buy"))
+        yield SystemCommand("Sell the option under the cursor", "Order ticket to sell (chain or positions)",
+                            partial(self.action_open_ticket, "sell"))
         yield SystemCommand("Toggle coin/USD", "Prices and greeks in coin or USD", self.action_toggle_usd)
         if self.snap is not None:
             for u in self.feed.underlyings():
@@ -532,9 +536,3 @@ def stress_from_analytics(app: DeskTui) -> dict[str, dict[tuple[float, float], f
                 key = (round(float(m), 4), round(float(v), 4))
                 cells[key] = cells.get(key, 0.0) + float(grid.pnl[i, j])
     return out
-
-
-def screenshot(app: DeskTui, path: Path) -> Path:
-    """Save the current screen of a running ``app`` as SVG at ``path`` (for docs)."""
-    app.save_screenshot(filename=path.name, path=str(path.parent))
-    return path

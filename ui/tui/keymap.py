@@ -56,9 +56,15 @@ TICKET_BINDINGS: list[Binding] = [
 ]
 
 
+POSITION_BINDINGS: list[Binding] = [
+    Binding("b", "app.open_ticket('buy')", "Buy more", id="positions_buy"),
+    Binding("s", "app.open_ticket('sell')", "Sell", id="positions_sell"),
+]
+
+
 def all_binding_ids() -> set[str]:
     """Every action id that ``[ui] keymap`` may rebind."""
-    groups = (APP_BINDINGS, CHAIN_BINDINGS, HEDGER_BINDINGS, TICKET_BINDINGS)
+    groups = (APP_BINDINGS, CHAIN_BINDINGS, HEDGER_BINDINGS, TICKET_BINDINGS, POSITION_BINDINGS)
     return {b.id for group in groups for b in group if b.id}
 
 

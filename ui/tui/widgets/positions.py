@@ -19,6 +19,7 @@ from textual.widgets import Static
 
 from app.domain import DeskSnapshot, GreeksView, PositionView
 from ui.tui.format import TENOR_BUCKETS, expiry_label, fmt_coin, fmt_sig, fmt_signed, fmt_size, fmt_usd, tenor_bucket
+from ui.tui.keymap import POSITION_BINDINGS
 from ui.tui.widgets.cells import IncrementalTable
 
 POSITION_COLUMNS = (
@@ -70,6 +71,8 @@ def _pnl_text(value: float, text: str) -> Text:
 
 class PositionsTable(IncrementalTable):
     """One row per position, a header and a total row per underlying & expiry group."""
+
+    BINDINGS = POSITION_BINDINGS
 
     HELP = """\
 ## Positions
