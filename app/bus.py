@@ -126,6 +126,10 @@ class Bus:
             if sub.topics is None or topic in sub.topics:
                 sub._offer(event)
 
+    def has_listeners(self, topic: str) -> bool:
+        """True when a subscription or handler would receive events of ``topic`` (publishers may skip building them)."""
+        return any(t is None or topic in t for t, _ in self._handlers) or any(s.wants(topic) for s in self._subs)
+
     def _remove(self, sub: Subscription) -> None:
         if sub in self._subs:
             self._subs.remove(sub)

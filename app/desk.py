@@ -58,7 +58,7 @@ from app.pricing.black import inverse_greeks
 from app.pricing.implied import implied_vol_coin
 
 DEFAULT_ACCOUNT = "main"
-MARGIN_INTERVAL_MS = 10_000  # margin health is refreshed at least this often (simulated ms), and on every fill
+MARGIN_INTERVAL_MS = 60_000  # margin health is refreshed at least this often (simulated ms), and on every fill
 GREEKS_DECAY_MS = 60_000  # held options are re-priced for time decay this often even when their mark is still
 RECENT_EVENTS = 200
 _STRATEGY_TOPICS = ("fill_event", "order_update", "position_update", "index_price", "margin_alert", "alert")
@@ -282,6 +282,13 @@ class Desk:
                         self.store.record_order(e.order, venue=self.venue.name)
             elif kind is Alert:
                 self.recent.append(e)
+        if held:
+            # Quotes of a simulated venue are only built for listeners: what we hold (a handful of instruments)
+            # is re-marked from its arrays every step, so greeks follow the forward even between quote changes.
+            mark_of = self.venue.mark_of
+            for name, h in held.items():
+                if h.size:
+                    book.mark(name, *mark_of(name))
         now = self.now_ms()
         if held and now - self._last_decay >= GREEKS_DECAY_MS:
             book.touch_all()
@@ -311,12 +318,12 @@ class Desk:
         self._chain_cache = None
 
     def _mark_of(self, name: str) -> tuple[float, float | None, float | None]:
-        q = self.quotes.get(name)
-        if q is not None and q.mark_price is not None:
-            return q.mark_price, q.mark_iv, q.underlying_price
         try:
             return self.venue.mark_of(name)
         except DeskError:
+            q = self.quotes.get(name)
+            if q is not None and q.mark_price is not None:
+                return q.mark_price, q.mark_iv, q.underlying_price
             return math.nan, None, None
 
     def _refresh_margin(self, *, with_distance: bool) -> dict[str, MarginReport]:
@@ -440,8 +447,12 @@ class Desk:
         if action in ("activate", "pause", "kill"):
             from strategies.runner import set_run_mode
 
-            set_run_mode(self.store, run_id, {"activate": "active", "pause": "paused", "kill": "killed"}[action])
-            await runner.tick()
+            mode = {"activate": "active", "pause": "paused", "kill": "killed"}[action]
+            set_run_mode(self.store, run_id, mode)
+            # The runner polls the store's status between decisions; a control from the desk applies at once.
+            setter = getattr(runner, "set_mode", None) or runner._set_mode
+            if runner.mode != mode:
+                await setter(mode)
         elif action == "hedge_now":
             from app.domain import Timer
 
@@ -457,7 +468,9 @@ class Desk:
         return self.book.views()
 
     def quote(self, instrument: str, venue: str | None = None) -> Quote | None:
-        """Latest quote of ``instrument``, or None."""
+        """Current quote of ``instrument`` (top of book, mark, IV, forward), or None when it is not listed."""
+        if instrument in self.venue.instruments_by_name:
+            return self.venue.quote(instrument)
         return self.quotes.get(instrument)
 
     def index_price(self, underlying: str) -> float | None:
@@ -498,7 +511,7 @@ class Desk:
 
     def _slice(self, underlying: str, expiry_ms: int, opts: list[Instrument]) -> ChainSlice:
         now = self.now_ms()
-        qs = [self.quotes.get(i.name) for i in opts]
+        qs = [self.quote(i.name) for i in opts]
         idx = self.index_prices.get(underlying, math.nan)
         fwd = np.array([q.underlying_price if q and q.underlying_price else idx for q in qs], dtype=float)
         strike = np.array([float(i.strike or 0) for i in opts])
@@ -560,7 +573,8 @@ class Desk:
         return DeskSnapshot(
             ts=self.now_ms(), venue=self.venue.name, index_prices=self._index_by_name(),
             instruments=tuple(i.name for i in self.instruments()), chains=self.chains() if chains else {},
-            quotes=dict(self.quotes), positions=self.book.views(), portfolio=self._portfolio(), margin=self.margin(),
+            quotes={i.name: self.venue.quote(i.name) for i in self.venue.instruments_by_name.values()},
+            positions=self.book.views(), portfolio=self._portfolio(), margin=self.margin(),
             strategies=strategies, recent_events=tuple(self.recent),
         )
 
@@ -577,7 +591,7 @@ class Desk:
             "rejects": self.counters["rejects"],
             "our_fills": self.counters["fills"],
             "fills": self.venue.fill_count,
-            "events": self.venue.events_published,
+            "events": self.venue.market_events,
             "positions": {p.instrument: str(p.size) for p in self.book.positions()},
             "equity": {c: r.equity for c, r in margin.items()},
             "index": {b: round(px, 6) for b, px in self.index_prices.items()},

@@ -196,8 +196,8 @@ def _status(desk: Desk, t0: float) -> dict[str, Any]:
     return {"type": "status", "ts": desk.now_ms(), "index": {b: round(p, 2) for b, p in desk.index_prices.items()},
             "delta": {b: round(g.delta, 6) for b, g in desk.portfolio().items()},
             "equity": {cc: round(r.equity, 8) for cc, r in margin.items()}, "orders": c["orders"],
-            "our_fills": c["fills"], "fills": desk.venue.fill_count, "events": desk.venue.events_published,
-            "events_per_s": desk.venue.events_published / wall, "instruments": len(desk.venue.instruments_by_name)}
+            "our_fills": c["fills"], "fills": desk.venue.fill_count, "events": desk.venue.market_events,
+            "events_per_s": desk.venue.market_events / wall, "instruments": len(desk.venue.instruments_by_name)}
 
 
 def open_run_store(db: Any) -> Store:

@@ -191,10 +191,14 @@ class SimVenue:
         self.fill_count = 0
         self.trade_count = 0
         self.events_published = 0
+        self.unbuilt_quotes = 0  # quote changes nobody listened to (counted as market events, not built)
         self.settlements: list[dict[str, Any]] = []
         self._listeners: list[Callable[[list[Any]], list[Any] | None]] = []
         self._settlement_listeners: list[Callable[[str, float, list[Instrument]], None]] = []
         self._last_request: OrderRequest | None = None
+        self.quotes_wanted = False  # build Quote objects even without a bus listener (a step listener wants them)
+        self.changed: list[str] = []  # instruments whose quote changed in the current step
+        self.last_changed: list[str] = []  # ... and in the step last emitted
         self._last_listing_ms = -1
         self._next_expiry_ms = 0
         self._last_return = np.zeros(len(cfg.underlyings))
@@ -761,8 +765,16 @@ class SimVenue:
                 self._touched.add((base, order.index))
 
     def _publish_quotes(self) -> None:
+        """Find the instruments whose top of book or mark moved; publish their quotes when anyone listens.
+
+        ``changed`` always lists the names (the Desk re-marks what it holds from them); Quote objects are only
+        built when the bus (or a step listener that asked for them) has a ``quote`` listener, since building
+        ~500 of them per step is most of a step's cost in backtests where nobody reads them.
+        """
         now = self.clock.now_ms()
         pending = self._pending
+        build = self.quotes_wanted or (self._bus is not None and self._bus.has_listeners("quote"))
+        changed = self.changed
         for base, mk in self.markets.items():
             idx = self.index_price.get(base)
             # Marks move every step for every option; a quote goes out when the top of book moved or the mark
@@ -773,8 +785,9 @@ class SimVenue:
             if not cand:
                 continue
             mk.pub_mark[moved] = mk.mark[moved]
-            marks, ivs, fwds, ois = mk.mark.tolist(), mk.iv.tolist(), mk.fwd.tolist(), mk.oi.tolist()
             names, books, tops = mk.names, mk.books, mk.pub_top
+            if build:
+                marks, ivs, fwds, ois = mk.mark.tolist(), mk.iv.tolist(), mk.fwd.tolist(), mk.oi.tolist()
             for k in sorted(cand):
                 book = books[k]
                 bt, at = book.best_bid(), book.best_ask()
@@ -783,6 +796,10 @@ class SimVenue:
                 if top == tops[k] and k not in mark_moved:
                     continue
                 tops[k] = top
+                changed.append(names[k])
+                if not build:
+                    self.unbuilt_quotes += 1
+                    continue
                 tn, td = mk.tick_frac[k]
                 ln, ld = mk.lot_frac[k]
                 iv = ivs[k]
@@ -795,7 +812,9 @@ class SimVenue:
     def _emit(self, extra: list[Any]) -> None:
         events = self._pending + extra
         self._pending = []
-        if not events:
+        changed, self.changed = self.changed, []
+        self.last_changed = changed
+        if not events and not changed:
             return
         for fn in self._listeners:
             more = fn(events)
@@ -808,9 +827,31 @@ class SimVenue:
         self.events_published += len(events)
 
     # -- views ---------------------------------------------------------------------------------------
+    @property
+    def market_events(self) -> int:
+        """Market events so far: everything published plus the quote changes nobody listened to."""
+        return self.events_published + self.unbuilt_quotes
+
     def fills_sha256(self) -> str:
         """SHA-256 of every trade of the venue in order (engine encoding): equal for equal seeds."""
         return self.fill_digest.hexdigest()
+
+    def quote(self, name: str) -> Quote:
+        """The current quote of a listed instrument (top of book, mark, IV, forward), built on demand."""
+        inst = self._inst(name)
+        mk = self.markets[inst.base]
+        k = mk.pos[name]
+        book = mk.books[k]
+        bt, at = book.best_bid(), book.best_ask()
+        tn, td = mk.tick_frac[k]
+        ln, ld = mk.lot_frac[k]
+        iv = float(mk.iv[k])
+        return Quote(ts=self.clock.now_ms(), instrument=name, bid=None if bt is None else bt * tn / td,
+                     ask=None if at is None else at * tn / td,
+                     bid_size=0.0 if bt is None else book.bids[bt][0] * ln / ld,
+                     ask_size=0.0 if at is None else book.asks[at][0] * ln / ld, mark_price=float(mk.mark[k]),
+                     mark_iv=None if iv != iv else iv, underlying_price=float(mk.fwd[k]),
+                     index_price=self.index_price.get(inst.base), open_interest=float(mk.oi[k]))
 
     def mark_of(self, name: str) -> tuple[float, float | None, float]:
         """(mark price, mark IV or None, forward USD) of a listed instrument."""
