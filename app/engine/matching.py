@@ -801,7 +801,7 @@ class MatchingEngine:
                     return "order.rejected.post_only", msg, ticks, lots
                 ticks = self._reprice_away(m, side, best)
                 if ticks <= 0:
-                    msg = f"post-only buy cannot be repriced below the best ask {inst.from_ticks(best)}"
+                    msg = f"post-only {_SIDE[side].value} cannot be repriced one tick away from {inst.from_ticks(best)}"
                     return "order.rejected.post_only", msg, ticks, lots
         return None, "", ticks, lots
 
