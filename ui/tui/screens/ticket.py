@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Grid, Horizontal, Vertical
+from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
@@ -96,7 +96,7 @@ stays here with the desk's reason code.
     def compose(self) -> ComposeResult:
         inst = self.ctx.instrument
         unit = inst.base if inst.is_option else "USD"
-        with Vertical(id="ticket", classes="dialog"):
+        with VerticalScroll(id="ticket", classes="dialog"):  # scrolls on a short terminal
             yield Static(self._market_line(), id="ticket-market")
             with Grid(id="ticket-grid"):
                 yield Label("Side")
