@@ -27,14 +27,14 @@ def _run(args: list[str]) -> list[dict]:
 
 
 def test_two_runs_with_the_same_seed_have_the_same_fills(tmp_path: Path) -> None:
-    a = _run(["--venue", "sim", "--duration", "2m", "--speed", "0", "--seed", "7", "--db", str(tmp_path / "a.db"), "--json"])
-    b = _run(["--venue", "sim", "--duration", "2m", "--speed", "0", "--seed", "7", "--db", str(tmp_path / "b.db"), "--json"])
-    c = _run(["--venue", "sim", "--duration", "2m", "--speed", "0", "--seed", "8", "--no-store", "--json"])
+    a = _run(["--venue", "sim", "--duration", "1m", "--speed", "0", "--seed", "7", "--db", str(tmp_path / "a.db"), "--json"])
+    b = _run(["--venue", "sim", "--duration", "1m", "--speed", "0", "--seed", "7", "--db", str(tmp_path / "b.db"), "--json"])
+    c = _run(["--venue", "sim", "--duration", "1m", "--speed", "0", "--seed", "8", "--no-store", "--json"])
     sa, sb, sc = a[-1], b[-1], c[-1]
     assert sa["type"] == "summary" and a[0]["type"] == "start"
     for key in ("orders", "fills", "events", "positions", "equity", "fills_sha256", "duration_ms"):
         assert key in sa
-    assert sa["duration_ms"] == 120_000 and sa["fills"] > 0 and sa["events"] > 1000
+    assert sa["duration_ms"] == 60_000 and sa["fills"] > 0 and sa["events"] > 1000
     assert sa["fills_sha256"] == sb["fills_sha256"] and sa["events"] == sb["events"]
     assert sa["fills_sha256"] != sc["fills_sha256"]
     assert any(r["type"] == "status" for r in a)
@@ -45,11 +45,11 @@ def test_the_store_of_a_run_is_readable_by_the_dashboard(tmp_path: Path) -> None
     from storage.store import open_store
 
     db = tmp_path / "run.db"
-    _run(["--duration", "90s", "--speed", "0", "--seed", "3", "--db", str(db), "--json", "--strategy", "hedger"])
+    _run(["--duration", "61s", "--speed", "0", "--seed", "3", "--db", str(db), "--json", "--strategy", "hedger"])
     store = open_store(db, read_only=True)
     try:
         rows = store.snapshots("desk", 0, 2**62)
-        assert len(rows) >= 60
+        assert len(rows) >= 55
         snap = snapshot_from_row(store.latest_snapshot("desk"))
         assert snap.margin["BTC"].equity == pytest.approx(10.0) and "BTC" in snap.portfolio
         assert store.get_run("hedger") is not None
