@@ -193,6 +193,10 @@ def format_strike(strike: Decimal) -> str:
     return text.replace(".", "d")
 
 
+MAX_MAGNITUDE = Decimal("1e15")
+"""Largest price or amount the desk accepts; beyond it Decimal arithmetic on ticks and lots is not exact."""
+
+
 def _validate_tick_steps(price: Decimal, tick: Decimal, steps: TickSteps) -> Decimal:
     for above, step_tick in reversed(steps):
         if price > above:
@@ -289,7 +293,7 @@ class Instrument:
 
     def is_valid_price(self, price: Decimal) -> bool:
         """True when ``price`` is a multiple of the tick that applies at it."""
-        if not price.is_finite():
+        if not price.is_finite() or abs(price) > MAX_MAGNITUDE:
             return False
         return price % self.tick_at(price) == 0
 
@@ -297,6 +301,8 @@ class Instrument:
         """Round ``price`` to a valid tick (nearest, or down/up for buy/sell pay-up logic)."""
         if not price.is_finite():
             raise InvalidInput(f"price {price} is not a finite number", code="input.nan")
+        if abs(price) > MAX_MAGNITUDE:
+            raise InvalidInput(f"price {price} is out of range (above {MAX_MAGNITUDE})", code="input.range")
         rounding = {"nearest": ROUND_HALF_EVEN, "down": ROUND_FLOOR, "up": ROUND_CEILING}[mode]
         tick = self.tick_at(price)
         rounded = (price / tick).to_integral_value(rounding) * tick
@@ -321,6 +327,8 @@ class Instrument:
         """Amount as an integer number of ``min_amount`` lots; raise if not a positive multiple."""
         if not amount.is_finite() or amount <= 0:
             raise InvalidInput(f"amount {amount} must be positive", code="order.rejected.amount")
+        if amount > MAX_MAGNITUDE:
+            raise InvalidInput(f"amount {amount} is out of range (above {MAX_MAGNITUDE})", code="order.rejected.amount")
         if amount % self.min_amount != 0:
             raise InvalidInput(
                 f"amount {amount} is not a multiple of {self.min_amount} for {self.name}", code="order.rejected.lot"

@@ -187,3 +187,15 @@ def test_order_request_validation() -> None:
     with pytest.raises(InvalidInput):
         OrderRequest("BTC-PERPETUAL", Side.SELL, Decimal("10"), None, OrderType.MARKET, post_only=True)
     assert Side.BUY.sign == 1 and Side.SELL.opposite is Side.BUY
+
+
+def test_absurd_magnitudes_are_rejected_not_crashing() -> None:
+    inst = Instrument.parse("BTC-PERPETUAL")
+    huge = Decimal("1e400")
+    assert inst.is_valid_price(huge) is False
+    with pytest.raises(InvalidInput) as info:
+        inst.to_lots(huge)
+    assert info.value.code == "order.rejected.amount"
+    with pytest.raises(InvalidInput) as info:
+        inst.round_price(huge)
+    assert info.value.code == "input.range"
