@@ -180,7 +180,15 @@ async def test_hedger_controls_and_quit_confirmation(tmp_path) -> None:  # type:
         await pilot.pause()
         assert app.snap.strategies[0].status == "paused"  # type: ignore[union-attr]
         assert run.run_id in "\n".join(app.event_log.lines_written)
-        await pilot.press("q")
+        await pilot.press("k")
+        assert isinstance(app.screen, ConfirmScreen)  # killing asks first
+        await pilot.press("y")
+        for _ in range(20):
+            await pilot.pause(0.05)
+            if app.snap.strategies[0].status == "killed":  # type: ignore[union-attr]
+                break
+        assert app.snap.strategies[0].status == "killed"  # type: ignore[union-attr]
+        await pilot.press("q")  # nothing active: quits without asking
     assert app.return_code == 0
 
 

@@ -12,7 +12,7 @@ rounds to the instrument's tick.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Literal
 
@@ -33,7 +33,6 @@ class TicketContext:
     index_price: float | None = None
     row: ChainRow | None = None
     quote: Quote | None = None
-    extra: dict[str, float] = field(default_factory=dict)
 
     @property
     def years(self) -> float:
