@@ -164,13 +164,33 @@ def ql_iv(d: dict[str, np.ndarray]) -> np.ndarray:
     return res
 
 
+def naive_black76(f: np.ndarray, k: np.ndarray, t: np.ndarray, v: np.ndarray, c: np.ndarray,
+                  r: np.ndarray) -> tuple[np.ndarray, ...]:
+    """pricing.md's "naive numpy" baseline: F·N(d1) − K·N(d2) with scipy's ndtr (not tail-safe)."""
+    from scipy.special import ndtr
+
+    sq = np.sqrt(t)
+    s = v * sq
+    d1 = np.log(f / k) / s + 0.5 * s
+    d2 = d1 - s
+    df = np.exp(-r * t)
+    sign = np.where(c, 1.0, -1.0)
+    n1 = ndtr(sign * d1)
+    price = df * sign * (f * n1 - k * ndtr(sign * d2))
+    pdf = np.exp(-0.5 * d1 * d1) / np.sqrt(2 * np.pi)
+    return (price, df * sign * n1, df * pdf / (f * s), df * f * pdf * sq, r * price - df * f * pdf * v / (2 * sq),
+            -t * price)
+
+
 def bench_greeks(d: dict[str, np.ndarray], n: int, repeats: int, peers: bool) -> list[dict[str, Any]]:
-    """Price + 5 greeks."""
+    """Price + 5 greeks; the naive numpy kernel runs alongside as a load-independent yardstick."""
     rows = []
     for m in (1_000, n):
         s = take(d, m)
         sec, _ = timed(lambda s=s: black76(s["F"], s["K"], s["T"], s["v"], s["c"], s["r"]), repeats)
         rows.append(row("deltadesk", "greeks", m, sec))
+        sec, _ = timed(lambda s=s: naive_black76(s["F"], s["K"], s["T"], s["v"], s["c"], s["r"]), repeats)
+        rows.append(row("numpy naive (ndtr)", "greeks", m, sec, note="pricing.md baseline, not tail-safe"))
     try:
         m = min(n, 10_000)
         s = take(d, m)
