@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -441,22 +441,21 @@ def _get(d: dict[str, Any], *keys: str, default: Any = None) -> Any:
 def decision_series(decisions: Iterable[dict[str, Any]]) -> DecisionSeries:
     """Delta, band and hedge markers from stored decisions (keys from the hedger's decision records)."""
     out = DecisionSeries()
+    unit = None
     for d in decisions:
         ts = _get(d, "ts", "inputs.ts")
         delta = _get(d, "delta", "inputs.delta")
         if ts is None or delta is None:
             continue
-        lower = _get(d, "lower", "inputs.band_lower", "inputs.lower", default=float("nan"))
-        upper = _get(d, "upper", "inputs.band_upper", "inputs.upper", default=float("nan"))
         out.ts.append(int(ts))
         out.delta.append(float(delta))
-        out.lower.append(float(lower))
-        out.upper.append(float(upper))
-        out = DecisionSeries(out.ts, out.delta, out.lower, out.upper, out.hedge_ts, out.hedge_delta, str(_get(d, "unit", "inputs.unit", default=out.unit)))
+        out.lower.append(float(_get(d, "lower", "inputs.band_lower", "inputs.lower", default=float("nan"))))
+        out.upper.append(float(_get(d, "upper", "inputs.band_upper", "inputs.upper", default=float("nan"))))
+        unit = unit or _get(d, "unit", "inputs.unit")
         if str(_get(d, "action", default="")) == "hedge":
             out.hedge_ts.append(int(ts))
             out.hedge_delta.append(float(delta))
-    return out
+    return replace(out, unit=str(unit)) if unit else out
 
 
 def decision_rows(decisions: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
