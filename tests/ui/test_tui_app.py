@@ -371,3 +371,23 @@ async def test_chain_moves_on_when_the_front_expiry_settles() -> None:
         assert app.chain.expiry_ms is not None and app.chain.expiry_ms > front
         assert app.chain.current is not None and app.chain.current.expiry_ms == app.chain.expiry_ms
         assert front not in app.feed.expiries("BTC")
+
+
+async def test_theme_and_chain_columns_from_config() -> None:
+    settings = Settings(ui=UiSettings(theme="nord", chain_columns=["bid", "ask", "vega", "oi"]))
+    app = make_app(settings=settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert app.theme == "nord"
+        keys = [str(c.key.value) for c in app.chain.table.ordered_columns]
+        assert keys == ["c_oi", "c_vega", "c_bid", "c_ask", "strike", "p_bid", "p_ask", "p_vega", "p_oi"]
+        await pilot.press("c")  # full set: sizes and every greek
+        keys = [str(c.key.value) for c in app.chain.table.ordered_columns]
+        assert {"c_bid_size", "p_gamma", "p_theta", "c_pos"} <= set(keys)
+        await pilot.press("c")
+        assert len(app.chain.table.ordered_columns) == 9
+
+
+def test_bad_chain_column_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="unknown column"):
+        make_app(settings=Settings(ui=UiSettings(chain_columns=["bid", "rho"])))

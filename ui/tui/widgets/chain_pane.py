@@ -223,7 +223,6 @@ class ChainPane(Vertical):
     def action_toggle_columns(self) -> None:
         """Switch between the compact and the full column set."""
         table = self.table
-        table.columns_shown = FULL_COLUMNS if table.columns_shown != FULL_COLUMNS else self._columns
-        if table.columns_shown == self._columns and self._columns == FULL_COLUMNS:
-            table.columns_shown = COMPACT_COLUMNS
+        configured = self._columns if self._columns != FULL_COLUMNS else COMPACT_COLUMNS
+        table.columns_shown = configured if table.columns_shown == FULL_COLUMNS else FULL_COLUMNS
         self.redraw()
