@@ -75,3 +75,49 @@ def test_usage_colours_follow_alert_levels() -> None:
     assert [level_style(u, levels) for u in (0.1, 0.6, 0.9)] == ["green", "yellow", "bold red"]
     bar = usage_bar("MM", 0.5, levels, width=10)
     assert bar.plain.count("█") == 5 and bar.plain.endswith("50.0%")
+
+
+def test_log_lines_for_desk_events() -> None:
+    from decimal import Decimal
+
+    from app.domain import Alert, Fill, FillEvent, Liquidity, Lost, MarginAlert, Side, Timer
+    from ui.tui.widgets.log import describe
+
+    fill = Fill("t1", "o1", "BTC-PERPETUAL", Side.BUY, Decimal("60000"), Decimal("100"), Decimal("0.00001"), "BTC",
+                Liquidity.TAKER, 0)
+    assert describe(FillEvent(ts=0, fill=fill))[0].startswith("FILL    buy 100 BTC-PERPETUAL @ 60000")  # type: ignore[index]
+    line, style = describe(MarginAlert(ts=0, account="main", currency="BTC", level=0.8, mm_usage=0.83))  # type: ignore[misc]
+    assert "83.0%" in line and "80%" in line and "red" in style
+    assert "margin.stale" in describe(Alert(ts=0, source="oracle", message="stale", severity="warning",  # type: ignore[index]
+                                            code="margin.stale"))[0]
+    assert "3 events dropped" in describe(Lost(ts=0, count=3))[0]  # type: ignore[index]
+    assert describe(Timer(ts=0)) is None
+
+
+def test_hedger_band_from_decisions() -> None:
+    from ui.tui.widgets.hedger import band_gauge, band_of, decision_cells
+
+    decisions = [
+        {"ts": 1_000, "action": "mode", "reason": "dry_run -> active"},
+        {"ts": 5_000, "action": "hedge", "reason": "outside band", "inputs": {"delta": -0.5, "band_lower": -0.1,
+         "band_upper": 0.1, "target": 0.0, "unit": "coin"},
+         "intents": [{"kind": "place", "request": {"side": "buy", "amount": "30000", "instrument": "BTC-PERPETUAL"}}]},
+    ]
+    band = band_of(decisions)
+    assert band == {"delta": -0.5, "lower": -0.1, "upper": 0.1, "target": 0.0, "unit": "coin"}
+    cells = decision_cells(decisions[1])
+    assert cells["amount"] == "buy 30000 BTC-PERPETUAL" and cells["delta"] == "-0.5000" and cells["ts"] == "00:00:05"
+    inside = band_gauge(0.0, -0.1, 0.1, width=21).plain
+    outside = band_gauge(-0.5, -0.1, 0.1, width=21).plain
+    bars = [i for i, ch in enumerate(inside) if ch == "│"]
+    assert len(bars) == 2 and bars[0] < inside.index("●") < bars[1]  # between the band's edges
+    assert outside.split()[1].startswith("●")  # pinned at the left edge when far outside
+    assert band_of([{"ts": 1, "action": "none"}]) is None
+
+
+def test_positions_group_totals() -> None:
+    from app.domain import GreeksView
+    from ui.tui.widgets.positions import sum_greeks
+
+    total = sum_greeks([GreeksView(delta=0.1, vega_usd=5.0), GreeksView(delta=-0.3, vega_usd=1.0)])
+    assert total.delta == pytest.approx(-0.2) and total.vega_usd == 6.0
