@@ -138,8 +138,8 @@ def vega_by_expiry(book: Book, forward: ArrayLike, vol: ArrayLike, rate: ArrayLi
     pg = position_greeks(book, forward, vol, rate)
     opt = book.kind == PositionKind.OPTION
     expiries, inverse_idx = np.unique(book.expiry_ms[opt], return_inverse=True)
-    vega = np.bincount(inverse_idx, weights=pg.vega[opt], minlength=expiries.size)
-    vega_usd = np.bincount(inverse_idx, weights=(pg.vega * pg.forward)[opt], minlength=expiries.size)
+    vega = np.bincount(inverse_idx, weights=pg.vega[opt], minlength=expiries.size).astype(float)
+    vega_usd = np.bincount(inverse_idx, weights=(pg.vega * pg.forward)[opt], minlength=expiries.size).astype(float)
     t = np.zeros(expiries.size)
     np.maximum.at(t, inverse_idx, book.t[opt])
     return VegaBuckets(expiries, t, vega, vega_usd)

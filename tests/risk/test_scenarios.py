@@ -81,3 +81,15 @@ def test_bad_inputs() -> None:
         scenario_grid(book, F, vol, spot_shocks=[-1.5])
     with pytest.raises(InvalidInput):
         scenario_grid(book, F, vol, time_steps=[-0.1])
+
+
+def test_empty_book_is_all_zeros() -> None:
+    from app.risk import attribute_pnl, portfolio_greeks, vega_by_expiry
+
+    book = Book.from_instruments([], now_ms=0)
+    none = np.zeros(0)
+    assert portfolio_greeks(book, none, none).delta == 0.0
+    grid = scenario_grid(book, none, none)
+    assert grid.pnl_coin.shape == (len(STRESS_SPOT_SHOCKS), len(STRESS_VOL_SHOCKS)) and not grid.pnl_usd.any()
+    assert attribute_pnl(book, none, none, none, none, 0.0)[0].total == 0.0
+    assert vega_by_expiry(book, none, none).vega.dtype == float
