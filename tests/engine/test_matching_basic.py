@@ -84,3 +84,21 @@ def test_ioc_remainder_cancelled(engine: MatchingEngine) -> None:
     ev = engine.submit(req(Side.BUY, "30", "60000", "t", tif=TimeInForce.IOC))
     assert isinstance(ev[-1], Cancelled) and ev[-1].reason == "ioc" and ev[-1].lots == 2
     assert engine.book(PERP).best_bid() is None
+
+
+def test_event_helpers_and_stats(engine: MatchingEngine) -> None:
+    from app.domain import BookUpdate
+    from app.engine.events import encode, to_book_update, to_record
+
+    engine.submit(req(Side.SELL, "100", "60000", "mm"))
+    ev = engine.submit(req(Side.BUY, "30", "60000", "alice", client_order_id="x1"))
+    book_ev = ev[-1]
+    assert isinstance(book_ev, BookChanged)
+    upd = to_book_update(book_ev)
+    assert isinstance(upd, BookUpdate) and upd.asks == ((60000.0, 70.0),) and upd.sequence == book_ev.seq
+    rec = to_record(ev[1])
+    assert rec["type"] == "Filled" and rec["instrument"] == PERP and rec["taker_client_order_id"] == "x1"
+    assert encode(ev[1]) == encode(ev[1]) and encode(ev[1]).startswith(b'["Filled",')
+    assert "inst='BTC-PERPETUAL'" in repr(ev[1])
+    assert engine.stats() == {"trades": 1, "volume_lots": 3, "resting_orders": 1, "seq": ev[-1].seq}
+    assert engine.order("nope") is None and engine.order(ev[0].order_id) is None
