@@ -176,6 +176,10 @@ async def test_hedger_controls_and_quit_confirmation(tmp_path) -> None:  # type:
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")
         assert app.is_running
+        await pilot.press("ctrl+q")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("escape")
+        assert app.is_running
         await pilot.press("p")
         await pilot.pause()
         assert app.snap.strategies[0].status == "paused"  # type: ignore[union-attr]

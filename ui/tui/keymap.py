@@ -16,6 +16,8 @@ from app.errors import ConfigError
 
 APP_BINDINGS: list[Binding] = [
     Binding("q", "request_quit", "Quit", id="quit"),
+    # Textual's own ctrl+q quits at once; here it asks first while a hedger is active, like q.
+    Binding("ctrl+q", "request_quit", "Quit", id="quit_now", show=False, priority=True),
     Binding("f1", "toggle_help", "Help", id="help"),
     Binding("1", "show_tab('chain')", "Chain", id="tab_chain", show=False),
     Binding("2", "show_tab('positions')", "Positions", id="tab_positions", show=False),
