@@ -498,6 +498,14 @@ class Desk:
         insts = [i for i in self.venue.instruments_by_name.values() if underlying is None or i.base == underlying]
         return sorted(insts, key=lambda i: (i.base, *_listing_key(i)))
 
+    def depth(self, instrument: str, levels: int = 10) -> tuple[list[tuple[Decimal, Decimal, int]], list[tuple[Decimal, Decimal, int]]]:
+        """Top ``levels`` of the order book per side as (price, amount, orders), the makers' quotes brought up to
+        date first (read books through this, not the engine, when the venue quotes lazily)."""
+        if instrument not in self.venue.instruments_by_name:
+            raise UnknownInstrument(f"{instrument} is not listed", name=instrument)
+        self.venue.sync(instrument)
+        return self.engine.depth(instrument, levels)
+
     def expiries(self, underlying: str) -> list[int]:
         """Listed option expiries of ``underlying`` (epoch ms), sorted."""
         return sorted({i.expiry_ms for i in self.instruments(underlying) if i.is_option and i.expiry_ms})

@@ -134,3 +134,19 @@ def to_requote(sign: int, old_ticks: np.ndarray, old_lots: np.ndarray, new_ticks
     size_off = np.abs(new_lots - old_lots) > params.size_tolerance * np.maximum(new_lots, 1)
     move = (resting != wanted) | (resting & wanted & (rich | lag | size_off))
     return np.flatnonzero(move)
+
+
+def needs_requote(sign: int, old_ticks: int, old_lots: int, new_ticks: int, new_lots: int, step: int, edge: float,
+                  params: MakerParams) -> bool:
+    """:func:`to_requote` for one quote, in plain ints (the lazy venue re-quotes one instrument at a time)."""
+    resting = old_lots > 0
+    if resting != (new_lots > 0):
+        return True
+    if not resting:
+        return False
+    gap = (new_ticks - old_ticks) * sign
+    if gap > params.passive_tolerance * step:
+        return True
+    if gap < 0 and (gap < -params.aggressive_tolerance * step or edge + gap < 2 * step):
+        return True
+    return abs(new_lots - old_lots) > params.size_tolerance * max(new_lots, 1)

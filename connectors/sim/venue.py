@@ -58,7 +58,14 @@ from app.ports import AccountReport, OrderStatusReport, PositionStatusReport
 from app.pricing.black import inverse_greeks
 from connectors.sim.index_sources import IndexSources, SourceParams
 from connectors.sim.listing import ListingConfig, ListingSchedule
-from connectors.sim.market_makers import DEFAULT_MAKERS, FutureQuoter, MakerParams, OptionQuoter, to_requote
+from connectors.sim.market_makers import (
+    DEFAULT_MAKERS,
+    FutureQuoter,
+    MakerParams,
+    OptionQuoter,
+    needs_requote,
+    to_requote,
+)
 from connectors.sim.market_model import MarketModel, UnderlyingParams
 from connectors.sim.smile import MIN_YEARS, atm_total_variance, ssvi_rho, ssvi_total_variance
 from connectors.sim.takers import TakerParams, Takers
@@ -83,11 +90,14 @@ class SimConfig:
         default_factory=lambda: {"main": {"BTC": Decimal(10), "ETH": Decimal(100)}}
     )
     margin_model: str = "sm"
+    quoting: str = "auto"  # eager: every book re-quoted every step; lazy: on use; auto: lazy while nobody reads quotes
     agent_funding: Decimal = Decimal(1_000_000)  # coin per currency for each simulated agent (never margin-checked)
 
     def __post_init__(self) -> None:
         if self.step_ms <= 0:
             raise InvalidInput(f"step_ms must be positive, got {self.step_ms}", code="config.invalid")
+        if self.quoting not in ("auto", "eager", "lazy"):
+            raise InvalidInput(f"quoting must be auto, eager or lazy, got {self.quoting!r}", code="config.invalid")
         for base in self.underlyings:
             self.params.setdefault(base, UnderlyingParams.default(base))
 
@@ -143,6 +153,9 @@ class _Market:
         self.step_mult = np.array([int(round(float(i.tick_steps[0][1] / i.tick_size))) if i.tick_steps else 1
                                    for i in insts], dtype=np.int64)
         self.books: list[Any] = []  # the engine's order book of each instrument (set by the venue)
+        self.targets: list[Any] = []  # per maker: ((bid ticks, lots, edge, step), (ask ...)) arrays, set each step
+        self.target_step = -1
+        self.synced = np.full(n, -1, dtype=np.int64)  # step at which each book was last brought to the targets
         self.mark_set = np.full(n, np.nan)  # mark last given to the engine (its price band)
 
 
@@ -196,6 +209,7 @@ class SimVenue:
         self._listeners: list[Callable[[list[Any]], list[Any] | None]] = []
         self._settlement_listeners: list[Callable[[str, float, list[Instrument]], None]] = []
         self._last_request: OrderRequest | None = None
+        self._step_no = 0
         self.quotes_wanted = False  # build Quote objects even without a bus listener (a step listener wants them)
         self.changed: list[str] = []  # instruments whose quote changed in the current step
         self.last_changed: list[str] = []  # ... and in the step last emitted
@@ -299,6 +313,7 @@ class SimVenue:
         if request.account in self._maker_accounts:
             raise OrderRejected(f"account {request.account} belongs to a simulated agent", code="order.rejected.account")
         self._inst(request.instrument)
+        self.sync(request.instrument)
         self._last_request = request
         try:
             events = self.engine.submit(request)
@@ -330,6 +345,7 @@ class SimVenue:
         oid = self._our_oid(order_id)
         order = self._orders[oid]
         self._mark_margin([order.instrument])
+        self.sync(order.instrument)
         events = self.engine.amend(order.request.account, oid, amount=amount, price=price)
         self._flush_engine_events(events)
         for e in events:
@@ -672,34 +688,82 @@ class SimVenue:
             mk.delta[mk.opt] = g.delta
             mk.vega[mk.opt] = g.vega
 
+    def _lazy_now(self) -> bool:
+        """Lazy quoting: books are brought to the makers' targets only when someone trades or reads them."""
+        mode = self.config.quoting
+        if mode == "lazy":
+            return True
+        if mode == "eager":
+            return False
+        return not self.quotes_wanted and not (self._bus is not None and self._bus.has_listeners("quote"))
+
+    def _targets(self, base: str, mk: _Market) -> None:
+        """Every maker's target quotes (ticks, lots, edge to model value) for every instrument, vectorised."""
+        i = self.model.index(base)
+        p = self.model.params[base]
+        vol_ratio = float(self.model.sigma[i]) / p.theta
+        stress = float(self.model.z[i])
+        spot = self.index_price[base]
+        theo_ticks = mk.mark / mk.tick
+        n = len(mk.names)
+        targets = []
+        for m in range(len(self.makers)):
+            bt = np.zeros(n, dtype=np.int64)
+            bl = np.zeros(n, dtype=np.int64)
+            at = np.zeros(n, dtype=np.int64)
+            al = np.zeros(n, dtype=np.int64)
+            if len(mk.opt):
+                q = mk.opt_quoters[m].quote(mk.mark[mk.opt], mk.vega[mk.opt], spot, vol_ratio, stress)
+                bt[mk.opt], bl[mk.opt], at[mk.opt], al[mk.opt] = q
+            q = mk.fut_quoters[m].quote(mk.fwd[mk.fut], vol_ratio, stress)
+            bt[mk.fut], bl[mk.fut], at[mk.fut], al[mk.fut] = q
+            bstep = np.where(bt > mk.step_above, mk.step_mult, 1)
+            astep = np.where(at > mk.step_above, mk.step_mult, 1)
+            targets.append(((bt, bl, theo_ticks - bt, bstep), (at, al, at - theo_ticks, astep)))
+        mk.targets = targets
+        mk.target_step = self._step_no
+
     def _requote(self) -> None:
+        """Compute the makers' targets; in eager mode bring every book to them (re-quoting only what must move)."""
+        self._step_no += 1
+        lazy = self._lazy_now()
         for base, mk in self.markets.items():
-            i = self.model.index(base)
-            p = self.model.params[base]
-            vol_ratio = float(self.model.sigma[i]) / p.theta
-            stress = float(self.model.z[i])
-            spot = self.index_price[base]
+            self._targets(base, mk)
+            if lazy:
+                continue
             ops_away: list[tuple[int, int, int, int, int]] = []
             ops_in: list[tuple[int, int, int, int, int]] = []
-            for m in range(len(self.makers)):
-                targets = []
-                if len(mk.opt):
-                    targets.append((mk.opt, mk.opt_quoters[m].quote(mk.mark[mk.opt], mk.vega[mk.opt], spot, vol_ratio,
-                                                                     stress)))
-                targets.append((mk.fut, mk.fut_quoters[m].quote(mk.fwd[mk.fut], vol_ratio, stress)))
-                maker = self.makers[m]
-                for idx, (bt, bl, at, al) in targets:
-                    theo_ticks = mk.mark[idx] / mk.tick[idx]
-                    for sign, side, nt, nl in ((1, mk.bids[m], bt, bl), (-1, mk.asks[m], at, al)):
-                        cur_t, cur_l = side.ticks[idx], side.lots[idx]
-                        step = np.where(nt > mk.step_above[idx], mk.step_mult[idx], 1)
-                        edge = (theo_ticks - nt) * sign
-                        for j in to_requote(sign, cur_t, cur_l, nt, nl, step, maker, edge):
-                            k = int(idx[j])
-                            away = (nt[j] - cur_t[j]) * sign < 0 or side.oid[k] == 0 or nl[j] == 0
-                            (ops_away if away else ops_in).append((m, sign, k, int(nt[j]), int(nl[j])))
+            for m, maker in enumerate(self.makers):
+                for sign, side, (nt, nl, edge, step) in ((1, mk.bids[m], mk.targets[m][0]), (-1, mk.asks[m], mk.targets[m][1])):
+                    cur_t = side.ticks
+                    for k in to_requote(sign, cur_t, side.lots, nt, nl, step, maker, edge).tolist():
+                        away = (nt[k] - cur_t[k]) * sign < 0 or side.oid[k] == 0 or nl[k] == 0
+                        (ops_away if away else ops_in).append((m, sign, k, int(nt[k]), int(nl[k])))
             for m, sign, k, ticks, lots in ops_away + ops_in:
                 self._apply_quote(base, mk, m, sign, k, ticks, lots)
+            mk.synced[:] = self._step_no
+
+    def sync(self, name: str) -> None:
+        """Bring one instrument's book to the makers' current targets (lazy quoting); no-op when already there."""
+        inst = self.instruments_by_name.get(name)
+        if inst is None:
+            return
+        mk = self.markets[inst.base]
+        k = mk.pos[name]
+        if mk.synced[k] == self._step_no:
+            return
+        mk.synced[k] = self._step_no
+        ops_away = []
+        ops_in = []
+        for m, maker in enumerate(self.makers):
+            for sign, side, (nt, nl, edge, step) in ((1, mk.bids[m], mk.targets[m][0]), (-1, mk.asks[m], mk.targets[m][1])):
+                cur_t, cur_l = int(side.ticks[k]), int(side.lots[k])
+                new_t, new_l = int(nt[k]), int(nl[k])
+                if needs_requote(sign, cur_t, cur_l, new_t, new_l, int(step[k]), float(edge[k]), maker):
+                    away = (new_t - cur_t) * sign < 0 or side.oid[k] == 0 or new_l == 0
+                    (ops_away if away else ops_in).append((m, sign, new_t, new_l))
+        for m, sign, ticks, lots in ops_away + ops_in:
+            self._apply_quote(inst.base, mk, m, sign, k, ticks, lots)
 
     def _apply_quote(self, base: str, mk: _Market, m: int, sign: int, k: int, ticks: int, lots: int) -> None:
         side = (mk.bids if sign > 0 else mk.asks)[m]
@@ -751,6 +815,7 @@ class SimVenue:
             for order in self.takers.draw(base, dt_s, float(self._last_return[self.model.index(base)]), mk.perp,
                                           mk.dated, mk.opt, lm, yrs):
                 name = mk.names[order.index]
+                self.sync(name)
                 market = self.engine.market(name)
                 sign = order.side.sign
                 best = market.book.best_ask() if sign > 0 else market.book.best_bid()
@@ -774,6 +839,7 @@ class SimVenue:
         now = self.clock.now_ms()
         pending = self._pending
         build = self.quotes_wanted or (self._bus is not None and self._bus.has_listeners("quote"))
+        lazy = not build and self._lazy_now()
         changed = self.changed
         for base, mk in self.markets.items():
             idx = self.index_price.get(base)
@@ -786,6 +852,11 @@ class SimVenue:
                 continue
             mk.pub_mark[moved] = mk.mark[moved]
             names, books, tops = mk.names, mk.books, mk.pub_top
+            if lazy:
+                # Books are not kept at the targets: what changed is the marks (and what was traded or synced).
+                changed.extend(names[k] for k in sorted(cand))
+                self.unbuilt_quotes += len(cand)
+                continue
             if build:
                 marks, ivs, fwds, ois = mk.mark.tolist(), mk.iv.tolist(), mk.fwd.tolist(), mk.oi.tolist()
             for k in sorted(cand):
@@ -839,6 +910,7 @@ class SimVenue:
     def quote(self, name: str) -> Quote:
         """The current quote of a listed instrument (top of book, mark, IV, forward), built on demand."""
         inst = self._inst(name)
+        self.sync(name)
         mk = self.markets[inst.base]
         k = mk.pos[name]
         book = mk.books[k]

@@ -256,3 +256,14 @@ def test_margin_alerts_reach_the_bus_and_the_recent_events() -> None:
     alerts = [e for e in sub.drain() if isinstance(e, MarginAlert)]
     assert alerts and alerts[-1].level >= 0.5 and alerts[-1].currency == "BTC"
     assert any(isinstance(e, MarginAlert) for e in desk.snapshot(chains=False).recent_events)
+
+
+def test_depth_reads_books_brought_up_to_date() -> None:
+    desk = _desk()
+    desk.advance(5_000)
+    bids, asks = desk.depth("BTC-PERPETUAL", 5)
+    assert len(bids) == len(asks) == 2  # two makers, one level each
+    q = desk.quote("BTC-PERPETUAL")
+    assert float(bids[0][0]) == q.bid and float(asks[0][0]) == q.ask and bids[0][0] < asks[0][0]
+    with pytest.raises(UnknownInstrument):
+        desk.depth("BTC-1JAN30", 5)

@@ -6,12 +6,14 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.bus import Bus
 from app.domain import IndexPrice, Kind, OrderRequest, OrderStatus, Quote, Side, Trade
 from app.errors import InsufficientMargin, NotFound, OrderRejected, UnknownInstrument
 from connectors.sim.listing import ListingConfig
-from connectors.sim.market_makers import MakerParams, OptionQuoter, to_requote
+from connectors.sim.market_makers import MakerParams, OptionQuoter, needs_requote, to_requote
 from connectors.sim.venue import SimConfig, SimVenue
 
 SMALL = ListingConfig(weekly_days=8, monthly_days=0, quarterly_days=100, strikes_per_expiry=12)
@@ -31,7 +33,7 @@ def test_same_seed_same_fills_other_seed_other_fills() -> None:
 
 
 def test_books_are_two_sided_uncrossed_and_around_the_mark() -> None:
-    v = _venue()
+    v = _venue(quoting="eager")
     v.advance(5_000)
     checked = 0
     for mk in v.markets.values():
@@ -77,7 +79,7 @@ def test_requote_only_moves_what_must_move() -> None:
 
 
 def test_a_step_requotes_a_fraction_of_the_quotes() -> None:
-    v = _venue()
+    v = _venue(quoting="eager")
     v.advance(2_000)
     before = v.engine.seq
     v.advance(1_000)
@@ -89,6 +91,7 @@ def test_our_order_matches_partially_fills_and_moves_the_book() -> None:
     v = _venue()
     v.advance(2_000)
     name = "BTC-PERPETUAL"
+    v.sync(name)  # lazy quoting: bring the book to the makers' targets before reading it
     book = v.engine.market(name).book
     ask = book.best_ask()
     top = book.asks[ask][0]
@@ -109,6 +112,7 @@ def test_orders_are_margin_checked_and_refusals_change_nothing() -> None:
     v = _venue()
     v.advance(1_000)
     name = "BTC-PERPETUAL"
+    v.sync(name)
     book = v.engine.market(name).book
     inst = v.instruments_by_name[name]
     seq = v.engine.seq
@@ -171,6 +175,7 @@ def test_takers_trade_and_trades_are_published() -> None:
 async def test_account_and_position_reports_come_from_the_account_book() -> None:
     v = _venue()
     v.advance(1_000)
+    v.sync("ETH-PERPETUAL")
     book = v.engine.market("ETH-PERPETUAL").book
     inst = v.instruments_by_name["ETH-PERPETUAL"]
     v.place_now(OrderRequest("ETH-PERPETUAL", Side.SELL, Decimal(3_000), inst.from_ticks(book.best_bid()), account="main"))
@@ -179,3 +184,39 @@ async def test_account_and_position_reports_come_from_the_account_book() -> None
     acct = await v.account("ETH")
     assert acct.currency == "ETH" and Decimal(99) < acct.equity <= Decimal(100) and acct.initial_margin > 0
     assert acct.available_funds < acct.equity
+
+
+@settings(max_examples=300, deadline=None)
+@given(sign=st.sampled_from([1, -1]), old_t=st.integers(1, 80), old_l=st.integers(0, 20), new_t=st.integers(1, 80),
+       new_l=st.integers(0, 20), step=st.sampled_from([1, 5]), edge=st.floats(-5, 30))
+def test_scalar_and_vector_requote_rules_agree(sign: int, old_t: int, old_l: int, new_t: int, new_l: int, step: int,
+                                               edge: float) -> None:
+    p = MakerParams()
+    vec = to_requote(sign, np.array([old_t]), np.array([old_l]), np.array([new_t]), np.array([new_l]),
+                     np.array([step]), p, np.array([edge])).tolist() == [0]
+    assert needs_requote(sign, old_t, old_l, new_t, new_l, step, edge, p) == vec
+
+
+def test_lazy_quoting_touches_books_only_on_use_and_stays_deterministic() -> None:
+    eager, lazy, lazy2 = _venue(quoting="eager"), _venue(quoting="lazy"), _venue(quoting="lazy")
+    s_eager, s_lazy = eager.engine.seq, lazy.engine.seq
+    for v in (eager, lazy, lazy2):
+        v.advance(60_000)
+    assert lazy.engine.seq - s_lazy < (eager.engine.seq - s_eager) / 3
+    assert lazy.fills_sha256() == lazy2.fills_sha256() and lazy.trade_count > 0
+    # a book read through the venue is brought to the makers' targets first
+    for name in list(lazy.instruments_by_name)[:40]:
+        q = lazy.quote(name)
+        assert q.ask is not None and (q.bid is None or q.bid < q.ask)
+        if q.bid is not None:
+            assert q.bid <= q.mark_price + 2 * float(lazy.instruments_by_name[name].tick_size) <= q.ask + 4 * float(
+                lazy.instruments_by_name[name].tick_size)
+    # a listener on the bus switches "auto" to eager quoting
+    auto = _venue()
+    bus = Bus()
+    auto.attach(bus)
+    assert auto._lazy_now()
+    sub = bus.subscribe({"quote"})
+    assert not auto._lazy_now()
+    sub.close()
+    assert auto._lazy_now()
