@@ -9,8 +9,11 @@ Desk calls it, from a task at the configured speed or directly in tests and back
 2. listings are refreshed (new expiries and strikes) and expired instruments settled, once per simulated hour
    and whenever an expiry passes;
 3. forwards, model IVs (SSVI) and marks of every option are computed in one vectorised pass;
-4. each market maker computes its quotes for every instrument and re-quotes in the engine only those whose
-   price or size moved (amend in place; away-from-mid moves first so makers never cross each other);
+4. each market maker computes its target quotes for every instrument (vectorised); with *eager* quoting it
+   re-quotes in the engine only those that must move (amend in place; away-from-mid moves first so makers
+   never cross each other); with *lazy* quoting (the default while nobody on the bus listens to quotes:
+   headless runs and backtests) a book is brought to the targets only when it is used — an order of ours or
+   of a taker, a quote or depth read — which gives the same books to whoever looks at a fraction of the cost;
 5. takers send immediate-or-cancel orders through the book;
 6. a :class:`app.domain.Quote` is published for each instrument whose top of book or mark moved, plus the
    index, the trades and our fills.
