@@ -13,7 +13,7 @@ Desk calls it, from a task at the configured speed or directly in tests and back
    re-quotes in the engine only those that must move (amend in place; away-from-mid moves first so makers
    never cross each other); with *lazy* quoting (the default while nobody on the bus listens to quotes:
    headless runs and backtests) a book is brought to the targets only when it is used — an order of ours or
-   of a taker, a quote or depth read — which gives the same books to whoever looks at a fraction of the cost;
+   of a taker, a quote or depth read — so whoever looks sees the makers' current quotes, at a fraction of the cost;
 5. takers send immediate-or-cancel orders through the book;
 6. a :class:`app.domain.Quote` is published for each instrument whose top of book or mark moved, plus the
    index, the trades and our fills.
