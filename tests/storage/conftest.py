@@ -7,6 +7,7 @@ so tests are isolated and can run against a shared server.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -17,6 +18,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from app.domain import Fill, Liquidity, OrderRequest, Side
+from storage.models import metadata
 from storage.store import SqlStore, open_store
 
 PG_URL = os.environ.get("DESK_TEST_PG_URL")
@@ -38,10 +40,10 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
+def empty_db_url(backend: str, tmp_path: Path) -> Iterator[str]:
     """A URL of an empty database of the backend (a temp file, or a fresh PostgreSQL schema)."""
     if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'desk.db'}"
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
         return
     assert PG_URL is not None
     schema = f"t_{uuid.uuid4().hex[:12]}"
@@ -54,6 +56,51 @@ def db_url(backend: str, tmp_path: Path) -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "desk.db"
+    open_store(path).close()  # migrated once; closing checkpoints the WAL into the file
+    return path
+
+
+@pytest.fixture(scope="session")
+def _pg_session_url() -> Iterator[str]:
+    assert PG_URL is not None
+    schema = f"t_session_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = pg_schema_url(PG_URL, schema)
+    open_store(url).close()
+    try:
+        yield url
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A URL of a migrated database with no rows: a copy of a template file, or the session's PostgreSQL schema
+    emptied (migrating once per session keeps the suite fast; tests that alter the schema use ``empty_db_url``)."""
+    if backend == "sqlite":
+        path = tmp_path / "desk.db"
+        shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    url = request.getfixturevalue("_pg_session_url")
+    eng = create_engine(url)
+    try:
+        with eng.begin() as conn:
+            conn.execute(text("SET LOCAL lock_timeout = '10s'"))  # a leaked transaction fails the test, not hangs it
+            tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    finally:
+        eng.dispose()
+    yield url
 
 
 @pytest.fixture

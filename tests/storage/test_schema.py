@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -54,40 +53,40 @@ def _stamp(store: SqlStore, revision: str) -> None:
         conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
 
 
-def test_schema_newer_than_code_is_refused(store: SqlStore, reopen: Callable[..., SqlStore]) -> None:
-    store.record_fill(make_fill(1))
-    _stamp(store, "9999_future")
-    store.close()
+def test_schema_newer_than_code_is_refused(empty_db_url: str) -> None:
+    with open_store(empty_db_url) as store:
+        store.record_fill(make_fill(1))
+        _stamp(store, "9999_future")
     with pytest.raises(SchemaMismatch) as exc:
-        reopen()
+        open_store(empty_db_url)
     assert exc.value.code == "store.schema_newer" and "newer" in exc.value.message
     with pytest.raises(SchemaMismatch):
-        reopen(read_only=True)
+        open_store(empty_db_url, read_only=True)
 
 
-def test_foreign_database_is_refused(db_url: str) -> None:
-    eng = create_engine(db_url)
+def test_foreign_database_is_refused(empty_db_url: str) -> None:
+    eng = create_engine(empty_db_url)
     with eng.begin() as conn:
         conn.execute(text("CREATE TABLE users (id integer primary key, name text)"))
     eng.dispose()
     with pytest.raises(StoreCorrupt) as exc:
-        open_store(db_url)
+        open_store(empty_db_url)
     assert exc.value.code == "store.foreign"
 
 
-def test_unmigrated_database_needs_upgrade_when_migration_is_off(db_url: str) -> None:
+def test_unmigrated_database_needs_upgrade_when_migration_is_off(empty_db_url: str) -> None:
     with pytest.raises(SchemaMismatch) as exc:
-        open_store(db_url, migrate=False)
+        open_store(empty_db_url, migrate=False)
     assert exc.value.code == "store.schema_old"
 
 
-def test_several_openers_of_a_new_database_at_once(db_url: str) -> None:
+def test_several_openers_of_a_new_database_at_once(empty_db_url: str) -> None:
     errors: list[BaseException] = []
     stores: list[SqlStore] = []
 
     def _open() -> None:
         try:
-            stores.append(open_store(db_url))
+            stores.append(open_store(empty_db_url))
         except BaseException as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(exc)
 
