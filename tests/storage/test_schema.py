@@ -235,3 +235,16 @@ def test_cli_reports_a_newer_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     junk.write_text("hello")
     res = runner.invoke(cli_app, ["db", "current", "--db", str(junk)])
     assert res.exit_code == 2 and "store.corrupt" in res.output
+
+
+def test_read_only_on_any_backend_refuses_writes_even_below_the_api(db_url: str) -> None:
+    with open_store(db_url) as writer:
+        writer.record_fill(make_fill(1))
+        with open_store(db_url, read_only=True) as reader:
+            assert [f.trade_id for f in reader.fills()] == ["T1"]
+            with pytest.raises(StoreReadOnly):
+                reader.record_fill(make_fill(2))
+            with pytest.raises(Exception, match="(?i)read.?only"):  # the connection itself is read-only
+                with reader._engine.begin() as conn:
+                    conn.execute(text("DELETE FROM fill"))
+        assert writer.fill_count() == 1
