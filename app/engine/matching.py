@@ -1526,7 +1526,7 @@ class MatchingEngine:
                 m.fees.set_index(price)
 
     def apply_record(self, rec: tuple[Any, ...]) -> list[EngineEvent]:
-        """Re-run one journal command (:meth:`Journal.commands`) with its recorded time and check outcome."""
+        """Re-run one journal command (from :meth:`Journal.load`) with its recorded time and check outcome."""
         kind, ts = rec[0], rec[1]
         clock = self._clock
         if not isinstance(clock, _ReplayClock):
