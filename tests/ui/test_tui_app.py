@@ -240,15 +240,6 @@ async def test_help_and_margin_tab() -> None:
         assert "equity" in text and "available funds" in text
 
 
-async def test_keymap_override_from_config() -> None:
-    app = make_app(settings=Settings(ui=UiSettings(keymap={"buy": "ctrl+b"})))
-    async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("b")
-        assert not isinstance(app.screen, TicketScreen)
-        await pilot.press("ctrl+b")
-        assert isinstance(app.screen, TicketScreen)
-
-
 def test_bad_theme_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="unknown theme"):
         make_app(settings=Settings(ui=UiSettings(theme="no-such-theme")))
@@ -377,12 +368,19 @@ async def test_chain_moves_on_when_the_front_expiry_settles() -> None:
         assert front not in app.feed.expiries("BTC")
 
 
-async def test_theme_and_chain_columns_from_config() -> None:
-    settings = Settings(ui=UiSettings(theme="nord", chain_columns=["bid", "ask", "vega", "oi"]))
+async def test_theme_keymap_and_chain_columns_from_config() -> None:
+    settings = Settings(ui=UiSettings(theme="nord", chain_columns=["bid", "ask", "vega", "oi"],
+                                      keymap={"buy": "ctrl+b"}))
     app = make_app(settings=settings)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         assert app.theme == "nord"
+        await pilot.press("b")  # rebound by action id: b no longer buys
+        assert not isinstance(app.screen, TicketScreen)
+        await pilot.press("ctrl+b")
+        assert isinstance(app.screen, TicketScreen)
+        await pilot.press("escape")
+        await pilot.pause()
         keys = [str(c.key.value) for c in app.chain.table.ordered_columns]
         assert keys == ["c_oi", "c_vega", "c_bid", "c_ask", "strike", "p_bid", "p_ask", "p_vega", "p_oi"]
         await pilot.press("c")  # full set: sizes and every greek
