@@ -745,6 +745,11 @@ class SimVenue:
             for m, sign, k, ticks, lots in ops_away + ops_in:
                 self._apply_quote(base, mk, m, sign, k, ticks, lots)
             mk.synced[:] = self._step_no
+        if lazy:
+            # Books where our accounts have orders or positions are kept current every step, so a resting order
+            # of ours is hit when the market moves through it, as it would be with eager quoting.
+            for name in list(self._watched):
+                self.sync(name)
 
     def sync(self, name: str) -> None:
         """Bring one instrument's book to the makers' current targets (lazy quoting); no-op when already there."""

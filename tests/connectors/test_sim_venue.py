@@ -220,3 +220,19 @@ def test_lazy_quoting_touches_books_only_on_use_and_stays_deterministic() -> Non
     assert not auto._lazy_now()
     sub.close()
     assert auto._lazy_now()
+
+
+def test_lazy_quoting_still_fills_our_resting_order_when_the_market_moves_through_it() -> None:
+    from connectors.sim.takers import TakerParams
+
+    v = _venue(quoting="lazy", takers=TakerParams(rate_per_min=0.0))  # no taker touches the book: only our order
+    v.advance(1_000)
+    name = "BTC-PERPETUAL"
+    v.sync(name)
+    inst = v.instruments_by_name[name]
+    bid = v.engine.market(name).book.best_bid()
+    order = v.place_now(OrderRequest(name, Side.BUY, Decimal(1000), inst.from_ticks(bid - 200), account="main"))
+    assert order.status is OrderStatus.OPEN
+    v.model.s[v.model.index("BTC")] *= 0.98  # spot drops 2 %: the makers' asks come down through our bid
+    v.advance(20_000)
+    assert v.orders(open_only=False)[0].status is OrderStatus.FILLED
