@@ -28,6 +28,8 @@ _LEE_SLOPE = 2.0  # max wing slope of total variance (Lee 2004)
 _G_TOL = -1e-9  # butterfly density tolerance
 _CAL_TOL = 1e-9  # calendar tolerance in total variance
 _SCREEN = 24  # candidates screened for arbitrage per round before falling back to all
+_SHRINK_FROM = 8  # best candidates that also get flattened copies
+_SHRINK_FACTORS = np.geomspace(0.05, 0.95, 12)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +158,24 @@ def _candidate_solve(k: np.ndarray, w: np.ndarray, wt: np.ndarray, m: np.ndarray
     return a, 0.5 * (u + v), 0.5 * (u - v), loss
 
 
+def _with_shrunk(k: np.ndarray, w: np.ndarray, wt: np.ndarray, a: np.ndarray, c: np.ndarray, d: np.ndarray,
+                 m: np.ndarray, sig: np.ndarray, loss: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Candidates plus, for the best few by loss, copies with (c, d) scaled by λ < 1 and a refitted."""
+    order = np.argsort(loss)[:_SHRINK_FROM]
+    lam = _SHRINK_FACTORS[:, None]
+    c2 = (lam * c[order]).ravel()
+    d2 = (lam * d[order]).ravel()
+    m2 = np.tile(m[order], _SHRINK_FACTORS.size)
+    s2 = np.tile(sig[order], _SHRINK_FACTORS.size)
+    y = (k[None, :] - m2[:, None]) / s2[:, None]
+    shape = d2[:, None] * y + c2[:, None] * np.sqrt(y * y + 1.0)
+    a2 = np.maximum((w[None, :] - shape) @ wt, -np.sqrt(np.maximum(c2 * c2 - d2 * d2, 0.0)))  # Σwt = 1
+    resid = a2[:, None] + shape - w[None, :]
+    loss2 = (resid * resid) @ wt
+    return (np.concatenate([a, a2]), np.concatenate([c, c2]), np.concatenate([d, d2]), np.concatenate([m, m2]),
+            np.concatenate([sig, s2]), np.concatenate([loss, loss2]))
+
+
 def _candidate_arbitrage(a: np.ndarray, c: np.ndarray, d: np.ndarray, m: np.ndarray, sig: np.ndarray,
                          k_grid: np.ndarray, floor: np.ndarray | None, ceiling: np.ndarray | None) -> np.ndarray:
     """Arbitrage measure per candidate: max(−min g, 0) + calendar breaches of floor/ceiling (0 = free)."""
@@ -221,6 +241,9 @@ def fit_svi_slice(k: ArrayLike, w_or_iv: ArrayLike, weights: ArrayLike | None = 
     for _ in range(5):
         mm, ss = (arr.ravel() for arr in np.meshgrid(m_axis, s_axis, indexing="ij"))
         a, c, d, loss = _candidate_solve(kk, w, wt, mm, ss)
+        # where the data themselves carry arbitrage, the least-squares candidates all do: add flattened
+        # copies (b scaled down, ρ kept, a refitted) of the best few, which trade fit for a density ≥ 0
+        a, c, d, mm, ss, loss = _with_shrunk(kk, w, wt, a, c, d, mm, ss, loss)
         # arbitrage screening is the costly part: try the best few by loss first, all only if none passes
         top = np.argsort(loss)[:_SCREEN]
         arb = _candidate_arbitrage(a[top], c[top], d[top], mm[top], ss[top], grid, fl, cl)
@@ -232,8 +255,8 @@ def fit_svi_slice(k: ArrayLike, w_or_iv: ArrayLike, weights: ArrayLike | None = 
         finite = np.isfinite(lt)
         score = np.where(free, lt, (np.max(lt[finite]) if finite.any() else 0.0) + 1.0 + arb)
         score = np.where(np.isfinite(score), score, np.inf)
-        j = int(top[int(np.argmin(score))])
         jt = int(np.argmin(score))
+        j = int(top[jt])
         best = (a[j], c[j], d[j], mm[j], ss[j], loss[j], bool(free[jt]))
         # refine around the winner: a 7 x 7 grid spanning one cell either side
         dm = m_axis[1] - m_axis[0]
