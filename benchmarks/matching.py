@@ -17,10 +17,17 @@ generator's totals (``agree`` column). ``python -m benchmarks matching [--ops N]
 (default 200,000 ops per workload, ``--full``: 1,000,000 as in matching.md).
 
 Peers: ``ref_heap`` (matching.md's plain-Python reference: dict levels + deque + heapq + dict index),
-``ref_sortedlist`` (the same with a ``sortedcontainers.SortedList`` of prices). Peers that need their own
-interpreter or a heavy install (``matching-engine`` >= 3.12, ``limit-order-book`` >= 3.13,
-nautilus_trader) are run with ``--peer-python PATH`` pointing at a venv that has them, or skipped with
-the reason printed.
+``ref_sortedlist`` (the same with a ``sortedcontainers.SortedList`` of prices). Peers that need a newer
+interpreter (``matching-engine`` >= 3.12, ``limit-order-book`` >= 3.13) run under ``--peer-python PATH``
+(or ``$DESK_BENCH_PEER_PYTHON``), a venv kept out of the project's, e.g.::
+
+    python3.13 -m venv /tmp/peer313 && /tmp/peer313/bin/pip install matching-engine limit-order-book
+    python -m benchmarks matching --peer-python /tmp/peer313/bin/python --json out.jsonl
+
+and are skipped with the reason printed otherwise; this file runs there as a plain script (stdlib only).
+``deltadesk*`` rows: the engine's integer API with events, fees and positions on; ``_journal`` buffered
+journal, ``_journal_flush`` every record handed to the OS, ``_check`` a no-op pre-trade check. Each row
+runs in a fresh interpreter; ``ops_per_cpu_s`` (process time) is the steadier figure on a shared machine.
 """
 
 from __future__ import annotations
