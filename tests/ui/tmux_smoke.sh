@@ -34,6 +34,7 @@ tmux send-keys -t "$S" C-s; sleep 0.5
 wait_for sent "SENT|$NAME: (filled|open)" 50 || true
 tmux send-keys -t "$S" 2; wait_for positions "^ *$NAME +0\.1 "
 tmux send-keys -t "$S" 5; wait_for log "FILL +buy 0\.1 $NAME"
+grep -o 'READY.*s)' "$OUT/log.txt" || true     # start-up time to a populated chain, as the terminal measured it
 tmux send-keys -t "$S" q
 for _ in $(seq 1 50); do [ -f "$OUT/exit" ] && break; sleep 0.2; done
 grep -q "EXITED 0" "$OUT/exit" && echo "OK exited" || { echo "FAIL exit: $(cat "$OUT/exit" 2>/dev/null)"; exit 1; }
