@@ -70,7 +70,7 @@ def tui(
         from functools import partial
 
         from app.config import load_settings
-        from app.terminal import StoredDesk, add_default_hedger, open_sim_desk
+        from app.terminal import StoredDesk, add_default_hedger, close_session, open_sim_desk
         from ui.tui.app import DeskTui
 
         settings = load_settings(config)
@@ -83,7 +83,10 @@ def tui(
     except DeskError as exc:
         fail(exc)
         return
-    terminal.run()
+    try:
+        terminal.run()
+    finally:
+        close_session(terminal.desk)
     if terminal.return_code:
         raise typer.Exit(terminal.return_code)
 

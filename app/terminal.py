@@ -11,6 +11,7 @@ lives here, in the composition root.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tempfile
 from decimal import Decimal
 from pathlib import Path
@@ -40,13 +41,35 @@ def open_sim_desk(settings: Settings, *, seed: int, store: Any = None, speed: fl
     return Desk(settings, venue="sim", seed=seed, store=store, speed=speed)
 
 
+_SCRATCH_DIRS: set[Path] = set()  # temp dirs made by scratch_store, removed by close_session
+
+
 def scratch_store(directory: Path | None = None) -> Any:
     """A fresh SQLite store for one terminal session (strategy runs need one), in ``directory`` or a temp dir."""
     from storage.store import SqlStore
 
-    folder = Path(directory) if directory is not None else Path(tempfile.mkdtemp(prefix="deltadesk-tui-"))
-    folder.mkdir(parents=True, exist_ok=True)
+    if directory is None:
+        folder = Path(tempfile.mkdtemp(prefix="deltadesk-tui-"))
+        _SCRATCH_DIRS.add(folder)
+    else:
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
     return SqlStore(folder / "session.db")
+
+
+def close_session(desk: Any) -> None:
+    """Close the desk's store after the terminal exits; a scratch store's temp dir is deleted with it."""
+    store = getattr(desk, "store", None)
+    if store is None:
+        return
+    close = getattr(store, "close", None)
+    if callable(close):
+        close()
+    path = getattr(store, "path", None)
+    folder = Path(path).parent if path is not None else None
+    if folder is not None and folder in _SCRATCH_DIRS:
+        shutil.rmtree(folder, ignore_errors=True)
+        _SCRATCH_DIRS.discard(folder)
 
 
 def hedger_config(settings: Settings, underlying: str) -> Any:

@@ -72,3 +72,16 @@ async def test_stored_run_is_browsed_read_only(tmp_path: Path) -> None:
 def test_cli_refuses_a_missing_store(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["tui", "--db", str(tmp_path / "nope.db")])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+async def test_a_live_session_cleans_up_its_scratch_store() -> None:
+    from app.terminal import close_session
+
+    desk = open_sim_desk(Settings(), seed=7)
+    run_id = await add_default_hedger(desk, "BTC")
+    folder = Path(desk.store.path).parent
+    assert run_id == "hedge-btc" and folder.exists()
+    assert await add_default_hedger(desk, "BTC") == "hedge-btc-2"  # a second one gets its own run id
+    await desk.stop()
+    close_session(desk)
+    assert not folder.exists()

@@ -57,7 +57,6 @@ class _NoDesk:
         raise RuntimeError("the desk is not built yet")
 
 
-TABS = ("chain", "positions", "margin", "hedger", "log")
 StressFn = Callable[[], Mapping[str, Mapping[tuple[float, float], float]]]
 
 
@@ -235,7 +234,7 @@ class DeskTui(App[None]):
         if self._stress_cache is None or snap.ts - self._stress_cache[0] >= 1000 or snap.ts < self._stress_cache[0]:
             try:
                 self._stress_cache = (snap.ts, self._stress())
-            except DeskError as exc:
+            except (DeskError, ValueError, FloatingPointError) as exc:
                 self.event_log.note(f"stress table unavailable: {exc}", "yellow", ts=snap.ts)
                 self._stress_cache = (snap.ts, {})
         return self._stress_cache[1]
