@@ -25,6 +25,17 @@ $(VENV)/.installed-bench: $(VENV)/.installed requirements/bench.txt
 	$(PIP) install -r requirements/bench.txt
 	touch $@
 
+# Peer libraries that cannot share the project's environment, each in a venv of its own (best effort: a peer
+# that cannot be installed is skipped by its benchmark with a printed reason).
+PEERS := .venv-bench
+$(PEERS)/.done:
+	mkdir -p $(PEERS)
+	-$(PYTHON) -m venv $(PEERS)/pvv && $(PEERS)/pvv/bin/pip install -q numpy py_vollib_vectorized==0.1.1 py_vollib==1.0.1 py_lets_be_rational==1.0.1
+	-$(PYTHON) -m venv $(PEERS)/vollib && $(PEERS)/vollib/bin/pip install -q numpy vollib
+	-PY313=$$(ls -d $$HOME/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | head -1); [ -n "$$PY313" ] || PY313=$$(command -v python3.13); \
+	  if [ -n "$$PY313" ]; then $$PY313 -m venv $(PEERS)/py313 && $(PEERS)/py313/bin/pip install -q numpy matching-engine limit-order-book; fi
+	touch $@
+
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 install-bench: $(VENV)/.installed-bench
@@ -41,7 +52,9 @@ contracts: install-test
 test: install-test lint contracts
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-bench: install-bench
+bench: install-bench $(PEERS)/.done
+	DESK_BENCH_PVV_PYTHON=$(PEERS)/pvv/bin/python DESK_BENCH_VOLLIB_PYTHON=$(PEERS)/vollib/bin/python \
+	DESK_BENCH_PEER_PYTHON=$$( [ -x $(PEERS)/py313/bin/python ] && echo $(PEERS)/py313/bin/python ) \
 	$(PY) -m benchmarks all
 
 # Regenerate the locks from a fresh resolution (needs the registries).
