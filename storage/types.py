@@ -27,8 +27,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MS = timedelta(milliseconds=1)
 
 
-def canonical_decimal(value: Decimal | int | str) -> Decimal:
-    """A money/size value rounded half-even to 10 places, without exponent or trailing zeros."""
+def check_money(value: Decimal | int | str) -> Decimal:
+    """A money/size value validated (finite, fits numeric(28,10)) and rounded half-even to 10 places."""
     try:
         d = value if isinstance(value, Decimal) else Decimal(value)
     except (InvalidOperation, TypeError, ValueError):
@@ -38,11 +38,19 @@ def canonical_decimal(value: Decimal | int | str) -> Decimal:
     if abs(d) >= _MAX_MONEY:
         raise InvalidInput(f"{value} does not fit numeric(28, {MONEY_PLACES})", code="input.range")
     try:
-        q = d.quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
+        return d.quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
     except InvalidOperation:
         raise InvalidInput(f"{value} does not fit numeric(28, {MONEY_PLACES})", code="input.range") from None
-    text = format(q.normalize(), "f")
-    return Decimal(text)
+
+
+def money_text(value: Decimal | int | str) -> str:
+    """The canonical text of a money value: rounded to 10 places, no exponent, no trailing zeros."""
+    return format(check_money(value).normalize(), "f")
+
+
+def canonical_decimal(value: Decimal | int | str) -> Decimal:
+    """A money/size value rounded half-even to 10 places, without exponent or trailing zeros."""
+    return Decimal(money_text(value))
 
 
 class Money(TypeDecorator[Decimal]):
@@ -59,12 +67,13 @@ class Money(TypeDecorator[Decimal]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
-        d = canonical_decimal(value)
-        return format(d, "f") if dialect.name == "sqlite" else d
+        return money_text(value) if dialect.name == "sqlite" else check_money(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:
             return None
+        if isinstance(value, str):
+            return Decimal(value)  # SQLite: already the canonical text we wrote
         return canonical_decimal(value if isinstance(value, Decimal) else Decimal(str(value)))
 
     def __repr__(self) -> str:
