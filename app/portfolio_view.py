@@ -99,6 +99,8 @@ class Book:
         h = self.held.get(name)
         if h is None:
             return False
+        if mark == h.mark and (iv is None or iv == h.iv) and (forward is None or forward == h.forward):
+            return True  # nothing moved: the greeks stand
         h.mark = mark
         if iv is not None:
             h.iv = iv
