@@ -14,6 +14,7 @@ from ui.tui.format import (
     expiry_label,
     fmt_coin,
     fmt_iv,
+    fmt_money,
     fmt_sig,
     fmt_size,
     fmt_tenor,
@@ -32,6 +33,7 @@ def _ms(y: int, m: int, d: int) -> int:
 def test_numbers() -> None:
     assert fmt_coin(0.03456) == "0.0346" and fmt_coin(None) == DASH and fmt_coin(float("nan")) == DASH
     assert fmt_iv(0.5512) == "55.1" and fmt_iv(None) == DASH and fmt_iv(0.0) == DASH
+    assert fmt_money(-14640.4, 0) == "-$14,640" and fmt_money(5.651) == "$5.65"
     assert fmt_size(1500.0) == "1,500" and fmt_size(0.1) == "0.1" and fmt_size(2.0) == "2"
     assert fmt_sig(0.0000213456, 3) == "0.0000213" and fmt_sig(1234.5, 3) == "1,234" and fmt_sig(0.0) == "0"
 

@@ -41,6 +41,13 @@ def fmt_usd(x: float | None, decimals: int = 2) -> str:
     return f"{x:,.{decimals}f}"
 
 
+def fmt_money(x: float | None, decimals: int = 2) -> str:
+    """A USD amount with its sign before the dollar: ``-$14,640.00``; an em dash when missing."""
+    if _missing(x):
+        return DASH
+    return f"{'-' if x < 0 else ''}${abs(x):,.{decimals}f}"  # type: ignore[operator, arg-type]
+
+
 def fmt_iv(iv: float | None) -> str:
     """An implied volatility given as a fraction (0.55), shown in percent with one decimal (``55.0``)."""
     if _missing(iv) or iv <= 0:  # type: ignore[operator]

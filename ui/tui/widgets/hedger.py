@@ -19,6 +19,7 @@ from textual.message import Message
 from textual.widgets import Static
 
 from app.domain import StrategyStatus
+from ui.tui.format import fmt_money
 from ui.tui.keymap import HEDGER_BINDINGS
 from ui.tui.widgets.cells import IncrementalTable
 
@@ -128,13 +129,14 @@ def summary_text(run: StrategyStatus) -> Text:
     if "fees_usd" in s or "slippage_usd" in s:
         cost = float(s.get("fees_usd", 0.0)) + float(s.get("slippage_usd", 0.0))
         out.append(f"{'hedge cost':<18}")
-        out.append(f"${cost:,.2f}", style="bold")
-        out.append(f"  (fees ${float(s.get('fees_usd', 0.0)):,.2f}, slippage ${float(s.get('slippage_usd', 0.0)):,.2f})\n")
+        out.append(fmt_money(cost), style="bold")
+        out.append(f"  (fees {fmt_money(float(s.get('fees_usd', 0.0)))}, "
+                   f"slippage {fmt_money(float(s.get('slippage_usd', 0.0)))})\n")
     shown = {"fees_usd", "slippage_usd"}
     for key, label in _KNOWN:
         if key in s and key not in shown:
             value = s[key]
-            text = f"${float(value):,.2f}" if key.endswith("_usd") and isinstance(value, (int, float)) else fmt_value(value)
+            text = fmt_money(float(value)) if key.endswith("_usd") and isinstance(value, (int, float)) else fmt_value(value)
             out.append(f"{label:<18}{text}\n")
             shown.add(key)
     rest = [f"{k} {fmt_value(v)}" for k, v in s.items() if k not in shown and k not in dict(_KNOWN)]

@@ -18,7 +18,17 @@ from textual.containers import Vertical
 from textual.widgets import Static
 
 from app.domain import DeskSnapshot, GreeksView, PositionView
-from ui.tui.format import TENOR_BUCKETS, expiry_label, fmt_coin, fmt_sig, fmt_signed, fmt_size, fmt_usd, tenor_bucket
+from ui.tui.format import (
+    TENOR_BUCKETS,
+    expiry_label,
+    fmt_coin,
+    fmt_money,
+    fmt_sig,
+    fmt_signed,
+    fmt_size,
+    fmt_usd,
+    tenor_bucket,
+)
 from ui.tui.keymap import POSITION_BINDINGS
 from ui.tui.widgets.cells import IncrementalTable
 
@@ -176,9 +186,9 @@ class PositionsPane(Vertical):
             if not any((g.delta, g.delta_bs, g.gamma, g.vega, g.theta)):
                 continue  # nothing held in this underlying
             lines.append(
-                f"[b]{u}[/b]  Δ {fmt_signed(g.delta)} {u} (BS {fmt_signed(g.delta_bs)}, ${fmt_usd(g.delta_usd, 0)})"
-                f"   Γ {fmt_sig(g.gamma, 3)}   vega {fmt_sig(g.vega, 3)} {u} (${fmt_usd(g.vega_usd)})"
-                f"   Θ {fmt_sig(g.theta, 3)} {u}/day (${fmt_usd(g.theta_usd)})"
+                f"[b]{u}[/b]  Δ {fmt_signed(g.delta)} {u} (BS {fmt_signed(g.delta_bs)}, {fmt_money(g.delta_usd, 0)})"
+                f"   Γ {fmt_sig(g.gamma, 3)}   vega {fmt_sig(g.vega, 3)} {u} ({fmt_money(g.vega_usd)})"
+                f"   Θ {fmt_sig(g.theta, 3)} {u}/day ({fmt_money(g.theta_usd)})"
             )
         if not snap.positions:
             lines.append("no positions — open the chain (1) and press b on an option to buy it")
