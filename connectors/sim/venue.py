@@ -52,6 +52,7 @@ from app.domain import (
 )
 from app.engine import events as ev
 from app.engine.accounts import AccountBook
+from app.engine.liquidation import LiquidationEnded, LiquidationStarted, Liquidator
 from app.engine.margin import MarginEngine
 from app.engine.matching import MatchingEngine
 from app.engine.oracle import Oracle
@@ -93,6 +94,7 @@ class SimConfig:
         default_factory=lambda: {"main": {"BTC": Decimal(10), "ETH": Decimal(100)}}
     )
     margin_model: str = "sm"
+    liquidation_interval_ms: int = 1_000  # our accounts' margin is checked for liquidation this often (Deribit: 1 s)
     quoting: str = "auto"  # eager: every book re-quoted every step; lazy: on use; auto: lazy while nobody reads quotes
     agent_funding: Decimal = Decimal(1_000_000)  # coin per currency for each simulated agent (never margin-checked)
 
@@ -192,6 +194,8 @@ class SimVenue:
         self.instruments_by_name: dict[str, Instrument] = {}
         self.oracle = Oracle(self.clock)
         self.settlement = Settlement(self.accounts)
+        self.liquidator = Liquidator(self.margin, self.engine)
+        self._last_liquidation_check = self.clock.now_ms()
         self._index_names = [f"{b.lower()}_usd" for b in cfg.underlyings]
         self._index_base = {f"{b.lower()}_usd": b for b in cfg.underlyings}
         self._index_stale: dict[str, bool] = {}
@@ -553,8 +557,37 @@ class SimVenue:
             self._mark_margin(self._watched.keys())
         self._requote()
         self._take(dt_s)
+        if now - self._last_liquidation_check >= self.config.liquidation_interval_ms:
+            self._last_liquidation_check = now
+            self._liquidate()
         self._publish_quotes()
         self._emit([])
+
+    def _liquidate(self) -> None:
+        """One liquidation round for each of our accounts and currencies whose MM reached the margin balance."""
+        for account in self.config.funding:
+            for ccy in self.config.underlyings:
+                active = (account, ccy) in self.liquidator.active
+                if not active and not any(p.size for p in self.accounts.positions(account, ccy)):
+                    continue
+                self._mark_margin(self._watched.keys())
+                try:
+                    events = self.liquidator.run(account, ccy, max_rounds=1)
+                except DeskError as exc:  # missing marks or a stale index pause liquidations
+                    self._pending.append(Alert(ts=self.clock.now_ms(), source="liquidation", message=str(exc),
+                                               severity="warning", code=exc.code))
+                    continue
+                for e in events:
+                    self._pending.append(e)
+                    if isinstance(e, LiquidationStarted):
+                        self._pending.append(Alert(
+                            ts=e.ts, source="liquidation", severity="error", code="liquidation.started",
+                            message=f"{account} {ccy}: liquidation started, MM {e.maintenance_margin:.6f} >= "
+                                    f"margin balance {e.margin_balance:.6f}"))
+                    elif isinstance(e, LiquidationEnded):
+                        self._pending.append(Alert(
+                            ts=e.ts, source="liquidation", severity="warning", code="liquidation.ended",
+                            message=f"{account} {ccy}: liquidation ended ({e.outcome}) after {e.rounds} rounds"))
 
     def _observe_index(self, dt_s: float) -> None:
         """Observe the spot venues and let the oracle aggregate them (median, clamp, staleness, quorum)."""

@@ -236,3 +236,25 @@ def test_lazy_quoting_still_fills_our_resting_order_when_the_market_moves_throug
     v.model.s[v.model.index("BTC")] *= 0.98  # spot drops 2 %: the makers' asks come down through our bid
     v.advance(20_000)
     assert v.orders(open_only=False)[0].status is OrderStatus.FILLED
+
+
+def test_an_account_past_its_maintenance_margin_is_liquidated_through_the_book() -> None:
+    v = _venue(quoting="lazy", funding={"main": {"BTC": Decimal("0.05"), "ETH": Decimal(1)}})
+    v.advance(1_000)
+    name = "BTC-PERPETUAL"
+    v.sync(name)
+    inst = v.instruments_by_name[name]
+    ask = v.engine.market(name).book.best_ask()
+    # 0.05 BTC of margin carries about $60,000 of perpetual at 50x (IM ~2%): buy close to the limit...
+    v.place_now(OrderRequest(name, Side.BUY, Decimal(100_000), inst.from_ticks(ask + 20), account="main"))
+    assert v.accounts.position("main", name).size == Decimal(100_000)
+    v.model.s[v.model.index("BTC")] *= 0.97  # ...and let spot fall 3 %
+    bus = Bus()
+    v.attach(bus)
+    sub = bus.subscribe({"alert", "liquidation_started", "liquidation_step"})
+    v.advance(30_000)
+    topics = [e.topic for e in sub.drain()]
+    assert "liquidation_started" in topics and "liquidation_step" in topics
+    pos = v.accounts.position("main", name)
+    assert pos is None or pos.size < Decimal(100_000)
+    assert any(f.liquidity.value == "taker" and f.side is Side.SELL for f in v._our_fills)
