@@ -398,9 +398,10 @@ class SqlStore:
             "account": fill.account,
             "instrument": fill.instrument,
             "side": Side(fill.side).value,
-            "price": check_money(fill.price),
-            "amount": check_money(fill.amount),
-            "fee": check_money(fill.fee),
+            # money is validated and rounded once, by the Money column type as the row is bound
+            "price": fill.price,
+            "amount": fill.amount,
+            "fee": fill.fee,
             "fee_currency": fill.fee_currency,
             "liquidity": Liquidity(fill.liquidity).value,
             "index_price": fill.index_price,
@@ -461,7 +462,8 @@ class SqlStore:
         # more to parse than PostgreSQL takes to insert it.
         cols = list(rows[0])
         casts = {"price": "numeric", "amount": "numeric", "fee": "numeric", "index_price": "float8", "ts": "timestamptz"}
-        arrays = [[r[c] for r in rows] for c in cols]
+        arrays = [[check_money(r[c]) for r in rows] if c in casts and casts[c] == "numeric" else [r[c] for r in rows]
+                  for c in cols]
         params = ", ".join(f"%s::{casts.get(c, 'text')}[]" for c in cols)
         sql = (
             f"INSERT INTO {T_FILL.name} ({', '.join(cols)}) SELECT * FROM unnest({params}) "
