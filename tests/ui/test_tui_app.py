@@ -393,3 +393,18 @@ async def test_theme_keymap_and_chain_columns_from_config() -> None:
 def test_bad_chain_column_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="unknown column"):
         make_app(settings=Settings(ui=UiSettings(chain_columns=["bid", "rho"])))
+
+
+async def test_cursor_keeps_the_strike_across_expiries_and_goes_atm_on_a_new_underlying() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        table = app.chain.table
+        await pilot.press("down", "down", "down", "right")
+        strike = table.strikes[table.cursor_row]
+        await pilot.press("right_square_bracket")
+        assert table.strikes[table.cursor_row] == min(table.strikes, key=lambda k: abs(k - strike))
+        await pilot.press("x")
+        assert app.chain.underlying == "ETH"
+        assert table.strikes[table.cursor_row] == app.chain.current.atm_strike  # type: ignore[union-attr]
+        assert table.instrument_at_cursor().startswith("ETH-")  # type: ignore[union-attr]

@@ -145,8 +145,15 @@ cursor (calls or puts) picks the option.
         calls, puts = side_columns(self.columns_shown)
         structure = (chain.underlying, chain.expiry_ms, tuple(strikes), tuple(calls), tuple(puts))
         if structure != self._structure:
+            # Keep the trader's place: the same strike (nearest) on a new expiry, the ATM on a new underlying.
+            old_strike = self._strikes[self.cursor_row] if self._strikes and self.cursor_row < len(self._strikes) else None
+            same_underlying = self._structure is not None and self._structure[0] == chain.underlying
+            side = self._side_at_cursor()
             self._rebuild(strikes, calls, puts)
             self._structure = structure
+            target = old_strike if same_underlying and old_strike is not None else chain.atm_strike
+            if strikes:
+                self.move_to(min(strikes, key=lambda k: abs(k - target)), side)
         written = 0
         for strike in strikes:
             rkey = fmt_strike(strike)
