@@ -238,6 +238,14 @@ async def test_help_and_margin_tab() -> None:
         await pilot.pause()
         text = plain(app.query_one(".margin-figures", Static))
         assert "equity" in text and "available funds" in text
+        from app.domain import MarginAlert
+
+        app.desk.bus.publish(MarginAlert(ts=app.desk.now_ms(), account="main", currency="BTC", level=0.8,  # type: ignore[attr-defined]
+                                         mm_usage=0.82))
+        await app.refresh_view()
+        await pilot.pause()
+        assert any(line.split(" ", 1)[1].startswith("MARGIN") for line in app.event_log.lines_written)
+        assert any("MM usage 82.0%" in n.message for n in app._notifications)  # popped up too
 
 
 def test_bad_theme_is_a_config_error() -> None:

@@ -94,6 +94,11 @@ def test_log_lines_for_desk_events() -> None:
                                             code="margin.stale"))[0]
     assert "3 events dropped" in describe(Lost(ts=0, count=3))[0]  # type: ignore[index]
     assert describe(Timer(ts=0)) is None
+    from ui.tui.widgets.log import alert_level, is_alarming
+
+    assert is_alarming(MarginAlert(ts=0, account="main", currency="BTC", level=0.8, mm_usage=0.83))
+    assert not is_alarming(Alert(ts=0, source="x", message="hello")) and not is_alarming(Lost(ts=0, count=1))
+    assert alert_level(Alert(ts=0, source="x", message="m", severity="error")) == 1.0
 
 
 def test_hedger_band_from_decisions() -> None:

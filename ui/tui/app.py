@@ -43,7 +43,7 @@ from ui.tui.ticket_model import TicketContext
 from ui.tui.widgets.chain import COMPACT_COLUMNS, check_columns
 from ui.tui.widgets.chain_pane import ChainPane
 from ui.tui.widgets.hedger import HedgerPane
-from ui.tui.widgets.log import LOG_TOPICS, EventLog, StatusLine
+from ui.tui.widgets.log import LOG_TOPICS, EventLog, StatusLine, alert_level, describe, is_alarming
 from ui.tui.widgets.margin import MarginPane
 from ui.tui.widgets.positions import PositionsPane, PositionsTable
 
@@ -210,7 +210,9 @@ class DeskTui(App[None]):
         if self._sub is not None:
             log = self.event_log
             for event in self._sub.drain():
-                log.write_event(event)
+                if log.write_event(event) and is_alarming(event):
+                    # Alerts also pop up over whatever tab is open; the log keeps them.
+                    self.notify(describe(event)[0], severity="error" if alert_level(event) >= 0.8 else "warning")  # type: ignore[index]
         self.query_one(StatusLine).show(snap, read_only=self.read_only, show_usd=self.show_usd)
         await self._update_tab(self.active_tab, snap)
 

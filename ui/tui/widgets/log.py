@@ -62,6 +62,20 @@ def describe(event: Event) -> tuple[str, str] | None:
     return None
 
 
+def is_alarming(event: Event) -> bool:
+    """True for what should pop up: margin alerts and desk alerts of warning or error severity."""
+    return isinstance(event, MarginAlert) or (isinstance(event, Alert) and event.severity in ("warning", "error"))
+
+
+def alert_level(event: Event) -> float:
+    """How bad an alarming event is, 0..1 (MarginAlert level; 1 for errors, 0.5 for warnings)."""
+    if isinstance(event, MarginAlert):
+        return event.level
+    if isinstance(event, Alert):
+        return 1.0 if event.severity == "error" else 0.5
+    return 0.0
+
+
 def stamp(ts: int) -> str:
     """``HH:MM:SS`` of an epoch-ms timestamp (UTC)."""
     return utc_from_ms(ts).strftime("%H:%M:%S") if ts else "--:--:--"
