@@ -63,7 +63,7 @@ def tui(
     config: ConfigOpt = None,
     db: DbOpt = None,
     seed: Annotated[int, typer.Option(help="Seed of the simulated market.")] = 7,
-    speed: Annotated[Optional[float], typer.Option(help="Simulated seconds per wall second (default: [sim] speed).")] = None,
+    speed: Annotated[Optional[float], typer.Option(help="Simulated seconds per wall second (default: sim.speed of the config).")] = None,
 ) -> None:
     """Open the trader's terminal (option chain, positions, margin, ticket, hedger)."""
     try:
