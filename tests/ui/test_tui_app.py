@@ -89,9 +89,9 @@ async def test_refresh_writes_only_changed_cells() -> None:
         before = app.cells_written
         await app.refresh_view()
         assert app.cells_written == before  # nothing moved, nothing written
-        desk.advance(60_000)
+        desk.advance(1_000)  # one market second: some quotes move, most cells stay
         await app.refresh_view()
-        assert 0 < app.cells_written - before < total * 2
+        assert 0 < app.cells_written - before < total / 2
 
 
 async def test_buy_through_the_ticket_shows_whatif_and_position() -> None:
