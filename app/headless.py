@@ -87,6 +87,8 @@ def _human(rec: dict[str, Any]) -> str:
         eq = " ".join(f"{c} {v:.6f}" for c, v in rec["equity"].items())
         body = (f"STATUS {idx} | {delta} | equity {eq} | orders {rec['orders']} fills {rec['our_fills']}/{rec['fills']} "
                 f"events {rec['events']} | {rec['events_per_s']:,.0f} ev/s")
+    elif kind == "decision":
+        body = f"DECISION {rec['run_id']} {rec['action']} [{rec['code']}] {rec['reason']} ({rec['mode']})"
     elif kind == "start":
         body = (f"START {rec['venue']} seed {rec['seed']} speed {rec['speed']} duration_ms {rec['duration_ms']} "
                 f"instruments {rec['instruments']} store {rec['store']}")
@@ -137,11 +139,26 @@ async def run_headless(desk: Desk, *, duration_ms: int | None, json_lines: bool,
         assert out is not None
         out.write((json.dumps(rec, sort_keys=True) if json_lines else _human(rec)) + "\n")
 
+    last_seen: dict[str, Any] = {}
+
     def drain() -> None:
         for e in sub.drain():
             rec = _event_record(e)
             if rec is not None:
                 emit(rec)
+        # Strategy decisions that act (hedge, cancel, pause, mode changes), not the periodic "nothing to do".
+        for run_id, runner in desk.runners.items():
+            recent = list(runner.last_decisions)
+            mark = last_seen.get(run_id)
+            start = next((i + 1 for i in range(len(recent) - 1, -1, -1) if recent[i] is mark), 0)
+            if recent:
+                last_seen[run_id] = recent[-1]
+            for d in recent[start:]:
+                if d.get("action") in ("none", "working"):
+                    continue
+                emit({"type": "decision", "ts": d.get("ts", desk.now_ms()), "run_id": run_id,
+                      "action": d.get("action"), "code": d.get("code", ""), "reason": d.get("reason", ""),
+                      "mode": d.get("mode", "")})
         assert out is not None
         out.flush()
 

@@ -112,3 +112,36 @@ def test_sigterm_stops_cleanly_and_flushes_the_store(tmp_path: Path) -> None:
         assert store.latest_snapshot("desk")["ts"] == summary["ts"]  # the final row was flushed
     finally:
         store.close()
+
+
+@pytest.mark.asyncio
+async def test_headless_logs_fills_orders_and_hedge_decisions() -> None:
+    import io
+    from decimal import Decimal
+
+    from app.desk import Desk
+    from app.domain import OrderRequest, Side
+    from app.headless import run_headless
+    from connectors.sim.listing import ListingConfig
+    from connectors.sim.venue import SimConfig
+    from strategies.delta_hedger import DeltaHedger
+    from strategies.hedger_config import parse_hedger_config
+    from strategies.memory_store import MemoryStore
+
+    listing = ListingConfig(weekly_days=8, monthly_days=0, quarterly_days=100, strikes_per_expiry=12)
+    desk = Desk(seed=7, store=MemoryStore(), speed=0, sim=SimConfig(seed=7, listing=listing))
+    exp = desk.expiries("BTC")[2]
+    sl = desk.chain("BTC", exp)
+    row = min((r for r in sl.rows if r.option_type.value == "call"), key=lambda r: abs(r.strike - sl.forward))
+    desk.place_now(OrderRequest(row.instrument, Side.BUY, Decimal(5), Decimal(repr(row.ask))))
+    cfg = parse_hedger_config({"underlying": "BTC", "check_interval_s": 1.0, "active": True,
+                               "band": {"rule": "fixed", "upper": 0.2}})
+    desk.add_strategy(DeltaHedger(cfg), "h1", active=True, check_interval_ms=1_000)
+    out = io.StringIO()
+    summary = await run_headless(desk, duration_ms=20_000, json_lines=True, out=out, install_signals=False)
+    recs = [json.loads(line) for line in out.getvalue().splitlines()]
+    kinds = {r["type"] for r in recs}
+    assert {"start", "fill", "order", "position", "decision", "summary"} <= kinds
+    hedges = [r for r in recs if r["type"] == "decision" and r["action"] == "hedge"]
+    assert hedges and all(r["run_id"] == "h1" for r in hedges)
+    assert summary["our_fills"] >= 2 and "BTC-PERPETUAL" in summary["positions"]
