@@ -56,7 +56,7 @@ from app.engine.liquidation import LiquidationEnded, LiquidationStarted, Liquida
 from app.engine.margin import MarginEngine
 from app.engine.matching import MatchingEngine
 from app.engine.oracle import Oracle
-from app.engine.settlement import Settlement
+from app.engine.settlement import Settlement, funding_rate_8h
 from app.errors import DeskError, InsufficientMargin, InvalidInput, NotFound, OrderRejected, UnknownInstrument
 from app.ports import AccountReport, OrderStatusReport, PositionStatusReport
 from app.pricing.black import inverse_greeks
@@ -94,6 +94,9 @@ class SimConfig:
         default_factory=lambda: {"main": {"BTC": Decimal(10), "ETH": Decimal(100)}}
     )
     margin_model: str = "sm"
+    perp_premium_std: float = 0.0006  # stationary std of the perpetual's premium over the index (fraction)
+    perp_premium_halflife_s: float = 4 * 3600.0
+    funding_interval_ms: int = 60_000  # funding is accrued continuously on Deribit; booked here this often
     liquidation_interval_ms: int = 1_000  # our accounts' margin is checked for liquidation this often (Deribit: 1 s)
     quoting: str = "auto"  # eager: every book re-quoted every step; lazy: on use; auto: lazy while nobody reads quotes
     agent_funding: Decimal = Decimal(1_000_000)  # coin per currency for each simulated agent (never margin-checked)
@@ -173,10 +176,14 @@ class SimVenue:
                  pre_trade_check: Callable[[OrderRequest, Any], Any] | None = None) -> None:
         self.config = cfg = config or SimConfig()
         self.clock = clock or SimClock(cfg.start_ms)
-        seeds = np.random.SeedSequence(cfg.seed).spawn(3)
+        seeds = np.random.SeedSequence(cfg.seed).spawn(4)
         self.model = self._make_model(cfg, int(seeds[0].generate_state(1)[0]))
         self.sources = IndexSources(cfg.underlyings, params=cfg.sources, seed=int(seeds[1].generate_state(1)[0]))
         self.takers = Takers(cfg.takers, seed=int(seeds[2].generate_state(1)[0]))
+        self._premium_rng = np.random.Generator(np.random.PCG64(int(seeds[3].generate_state(1)[0])))
+        self.perp_premium = np.zeros(len(cfg.underlyings))  # perpetual over index, fraction (an OU process)
+        self._last_funding = cfg.start_ms
+        self.funding_rates: dict[str, float] = {}  # last 8-hour funding rate per underlying (fraction)
         self.schedule = ListingSchedule(cfg.listing)
         self._user_check = pre_trade_check
         self.makers = tuple(cfg.makers)
@@ -551,6 +558,10 @@ class SimVenue:
         self.clock.advance(ms)
         now = self.clock.now_ms()
         self._last_return = self.model.step(ms / MS_PER_YEAR)
+        cfg = self.config
+        decay = np.exp(-np.log(2.0) * dt_s / cfg.perp_premium_halflife_s)
+        shock = self._premium_rng.standard_normal(len(self.perp_premium))
+        self.perp_premium = self.perp_premium * decay + cfg.perp_premium_std * np.sqrt(1.0 - decay * decay) * shock
         self._observe_index(dt_s)
         if now >= self._next_expiry_ms or now - self._last_listing_ms >= HOUR_MS:
             self._settle_expired(now)
@@ -560,11 +571,25 @@ class SimVenue:
             self._mark_margin(self._watched.keys())
         self._requote()
         self._take(dt_s)
+        if now - self._last_funding >= cfg.funding_interval_ms:
+            self._fund(now - self._last_funding, now)
+            self._last_funding = now
         if now - self._last_liquidation_check >= self.config.liquidation_interval_ms:
             self._last_liquidation_check = now
             self._liquidate()
         self._publish_quotes()
         self._emit([])
+
+    def _fund(self, elapsed_ms: int, now: int) -> None:
+        """Book perpetual funding over ``elapsed_ms`` at Deribit's 8-hour rate from the mark's premium."""
+        for base, mk in self.markets.items():
+            inst = mk.insts[mk.perp]
+            mark = float(mk.mark[mk.perp])
+            index = self.index_price[base]
+            rate = funding_rate_8h(mark, index)
+            self.funding_rates[base] = rate
+            if rate:
+                self.settlement.funding(inst, rate, index, elapsed_ms, now)
 
     def _liquidate(self) -> None:
         """One liquidation round for each of our accounts and currencies whose MM reached the margin balance."""
@@ -710,8 +735,9 @@ class SimVenue:
             p = self.model.params[base]
             spot = self.index_price.get(base, float(self.model.s[i]))
             fut_t = np.maximum((mk.fut_expiry - now) / MS_PER_YEAR, 0.0)
-            fut_t[mk.fut_expiry == 0] = 0.0  # perpetual tracks the index
-            mk.fwd[mk.fut] = spot * np.exp(p.carry * fut_t)
+            perp = mk.fut_expiry == 0
+            fut_t[perp] = 0.0
+            mk.fwd[mk.fut] = spot * np.exp(p.carry * fut_t) * np.where(perp, 1.0 + self.perp_premium[i], 1.0)
             mk.mark[mk.fut] = mk.fwd[mk.fut]
             if len(mk.opt) == 0:
                 continue

@@ -258,3 +258,23 @@ def test_an_account_past_its_maintenance_margin_is_liquidated_through_the_book()
     pos = v.accounts.position("main", name)
     assert pos is None or pos.size < Decimal(100_000)
     assert any(f.liquidity.value == "taker" and f.side is Side.SELL for f in v._our_fills)
+
+
+def test_perpetual_funding_follows_the_premium_and_longs_pay() -> None:
+    v = _venue(perp_premium_std=0.0, perp_premium_halflife_s=1e12)
+    v.perp_premium[v.model.index("BTC")] = 0.002  # the perpetual trades 0.2 % over the index
+    v.advance(2_000)
+    name = "BTC-PERPETUAL"
+    v.sync(name)
+    inst = v.instruments_by_name[name]
+    ask = v.engine.market(name).book.best_ask()
+    v.place_now(OrderRequest(name, Side.BUY, Decimal(60_000), inst.from_ticks(ask), account="main"))
+    assert v.accounts.position("main", name).size == Decimal(60_000)
+    before = v.accounts.balance("main", "BTC")
+    v.advance(600_000)
+    paid = before - v.accounts.balance("main", "BTC")
+    rate = v.funding_rates["BTC"]
+    assert rate == pytest.approx(0.002 - 0.00025, rel=0.05)  # Deribit's dampener takes 0.025 %
+    expected = rate * 60_000 / v.index_price["BTC"] * 600_000 / 28_800_000
+    assert float(paid) == pytest.approx(expected, rel=0.1)
+    assert v.quote(name).mark_price == pytest.approx(v.index_price["BTC"] * 1.002, rel=1e-3)
