@@ -27,7 +27,7 @@ SETTINGS: list[tuple[str, str, dict[str, Any]]] = [
     *[("fixed", f"±{b:g}", {"band": {"rule": "fixed", "upper": b, "lower": b}}) for b in (0.025, 0.05, 0.1, 0.2, 0.4)],
     *[("time", f"{h:g}h", {"band": {"rule": "time", "upper": 0.5, "lower": 0.5, "inner_upper": 0.02, "inner_lower": 0.02,
                                     "interval_s": h * 3600}}) for h in (0.25, 1.0, 4.0)],
-    *[("whalley_wilmott", f"γ={g:g}", {"band": {"rule": "whalley_wilmott", "risk_aversion": g}}) for g in (3e-3, 1e-3, 3e-4, 1e-4, 3e-5)],
+    *[("whalley_wilmott", f"γ={g:g}", {"band": {"rule": "whalley_wilmott", "risk_aversion": g}}) for g in (1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5)],
 ]
 
 
@@ -50,25 +50,30 @@ def frontier_points(results: list[list[dict[str, Any]]]) -> list[dict[str, Any]]
     return pts
 
 
-def dominance(points: list[dict[str, Any]]) -> dict[str, Any]:
-    """For each WW point, the other rules' cost at the same error (linear interpolation along their frontiers)."""
-    out: dict[str, Any] = {"comparisons": []}
+def dominance(points: list[dict[str, Any]], key: str = "error") -> dict[str, Any]:
+    """For each WW point, the other rules' cost at the same error ``key`` (interpolated along their lower frontier)."""
+    out: dict[str, Any] = {"error": key, "comparisons": []}
     for other in ("fixed", "time"):
-        pts = sorted((p for p in points if p["rule"] == other), key=lambda p: p["error"])
-        errs = np.array([p["error"] for p in pts])
-        costs = np.array([p["cost"] for p in pts])
+        pts = sorted((p for p in points if p["rule"] == other), key=lambda p: p[key])
+        # The lower frontier: along increasing error, keep only points cheaper than every point of lower error.
+        front = []
+        for p in pts:
+            if not front or p["cost"] < front[-1]["cost"]:
+                front.append(p)
+        errs = np.array([p[key] for p in front])
+        costs = np.array([p["cost"] for p in front])
         for w in (p for p in points if p["rule"] == "whalley_wilmott"):
-            if len(errs) < 2 or not (errs[0] <= w["error"] <= errs[-1]):
+            if len(errs) < 2 or not (errs[0] <= w[key] <= errs[-1]):
                 continue
-            c = float(np.interp(w["error"], errs, costs))
-            out["comparisons"].append({"ww": w["label"], "vs": other, "error": w["error"], "ww_cost": w["cost"], "other_cost": c,
+            c = float(np.interp(w[key], errs, costs))
+            out["comparisons"].append({"ww": w["label"], "vs": other, "error": w[key], "ww_cost": w["cost"], "other_cost": c,
                                        "ww_cheaper": w["cost"] < c})
     comps = out["comparisons"]
     out["ww_cheaper_share"] = float(np.mean([c["ww_cheaper"] for c in comps])) if comps else float("nan")
     dominated = []
     for p in points:
         for q in points:
-            if q is not p and q["cost"] <= p["cost"] and q["error"] <= p["error"] and (q["cost"] < p["cost"] or q["error"] < p["error"]):
+            if q is not p and q["cost"] <= p["cost"] and q[key] <= p[key] and (q["cost"] < p["cost"] or q[key] < p[key]):
                 dominated.append(p["rule"] + " " + p["label"])
                 break
     out["dominated"] = dominated
@@ -106,23 +111,24 @@ def main(argv: list[str]) -> int:
     sim_days = sum(r["metrics"]["sim_days"] for res in results for r in res)
     busy = sum(r["metrics"]["wall_s"] for res in results for r in res)
     pts = frontier_points(results)
-    dom = dominance(pts)
+    doms = [dominance(pts, "error"), dominance(pts, "error_ex_vega")]
 
     print(f"\n{'rule':<16}{'setting':<10}{'cost USD':>10}{'error USD':>11}{'ex-vega':>9}{'worst USD':>11}{'hedges':>8}{'outside':>9}")
     for p in pts:
         print(f"{p['rule']:<16}{p['label']:<10}{p['cost']:>10.2f}{p['error']:>11.2f}{p['error_ex_vega']:>9.2f}{p['worst']:>11.2f}"
               f"{p['hedges']:>8.1f}{p['time_outside_band']:>9.1%}")
-    print("\nWhalley–Wilmott vs the other rules at equal hedging error:")
-    for c in dom["comparisons"]:
-        print(f"  WW {c['ww']:<9} error {c['error']:8.2f}: WW cost {c['ww_cost']:8.2f} vs {c['vs']:<5} {c['other_cost']:8.2f} "
-              f"-> {'WW cheaper' if c['ww_cheaper'] else 'WW dearer'}")
-    if not dom["comparisons"]:
-        print("  (no WW point falls inside the error range of the other frontiers)")
-    print(f"  WW cheaper in {dom['ww_cheaper_share']:.0%} of comparisons; dominated settings: {', '.join(dom['dominated']) or 'none'}")
+    for dom in doms:
+        print(f"\nWhalley–Wilmott vs the other rules' frontiers at equal hedging error ({dom['error']}):")
+        for c in dom["comparisons"]:
+            print(f"  WW {c['ww']:<9} error {c['error']:8.2f}: WW cost {c['ww_cost']:8.2f} vs {c['vs']:<5} {c['other_cost']:8.2f} "
+                  f"-> {'WW cheaper' if c['ww_cheaper'] else 'WW dearer'}")
+        if not dom["comparisons"]:
+            print("  (no WW point falls inside the error range of the other frontiers)")
+        print(f"  WW cheaper in {dom['ww_cheaper_share']:.0%} of comparisons; dominated settings: {', '.join(dom['dominated']) or 'none'}")
     print(f"\nthroughput: {sim_days:.2f} simulated days in {wall:.1f}s wall = {sim_days / wall:.3f} simulated days/s "
           f"({sim_days / busy:.3f} per busy process-second)")
     if args.json:
-        args.json.write_text(json.dumps({"settings": [s[:2] for s in SETTINGS], "points": pts, "dominance": dom,
+        args.json.write_text(json.dumps({"settings": [s[:2] for s in SETTINGS], "points": pts, "dominance": doms,
                                          "sim_days": sim_days, "wall_s": wall, "days_per_s": sim_days / wall,
                                          "days_per_process_s": sim_days / busy, "paths": args.paths, "days": args.days}, indent=1))
     if args.html:
