@@ -58,7 +58,8 @@ MODES = ("dry_run", "active", "paused", "killed")
 _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 FILL_OVERLAP_MS = 60_000  # re-read fills this far behind the watermark: venues report late
 CONTROL_POLL_MS = 1_000  # clock ms between reads of the run's mode when no decision is due
-MAX_FEEDBACK = 200  # intents handled per event, a guard against a strategy that loops
+MAX_FEEDBACK = 200
+MAX_ORDER_IDS = 512  # intents handled per event, a guard against a strategy that loops
 
 
 def make_holder() -> str:
@@ -270,6 +271,13 @@ class Runner:
         raise NotFound(f"no router for venue {venue!r}", code="not_found.venue")
 
     def _save(self) -> None:
+        # Order ids are needed for cancels and amends of working orders only: keep those and the recent ones, so
+        # the saved state of a run that trades for weeks stays small.
+        if len(self._orders) > MAX_ORDER_IDS:
+            live = self._live_keys()
+            recent = list(self._orders)[-MAX_ORDER_IDS // 2:]
+            self._orders = {k: v for k, v in self._orders.items() if k in live or k in recent}
+            self._requests = {k: v for k, v in self._requests.items() if k in self._orders}
         self.store.save_strategy_state(
             self.run_id,
             {

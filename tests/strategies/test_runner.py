@@ -207,3 +207,13 @@ async def test_timers_are_restart_safe(store) -> None:
     await runner2.tick()
     await runner2.tick()
     assert len(store.decisions("h1")) == n1 + 1  # an overdue timer fires once, not twelve times
+
+
+async def test_saved_order_ids_stay_bounded(store) -> None:
+    from strategies import runner as runner_mod
+
+    runner, router, view, clock = setup(store, execution={"style": "market"})
+    await runner.start()
+    runner._orders = {f"{i}.1": f"V{i}" for i in range(runner_mod.MAX_ORDER_IDS + 10)}
+    runner._save()
+    assert len(store.load_strategy_state("h1")["runner"]["orders"]) <= runner_mod.MAX_ORDER_IDS // 2 + 1
