@@ -155,13 +155,44 @@ def run(
                                       step_ms=step_ms or 10_000)
             if duration_ms is None:
                 duration_ms = replay_cfg.window()[1] - replay_cfg.window()[0]
-        desk = Desk(settings, venue=venue, seed=seed, store=store, speed=speed, replay=replay_cfg, step_ms=step_ms)
-        build_strategies(desk, list(strategy or []), settings)
-        asyncio.run(run_headless(desk, duration_ms=duration_ms, json_lines=json_out))
+        if venue not in ("sim", "replay") and venue in settings.venues:
+            # An external venue through ccxt: wall clock, the venue's markets, orders and margin.
+            from app.headless import run_venue_headless
+            from app.venue_desk import VenueDesk
+
+            desk = VenueDesk(_ccxt_venue(settings, venue), settings, store=store)
+            asyncio.run(run_venue_headless(desk, list(strategy or []), settings, duration_ms=duration_ms,
+                                           json_lines=json_out))
+        else:
+            desk = Desk(settings, venue=venue, seed=seed, store=store, speed=speed, replay=replay_cfg, step_ms=step_ms)
+            build_strategies(desk, list(strategy or []), settings)
+            asyncio.run(run_headless(desk, duration_ms=duration_ms, json_lines=json_out))
         if store is not None:
             store.close()
     except DeskError as exc:
         fail(exc)
+
+
+def _ccxt_venue(settings: object, name: str) -> object:
+    """The ccxt connector of ``[venues.NAME]``: URLs from the section, keys from it or ``DESK_<NAME>_KEY``/``_SECRET``
+    (and ``_PASSPHRASE``) in the environment or keyring; never printed."""
+    import os
+
+    from app.errors import ConfigError
+    from connectors.base import Credentials
+    from connectors.ccxt_venue import CcxtVenue
+
+    section = settings.venues.get(name)  # type: ignore[attr-defined]
+    if section is None:
+        raise ConfigError(f"no [venues.{name}] section in the configuration", key=f"venues.{name}")
+    prefix = f"DESK_{name.upper()}"
+    if section.api_key is not None and section.api_secret is not None:
+        creds = Credentials(section.api_key.get_secret_value(), section.api_secret.get_secret_value(),
+                            os.environ.get(f"{prefix}_PASSPHRASE") or None)
+    else:
+        creds = Credentials.from_env(prefix)
+    return CcxtVenue(section.exchange, credentials=creds, rest_url=section.rest_url, ws_url=section.ws_url,
+                     testnet=section.testnet, name=name)
 
 
 @app.command()

@@ -16,13 +16,16 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from app.config import Settings
 from app.desk import Desk
 from app.domain import Alert, Event, FillEvent, MarginAlert, OrderUpdate, PositionUpdate, utc_from_ms
 from app.errors import ConfigError, InvalidInput
 from app.ports import Store
+
+if TYPE_CHECKING:
+    from app.venue_desk import VenueDesk
 
 _UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _TOPICS = ("fill_event", "order_update", "alert", "margin_alert", "position_update")
@@ -87,6 +90,9 @@ def _human(rec: dict[str, Any]) -> str:
         eq = " ".join(f"{c} {v:.6f}" for c, v in rec["equity"].items())
         body = (f"STATUS {idx} | {delta} | equity {eq} | orders {rec['orders']} fills {rec['our_fills']}/{rec['fills']} "
                 f"events {rec['events']} | {rec['events_per_s']:,.0f} ev/s")
+        conn = rec.get("connection")
+        if conn:
+            body += f" | disconnects {conn['disconnects']} resyncs {conn['resyncs']} gaps {conn['gaps']}"
     elif kind == "decision":
         body = f"DECISION {rec['run_id']} {rec['action']} [{rec['code']}] {rec['reason']} ({rec['mode']})"
     elif kind == "start":
@@ -99,7 +105,7 @@ def _human(rec: dict[str, Any]) -> str:
     return f"{when} {body}"
 
 
-def build_strategies(desk: Desk, names: list[str], settings: Settings) -> list[Any]:
+def build_strategies(desk: Desk | VenueDesk, names: list[str], settings: Settings) -> list[Any]:
     """Add the strategies named on the command line (sections of ``[strategies]``; ``hedger`` = defaults)."""
     from strategies.delta_hedger import DeltaHedger
     from strategies.hedger_config import parse_hedger_config
@@ -120,10 +126,12 @@ def build_strategies(desk: Desk, names: list[str], settings: Settings) -> list[A
     return runners
 
 
-async def run_headless(desk: Desk, *, duration_ms: int | None, json_lines: bool, out: TextIO | None = None,
+async def run_headless(desk: Desk | VenueDesk, *, duration_ms: int | None, json_lines: bool, out: TextIO | None = None,
                        status_every_ms: int = 60_000, install_signals: bool = True,
-                       on_started: Callable[[Desk], None] | None = None) -> dict[str, Any]:
-    """Run ``desk`` until ``duration_ms`` of simulated time passed or a signal came; return the summary."""
+                       on_started: Callable[[Any], None] | None = None) -> dict[str, Any]:
+    """Run ``desk`` until ``duration_ms`` of its time passed or a signal came; return the summary.
+
+    ``desk`` is the embedded :class:`app.desk.Desk` or an :class:`app.venue_desk.VenueDesk` (wall clock)."""
     out = out or sys.stdout
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -206,15 +214,29 @@ async def run_headless(desk: Desk, *, duration_ms: int | None, json_lines: bool,
     return summary
 
 
-def _status(desk: Desk, t0: float) -> dict[str, Any]:
+def _status(desk: Any, t0: float) -> dict[str, Any]:
     wall = max(time.perf_counter() - t0, 1e-9)
     margin = desk._refresh_margin(with_distance=False)
     c = desk.counters
+    # app.venue_desk.VenueDesk reports its own counts (and the connection's health); the embedded venue its own.
+    counts = desk.status_counts() if hasattr(desk, "status_counts") else {
+        "fills": desk.venue.fill_count, "events": desk.venue.market_events,
+        "instruments": len(desk.venue.instruments_by_name)}
     return {"type": "status", "ts": desk.now_ms(), "index": {b: round(p, 2) for b, p in desk.index_prices.items()},
             "delta": {b: round(g.delta, 6) for b, g in desk.portfolio().items()},
             "equity": {cc: round(r.equity, 8) for cc, r in margin.items()}, "orders": c["orders"],
-            "our_fills": c["fills"], "fills": desk.venue.fill_count, "events": desk.venue.market_events,
-            "events_per_s": desk.venue.market_events / wall, "instruments": len(desk.venue.instruments_by_name)}
+            "our_fills": c["fills"], "events_per_s": counts["events"] / wall, **counts}
+
+
+async def run_venue_headless(desk: VenueDesk, strategies: list[str], settings: Settings, *, duration_ms: int | None,
+                             json_lines: bool, out: TextIO | None = None) -> dict[str, Any]:
+    """``desk run --venue NAME``: connect (reconcile first), add the strategies, run headless, close the connection."""
+    try:
+        await desk.connect()
+        build_strategies(desk, strategies, settings)
+        return await run_headless(desk, duration_ms=duration_ms, json_lines=json_lines, out=out)
+    finally:
+        await desk.close()
 
 
 def open_run_store(db: Any) -> Store:
