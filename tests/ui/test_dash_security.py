@@ -45,3 +45,27 @@ def test_stored_source_refuses_what_if() -> None:
     with pytest.raises(NotBuilt) as info:
         StoredSource(_Store()).what_if([])
     assert info.value.code == "dash.read_only"
+
+
+def test_thin_keeps_first_and_last_and_bounds_the_points() -> None:
+    import numpy as np
+
+    from ui.dash.widgets import thin
+
+    cols = {"ts": np.arange(100_000), "x": np.arange(100_000) * 2.0}
+    out = thin(cols, max_points=1000)
+    assert out["ts"][0] == 0 and out["ts"][-1] == 99_999 and len(out["ts"]) <= 1001
+    assert np.all(out["x"] == out["ts"] * 2.0)
+    small = {"ts": np.arange(10)}
+    assert thin(small) is small
+
+
+def test_live_source_series_are_columns() -> None:
+    desk = Desk(seed=5, sim=SimConfig(seed=5, listing=ListingConfig(weekly_days=8, monthly_days=0, quarterly_days=0, strikes_per_expiry=6)))
+    src = LiveSource(desk)
+    src.publish()
+    desk.advance(1_000)
+    src.publish()
+    cols = src.series("desk")
+    assert list(cols["ts"]) == sorted(cols["ts"]) and len(cols["ts"]) == 2
+    assert cols["BTC.equity"].shape == (2,) and cols["equity_usd"][0] > 0

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+import numpy as np
+
 from app.domain import DeskSnapshot, MarginReport, OrderRequest
 
 
@@ -25,8 +27,8 @@ class DashSource(Protocol):
         """The newest desk snapshot (live), or the last stored one."""
         ...
 
-    def history(self, kind: str, since_ms: int | None = None) -> list[dict[str, Any]]:
-        """Stored snapshots of a kind (``desk``), oldest first; live sources keep an in-memory ring."""
+    def series(self, kind: str, since_ms: int | None = None) -> dict[str, np.ndarray]:
+        """History of a snapshot kind (``desk``) as columns: ``ts`` (epoch ms) plus one array per figure."""
         ...
 
     def strategy_runs(self) -> list[dict[str, Any]]:
@@ -81,10 +83,13 @@ class LiveSource:
             return self.publish()
         return self._snap
 
-    def history(self, kind: str, since_ms: int | None = None) -> list[dict[str, Any]]:
-        """Rows published so far (``desk`` kind), oldest first."""
-        rows = list(self._history)
-        return [r for r in rows if since_ms is None or r["ts"] >= since_ms]
+    def series(self, kind: str, since_ms: int | None = None) -> dict[str, np.ndarray]:
+        """Rows published so far (``desk`` kind) as columns, oldest first."""
+        rows = [r for r in list(self._history) if since_ms is None or r["ts"] >= since_ms]
+        names = list(dict.fromkeys(k for r in rows for k in r))
+        out = {k: np.array([r.get(k, np.nan) for r in rows], dtype=float) for k in names}
+        out["ts"] = np.array([r["ts"] for r in rows], dtype=np.int64)
+        return out
 
     def strategy_runs(self) -> list[dict[str, Any]]:
         """Strategies attached to the Desk."""
@@ -132,9 +137,9 @@ class StoredSource:
         row = self.store.latest_snapshot("desk")
         return None if row is None else snapshot_from_row(row)
 
-    def history(self, kind: str, since_ms: int | None = None) -> list[dict[str, Any]]:
-        """Stored snapshots of ``kind``, oldest first."""
-        return list(self.store.snapshots(kind, since_ms or 0, 2**62))
+    def series(self, kind: str, since_ms: int | None = None) -> dict[str, np.ndarray]:
+        """Stored snapshots of ``kind`` as numpy columns (the store's fast path), oldest first."""
+        return dict(self.store.snapshot_series(kind, since_ms or 0, 2**62))
 
     def strategy_runs(self) -> list[dict[str, Any]]:
         """Strategy runs in the store, each with the hedger's running totals (fees, slippage) as ``summary``."""

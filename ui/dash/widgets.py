@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from dash import dash_table, dcc, html
 
 
@@ -48,3 +49,12 @@ def fmt(value: float | None, digits: int = 4, pct: bool = False) -> str:
     if value is None or value != value:
         return "–"
     return f"{value * 100:.{max(0, digits - 2)}f}%" if pct else f"{value:,.{digits}f}"
+
+
+def thin(cols: dict[str, Any], max_points: int = 4000) -> dict[str, Any]:
+    """Every k-th row of a column set (keeping the last), so a week of 1 s history plots as a few thousand points."""
+    n = len(cols.get("ts", ()))
+    if n <= max_points:
+        return cols
+    idx = np.unique(np.append(np.arange(0, n, int(np.ceil(n / max_points))), n - 1))
+    return {k: np.asarray(v)[idx] for k, v in cols.items()}

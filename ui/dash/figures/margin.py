@@ -35,7 +35,7 @@ def history(ts_ms: Sequence[int], series: dict[str, Sequence[float]], *, title: 
     fig = base_figure(title)
     colors = {"equity": UP, "initial_margin": WARN, "maintenance_margin": DOWN}
     for name, ys in series.items():
-        fig.add_trace(go.Scatter(x=x, y=list(ys), name=name, mode="lines", line=dict(color=colors.get(name))))
+        fig.add_trace(go.Scatter(x=x, y=np.asarray(ys, dtype=float), name=name, mode="lines", line=dict(color=colors.get(name))))
     fig.update_layout(yaxis_title=yaxis)
     return fig
 

@@ -10,7 +10,7 @@ from dash import Dash, Input, Output, html
 from app import analytics
 from ui.dash.figures.margin import history, risk_matrix
 from ui.dash.source import DashSource
-from ui.dash.widgets import card, fmt, graph, table
+from ui.dash.widgets import card, fmt, graph, table, thin
 
 NAME = "margin"
 PATH = "/margin"
@@ -20,16 +20,14 @@ TITLE = "Margin"
 def body(source: DashSource) -> list[Any]:
     """History and risk-matrix cards for every currency with an account."""
     snap = source.snapshot()
-    rows = source.history("desk")
+    cols = thin(source.series("desk"))
     out: list[Any] = []
-    currencies = sorted(snap.margin) if snap is not None else sorted({k.split(".")[0] for r in rows for k in r if k.endswith(".mm")})
+    currencies = sorted(snap.margin) if snap is not None else sorted(k.split(".")[0] for k in cols if k.endswith(".mm"))
     for ccy in currencies:
-        ts = [int(r["ts"]) for r in rows if f"{ccy}.mm" in r]
-        series = {
-            "equity": [float(r[f"{ccy}.equity"]) for r in rows if f"{ccy}.mm" in r],
-            "initial_margin": [float(r[f"{ccy}.im"]) for r in rows if f"{ccy}.mm" in r],
-            "maintenance_margin": [float(r[f"{ccy}.mm"]) for r in rows if f"{ccy}.mm" in r],
-        }
+        has = f"{ccy}.mm" in cols
+        ts = cols["ts"] if has else []
+        series = {name: (cols[f"{ccy}.{key}"] if has else []) for name, key in
+                  (("equity", "equity"), ("initial_margin", "im"), ("maintenance_margin", "mm"))}
         out.append(card(graph(f"margin-history-{ccy}", history(ts, series, title=f"{ccy} equity, IM and MM", yaxis=ccy))))
         report = snap.margin.get(ccy) if snap is not None else None
         matrix = analytics.risk_matrix(report) if report is not None else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from dash import Dash, Input, Output, html
 
 from app.domain import Alert, DeskSnapshot, MarginAlert
@@ -11,7 +12,7 @@ from ui.dash.figures.margin import usage_gauge
 from ui.dash.figures.overview import equity_pnl
 from ui.dash.figures.style import empty_figure
 from ui.dash.source import DashSource
-from ui.dash.widgets import card, fmt, graph, kpi
+from ui.dash.widgets import card, fmt, graph, kpi, thin
 
 NAME = "overview"
 PATH = "/"
@@ -56,12 +57,11 @@ def _gauges(snap: DeskSnapshot | None) -> list[Any]:
     return [graph(f"gauge-{ccy}", usage_gauge(m.mm_usage, m.im_usage, currency=ccy)) for ccy, m in sorted(snap.margin.items())]
 
 
-def _history(source: DashSource) -> tuple[list[int], list[float], list[float], str]:
-    rows = source.history("desk")
-    ts = [int(r["ts"]) for r in rows if "equity_usd" in r]
-    eq = [float(r["equity_usd"]) for r in rows if "equity_usd" in r]
-    pnl = [float(r.get("pnl_usd", 0.0)) for r in rows if "equity_usd" in r]
-    return ts, eq, pnl, "USD"
+def _history(source: DashSource) -> tuple[Any, Any, Any, str]:
+    cols = thin(source.series("desk"))
+    if "equity_usd" not in cols:
+        return [], [], [], "USD"
+    return cols["ts"], cols["equity_usd"], cols.get("pnl_usd", np.zeros(cols["ts"].size)), "USD"
 
 
 def layout(source: DashSource) -> html.Div:
