@@ -38,7 +38,17 @@ app.add_typer(hedge_app, name="hedge")
 app.add_typer(margin_app, name="margin")
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="desk.toml to read (default: user config dir).")]
-DbOpt = Annotated[Optional[Path], typer.Option("--db", help="SQLite file of the store (default: user data dir).")]
+def _db_value(value: Optional[str]) -> Optional[Path | str]:
+    """``--db`` as a Path for a file, or unchanged for a database URL (a Path would collapse its ``//``)."""
+    if value is None:
+        return None
+    return value if "://" in value else Path(value)
+
+
+DbOpt = Annotated[
+    Optional[str],
+    typer.Option("--db", help="SQLite file or database URL of the store (default: user data dir).", callback=_db_value),
+]
 
 
 def fail(exc: DeskError) -> None:
@@ -109,7 +119,7 @@ def dash(
         if db is not None:
             from storage.store import open_store
 
-            if not Path(db).exists():
+            if isinstance(db, Path) and not db.exists():
                 raise NotFound(f"no store at {db}", code="store.missing")
             serve_stored(open_store(db, read_only=True), host=host, port=port, label=f"stored run {db}", echo=typer.echo)
         else:
