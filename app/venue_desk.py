@@ -311,6 +311,9 @@ class VenueDesk:
         perps = [n for n in names if self.instruments_by_name[n].kind is Kind.PERPETUAL]
         if perps:
             await self.venue.subscribe(perps, ("book",))
+        indices = [f"{b.lower()}_usd" for b in sorted(self._venue_index)]
+        if indices:  # IndexPrice events on the bus: what strategies (the hedger) wait for
+            await self.venue.subscribe(indices, ("index",))
         self._streamed = set(names)
 
     def stream_names(self) -> list[str]:
@@ -344,6 +347,9 @@ class VenueDesk:
                 base = e.index.split("_")[0].upper()  # type: ignore[attr-defined]
                 self._venue_index.add(base)
                 self._set_index(base, e.price)  # type: ignore[attr-defined]
+                if e.source:  # type: ignore[attr-defined]
+                    # the venue's index is the desk's index: republished as such (source "") for the strategies
+                    self.bus.publish(replace(e, source=""))  # type: ignore[type-var]
         elif kind is Trade:
             self.counters["events"] += 1
         elif kind is FillEvent:
@@ -416,7 +422,8 @@ class VenueDesk:
         return self.clock.now_ms()
 
     async def start(self, duration_ms: int | None = None) -> None:
-        """Connect if needed and run the desk (marks, margin, chain refresh, strategies) in a task."""
+        """Connect if needed and run the desk (marks, margin, chain refresh, strategies) in a task, for
+        ``duration_ms`` of wall time or until stopped."""
         if self._task is not None and not self._task.done():
             return
         await self.connect()
@@ -427,19 +434,21 @@ class VenueDesk:
         self._task = asyncio.create_task(self._loop(duration_ms), name=f"desk-{self.venue_name}")
 
     async def _loop(self, duration_ms: int | None) -> None:
-        end = None if duration_ms is None else self.now_ms() + duration_ms
+        # the duration is wall time (a venue's clock may run faster: a simulated one served on loopback)
+        wall = self.clock.base
+        end = None if duration_ms is None else wall.now_ms() + duration_ms
         now = self.now_ms()
         self._due = {"chain": now + self.chain_refresh_ms, "margin": now + self.margin_interval_ms,
                      "reconcile": now + self.reconcile_interval_ms, "store": now}
         while not self._stopping:
             now = self.now_ms()
-            if end is not None and now >= end:
+            if end is not None and wall.now_ms() >= end:
                 break
             self.counters["steps"] += 1
             self.book.flush(now)
             await Desk._dispatch_strategies(self)  # type: ignore[arg-type]
             await self._periodic(now)
-            wait = self.tick_s if end is None else min(self.tick_s, max(0.0, (end - self.now_ms()) / 1000))
+            wait = self.tick_s if end is None else min(self.tick_s, max(0.0, (end - wall.now_ms()) / 1000))
             await asyncio.sleep(wait)
 
     async def _periodic(self, now: int) -> None:
@@ -485,13 +494,13 @@ class VenueDesk:
 
     async def refresh_margin(self) -> dict[str, MarginReport]:
         """The venue's account figures per currency we hold or trade, with the local replica's IM/MM beside them."""
+        self._margin_dirty = False  # a fill while the figures are fetched asks for the next refresh at once
         ccys = {i.settlement for i in self.instruments_by_name.values()}
         accounts: dict[str, AccountReport] = {}
         for ccy in sorted(ccys):
             acct = await self._guard(f"{ccy} account", self.venue.account(ccy))
             if acct is not None:
                 accounts[ccy] = acct
-        self._margin_dirty = False
         if not accounts:
             return self._margin
         self.accounts = accounts

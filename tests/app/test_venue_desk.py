@@ -116,7 +116,8 @@ async def test_a_marketable_order_fills_and_the_position_margin_and_what_if_foll
     pos = vd.positions()[0]
     assert pos.greeks.delta == pytest.approx(200 / vd.index_price("BTC"), rel=0.02)  # inverse perpetual: USD / index
     assert vd.portfolio()["BTC"].delta == pytest.approx(pos.greeks.delta)
-    await wait_for(lambda: "replica_im" in vd.margin().get("BTC", object()).details)  # type: ignore[attr-defined]
+    await wait_for(lambda: "BTC" in vd.margin() and vd.margin()["BTC"].initial_margin > 0
+                   and "replica_im" in vd.margin()["BTC"].details)
     btc = vd.margin()["BTC"]
     venue_im = desk.margin()["BTC"].initial_margin
     assert btc.initial_margin > 0 and btc.details["source"] == "venue"
@@ -233,3 +234,17 @@ async def test_bybit_market_data_and_orders() -> None:
     finally:
         await vd.close()
         await srv.stop()
+
+
+async def test_a_hedger_runs_on_the_venue_desk_and_sees_the_venues_index(world) -> None:  # type: ignore[no-untyped-def]
+    from app.config import Settings
+    from app.headless import build_strategies
+    from strategies.memory_store import MemoryStore
+
+    _, _, vd = world
+    vd.store = MemoryStore()
+    (runner,) = build_strategies(vd, ["hedger"], Settings())
+    await runner.start()
+    await wait_for(lambda: any(d.get("code") not in (None, "pause.no_index") for d in runner.last_decisions))
+    assert runner.status().status == "dry_run" and runner.sent == 0
+    assert (await vd.strategy_control("hedger", "pause")).status == "paused"
