@@ -40,7 +40,9 @@ def chain_slice(underlying: str, expiry_ms: int, options: Sequence[Instrument], 
     opts = sorted(options, key=lambda i: (float(i.strike or 0), not i.is_call))
     qs = [quotes.get(i.name) for i in opts]
     idx = math.nan if index_price is None else float(index_price)
-    fwd = np.array([q.underlying_price if q is not None and q.underlying_price else idx for q in qs], dtype=float)
+    sent = [q.underlying_price for q in qs if q is not None and q.underlying_price and q.underlying_price > 0]
+    f_slice = float(np.median(sent)) if sent else idx  # the expiry's forward as the venue quotes it, else the index
+    fwd = np.array([q.underlying_price if q is not None and q.underlying_price else f_slice for q in qs], dtype=float)
     strike = np.array([float(i.strike or 0) for i in opts])
     t = np.full(len(opts), max(opts[0].years_to_expiry(now_ms), 1e-9) if opts else 1e-9)
     iv = _arr([None if q is None else q.mark_iv for q in qs])
@@ -83,7 +85,5 @@ def chain_slice(underlying: str, expiry_ms: int, options: Sequence[Instrument], 
             mark=mark, bid_iv=_pick(None if q is None else q.bid_iv, float(bid_iv[k])),
             ask_iv=_pick(None if q is None else q.ask_iv, float(ask_iv[k])), mark_iv=float(iv[k]),
             delta=d, gamma=g, vega=v, theta=th, open_interest=0.0 if q is None else q.open_interest))
-    finite = fwd[np.isfinite(fwd)]
-    f_mid = float(np.median(finite)) if len(finite) else idx
-    atm = float(strike[np.argmin(np.abs(strike - f_mid))]) if len(strike) and math.isfinite(f_mid) else math.nan
-    return ChainSlice(underlying, expiry_ms, f_mid, idx, atm, tuple(rows))
+    atm = float(strike[np.argmin(np.abs(strike - f_slice))]) if len(strike) and math.isfinite(f_slice) else math.nan
+    return ChainSlice(underlying, expiry_ms, f_slice, idx, atm, tuple(rows))

@@ -55,6 +55,14 @@ async def test_desk_run_venue_deribit_prints_a_json_summary(tmp_path: Path) -> N
         assert summary["equity"]["BTC"] > 0 and summary["index"]["BTC"] > 0
         assert {"disconnects", "reconnects", "resyncs", "gaps"} <= set(summary["connection"])
         assert SECRET not in out and SECRET not in err
+        from storage.store import open_store
+
+        store = open_store(tmp_path / "run.db", read_only=True)
+        try:  # the dashboard's stored view of the run: equity and deltas from the venue's figures
+            row = store.latest_snapshot("desk")
+        finally:
+            store.close()
+        assert row is not None and row["BTC.delta"] == pytest.approx(-300 / summary["index"]["BTC"], rel=0.02)
     finally:
         await server.stop()
         await desk.stop()
