@@ -59,6 +59,7 @@ from app.domain import (
     Instrument,
     Kind,
     Liquidity,
+    MarginAlert,
     MarginReport,
     Order,
     OrderRequest,
@@ -514,6 +515,16 @@ class VenueDesk:
                                                          "replica_mm": local.maintenance_margin})
         except (DeskError, KeyError) as exc:  # a currency the embedded engine has no parameters for
             log.debug("margin replica: %s", exc)
+        for ccy, rep in reports.items():
+            prev = self._margin.get(ccy)
+            before = 0.0 if prev is None else prev.alert_level
+            if rep.alert_level != before:  # the venue's MM usage crossed one of the alert levels
+                lv = max(rep.alert_level, before)
+                way = "reached" if rep.alert_level > before else "back below"
+                alert = MarginAlert(self.now_ms(), self.account, ccy, rep.alert_level, rep.mm_usage,
+                                    f"{self.venue_name} {ccy}: MM usage {rep.mm_usage:.1%} {way} {lv:.0%}")
+                self.recent.append(alert)
+                self.bus.publish(alert)
         self._margin = reports
         return reports
 

@@ -132,17 +132,26 @@ async def test_a_marketable_order_fills_and_the_position_margin_and_what_if_foll
 
 async def test_a_restart_reconciles_without_rebooking_or_resending(world) -> None:  # type: ignore[no-untyped-def]
     desk, server, vd = world
+    resting = await vd.place(OrderRequest("BTC-PERPETUAL", Side.BUY, D("100"), far_bid(desk), client_order_id="vd-open"))
     again = make_desk(make_venue(server))
     await again.connect()
     try:
         assert {p.instrument: p.size for p in again.positions()} == {"BTC-PERPETUAL": 200.0}
         assert again.reconciled["positions"] == 1 and again.reconciled["fills"] >= 1
+        (still,) = again.open_orders()  # the open order is found with its side and price
+        assert (still.order_id, still.request.side, still.request.price) == (resting.order_id, Side.BUY,
+                                                                             resting.request.price)
         sent = desk.counters["orders"]
         same = await again.place(OrderRequest("BTC-PERPETUAL", Side.BUY, D("200"), None, OrderType.MARKET,
                                               client_order_id="vd-fill"))
         assert same.status is OrderStatus.FILLED and same.order_id == vd.by_client_id["vd-fill"]
-        assert desk.counters["orders"] == sent and again.counters["resends_avoided"] == 1
+        dup = await again.place(OrderRequest("BTC-PERPETUAL", Side.BUY, D("100"), far_bid(desk),
+                                             client_order_id="vd-open"))
+        assert dup.order_id == resting.order_id and dup.status is OrderStatus.OPEN
+        assert desk.counters["orders"] == sent and again.counters["resends_avoided"] == 2
         assert again.counters["orders"] == 0 and again.counters["fills"] == 0
+        assert (await again.cancel(resting.order_id)).status is OrderStatus.CANCELLED
+        await wait_for(lambda: vd.open_orders() == [] and again.open_orders() == [])  # both desks hear it
         # a fill the book missed: corrected once the venue's position disagrees twice in a row
         inst = again.instruments_by_name["BTC-PERPETUAL"]
         ghost = Fill("ghost", "", inst.name, Side.BUY, D("60000"), D("100"), D(0), "BTC", Liquidity.TAKER,
