@@ -50,6 +50,13 @@ _AMEND = struct.Struct("<BqIqqq")
 _SYMBOL = struct.Struct("<BI")
 _ADMIN = struct.Struct("<Bq")
 
+# Bound once: the append path runs for every command.
+_pack_hdr = _HDR.pack
+_pack_place = _PLACE.pack
+_pack_cancel = _CANCEL.pack
+_PLACE_SIZE = _PLACE.size
+_CANCEL_SIZE = _CANCEL.size
+
 OP_PLACE = 1
 OP_CANCEL = 2
 OP_AMEND = 3
@@ -245,11 +252,13 @@ class Journal:
         a = syms.get(account)
         if a is None:
             a = self._symbol(account)
-        payload = _PLACE.pack(OP_PLACE, ts, i, a, side, ticks, lots, flags)
-        if cid is not None or check is not None:
-            payload += _tail(check, cid, True)
+        payload = _pack_place(OP_PLACE, ts, i, a, side, ticks, lots, flags)
         buf = self._buf
-        buf += _HDR.pack(len(payload), crc32(payload))
+        if cid is None and check is None:
+            buf += _pack_hdr(_PLACE_SIZE, crc32(payload))
+        else:
+            payload += _tail(check, cid, True)
+            buf += _pack_hdr(len(payload), crc32(payload))
         buf += payload
         self.records += 1
         if len(buf) >= self._limit:
@@ -260,7 +269,13 @@ class Journal:
         a = self._symbols.get(account)
         if a is None:
             a = self._symbol(account)
-        self._append(_CANCEL.pack(OP_CANCEL, ts, a, order_id))
+        payload = _pack_cancel(OP_CANCEL, ts, a, order_id)
+        buf = self._buf
+        buf += _pack_hdr(_CANCEL_SIZE, crc32(payload))
+        buf += payload
+        self.records += 1
+        if len(buf) >= self._limit:
+            self._write()
 
     def amend(
         self, ts: int, account: str, order_id: int, lots: int | None, ticks: int | None, check: RejectReason | None
