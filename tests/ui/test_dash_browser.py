@@ -188,6 +188,12 @@ def stored_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     worker.start()
     worker.join(300)
     store.close()
+    # and a real backtest of the default hedger on the default book, stored in the same file
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "app.cli", "backtest", "--days", "0.05", "--db", str(path), "--json"],
+                   check=True, capture_output=True, timeout=300)
     ro = open_store(path, read_only=True)
     server = build_server(StoredSource(ro, label="stored run"), host="127.0.0.1", port=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -209,5 +215,10 @@ def test_stored_run_hedging_page(stored_url: str, browser: Any) -> None:
     page.screenshot(path=str(ARTIFACTS / "stored-hedging.png"), full_page=True)
     page.goto(stored_url + "/margin")
     page.wait_for_function("document.querySelectorAll('#page .js-plotly-plot .main-svg').length >= 2", timeout=20_000)
+    page.goto(stored_url + "/backtests")
+    page.wait_for_function("document.querySelectorAll('#page .js-plotly-plot .main-svg').length >= 4", timeout=20_000)
+    assert page.evaluate("document.querySelector('#bt-delta-0-0 .js-plotly-plot').data.length") >= 3
+    page.wait_for_function("document.querySelectorAll('#bt-table tbody tr').length >= 2", timeout=20_000)
+    page.screenshot(path=str(ARTIFACTS / "stored-backtests.png"), full_page=True)
     page.close()
     assert not errors, errors

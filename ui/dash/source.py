@@ -43,6 +43,10 @@ class DashSource(Protocol):
         """Stored backtest runs with their metrics."""
         ...
 
+    def backtest_report(self, backtest_id: str) -> dict[str, Any] | None:
+        """One stored backtest with its full report (series per path), or None."""
+        ...
+
     def what_if(self, orders: Sequence[OrderRequest]) -> dict[str, MarginReport]:
         """Margin after hypothetical orders (no orders are sent)."""
         ...
@@ -109,6 +113,11 @@ class LiveSource:
         store = getattr(self.desk, "store", None)
         return list(store.list_backtests()) if store is not None and hasattr(store, "list_backtests") else []
 
+    def backtest_report(self, backtest_id: str) -> dict[str, Any] | None:
+        """A backtest stored by the Desk's store, with its report."""
+        store = getattr(self.desk, "store", None)
+        return _backtest_report(store, backtest_id)
+
     def what_if(self, orders: Sequence[OrderRequest]) -> dict[str, MarginReport]:
         """Margin after hypothetical orders, computed by the Desk on its own loop."""
         if self.loop is None:
@@ -158,8 +167,23 @@ class StoredSource:
         """Stored backtest runs."""
         return list(self.store.list_backtests()) if hasattr(self.store, "list_backtests") else []
 
+    def backtest_report(self, backtest_id: str) -> dict[str, Any] | None:
+        """A stored backtest with its report."""
+        return _backtest_report(self.store, backtest_id)
+
     def what_if(self, orders: Sequence[OrderRequest]) -> dict[str, MarginReport]:
         """Not available on a stored run."""
         from app.errors import NotBuilt
 
         raise NotBuilt("what-if needs a live desk; this dashboard shows a stored run", code="dash.read_only")
+
+
+def _backtest_report(store: Any, backtest_id: str) -> dict[str, Any] | None:
+    from app.errors import NotFound
+
+    if store is None or not hasattr(store, "get_backtest"):
+        return None
+    try:
+        return dict(store.get_backtest(backtest_id))
+    except NotFound:
+        return None

@@ -12,13 +12,14 @@ from ui.dash.figures.style import ACCENT, DOWN, UP, WARN, base_figure, empty_fig
 
 def delta_with_bands(
     ts_ms: Sequence[int], delta: Sequence[float], lower: Sequence[float], upper: Sequence[float],
-    hedge_ts_ms: Sequence[int] = (), hedge_delta: Sequence[float] = (), *, unit: str = "coin",
+    hedge_ts_ms: Sequence[int] = (), hedge_delta: Sequence[float] = (), *, unit: str = "coin", title: str | None = None,
 ) -> go.Figure:
     """Portfolio delta over time inside its band; hedges as markers at the delta they left."""
+    title = title or f"Delta ({unit}) with bands"
     if len(ts_ms) == 0:
-        return empty_figure("Delta and bands", "no hedge decisions yet")
+        return empty_figure(title, "no hedge decisions yet")
     x = np.asarray(ts_ms, dtype="datetime64[ms]")
-    fig = base_figure(f"Delta ({unit}) with bands")
+    fig = base_figure(title)
     fig.add_trace(go.Scatter(x=x, y=list(upper), name="upper band", line=dict(color="#666", dash="dash")))
     fig.add_trace(go.Scatter(x=x, y=list(lower), name="lower band", line=dict(color="#666", dash="dash"), fill="tonexty", fillcolor="rgba(66,165,245,0.08)"))
     fig.add_trace(go.Scatter(x=x, y=list(delta), name="delta", line=dict(color=ACCENT)))
@@ -57,4 +58,15 @@ def metrics_bars(run_labels: Sequence[str], metrics: dict[str, Sequence[float]])
     for i, label in enumerate(run_labels):
         fig.add_trace(go.Bar(x=names, y=[metrics[m][i] for m in names], name=label))
     fig.update_layout(barmode="group")
+    return fig
+
+
+def pnl_path(ts_ms: Sequence[int], pnl: Sequence[float], *, title: str = "PnL") -> go.Figure:
+    """PnL over time (USD), zero line marked."""
+    if len(ts_ms) == 0:
+        return empty_figure(title, "no series stored")
+    fig = base_figure(title)
+    fig.add_trace(go.Scatter(x=np.asarray(ts_ms, dtype="datetime64[ms]"), y=np.asarray(pnl, dtype=float), name="PnL", line=dict(color=UP)))
+    fig.add_hline(y=0, line=dict(color="#555"))
+    fig.update_layout(yaxis_title="USD")
     return fig
