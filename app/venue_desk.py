@@ -343,7 +343,8 @@ class VenueDesk:
             self.counters["events"] += 1
             self.books[e.instrument] = e  # type: ignore[attr-defined]
         elif kind is IndexPrice:
-            self.counters["events"] += 1
+            if e.source:  # type: ignore[attr-defined]
+                self.counters["events"] += 1  # not the desk's own republication below
             if not e.stale:  # type: ignore[attr-defined]
                 base = e.index.split("_")[0].upper()  # type: ignore[attr-defined]
                 self._venue_index.add(base)
