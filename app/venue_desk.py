@@ -73,7 +73,7 @@ from app.domain import (
     Trade,
     utc_from_ms,
 )
-from app.errors import DeskError, InvalidInput, NotFound, UnknownInstrument
+from app.errors import AuthError, DeskError, InvalidInput, NotFound, UnknownInstrument
 from app.portfolio_view import Book
 from app.ports import AccountReport, OrderStatusReport, Store, Venue
 from app.venue_chain import chain_slice
@@ -178,9 +178,9 @@ class VenueDesk:
         wanted = set(self.underlyings) if self.underlyings else (with_options or {i.base for i in listed})
         self.instruments_by_name = {i.name: i for i in listed if i.base in wanted}
         self.connected = True
-        await self.reconcile()
-        await self._load_index()
         await self._sync_clock()
+        await self._load_index()
+        await self.reconcile()
         await self.refresh_chains()
         await self._subscribe()
         await self.refresh_margin()
@@ -192,10 +192,13 @@ class VenueDesk:
             self.connected = False
             await self.venue.close()
 
-    async def _guard(self, what: str, coro: Any) -> Any:
-        """Await ``coro``; a desk error becomes a warning alert (REST calls of the loop must not stop the desk)."""
+    async def _guard(self, what: str, coro: Any, *, fatal: tuple[type[DeskError], ...] = ()) -> Any:
+        """Await ``coro``; a desk error (other than ``fatal`` ones) becomes a warning alert and None: REST calls of
+        the loop must not stop the desk, and a venue may not offer every report."""
         try:
             return await coro
+        except fatal:
+            raise
         except DeskError as exc:
             self.counters["errors"] += 1
             self._alert(f"{what}: {exc}", "warning", exc.code)
@@ -209,9 +212,11 @@ class VenueDesk:
 
         Returns counts: positions, fills, orders, open orders.
         """
-        positions = await self._guard("position reports", self.venue.position_reports()) or []
-        fills = await self._guard("fill reports", self.venue.fill_reports(0)) or []
-        reports = await self._guard("order reports", self.venue.order_reports(open_only=False)) or []
+        # refused credentials must stop the start: trading on a book we could not read would resend and misreport
+        positions = await self._guard("position reports", self.venue.position_reports(), fatal=(AuthError,)) or []
+        fills = await self._guard("fill reports", self.venue.fill_reports(0), fatal=(AuthError,)) or []
+        reports = await self._guard("order reports", self.venue.order_reports(open_only=False),
+                                    fatal=(AuthError,)) or []
         seen = getattr(getattr(self.venue, "execution", None), "seen_fills", None)
         for f in fills:
             self._seen_fills.add(f.trade_id)

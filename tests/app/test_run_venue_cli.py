@@ -89,3 +89,19 @@ def test_a_bad_venue_section_is_refused(tmp_path: Path, body: str) -> None:
     config.write_text(body)
     result = CliRunner().invoke(app, ["run", "--venue", "deribit", "--config", str(config), "--no-store"])
     assert result.exit_code == 2 and "venues.deribit.exchange" in result.output
+
+
+async def test_refused_credentials_stop_the_run_with_a_clear_error_and_no_secret(tmp_path: Path) -> None:
+    desk = Desk(seed=12, speed=30.0)
+    server = await DeribitApiServer(DeskBackend(desk), credentials=Credentials(KEY, SECRET)).start()
+    try:
+        config = tmp_path / "desk.toml"
+        config.write_text(f'[venues.deribit]\nrest_url = "{server.rest_url}"\nws_url = "{server.ws_url}"\n'
+                          f'api_key = "{KEY}"\napi_secret = "not-the-secret-123"\n')
+        env = {**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
+        code, out, err = await _run(["--venue", "deribit", "--config", str(config), "--duration", "1s", "--json",
+                                     "--no-store"], env)
+        assert code == 2 and "error:" in err and "summary" not in out, err[-1500:]
+        assert "not-the-secret-123" not in out + err
+    finally:
+        await server.stop()
