@@ -444,22 +444,28 @@ class VenueDesk:
         # the duration is wall time (a venue's clock may run faster: a simulated one served on loopback)
         wall = self.clock.base
         end = None if duration_ms is None else wall.now_ms() + duration_ms
-        now = self.now_ms()
-        self._due = {"chain": now + self.chain_refresh_ms, "margin": now + self.margin_interval_ms,
-                     "reconcile": now + self.reconcile_interval_ms, "store": now}
+        t = wall.now_ms()
+        # REST refreshes are paced in wall time: they are load on the venue (and its rate limits)
+        self._due = {"chain": t + self.chain_refresh_ms, "margin": t + self.margin_interval_ms,
+                     "reconcile": t + self.reconcile_interval_ms, "store": t}
         while not self._stopping:
-            now = self.now_ms()
-            if end is not None and wall.now_ms() >= end:
+            t = wall.now_ms()
+            if end is not None and t >= end:
                 break
             self.counters["steps"] += 1
-            self.book.flush(now)
+            self.book.flush(self.now_ms())
             await Desk._dispatch_strategies(self)  # type: ignore[arg-type]
-            await self._periodic(now)
+            await self._periodic(t)
             wait = self.tick_s if end is None else min(self.tick_s, max(0.0, (end - wall.now_ms()) / 1000))
             await asyncio.sleep(wait)
 
     async def _periodic(self, now: int) -> None:
+        """REST work due at wall time ``now`` (ms): new streams, chain, margin, position check, store history."""
         due = self._due
+        fresh = [n for n in self.stream_names() if n not in self._streamed]
+        if fresh:  # something we now hold or quote: its ticker joins the streams
+            await self._guard("subscribe", self.venue.subscribe(fresh, ("ticker",)))
+            self._streamed.update(fresh)
         if now >= due["chain"]:
             due["chain"] = now + self.chain_refresh_ms
             self.book.touch_all()  # time decay of held options

@@ -258,3 +258,20 @@ async def test_a_hedger_runs_on_the_venue_desk_and_sees_the_venues_index(world) 
     await wait_for(lambda: any(d.get("code") not in (None, "pause.no_index") for d in runner.last_decisions))
     assert runner.status().status == "dry_run" and runner.sent == 0
     assert (await vd.strategy_control("hedger", "pause")).status == "paused"
+
+
+async def test_an_option_bought_outside_the_streamed_expiries_joins_the_streams(world) -> None:  # type: ignore[no-untyped-def]
+    from app.domain import TimeInForce
+
+    _, _, vd = world
+    sl = vd.chain("BTC", vd.expiries("BTC")[3])
+    row = min((r for r in sl.rows if r.option_type.value == "call" and r.ask), key=lambda r: abs(r.strike - sl.forward))
+    assert row.instrument not in vd.stream_names()
+    await vd.place(OrderRequest(row.instrument, Side.BUY, D("1"), D(str(row.ask)) + D("0.005"), tif=TimeInForce.IOC))
+    await wait_for(lambda: row.instrument in {p.instrument for p in vd.positions()})
+    pos = next(p for p in vd.positions() if p.instrument == row.instrument)
+    assert pos.size == 1.0 and 0.2 < pos.greeks.delta < 0.8 and pos.greeks.vega > 0 and pos.greeks.theta < 0
+    quotes = vd.subscribe({"quote"})
+    await wait_for(lambda: any(q.instrument == row.instrument for q in list(quotes._queue)))  # now streamed
+    quotes.close()
+    assert vd.portfolio()["BTC"].vega == pytest.approx(pos.greeks.vega)  # the perpetual has none
