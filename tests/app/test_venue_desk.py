@@ -274,4 +274,5 @@ async def test_an_option_bought_outside_the_streamed_expiries_joins_the_streams(
     quotes = vd.subscribe({"quote"})
     await wait_for(lambda: any(q.instrument == row.instrument for q in list(quotes._queue)))  # now streamed
     quotes.close()
-    assert vd.portfolio()["BTC"].vega == pytest.approx(pos.greeks.vega)  # the perpetual has none
+    now = next(p for p in vd.positions() if p.instrument == row.instrument)  # read at the same instant
+    assert vd.portfolio()["BTC"].vega == pytest.approx(now.greeks.vega)  # the perpetual has none
