@@ -45,10 +45,13 @@ def _compiled() -> Callable[..., Any] | None:
     return black76_into
 
 
+def compiled_allowed(size: int) -> bool:
+    """Whether an array of ``size`` elements may take a compiled path (size and DESK_NO_NUMBA; not numba itself)."""
+    return size >= NUMBA_MIN_SIZE and os.environ.get("DESK_NO_NUMBA", "") in ("", "0")
+
+
 def _kernel_for(size: int) -> Callable[..., Any] | None:
-    if size < NUMBA_MIN_SIZE or os.environ.get("DESK_NO_NUMBA", "") not in ("", "0"):
-        return None
-    return _compiled()
+    return _compiled() if compiled_allowed(size) else None
 
 
 def _run_compiled(kernel: Callable[..., Any], forward: ArrayLike, strike: ArrayLike, t: ArrayLike, vol: ArrayLike,

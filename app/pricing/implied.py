@@ -19,14 +19,17 @@ Elements that have no implied vol come back NaN; :func:`implied_vol_reasons` say
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import IntEnum
+from functools import cache
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import erfinv
 
 from app.pricing import iv_guess
-from app.pricing.black import as_is_call
+from app.pricing.black import as_is_call, compiled_allowed
 from app.pricing.normalised import (
     SQRT2,
     log_moneyness,
@@ -137,6 +140,29 @@ def _solve(x: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return s, converged
 
 
+@cache
+def _compiled_solver() -> Callable[..., Any] | None:
+    """The numba solver, imported on first use; None when numba is not installed."""
+    try:
+        from app.pricing.implied_numba import solve_into
+    except ImportError:
+        return None
+    return solve_into
+
+
+def _solve_any(x: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_solve`, through the compiled solver for large arrays (see black.NUMBA_MIN_SIZE)."""
+    kernel = _compiled_solver() if compiled_allowed(x.size) else None
+    if kernel is None:
+        return _solve(x, beta)
+    tab = iv_guess._tables()
+    s = np.empty(x.size)
+    conv = np.empty(x.size, dtype=bool)
+    kernel(np.ascontiguousarray(x, dtype=float), np.ascontiguousarray(beta, dtype=float), tab.lower, tab.upper,
+           tab.log_bc, tab.dist_c, s, conv)
+    return s, conv
+
+
 def implied_vol_reasons(price: ArrayLike, forward: ArrayLike, strike: ArrayLike, t: ArrayLike,
                         is_call: ArrayLike, rate: ArrayLike = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Implied vols (per 1.00) and an int8 array of :class:`IVReason` codes explaining every NaN."""
@@ -154,9 +180,9 @@ def implied_vol_reasons(price: ArrayLike, forward: ArrayLike, strike: ArrayLike,
         s[atm] = 2.0 * SQRT2 * erfinv(bs[atm])
         off = ~atm
         if off.any():
-            s[off], conv[off] = _solve(xs[off], bs[off])
+            s[off], conv[off] = _solve_any(xs[off], bs[off])
     elif xs.size:
-        s, conv = _solve(xs, bs)
+        s, conv = _solve_any(xs, bs)
     vol_todo = s / st
     if not conv.all():
         vol_todo[~conv] = np.nan
