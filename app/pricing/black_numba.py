@@ -82,8 +82,12 @@ def _difference_asymptotic(q1: float, eps: float) -> float:
 
 
 @njit(**_JIT)
-def _difference_taylor(m: float, delta: float) -> float:
-    """erfcx(m − δ) − erfcx(m + δ) for small δ (normalised._erfcx_difference_taylor, one element)."""
+def _taylor_sums(m: float, delta: float) -> tuple[float, float, float]:
+    """(erfcx(m), O, E) with erfcx(m ∓ δ) = erfcx(m) ± O − E: the odd and even Taylor sums Σ z_n δⁿ/n!.
+
+    z_n = −erfcx⁽ⁿ⁾(m) from the erfcx recurrence; erfcx(m − δ) − erfcx(m + δ) = 2·O exactly as
+    normalised._erfcx_difference_taylor sums it (same terms, same order).
+    """
     y = erfcx(m)
     z_prev = -y
     z = TWO_OVER_SQRT_PI - 2.0 * m * y
@@ -91,22 +95,40 @@ def _difference_taylor(m: float, delta: float) -> float:
     d2 = delta * delta
     term = delta
     total = z * term
+    even = 0.0
     ratio = delta / max(m, 1.0)
     loops = 3 if ratio <= 0.005 else 4 if ratio <= 0.02 else 5
     n = 1
     for _ in range(loops):
         z_prev = z_prev * (2.0 * n) + two_m * z
         z = z * (2.0 * (n + 1)) + two_m * z_prev
+        even += z_prev * (term * delta / (n + 1))
         n += 2
         term = term * d2
         term = term * (1.0 / ((n - 1) * n))
         total = total + z * term
-    return 2.0 * total
+    return y, total, even
 
 
 @njit(**_JIT)
-def _otm_call_and_tails(x: float, h: float, t: float) -> tuple[float, float, float]:
-    """(b, erfc(q₁), erfc(q₂)) for x ≤ 0; the erfc values only where the plain form used them, else NaN."""
+def _erfc_from_erfcx(scaled: float, q: float) -> float:
+    """erfc(q) = erfcx(q)·e^{−q²}, with q² split exactly so the exponential adds no rounding of q²."""
+    c = _SPLIT * q
+    hi = c - (c - q)
+    lo = q - hi
+    p = q * q
+    err = ((hi * hi - p) + 2.0 * hi * lo) + lo * lo
+    return scaled * math.exp(-p) * (1.0 - err)
+
+
+@njit(**_JIT)
+def _otm_call_and_tails(x: float, h: float, t: float, tails: bool) -> tuple[float, float, float, float]:
+    """(b, erfc(q₁), erfc(q₂), e^{−(h²+t²)/2}) for x ≤ 0; q₂ = −(h−t)/√2.
+
+    With ``tails`` the erfc values come from what the region computed anyway (the plain form's erfc, the
+    shared form's erfcx, the Taylor form's sums); NaN where not available (the asymptotic region, or
+    ``tails`` false); the exponential is NaN in the plain region, which does not compute it.
+    """
     q1 = (h + t) * -INV_SQRT2
     eps = SQRT2 * t
     asym = q1 >= _ASYMPTOTIC_Q
@@ -115,21 +137,34 @@ def _otm_call_and_tails(x: float, h: float, t: float) -> tuple[float, float, flo
     if q1 < _PLAIN_Q and not series:
         e1 = math.erfc(q1)
         e2 = math.erfc(q1 + eps)
-        return 0.5 * (math.exp(0.5 * x) * e1 - math.exp(-0.5 * x) * e2), e1, e2
-    pre = 0.5 * math.exp(-0.5 * (h * h + t * t))
+        return 0.5 * (math.exp(0.5 * x) * e1 - math.exp(-0.5 * x) * e2), e1, e2, np.nan
+    g = math.exp(-0.5 * (h * h + t * t))
+    pre = 0.5 * g
+    e1 = e2 = np.nan
     if asym:
         b = pre * _difference_asymptotic(q1, eps)
     elif series:
-        b = pre * _difference_taylor(h * -INV_SQRT2, t * INV_SQRT2)
+        m = h * -INV_SQRT2
+        y, odd, even = _taylor_sums(m, t * INV_SQRT2)
+        b = pre * (2.0 * odd)
+        if tails:
+            e1 = _erfc_from_erfcx(y + odd - even, q1)
+            e2 = _erfc_from_erfcx(y - odd - even, (h - t) * -INV_SQRT2)
     else:
-        b = pre * (erfcx(q1) - erfcx(q1 + SQRT2 * t))
-    return b, np.nan, np.nan
+        x1 = erfcx(q1)
+        q2 = q1 + SQRT2 * t
+        x2 = erfcx(q2)
+        b = pre * (x1 - x2)
+        if tails:
+            e1 = _erfc_from_erfcx(x1, q1)
+            e2 = _erfc_from_erfcx(x2, q2)
+    return b, e1, e2, g
 
 
 @njit(**_JIT)
 def normalised_otm_call(x: float, h: float, t: float) -> float:
     """b(x, s) for x ≤ 0 from h = x/s and t = s/2 (dimensionless), by the same regions as the numpy path."""
-    return _otm_call_and_tails(x, h, t)[0]
+    return _otm_call_and_tails(x, h, t, False)[0]
 
 
 @njit(**_JIT)
@@ -169,10 +204,10 @@ def black76_into(f: np.ndarray, k: np.ndarray, tt: np.ndarray, v: np.ndarray, c:
         cs = 1.0 if c[i] else -1.0
         itm = 1.0 if x * cs > 0 else 0.0
         sqrt_fk = math.sqrt(fi * ki)
-        e1 = e2 = np.nan
+        e1 = e2 = g = np.nan
         time_value = 0.0
         if live:
-            b, e1, e2 = _otm_call_and_tails(ax, h, t_half)
+            b, e1, e2, g = _otm_call_and_tails(ax, h, t_half, greeks)
             time_value = sqrt_fk * b
         price = abs(fi - ki) * itm + time_value
         df = 1.0
@@ -183,14 +218,16 @@ def black76_into(f: np.ndarray, k: np.ndarray, tt: np.ndarray, v: np.ndarray, c:
         if not greeks:
             continue
         if live:
-            # Φ(d1) of a call, Φ(−d1) of a put: erfc of the OTM side's argument, q₁ or q₂ (see black._core);
-            # the plain form has just computed both
+            # Φ(d1) of a call, Φ(−d1) of a put: erfc of the OTM side's argument, q₁ or q₂ (see black._core),
+            # which the region has usually just computed
             side = cs * (1.0 - 2.0 * itm)
             e = e1 if side > 0 else e2
             if math.isnan(e):
                 e = math.erfc((h + side * t_half) * -INV_SQRT2)
             prob = 0.5 * e + itm * (1.0 - e)
-            f_pdf = sqrt_fk * (INV_SQRT_2PI * math.exp(-0.5 * (h * h + t_half * t_half)))
+            if math.isnan(g):
+                g = math.exp(-0.5 * (h * h + t_half * t_half))
+            f_pdf = sqrt_fk * (INV_SQRT_2PI * g)
             if ri != 0.0:
                 f_pdf *= df
                 prob *= df

@@ -13,6 +13,9 @@ bisection as the fallback. One step is usually enough (a step below 1e-3 relativ
 order step⁴, ≤ 2e-13 relative measured), at most two on the benchmark set; the loop runs only on options
 not yet converged.
 
+Arrays of ``black.NUMBA_MIN_SIZE`` options or more are solved by :mod:`app.pricing.implied_numba` (the same
+guess and steps, per option) when numba is installed and ``DESK_NO_NUMBA`` is unset.
+
 Elements that have no implied vol come back NaN; :func:`implied_vol_reasons` says why, with the codes of
 :class:`IVReason`.
 """
