@@ -18,9 +18,13 @@ Metrics (all money in USD at the index of the moment; coin PnL times index, inte
 - ``hedge_cost``: fees plus slippage against the decision mid of the hedge fills (the hedger's accounting).
 - ``hedges``: hedge decisions that traded; ``orders``, ``fills``.
 - ``max_abs_delta`` and ``time_outside_band`` (fraction of samples outside the band), in the hedger's unit.
-- ``pnl_attribution``: delta, gamma, theta, vega, fees and residual (Taylor terms of each sample interval with
-  the greeks at its start).
-- ``max_margin_usage`` (maintenance margin / margin balance) and ``liquidations`` (samples with MM usage >= 1).
+- ``pnl_attribution``: delta, gamma, theta, vega, fees and residual. Each sample interval is split by
+  :func:`app.risk.attribute_pnl` (inverse-aware Taylor terms with the greeks at the interval's start) over the
+  positions held at its start (options and hedges), from each instrument's forward and mark IV at both ends; coin
+  terms valued at the index of the interval's end, like the PnL. Fees are their own line; the residual is what the
+  terms leave of the interval's PnL (cross and higher-order terms, trades inside the interval, funding).
+- ``max_margin_usage`` (maintenance margin / margin balance) and ``liquidations`` (liquidations of the backtest's
+  account the venue's liquidator started: ``LiquidationStarted`` events on the Desk's bus).
 """
 
 from __future__ import annotations
@@ -36,14 +40,28 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from app.domain import FillEvent, GreeksView, Instrument, MarginAlert, OrderRequest, OrderType, Side, TimeInForce
+from app.domain import (
+    MS_PER_YEAR,
+    FillEvent,
+    GreeksView,
+    Instrument,
+    Kind,
+    MarginAlert,
+    OrderRequest,
+    OrderType,
+    Side,
+    TimeInForce,
+)
 from app.errors import DeskError, InvalidInput
 from app.ports import Store
+from app.risk import Book, attribute_pnl
 from strategies.delta_hedger import DeltaHedger
 from strategies.hedger_config import HedgerConfig, parse_hedger_config
 from strategies.memory_store import MemoryStore
 
 DAY_MS = 86_400_000
+LIQUIDATION_TOPIC = "liquidation_started"  # app.engine.liquidation.LiquidationStarted on the Desk's bus
+ATTRIBUTION_KEYS = ("delta", "gamma", "theta", "vega", "fees", "residual")
 METRIC_KEYS = ("hedges", "hedge_cost", "hedging_error_std", "hedging_error_worst", "max_abs_delta", "time_outside_band",
                "pnl", "pnl_attribution", "max_margin_usage", "liquidations")
 
@@ -83,17 +101,35 @@ class PathSpec:
 
 @dataclass(frozen=True)
 class BookSpec:
-    """The option book to hedge: a straddle (or one leg) of the nearest monthly, sold (or bought) at the start."""
+    """The book to hedge: a straddle (or one leg, or none) of the nearest monthly, sold (or bought) at the start.
+
+    ``perpetual``: USD notional of the perpetual bought (+) or sold (-) at the start on top of the options
+    (leverage, or a pure perpetual book with ``structure="none"``); 0 by default.
+    """
 
     underlying: str = "BTC"
-    structure: Literal["straddle", "call", "put"] = "straddle"
+    structure: Literal["straddle", "call", "put", "none"] = "straddle"
     size: float = 1.0
     side: Literal["sell", "buy"] = "sell"
     min_days: float = 2.0
+    perpetual: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.structure not in ("straddle", "call", "put", "none"):
+            raise InvalidInput(f"book structure must be straddle, call, put or none, got {self.structure!r}", code="backtest.book")
+        if not (math.isfinite(self.size) and self.size > 0) or not math.isfinite(self.perpetual):
+            raise InvalidInput(f"book size must be positive and perpetual finite, got {self.size}, {self.perpetual}",
+                               code="backtest.book")
+        if self.structure == "none" and not self.perpetual:
+            raise InvalidInput("a book without options needs a perpetual notional", code="backtest.book")
 
     def describe(self) -> str:
         """One line for reports."""
-        return f"{'short' if self.side == 'sell' else 'long'} ATM {self.structure} of the nearest monthly, {self.size:g} {self.underlying} per leg"
+        perp = f"{'long' if self.perpetual > 0 else 'short'} {abs(self.perpetual):,.0f} USD of the {self.underlying} perpetual"
+        if self.structure == "none":
+            return perp
+        opts = f"{'short' if self.side == 'sell' else 'long'} ATM {self.structure} of the nearest monthly, {self.size:g} {self.underlying} per leg"
+        return f"{opts}, {perp}" if self.perpetual else opts
 
 
 class BacktestDesk(Protocol):
@@ -130,6 +166,8 @@ class _Series:
 
 def pick_legs(desk: BacktestDesk, book: BookSpec) -> list[Instrument]:
     """The legs of the book: ATM call/put of the nearest monthly expiry at least ``min_days`` away."""
+    if book.structure == "none":
+        return []
     now = desk.now_ms()
     opts = [i for i in desk.instruments(book.underlying) if i.is_option and i.expiry_ms is not None
             and i.expiry_ms - now >= book.min_days * DAY_MS and _is_monthly(i.expiry_ms)]
@@ -171,6 +209,15 @@ async def _open_book(desk: BacktestDesk, book: BookSpec) -> dict[str, Any]:
         px = float(order.average_price or 0)
         out["legs"].append({"instrument": inst.name, "side": side.value, "amount": filled, "price": px})
         out["premium_coin"] += filled * px * (1 if side is Side.SELL else -1)
+    if book.perpetual:
+        perp = next((i for i in desk.instruments(book.underlying) if i.kind is Kind.PERPETUAL), None)
+        if perp is None:
+            raise DeskError(f"no {book.underlying} perpetual is listed", code="backtest.no_book")
+        pside = Side.BUY if book.perpetual > 0 else Side.SELL
+        amount = (Decimal(repr(abs(book.perpetual))) / perp.min_amount).to_integral_value() * perp.min_amount
+        order = await desk.place(OrderRequest(perp.name, pside, amount, None, OrderType.MARKET, TimeInForce.IOC, reason="backtest book"))
+        out["legs"].append({"instrument": perp.name, "side": pside.value, "amount": float(order.filled),
+                            "price": float(order.average_price or 0)})
     if not any(leg["amount"] > 0 for leg in out["legs"]):
         raise DeskError("the book could not be traded: no fills against the market makers", code="backtest.no_book")
     return out
@@ -183,7 +230,8 @@ async def _run_async(config: HedgerConfig, path: PathSpec, desk_factory: DeskFac
     desk = desk_factory(path, store)
     try:
         ul = book.underlying
-        fills_sub = desk.subscribe({"fill_event", "margin_alert"}, maxsize=1_000_000)
+        fills_sub = desk.subscribe({"fill_event", "margin_alert", LIQUIDATION_TOPIC}, maxsize=1_000_000)
+        account = getattr(desk, "account", None)
         eq_before = _equity(desk, ul)
         opened = await _open_book(desk, book)
         fills_sub.drain()
@@ -198,11 +246,12 @@ async def _run_async(config: HedgerConfig, path: PathSpec, desk_factory: DeskFac
         duration = _duration_ms(desk, path)
         start = desk.now_ms()
         series = _Series()
-        attr = dict.fromkeys(("delta", "gamma", "theta", "vega", "fees", "residual"), 0.0)
+        attr = dict.fromkeys(ATTRIBUTION_KEYS, 0.0)
         fees_coin = 0.0
         liquidations = 0
         alerts_max = 0.0
-        prev = _sample(desk, hedger, ul, legs=[leg["instrument"] for leg in opened["legs"]])
+        legs = [leg["instrument"] for leg in opened["legs"] if Instrument.parse(leg["instrument"]).is_option]
+        prev = _sample(desk, hedger, ul, legs=legs)
         prev_eq = eq0
         pnl_usd = 0.0
         _append(series, prev, 0.0)
@@ -215,18 +264,21 @@ async def _run_async(config: HedgerConfig, path: PathSpec, desk_factory: DeskFac
                     d_fees += float(e.fill.fee)
                 elif isinstance(e, MarginAlert):
                     alerts_max = max(alerts_max, e.mm_usage)
+                elif e.topic == LIQUIDATION_TOPIC and getattr(e, "currency", ul) == ul \
+                        and (account is None or getattr(e, "account", account) == account):
+                    liquidations += 1
             fees_coin += d_fees
-            cur = _sample(desk, hedger, ul, legs=[leg["instrument"] for leg in opened["legs"]])
+            cur = _sample(desk, hedger, ul, legs=legs)
             eq = cur["equity"]
             s1 = cur["spot"]
             d_coin = eq - prev_eq
             pnl_usd += d_coin * s1
-            parts = _attribute(prev, cur, d_fees)
+            held = prev["held"]
+            terms = attribute_interval(held, prev["marks"], _marks(desk, held), prev["ts"], cur["ts"])
+            parts = {**terms, "fees": -d_fees}
             for k, v in parts.items():
                 attr[k] += v * s1
             attr["residual"] += d_coin * s1 - sum(parts.values()) * s1
-            if cur["mm_usage"] >= 1.0:
-                liquidations += 1
             _append(series, cur, pnl_usd)
             prev, prev_eq = cur, eq
             if progress is not None:
@@ -328,31 +380,52 @@ def _sample(desk: BacktestDesk, hedger: DeltaHedger, ul: str, legs: list[str]) -
     band = hedger.last_band or {}
     ivs = [q.mark_iv for q in (desk.quote(n) for n in legs) if q is not None and q.mark_iv]
     rep = _margin_of(desk, ul)
-    hedge_pos = sum(float(p.size) for p in desk.positions() if not Instrument.parse(p.instrument).is_option)
+    positions = desk.positions()
+    hedge_pos = sum(float(p.size) for p in positions if not Instrument.parse(p.instrument).is_option)
+    held = {p.instrument: float(p.size) for p in positions if float(p.size)}
     return {
         "ts": desk.now_ms(), "spot": float(desk.index_price(ul) or m["spot"]), "delta": unit, "delta_pa": g.delta, "gamma": g.gamma,
         "vega": g.vega, "theta": g.theta, "iv": float(np.mean(ivs)) if ivs else float("nan"),
         "lower": band.get("lower", hedger.cfg.target_delta - hedger.cfg.band.lower),
         "upper": band.get("upper", hedger.cfg.target_delta + hedger.cfg.band.upper),
         "mm_usage": float(rep.mm_usage) if rep is not None else 0.0, "hedge_position": hedge_pos,
-        "equity": float(rep.equity) if rep is not None else 0.0,
+        "equity": float(rep.equity) if rep is not None else 0.0, "held": held, "marks": _marks(desk, held),
     }
 
 
-def _attribute(a: dict[str, Any], b: dict[str, Any], d_fees_coin: float) -> dict[str, float]:
-    """Taylor terms (coin) of one interval with the greeks at its start; the caller adds the residual."""
-    s0, s1 = a["spot"], b["spot"]
-    ds = s1 - s0
-    dt_days = (b["ts"] - a["ts"]) / DAY_MS
-    div = s1 if s1 else 1.0
-    dvol = (b["iv"] - a["iv"]) * 100.0 if math.isfinite(a["iv"]) and math.isfinite(b["iv"]) else 0.0
-    return {
-        "delta": a["delta_pa"] * ds / div,
-        "gamma": 0.5 * a["gamma"] * ds * ds / div,
-        "theta": a["theta"] * dt_days,
-        "vega": a["vega"] * dvol,
-        "fees": -d_fees_coin,
-    }
+def _marks(desk: BacktestDesk, names: dict[str, float]) -> dict[str, tuple[float, float]]:
+    """(forward USD, mark IV per 1.0) of each instrument: an option's expiry forward, a future's own mark price."""
+    out = {}
+    for name in names:
+        q = desk.quote(name)
+        if q is None:
+            continue
+        if Instrument.parse(name).is_option:
+            fwd, iv = q.underlying_price, q.mark_iv
+        else:
+            fwd, iv = q.mark_price, 0.0
+        if fwd and iv is not None and math.isfinite(fwd) and fwd > 0 and math.isfinite(iv):
+            out[name] = (float(fwd), float(iv))
+    return out
+
+
+def attribute_interval(held: dict[str, float], marks0: dict[str, tuple[float, float]], marks1: dict[str, tuple[float, float]],
+                       t0_ms: int, t1_ms: int) -> dict[str, float]:
+    """Delta, gamma, theta and vega PnL (coin) of the positions ``held`` at ``t0_ms`` (signed sizes: options in coin,
+    inverse perpetuals/futures in USD) from their (forward USD, IV per 1.0) marks at ``t0_ms`` to those at ``t1_ms``.
+
+    :func:`app.risk.attribute_pnl` does the split (inverse-aware, greeks at the start); positions without a mark at
+    either end are left out, so their PnL falls to the caller's residual.
+    """
+    names = [n for n in held if n in marks0 and n in marks1]
+    zero = dict.fromkeys(("delta", "gamma", "theta", "vega"), 0.0)
+    if not names or t1_ms < t0_ms:
+        return zero
+    book = Book.from_instruments(((Instrument.parse(n), held[n]) for n in names), t0_ms)
+    f0, v0 = (np.array([marks0[n][i] for n in names]) for i in (0, 1))
+    f1, v1 = (np.array([marks1[n][i] for n in names]) for i in (0, 1))
+    coin, _usd = attribute_pnl(book, f0, v0, f1, v1, (t1_ms - t0_ms) / MS_PER_YEAR)
+    return {"delta": coin.delta, "gamma": coin.gamma, "theta": coin.theta, "vega": coin.vega}
 
 
 def _append(s: _Series, x: dict[str, Any], pnl: float) -> None:

@@ -12,10 +12,11 @@ from typer.testing import CliRunner
 from app.backtest_desk import build_paths, check_ohlc_csv, make_desk
 from app.cli import app
 from app.errors import ConfigError, InvalidInput
-from strategies.backtest import METRIC_KEYS, BookSpec, PathSpec, aggregate, run_backtest, run_sweep
+from strategies.backtest import METRIC_KEYS, BookSpec, PathSpec, aggregate, attribute_interval, run_backtest, run_sweep
 from strategies.reports import write_report
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+NO_HEDGE = {"active": True, "band": {"upper": 1e9, "lower": 1e9}}  # a band no book leaves: the hedger only watches
 SHORT = PathSpec(kind="sim", seed=5, days=0.05, step_ms=60_000)
 
 
@@ -197,3 +198,50 @@ def test_cli_sweep_writes_a_frontier(tmp_path) -> None:
     out = json.loads(r.output.strip().splitlines()[-1])
     assert [s["settings"] for s in out["sweep"]] == [{"band.upper": 0.02}, {"band.upper": 0.2}]
     assert (tmp_path / "rep" / "frontier.html").exists()
+
+
+def test_attribution_terms_sum_to_the_pnl_within_a_small_residual(result) -> None:
+    a = result["metrics"]["pnl_attribution"]
+    explained = a["delta"] + a["gamma"] + a["theta"] + a["vega"] + a["fees"]
+    assert explained + a["residual"] == pytest.approx(result["metrics"]["pnl"], abs=1e-6)
+    gross = abs(a["delta"]) + abs(a["gamma"]) + abs(a["theta"]) + abs(a["vega"]) + abs(a["fees"])
+    assert gross > 0 and abs(a["residual"]) < 0.25 * gross  # the greeks explain the book, not the residual
+
+
+def test_attribute_interval_of_an_inverse_perpetual_is_nearly_all_delta() -> None:
+    # long 100,000 USD of the inverse perpetual, 30,000 -> 30,300 in five minutes: coin PnL N(1/F0 - 1/F1)
+    held = {"BTC-PERPETUAL": 100_000.0}
+    terms = attribute_interval(held, {"BTC-PERPETUAL": (30_000.0, 0.0)}, {"BTC-PERPETUAL": (30_300.0, 0.0)}, 0, 300_000)
+    pnl = 100_000.0 * (1 / 30_000.0 - 1 / 30_300.0)
+    assert terms["delta"] == pytest.approx(pnl, rel=0.02)
+    # the 1/F convexity is the gamma term: what is left is third order, (dF/F)^2 of the PnL
+    assert abs(terms["gamma"] + terms["delta"] - pnl) < 1.5 * 0.01**2 * abs(pnl) < abs(terms["gamma"])
+    assert terms["theta"] == terms["vega"] == 0.0
+
+
+def test_pure_perpetual_book_pnl_is_delta() -> None:
+    r = run_backtest(NO_HEDGE, PathSpec(kind="sim", seed=3, days=0.02, step_ms=60_000), desk_factory=make_desk,
+                     book=BookSpec(structure="none", perpetual=200_000.0), sample_ms=300_000)
+    m = r["metrics"]
+    a = m["pnl_attribution"]
+    assert m["hedges"] == 0 and abs(m["pnl"]) > 100  # the path moved the position
+    assert a["theta"] == a["vega"] == 0.0
+    # an inverse perpetual's coin value -N/F is convex: the small rest is its gamma, funding is in the residual
+    assert a["delta"] == pytest.approx(m["pnl"] - a["fees"], rel=0.02)
+    assert abs(a["gamma"]) < 0.02 * abs(m["pnl"]) and abs(a["residual"]) < 0.01 * abs(m["pnl"])
+
+
+@pytest.mark.skipif(not (DATA / "btc_usdt_binance_spot_1h.csv").exists(), reason="shared data absent")
+def test_over_levered_book_is_liquidated_in_the_black_thursday_crash() -> None:
+    # 10 BTC of collateral (~79,000 USD) behind a short call and 800,000 USD long of the perpetual: the -12% of
+    # 2020-03-12 10:00-13:00 wipes the margin, and the venue's liquidator steps in
+    r = run_backtest(NO_HEDGE, PathSpec(kind="replay", start="2020-03-12T10:00:00Z", end="2020-03-12T13:00:00Z",
+                                                 step_ms=60_000),
+                     desk_factory=make_desk, book=BookSpec(structure="call", size=1.0, perpetual=800_000.0), sample_ms=600_000)
+    m = r["metrics"]
+    assert m["liquidations"] >= 1 and m["max_margin_usage"] >= 1.0
+    assert m["hedges"] == 0  # the hedger only watched: the liquidator, not the hedger, cut the perpetual
+
+
+def test_calm_path_reports_no_liquidation(result) -> None:
+    assert result["metrics"]["liquidations"] == 0 and result["metrics"]["max_margin_usage"] < 0.5
