@@ -122,12 +122,12 @@ def _erfc_from_erfcx(scaled: float, q: float) -> float:
 
 
 @njit(**_JIT)
-def _otm_call_and_tails(x: float, h: float, t: float, tails: bool) -> tuple[float, float, float, float]:
-    """(b, erfc(q₁), erfc(q₂), e^{−(h²+t²)/2}) for x ≤ 0; q₂ = −(h−t)/√2.
+def _otm_call_and_tails(x: float, h: float, t: float, side: float) -> tuple[float, float, float]:
+    """(b, erfc(q), e^{−(h²+t²)/2}) for x ≤ 0, q = q₁ = −(h+t)/√2 for side +1, q₂ = −(h−t)/√2 for side −1.
 
-    With ``tails`` the erfc values come from what the region computed anyway (the plain form's erfc, the
-    shared form's erfcx, the Taylor form's sums); NaN where not available (the asymptotic region, or
-    ``tails`` false); the exponential is NaN in the plain region, which does not compute it.
+    erfc(q) comes from what the region computed anyway (the plain form's erfc, the shared form's erfcx, the
+    Taylor form's sums); NaN where not available (the asymptotic region, or side 0: price only); the
+    exponential is NaN in the plain region, which does not compute it.
     """
     q1 = (h + t) * -INV_SQRT2
     eps = SQRT2 * t
@@ -137,34 +137,36 @@ def _otm_call_and_tails(x: float, h: float, t: float, tails: bool) -> tuple[floa
     if q1 < _PLAIN_Q and not series:
         e1 = math.erfc(q1)
         e2 = math.erfc(q1 + eps)
-        return 0.5 * (math.exp(0.5 * x) * e1 - math.exp(-0.5 * x) * e2), e1, e2, np.nan
+        return 0.5 * (math.exp(0.5 * x) * e1 - math.exp(-0.5 * x) * e2), e1 if side > 0 else e2, np.nan
     g = math.exp(-0.5 * (h * h + t * t))
     pre = 0.5 * g
-    e1 = e2 = np.nan
+    e = np.nan
     if asym:
         b = pre * _difference_asymptotic(q1, eps)
     elif series:
         m = h * -INV_SQRT2
         y, odd, even = _taylor_sums(m, t * INV_SQRT2)
         b = pre * (2.0 * odd)
-        if tails:
-            e1 = _erfc_from_erfcx(y + odd - even, q1)
-            e2 = _erfc_from_erfcx(y - odd - even, (h - t) * -INV_SQRT2)
+        if side > 0:
+            e = _erfc_from_erfcx(y + odd - even, q1)
+        elif side < 0:
+            e = _erfc_from_erfcx(y - odd - even, (h - t) * -INV_SQRT2)
     else:
         x1 = erfcx(q1)
         q2 = q1 + SQRT2 * t
         x2 = erfcx(q2)
         b = pre * (x1 - x2)
-        if tails:
-            e1 = _erfc_from_erfcx(x1, q1)
-            e2 = _erfc_from_erfcx(x2, q2)
-    return b, e1, e2, g
+        if side > 0:
+            e = _erfc_from_erfcx(x1, q1)
+        elif side < 0:
+            e = _erfc_from_erfcx(x2, q2)
+    return b, e, g
 
 
 @njit(**_JIT)
 def normalised_otm_call(x: float, h: float, t: float) -> float:
     """b(x, s) for x ≤ 0 from h = x/s and t = s/2 (dimensionless), by the same regions as the numpy path."""
-    return _otm_call_and_tails(x, h, t, False)[0]
+    return _otm_call_and_tails(x, h, t, 0.0)[0]
 
 
 @njit(**_JIT)
@@ -204,10 +206,11 @@ def black76_into(f: np.ndarray, k: np.ndarray, tt: np.ndarray, v: np.ndarray, c:
         cs = 1.0 if c[i] else -1.0
         itm = 1.0 if x * cs > 0 else 0.0
         sqrt_fk = math.sqrt(fi * ki)
-        e1 = e2 = g = np.nan
+        side = cs * (1.0 - 2.0 * itm)
+        e = g = np.nan
         time_value = 0.0
         if live:
-            b, e1, e2, g = _otm_call_and_tails(ax, h, t_half, greeks)
+            b, e, g = _otm_call_and_tails(ax, h, t_half, side if greeks else 0.0)
             time_value = sqrt_fk * b
         price = abs(fi - ki) * itm + time_value
         df = 1.0
@@ -220,8 +223,6 @@ def black76_into(f: np.ndarray, k: np.ndarray, tt: np.ndarray, v: np.ndarray, c:
         if live:
             # Φ(d1) of a call, Φ(−d1) of a put: erfc of the OTM side's argument, q₁ or q₂ (see black._core),
             # which the region has usually just computed
-            side = cs * (1.0 - 2.0 * itm)
-            e = e1 if side > 0 else e2
             if math.isnan(e):
                 e = math.erfc((h + side * t_half) * -INV_SQRT2)
             prob = 0.5 * e + itm * (1.0 - e)
