@@ -250,8 +250,7 @@ async def _run_async(config: HedgerConfig, path: PathSpec, desk_factory: DeskFac
         fees_coin = 0.0
         liquidations = 0
         alerts_max = 0.0
-        legs = [leg["instrument"] for leg in opened["legs"] if Instrument.parse(leg["instrument"]).is_option]
-        prev = _sample(desk, hedger, ul, legs=legs)
+        prev = _sample(desk, hedger, ul)
         prev_eq = eq0
         pnl_usd = 0.0
         _append(series, prev, 0.0)
@@ -268,7 +267,7 @@ async def _run_async(config: HedgerConfig, path: PathSpec, desk_factory: DeskFac
                         and (account is None or getattr(e, "account", account) == account):
                     liquidations += 1
             fees_coin += d_fees
-            cur = _sample(desk, hedger, ul, legs=legs)
+            cur = _sample(desk, hedger, ul)
             eq = cur["equity"]
             s1 = cur["spot"]
             d_coin = eq - prev_eq
@@ -373,19 +372,16 @@ class BacktestView:
         return _fast_margin(self.desk)
 
 
-def _sample(desk: BacktestDesk, hedger: DeltaHedger, ul: str, legs: list[str]) -> dict[str, Any]:
-    g = desk.portfolio().get(ul, GreeksView())
+def _sample(desk: BacktestDesk, hedger: DeltaHedger, ul: str) -> dict[str, Any]:
     m = hedger.measure(BacktestView(desk))
     unit = m["delta_coin"] if hedger.cfg.delta_unit == "coin" else m["delta_usd"]
     band = hedger.last_band or {}
-    ivs = [q.mark_iv for q in (desk.quote(n) for n in legs) if q is not None and q.mark_iv]
     rep = _margin_of(desk, ul)
     positions = desk.positions()
     hedge_pos = sum(float(p.size) for p in positions if not Instrument.parse(p.instrument).is_option)
-    held = {p.instrument: float(p.size) for p in positions if float(p.size)}
+    held = {p.instrument: float(p.size) for p in positions if float(p.size) and Instrument.parse(p.instrument).base == ul}
     return {
-        "ts": desk.now_ms(), "spot": float(desk.index_price(ul) or m["spot"]), "delta": unit, "delta_pa": g.delta, "gamma": g.gamma,
-        "vega": g.vega, "theta": g.theta, "iv": float(np.mean(ivs)) if ivs else float("nan"),
+        "ts": desk.now_ms(), "spot": float(desk.index_price(ul) or m["spot"]), "delta": unit,
         "lower": band.get("lower", hedger.cfg.target_delta - hedger.cfg.band.lower),
         "upper": band.get("upper", hedger.cfg.target_delta + hedger.cfg.band.upper),
         "mm_usage": float(rep.mm_usage) if rep is not None else 0.0, "hedge_position": hedge_pos,

@@ -16,6 +16,7 @@ from strategies.backtest import METRIC_KEYS, BookSpec, PathSpec, aggregate, attr
 from strategies.reports import write_report
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+CRASH_CSV = Path(__file__).resolve().parents[1] / "fixtures" / "backtest" / "btc_usdt_binance_spot_1h_20200304_20200312.csv"
 NO_HEDGE = {"active": True, "band": {"upper": 1e9, "lower": 1e9}}  # a band no book leaves: the hedger only watches
 SHORT = PathSpec(kind="sim", seed=5, days=0.05, step_ms=60_000)
 
@@ -231,16 +232,16 @@ def test_pure_perpetual_book_pnl_is_delta() -> None:
     assert abs(a["gamma"]) < 0.02 * abs(m["pnl"]) and abs(a["residual"]) < 0.01 * abs(m["pnl"])
 
 
-@pytest.mark.skipif(not (DATA / "btc_usdt_binance_spot_1h.csv").exists(), reason="shared data absent")
 def test_over_levered_book_is_liquidated_in_the_black_thursday_crash() -> None:
-    # 10 BTC of collateral (~79,000 USD) behind a short call and 800,000 USD long of the perpetual: the -12% of
-    # 2020-03-12 10:00-13:00 wipes the margin, and the venue's liquidator steps in
-    r = run_backtest(NO_HEDGE, PathSpec(kind="replay", start="2020-03-12T10:00:00Z", end="2020-03-12T13:00:00Z",
-                                                 step_ms=60_000),
-                     desk_factory=make_desk, book=BookSpec(structure="call", size=1.0, perpetual=800_000.0), sample_ms=600_000)
+    # 10 BTC of collateral (~74,000 USD) behind a short call and 800,000 USD long of the perpetual: the crash of
+    # 2020-03-12 10:00-13:00 (a week of Binance hours before it, tests/fixtures/backtest) wipes the margin out
+    path = PathSpec(kind="replay", data=str(CRASH_CSV), start="2020-03-12T10:00:00Z", end="2020-03-12T13:00:00Z", step_ms=60_000)
+    r = run_backtest(NO_HEDGE, path, desk_factory=make_desk, book=BookSpec(structure="call", size=1.0, perpetual=800_000.0),
+                     sample_ms=600_000)
     m = r["metrics"]
+    assert min(r["series"]["spot"]) < 0.9 * r["series"]["spot"][0]
     assert m["liquidations"] >= 1 and m["max_margin_usage"] >= 1.0
-    assert m["hedges"] == 0  # the hedger only watched: the liquidator, not the hedger, cut the perpetual
+    assert m["hedges"] == 0  # the hedger only watched: the venue's liquidator, not the hedger, cut the perpetual
 
 
 def test_calm_path_reports_no_liquidation(result) -> None:
