@@ -1,6 +1,6 @@
 """Pricing benchmark: deltadesk against py_vollib_vectorized, QuantLib and vollib, speed and accuracy.
 
-    python -m benchmarks pricing [--json FILE] [--full] [--n N] [--repeats R] [--cpu CORE] [--no-peers]
+    python -m benchmarks pricing [--json FILE] [--full] [--n N] [--repeats R] [--cpu CORE] [--no-peers] [--cpu-time]
 
 Same inputs for everyone (seed 20240601; pricing.md §4): Black-76, half BTC-like (F ≈ 60k) and half
 ETH-like (F ≈ 3k), expiries log-uniform from one hour to two years, vols 5%..250%, rates 0..8%,
@@ -15,7 +15,9 @@ Peers that need their own environment (py_vollib_vectorized with py_vollib 1.0.1
 (default /tmp/bench-pvv, /tmp/bench-vollib venvs), else of this interpreter when it has the package (the
 ``bench`` extra); when neither is there they are skipped with the reason printed.
 
-Each result row: impl, case, n, seconds (median of the repeats), per_second, max_abs_err, failures.
+Each result row: impl, case, n, seconds (median of the repeats; CPU seconds with ``--cpu-time``), per_second,
+max_abs_err, failures. Where the compiled (numba) kernels run, a "deltadesk numpy path" row (DESK_NO_NUMBA=1) follows
+in the same run.
 """
 
 from __future__ import annotations
@@ -88,15 +90,40 @@ def take(d: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
     return {k: v[:n] for k, v in d.items()}
 
 
+CLOCK = time.perf_counter  # --cpu-time: time.process_time (this process's CPU seconds; for a shared machine)
+
+
 def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     """(median seconds, last result) of ``repeats`` calls after one warm-up call."""
     out = fn()
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = CLOCK()
         out = fn()
-        times.append(time.perf_counter() - t0)
+        times.append(CLOCK() - t0)
     return float(np.median(times)), out
+
+
+def numpy_path(fn: Callable[[], Any]) -> Callable[[], Any]:
+    """``fn`` with the compiled (numba) kernels switched off: the numpy path, for a before/after in one run."""
+    def run() -> Any:
+        old = os.environ.get("DESK_NO_NUMBA")
+        os.environ["DESK_NO_NUMBA"] = "1"
+        try:
+            return fn()
+        finally:
+            if old is None:
+                del os.environ["DESK_NO_NUMBA"]
+            else:
+                os.environ["DESK_NO_NUMBA"] = old
+    return run
+
+
+def compiled_note(n: int) -> str:
+    """Which path ``deltadesk`` took for n options."""
+    from app.pricing.black import _compiled, compiled_allowed
+
+    return "numba kernel" if compiled_allowed(n) and _compiled() is not None else "numpy"
 
 
 def row(impl: str, case: str, n: int, seconds: float, max_abs_err: float | None = None,
@@ -187,8 +214,12 @@ def bench_greeks(d: dict[str, np.ndarray], n: int, repeats: int, peers: bool) ->
     rows = []
     for m in (1_000, n):
         s = take(d, m)
-        sec, _ = timed(lambda s=s: black76(s["F"], s["K"], s["T"], s["v"], s["c"], s["r"]), repeats)
-        rows.append(row("deltadesk", "greeks", m, sec))
+        greeks = lambda s=s: black76(s["F"], s["K"], s["T"], s["v"], s["c"], s["r"])  # noqa: E731
+        sec, _ = timed(greeks, repeats)
+        rows.append(row("deltadesk", "greeks", m, sec, note=compiled_note(m)))
+        if compiled_note(m) != "numpy":
+            sec, _ = timed(numpy_path(greeks), repeats)
+            rows.append(row("deltadesk numpy path", "greeks", m, sec, note="DESK_NO_NUMBA=1"))
         sec, _ = timed(lambda s=s: naive_black76(s["F"], s["K"], s["T"], s["v"], s["c"], s["r"]), repeats)
         rows.append(row("numpy naive (ndtr)", "greeks", m, sec, note="pricing.md baseline, not tail-safe"))
     try:
@@ -228,9 +259,17 @@ def bench_iv(unique: dict[str, np.ndarray], n: int, repeats: int, peers: bool) -
     full = tile(unique, n)
     for m in (1_000, n):
         s = take(full, m)
-        sec, iv = timed(lambda s=s: implied_vol(s["p"], s["F"], s["K"], s["T"], s["c"], s["r"]), repeats)
-        err, fails = score(implied_vol(unique["p"], unique["F"], unique["K"], unique["T"], unique["c"], unique["r"]))
-        rows.append(row("deltadesk", "iv", m, sec, err, fails, note=f"{int(well.sum())} well-posed of {well.size}"))
+        ivs = lambda s=s: implied_vol(s["p"], s["F"], s["K"], s["T"], s["c"], s["r"])  # noqa: E731
+        sec, iv = timed(ivs, repeats)
+        everything = lambda: implied_vol(unique["p"], unique["F"], unique["K"], unique["T"], unique["c"],  # noqa: E731
+                                         unique["r"])
+        err, fails = score(everything())
+        rows.append(row("deltadesk", "iv", m, sec, err, fails,
+                        note=f"{compiled_note(m)}; {int(well.sum())} well-posed of {well.size}"))
+        if compiled_note(m) != "numpy":
+            sec, _ = timed(numpy_path(ivs), repeats)
+            err, fails = score(numpy_path(everything)())
+            rows.append(row("deltadesk numpy path", "iv", m, sec, err, fails, note="DESK_NO_NUMBA=1"))
     try:
         m = min(unique["F"].size, 10_000)
         s = take(unique, m)
@@ -301,8 +340,12 @@ def bench_scenarios(repeats: int) -> list[dict[str, Any]]:
     dvol = np.array([-0.1, 0.0, 0.1])
     f = (d["F"][None, :] * (1 + np.repeat(spot, 3))[:, None])
     v = np.maximum(d["v"][None, :] + np.tile(dvol, 21)[:, None], 0.01)
-    sec, _ = timed(lambda: black76_price(f, d["K"], d["T"], v, d["c"]), repeats)
-    rows = [row("deltadesk", "reval_10k_x_63", 630_000, sec)]
+    reval = lambda: black76_price(f, d["K"], d["T"], v, d["c"])  # noqa: E731
+    sec, _ = timed(reval, repeats)
+    rows = [row("deltadesk", "reval_10k_x_63", 630_000, sec, note=compiled_note(f.size))]
+    if compiled_note(f.size) != "numpy":
+        sec, _ = timed(numpy_path(reval), repeats)
+        rows.append(row("deltadesk numpy path", "reval_10k_x_63", 630_000, sec, note="DESK_NO_NUMBA=1"))
     rng = np.random.default_rng(SEED)
     n = 200
     book = Book.options(60000 * np.exp(rng.uniform(-0.5, 0.5, n)), rng.uniform(1 / 365, 1, n), rng.random(n) < 0.5,
@@ -382,7 +425,11 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--cpu", type=int, help="pin the process to this core")
     ap.add_argument("--no-peers", action="store_true", help="skip the subprocess peers")
+    ap.add_argument("--cpu-time", action="store_true", help="time our cases in CPU seconds of this process")
     args = ap.parse_args(argv)
+    if args.cpu_time:
+        global CLOCK
+        CLOCK = time.process_time
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
     n = args.n or (1_000_000 if args.full else 100_000)
