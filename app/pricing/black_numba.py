@@ -31,6 +31,12 @@ from app.pricing.normalised import (
     TWO_OVER_SQRT_PI,
 )
 
+# numba's on-disk cache is keyed on this file only: constants imported from normalised.py are frozen into the
+# cached machine code, so a change there must show here too (the import fails and black.py stays on numpy)
+_FROZEN = (_ASYMPTOTIC_Q, _ASYMPTOTIC_TERMS, _TAYLOR_RATIO, _TAYLOR_RATIO_FAR, _TAYLOR_FAR_Q, _CDF_Q, _PLAIN_Q)
+if _FROZEN != (7.0, 30, 0.05, 0.005, 4.0, -0.6, 0.5):
+    raise ImportError("app.pricing.black_numba is out of date with app.pricing.normalised's constants")
+
 _SPLIT = 134217729.0  # 2^27 + 1: Dekker's splitter, q = hi + lo with hi·hi exact
 _ERFCX_DIRECT_MAX = 26.0  # below this e^{q²} does not overflow and erfc(q) does not underflow
 _C = np.ascontiguousarray(_C_ASYM)

@@ -9,7 +9,7 @@ pytest.importorskip("numba")
 
 from scipy.special import ndtri as scipy_ndtri  # noqa: E402
 
-from app.pricing import black, black76, implied_vol_reasons  # noqa: E402
+from app.pricing import black, black76, implied, implied_vol_reasons  # noqa: E402
 from app.pricing.implied_numba import ndtri  # noqa: E402
 from tests.pricing import test_implied  # noqa: E402
 
@@ -32,6 +32,7 @@ def test_ndtri_matches_scipy() -> None:
 def test_agrees_with_numpy_solver(monkeypatch: pytest.MonkeyPatch) -> None:
     """Same NaNs and reasons everywhere; vols within 1e-12 of each other where the price pins them to 1e-9."""
     monkeypatch.delenv("DESK_NO_NUMBA", raising=False)
+    assert implied._compiled_solver() is not None  # imports (its frozen constants match implied/iv_guess)
     rng = np.random.default_rng(17)
     n = 20_000
     f = rng.uniform(1000, 90000, n)
