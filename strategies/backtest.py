@@ -248,7 +248,7 @@ async def _run_async(config: HedgerConfig, path: PathSpec, desk_factory: DeskFac
         series = _Series()
         attr = dict.fromkeys(ATTRIBUTION_KEYS, 0.0)
         fees_coin = 0.0
-        liquidations = 0
+        liquidations: list[dict[str, float]] = []
         alerts_max = 0.0
         prev = _sample(desk, hedger, ul)
         prev_eq = eq0
@@ -265,7 +265,8 @@ async def _run_async(config: HedgerConfig, path: PathSpec, desk_factory: DeskFac
                     alerts_max = max(alerts_max, e.mm_usage)
                 elif e.topic == LIQUIDATION_TOPIC and getattr(e, "currency", ul) == ul \
                         and (account is None or getattr(e, "account", account) == account):
-                    liquidations += 1
+                    liquidations.append({"ts": int(e.ts), "margin_balance": float(getattr(e, "margin_balance", math.nan)),
+                                         "maintenance_margin": float(getattr(e, "maintenance_margin", math.nan))})
             fees_coin += d_fees
             cur = _sample(desk, hedger, ul)
             eq = cur["equity"]
@@ -285,7 +286,7 @@ async def _run_async(config: HedgerConfig, path: PathSpec, desk_factory: DeskFac
         totals = hedger.totals
         days = (desk.now_ms() - start) / DAY_MS
         wall = time.perf_counter() - t_wall
-        metrics = _metrics(series, totals, attr, liquidations, max(alerts_max, max(series.mm_usage, default=0.0)))
+        metrics = _metrics(series, totals, attr, len(liquidations), max(alerts_max, max(series.mm_usage, default=0.0)))
         metrics.update({
             "orders": totals["orders"], "fills": totals["fills"], "fees_usd": totals["fees_usd"], "slippage_usd": totals["slippage_usd"],
             "hedge_notional_usd": totals["notional_usd"], "decisions": store.decision_count, "sim_days": days, "wall_s": wall,
@@ -294,7 +295,7 @@ async def _run_async(config: HedgerConfig, path: PathSpec, desk_factory: DeskFac
         return {
             "path": asdict(path), "label": path.label, "book": {**opened, "spec": asdict(book), "description": book.describe()},
             "config": config.to_dict(), "metrics": metrics,
-            "series": asdict(series), "start_ms": start, "end_ms": desk.now_ms(),
+            "series": asdict(series), "liquidation_events": liquidations, "start_ms": start, "end_ms": desk.now_ms(),
         }
     finally:
         await desk.stop()
@@ -302,7 +303,11 @@ async def _run_async(config: HedgerConfig, path: PathSpec, desk_factory: DeskFac
 
 def run_backtest(config: HedgerConfig | dict[str, Any] | None, path: PathSpec, *, desk_factory: DeskFactory,
                  book: BookSpec | None = None, sample_ms: int = 300_000, progress: Callable[[float], None] | None = None) -> dict[str, Any]:
-    """Run one hedger config over one path; returns ``{"metrics": ..., "series": ..., "book": ..., ...}`` (USD)."""
+    """Run one hedger config over one path; returns ``{"metrics": ..., "series": ..., "book": ..., ...}`` (USD).
+
+    ``liquidation_events`` lists the liquidations the venue started on the account: time (epoch ms), margin
+    balance and maintenance margin (coin) at the start.
+    """
     cfg = _config(config)
     if sample_ms <= 0:
         raise InvalidInput(f"sample_ms must be positive, got {sample_ms}", code="backtest.sample")

@@ -33,7 +33,7 @@ def delta_figure(result: dict[str, Any]) -> Any:
 
 
 def pnl_figure(result: dict[str, Any]) -> Any:
-    """Hedged book PnL vs theoretical value (USD), with the index on a second axis."""
+    """Hedged book PnL vs theoretical value (USD), with the index on a second axis and liquidation starts marked."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -42,6 +42,12 @@ def pnl_figure(result: dict[str, Any]) -> Any:
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_trace(go.Scatter(x=x, y=s["pnl"], name="PnL (USD)", line={"color": "#2ca02c"}), secondary_y=False)
     fig.add_trace(go.Scatter(x=x, y=s["spot"], name="index (USD)", line={"color": "#ff7f0e", "width": 1}), secondary_y=True)
+    for ev in result.get("liquidation_events", ()):
+        # where the venue's liquidator took over the account: the PnL after it is not the hedger's doing
+        fig.add_vline(x=_times([ev["ts"]])[0], line={"color": "#d62728", "dash": "dash"})
+    if result.get("liquidation_events"):
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name="liquidation started",
+                                 line={"color": "#d62728", "dash": "dash"}), secondary_y=False)
     a = result["metrics"]["pnl_attribution"]
     parts = ", ".join(f"{k} {v:+,.0f}" for k, v in a.items())
     fig.update_layout(title=f"PnL of the hedged book - {result['label']}<br><sup>attribution (USD): {parts}</sup>",

@@ -232,7 +232,7 @@ def test_pure_perpetual_book_pnl_is_delta() -> None:
     assert abs(a["gamma"]) < 0.02 * abs(m["pnl"]) and abs(a["residual"]) < 0.01 * abs(m["pnl"])
 
 
-def test_over_levered_book_is_liquidated_in_the_black_thursday_crash() -> None:
+def test_over_levered_book_is_liquidated_in_the_black_thursday_crash(tmp_path) -> None:
     # 10 BTC of collateral (~74,000 USD) behind a short call and 800,000 USD long of the perpetual: the crash of
     # 2020-03-12 10:00-13:00 (a week of Binance hours before it, tests/fixtures/backtest) wipes the margin out
     path = PathSpec(kind="replay", data=str(CRASH_CSV), start="2020-03-12T10:00:00Z", end="2020-03-12T13:00:00Z", step_ms=60_000)
@@ -240,9 +240,13 @@ def test_over_levered_book_is_liquidated_in_the_black_thursday_crash() -> None:
                      sample_ms=600_000)
     m = r["metrics"]
     assert min(r["series"]["spot"]) < 0.9 * r["series"]["spot"][0]
-    assert m["liquidations"] >= 1 and m["max_margin_usage"] >= 1.0
+    assert m["liquidations"] == len(r["liquidation_events"]) >= 1 and m["max_margin_usage"] >= 1.0
+    first = r["liquidation_events"][0]
+    assert r["start_ms"] < first["ts"] <= r["end_ms"] and first["maintenance_margin"] >= first["margin_balance"]
     assert m["hedges"] == 0  # the hedger only watched: the venue's liquidator, not the hedger, cut the perpetual
+    write_report(r, tmp_path)
+    assert "liquidation started" in (tmp_path / "pnl.html").read_text()
 
 
 def test_calm_path_reports_no_liquidation(result) -> None:
-    assert result["metrics"]["liquidations"] == 0 and result["metrics"]["max_margin_usage"] < 0.5
+    assert result["metrics"]["liquidations"] == 0 and result["liquidation_events"] == [] and result["metrics"]["max_margin_usage"] < 0.5
