@@ -416,13 +416,15 @@ def attribute_interval(held: dict[str, float], marks0: dict[str, tuple[float, fl
     inverse perpetuals/futures in USD) from their (forward USD, IV per 1.0) marks at ``t0_ms`` to those at ``t1_ms``.
 
     :func:`app.risk.attribute_pnl` does the split (inverse-aware, greeks at the start); positions without a mark at
-    either end are left out, so their PnL falls to the caller's residual.
+    either end, or expired by ``t1_ms``, are left out, so their PnL falls to the caller's residual.
     """
-    names = [n for n in held if n in marks0 and n in marks1]
+    insts = {n: Instrument.parse(n) for n in held if n in marks0 and n in marks1}
+    # an instrument that expired inside the interval settled: its PnL is no Taylor term of its last marks
+    names = [n for n, i in insts.items() if i.expiry_ms is None or i.expiry_ms > t1_ms]
     zero = dict.fromkeys(("delta", "gamma", "theta", "vega"), 0.0)
     if not names or t1_ms < t0_ms:
         return zero
-    book = Book.from_instruments(((Instrument.parse(n), held[n]) for n in names), t0_ms)
+    book = Book.from_instruments(((insts[n], held[n]) for n in names), t0_ms)
     f0, v0 = (np.array([marks0[n][i] for n in names]) for i in (0, 1))
     f1, v1 = (np.array([marks1[n][i] for n in names]) for i in (0, 1))
     coin, _usd = attribute_pnl(book, f0, v0, f1, v1, (t1_ms - t0_ms) / MS_PER_YEAR)

@@ -218,6 +218,11 @@ def test_attribute_interval_of_an_inverse_perpetual_is_nearly_all_delta() -> Non
     # the 1/F convexity is the gamma term: what is left is third order, (dF/F)^2 of the PnL
     assert abs(terms["gamma"] + terms["delta"] - pnl) < 1.5 * 0.01**2 * abs(pnl) < abs(terms["gamma"])
     assert terms["theta"] == terms["vega"] == 0.0
+    # an option that expired inside the interval, or has no mark at its end, is no Taylor term
+    gone = attribute_interval({"BTC-27MAR20-7500-C": -1.0}, {"BTC-27MAR20-7500-C": (7_000.0, 0.9)},
+                              {"BTC-27MAR20-7500-C": (6_000.0, 1.2)}, 1_585_296_000_000 - 60_000, 1_585_296_000_000 + 60_000)
+    assert gone == dict.fromkeys(("delta", "gamma", "theta", "vega"), 0.0)
+    assert attribute_interval(held, {"BTC-PERPETUAL": (30_000.0, 0.0)}, {}, 0, 300_000)["delta"] == 0.0
 
 
 def test_pure_perpetual_book_pnl_is_delta() -> None:
