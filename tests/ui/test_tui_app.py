@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from rich.text import Text
 from textual.widgets import Static
@@ -25,6 +27,46 @@ def plain(widget: Static) -> str:
     return Text.from_markup(str(content)).plain
 
 
+async def settle(pilot, done: Callable[[], bool], what: str, tries: int = 1500) -> None:  # type: ignore[no-untyped-def]
+    """Let the app process its messages, workers and threads until ``done()`` holds.
+
+    Work started by a key (messages bubbling to the app, a palette command run after the palette closes, a store
+    opened in a thread) finishes after an unknown number of event-loop turns on a loaded machine, so tests wait
+    for the state itself; the bound (tens of seconds) only turns a hang into a failure with a message.
+    """
+    for _ in range(tries):
+        if done():
+            return
+        await pilot.pause(0.02)
+    assert done(), f"never reached: {what}"
+
+
+async def show_tab(pilot, key: str, widget_id: str) -> None:  # type: ignore[no-untyped-def]
+    """Press a tab key and wait until the tab's main widget has the focus (moved after the next refresh),
+    so the keys that follow reach that widget and not the one of the tab before."""
+    await pilot.press(key)
+    await settle(pilot, lambda: pilot.app.focused is not None and pilot.app.focused.id == widget_id,
+                 f"focus on #{widget_id}")
+
+
+async def goto_25_delta_put(pilot) -> None:  # type: ignore[no-untyped-def]
+    """``d`` then Enter on the offered -0.25: the prompt is pushed by a message, so wait for it before Enter."""
+    await pilot.press("d")
+    await settle(pilot, lambda: isinstance(pilot.app.screen, PromptScreen), "delta prompt")
+    await pilot.press("enter")
+    await settle(pilot, lambda: not isinstance(pilot.app.screen, PromptScreen), "prompt answered")
+
+
+async def open_ticket(pilot, key: str) -> TicketScreen:  # type: ignore[no-untyped-def]
+    """Press ``key`` on the chain and return the ticket it opens (pushed by a message: waited for)."""
+    await pilot.press(key)
+    await settle(pilot, lambda: isinstance(pilot.app.screen, TicketScreen), f"ticket from {key!r}")
+    ticket = pilot.app.screen
+    assert isinstance(ticket, TicketScreen)
+    await settle(pilot, lambda: ticket.is_mounted and ticket.request is not None, "ticket ready")
+    return ticket
+
+
 async def test_opens_on_the_front_btc_chain_at_the_money() -> None:
     app = make_app()
     async with app.run_test(size=SIZE):
@@ -45,12 +87,15 @@ async def test_expiry_keys_and_next_monthly() -> None:
     async with app.run_test(size=SIZE) as pilot:
         expiries = app.feed.expiries("BTC")
         await pilot.press("right_square_bracket")
+        await settle(pilot, lambda: app.chain.expiry_ms != expiries[0], "next expiry")
         assert app.chain.expiry_ms == expiries[1]
         await pilot.press("left_square_bracket")
+        await settle(pilot, lambda: app.chain.expiry_ms != expiries[1], "previous expiry")
         assert app.chain.expiry_ms == expiries[0]
         await pilot.press("m")
         from ui.tui.format import is_monthly
 
+        await settle(pilot, lambda: app.chain.expiry_ms != expiries[0], "next monthly")
         assert app.chain.expiry_ms is not None and is_monthly(app.chain.expiry_ms)
         assert app.chain.current.expiry_ms == app.chain.expiry_ms  # type: ignore[union-attr]
 
@@ -59,8 +104,10 @@ async def test_find_the_25_delta_put() -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("d")
-        assert isinstance(app.screen, PromptScreen)
+        await settle(pilot, lambda: isinstance(app.screen, PromptScreen), "delta prompt")
         await pilot.press("enter")  # the prompt offers -0.25
+        await settle(pilot, lambda: not isinstance(app.screen, PromptScreen), "prompt answered")
+        await settle(pilot, lambda: app.chain.table.row_at_cursor().option_type is OptionType.PUT, "cursor on a put")  # type: ignore[union-attr]
         row = app.chain.table.row_at_cursor()
         assert row is not None and row.option_type is OptionType.PUT
         puts = [r for r in app.chain.current.rows if r.option_type is OptionType.PUT]  # type: ignore[union-attr]
@@ -77,6 +124,7 @@ async def test_usd_toggle_rewrites_prices() -> None:
         col = [c.key.value for c in table.ordered_columns].index("c_mark")
         coin = table.get_cell_at((key, col)).plain
         await pilot.press("u")
+        await settle(pilot, lambda: app.show_usd and table.get_cell_at((key, col)).plain != coin, "USD shown")
         usd = table.get_cell_at((key, col)).plain
         assert coin != usd and float(usd.replace(",", "")) == pytest.approx(row.mark * chain.forward, rel=0.01)  # type: ignore[union-attr]
 
@@ -97,26 +145,24 @@ async def test_refresh_writes_only_changed_cells() -> None:
 async def test_buy_through_the_ticket_shows_whatif_and_position() -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("d", "enter")
+        await goto_25_delta_put(pilot)
         name = app.chain.table.instrument_at_cursor()
-        await pilot.press("b")
-        ticket = app.screen
-        assert isinstance(ticket, TicketScreen) and ticket.ctx.instrument.name == name
+        ticket = await open_ticket(pilot, "b")
+        assert ticket.ctx.instrument.name == name
         assert "initial margin" in plain(ticket.query_one("#ticket-whatif", Static))
         assert ticket.preview and ticket.request is not None
         await pilot.press("ctrl+s")
-        await pilot.pause()
-        assert not isinstance(app.screen, TicketScreen)
+        await settle(pilot, lambda: not isinstance(app.screen, TicketScreen), "ticket sent and closed")
         assert any("SENT" in line and name in line for line in app.event_log.lines_written)
         app.desk.advance(1_000)  # the desk books its fills on the next market step
-        await pilot.press("2")
-        await pilot.pause()
+        await show_tab(pilot, "2", "positions-table")
         table = app.query_one(PositionsTable)
-        assert name in table.row_keys
+        await settle(pilot, lambda: name in table.row_keys, "position listed")
         await app.refresh_view()
         assert any("FILL" in line and name in line for line in app.event_log.lines_written)
         table.move_cursor(row=table.row_keys.index(name))
         await pilot.press("s")  # sell from the positions table
+        await settle(pilot, lambda: isinstance(app.screen, TicketScreen), "closing ticket")
         closing = app.screen
         assert isinstance(closing, TicketScreen) and closing.ctx.instrument.name == name
         assert closing.side.value == "sell"
@@ -126,30 +172,29 @@ async def test_buy_through_the_ticket_shows_whatif_and_position() -> None:
 async def test_iv_priced_order() -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("d", "enter", "b")
-        ticket = app.screen
-        assert isinstance(ticket, TicketScreen)
-        await pilot.press("ctrl+o", "ctrl+o")  # coin → USD → IV
+        await goto_25_delta_put(pilot)
+        ticket = await open_ticket(pilot, "b")
+        await pilot.press("ctrl+o", "ctrl+o")  # coin → USD → IV, keys as fast as a trader's
+        await settle(pilot, lambda: ticket.price_mode == "iv" and "IV" in plain(ticket.query_one("#ticket-order", Static)),
+                     "price in IV")
         assert ticket.price_mode == "iv"
         price_text = ticket.query_one("#price").value  # type: ignore[attr-defined]
         assert 5 < float(price_text) < 300  # an IV in percent, not a coin price
         assert "IV" in plain(ticket.query_one("#ticket-order", Static))
         await pilot.press("ctrl+s")
-        await pilot.pause()
+        await settle(pilot, lambda: not isinstance(app.screen, TicketScreen) or ticket.last_error is not None, "sent")
         assert not isinstance(app.screen, TicketScreen)
 
 
 async def test_reject_is_shown_with_its_code() -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("b")
-        ticket = app.screen
-        assert isinstance(ticket, TicketScreen)
+        ticket = await open_ticket(pilot, "b")
         amount = ticket.query_one("#amount")
         amount.value = "5000"  # type: ignore[attr-defined]
-        await pilot.pause()
+        await settle(pilot, lambda: ticket.request is not None and ticket.request.amount == 5000, "order rebuilt")
         await pilot.press("ctrl+s")
-        await pilot.pause()
+        await settle(pilot, lambda: ticket.last_error is not None or app.screen is not ticket, "send answered")
         assert app.screen is ticket and ticket.last_error is not None
         assert ticket.last_error.code == "margin.insufficient"
         assert ticket.last_error.code in plain(ticket.query_one("#ticket-error", Static))
@@ -160,59 +205,66 @@ async def test_hedger_controls_and_quit_confirmation(tmp_path) -> None:  # type:
     app = make_app(store_dir=tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        await pilot.press("4")
-        await pilot.pause()
+        await show_tab(pilot, "4", "hedger-pane")
         assert "no hedger" in plain(app.query_one("#hedger-status", Static))
-        await pilot.press("n")
-        await pilot.pause(0.5)
-        assert app.snap.strategies and app.snap.strategies[0].status == "dry_run"  # type: ignore[union-attr]
-        await pilot.pause()
+        await pilot.press("n")  # the hedger's store is opened in a thread
+        await settle(pilot, lambda: bool(app.snap and app.snap.strategies), "hedger started")
+        assert app.snap.strategies[0].status == "dry_run"  # type: ignore[union-attr]
         run = app.snap.strategies[0]  # type: ignore[union-attr]
         await pilot.press("a")
-        await pilot.pause()
+        await settle(pilot, lambda: app.snap.strategies[0].status != "dry_run", "activate applied")  # type: ignore[union-attr]
         assert app.snap.strategies[0].status == "active"  # type: ignore[union-attr]
         assert "ACTIVE" in plain(app.query_one("#hedger-status", Static))
         await pilot.press("q")
-        assert isinstance(app.screen, ConfirmScreen)
+        await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen), "quit asks")
         await pilot.press("n")
+        await settle(pilot, lambda: not isinstance(app.screen, ConfirmScreen), "quit answered")
         assert app.is_running
         await pilot.press("ctrl+q")
-        assert isinstance(app.screen, ConfirmScreen)
+        await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen), "ctrl+q asks")
         await pilot.press("escape")
+        await settle(pilot, lambda: not isinstance(app.screen, ConfirmScreen), "ctrl+q answered")
         assert app.is_running
         await pilot.press("p")
-        await pilot.pause()
+        await settle(pilot, lambda: app.snap.strategies[0].status != "active", "pause applied")  # type: ignore[union-attr]
         assert app.snap.strategies[0].status == "paused"  # type: ignore[union-attr]
         assert run.run_id in "\n".join(app.event_log.lines_written)
         await pilot.press("k")
-        assert isinstance(app.screen, ConfirmScreen)  # killing asks first
-        await pilot.press("y")
-        for _ in range(20):
-            await pilot.pause(0.05)
-            if app.snap.strategies[0].status == "killed":  # type: ignore[union-attr]
-                break
+        await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen), "kill asks")  # killing asks first
+        await pilot.press("y")  # the kill runs in a worker once the dialog has closed
+        await settle(pilot, lambda: app.snap.strategies[0].status != "paused", "kill applied")  # type: ignore[union-attr]
         assert app.snap.strategies[0].status == "killed"  # type: ignore[union-attr]
         await pilot.press("q")  # nothing active: quits without asking
     assert app.return_code == 0
 
 
-async def run_palette(pilot, query: str, title: str) -> None:  # type: ignore[no-untyped-def]
-    """Open the command palette, type ``query`` and run the hit ``title`` once the search has found it."""
+async def run_palette(pilot, query: str, title: str, done: Callable[[], bool]) -> None:  # type: ignore[no-untyped-def]
+    """Open the command palette, type ``query``, run the hit ``title`` once the search has settled on it,
+    and let the app work until ``done()`` holds (the palette runs its command after it has closed)."""
     from textual.command import CommandPalette
     from textual.widgets import OptionList
+    from textual.worker import WorkerState
+
+    def hit_ready() -> bool:
+        palette = pilot.app.screen
+        if not isinstance(palette, CommandPalette):
+            return False
+        # The search runs in a worker and may still re-order its hits: wait until it has finished.
+        if any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in pilot.app.workers
+               if w.group == CommandPalette._GATHER_COMMANDS_GROUP):
+            return False
+        options = palette.query_one(OptionList)
+        index = options.highlighted
+        return index is not None and title in str(options.get_option_at_index(index).prompt)
 
     await pilot.press("ctrl+p")
+    # Typed before the palette has its input focused, the letters would be the chain's own keys.
+    await settle(pilot, lambda: isinstance(pilot.app.screen, CommandPalette) and pilot.app.focused is not None
+                 and pilot.app.focused.screen is pilot.app.screen, "palette open")
     await pilot.press(*query)
-    for _ in range(100):  # the palette searches in the background: wait for the hit, not for a fixed time
-        await pilot.pause(0.05)
-        palette = pilot.app.screen
-        if isinstance(palette, CommandPalette):
-            options = palette.query_one(OptionList)
-            index = options.highlighted
-            if index is not None and title in str(options.get_option_at_index(index).prompt):
-                break
+    await settle(pilot, hit_ready, f"palette hit {title!r} for {query!r}")
     await pilot.press("enter")
-    await pilot.pause()
+    await settle(pilot, done, f"palette command {title!r} done")
 
 
 async def test_palette_pause_hedger(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -221,7 +273,7 @@ async def test_palette_pause_hedger(tmp_path) -> None:  # type: ignore[no-untype
         run_id = await app.start_default_hedger()
         assert run_id is not None
         await app.control_strategy(run_id, "activate")
-        await run_palette(pilot, "pause hedger", "Pause hedger")
+        await run_palette(pilot, "pause hedger", "Pause hedger", lambda: app.snap.strategies[0].status == "paused")  # type: ignore[union-attr]
         assert app.snap.strategies[0].status == "paused"  # type: ignore[union-attr]
 
 
@@ -229,13 +281,14 @@ async def test_help_and_margin_tab() -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("f1")
-        await pilot.pause()
+        await settle(pilot, lambda: bool(app.screen.query("HelpPanel")), "help shown")
         panel = app.screen.query_one("HelpPanel")
+        await settle(pilot, lambda: panel.has_class("-show-help"), "chain help")
         assert panel.has_class("-show-help")  # the chain's own help, not only the key list
         await pilot.press("f1")
-        assert not app.screen.query("HelpPanel")
-        await pilot.press("3")
-        await pilot.pause()
+        await settle(pilot, lambda: not app.screen.query("HelpPanel"), "help hidden")
+        await show_tab(pilot, "3", "margin-pane")
+        await settle(pilot, lambda: "equity" in plain(app.query_one(".margin-figures", Static)), "margin figures")
         text = plain(app.query_one(".margin-figures", Static))
         assert "equity" in text and "available funds" in text
         from app.domain import MarginAlert
@@ -243,7 +296,7 @@ async def test_help_and_margin_tab() -> None:
         app.desk.bus.publish(MarginAlert(ts=app.desk.now_ms(), account="main", currency="BTC", level=0.8,  # type: ignore[attr-defined]
                                          mm_usage=0.82))
         await app.refresh_view()
-        await pilot.pause()
+        await settle(pilot, lambda: bool(app._notifications), "alert popped up")
         assert any(line.split(" ", 1)[1].startswith("MARGIN") for line in app.event_log.lines_written)
         assert any("MM usage 82.0%" in n.message for n in app._notifications)  # popped up too
 
@@ -259,37 +312,38 @@ async def test_done_when_walkthrough(tmp_path) -> None:  # type: ignore[no-untyp
     app = make_app(desk, store_dir=tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
+        front = app.chain.expiry_ms
         await pilot.press("m")  # next monthly expiry
         from ui.tui.format import is_monthly
 
+        await settle(pilot, lambda: app.chain.expiry_ms != front, "next monthly")
         assert app.chain.expiry_ms is not None and is_monthly(app.chain.expiry_ms)
-        await pilot.press("d", "enter")  # the 25-delta put
+        await goto_25_delta_put(pilot)
         row = app.chain.table.row_at_cursor()
         assert row is not None and row.option_type is OptionType.PUT and abs(row.delta + 0.25) < 0.1
-        await pilot.press("b")
-        ticket = app.screen
-        assert isinstance(ticket, TicketScreen)
+        ticket = await open_ticket(pilot, "b")
         ticket.query_one("#amount").value = "2"  # type: ignore[attr-defined]
+        await settle(pilot, lambda: ticket.request is not None and ticket.request.amount == 2, "two contracts")
         await pilot.press("ctrl+o", "ctrl+o")  # price as IV
+        await settle(pilot, lambda: ticket.price_mode == "iv" and ticket.request is not None
+                     and "IV" in plain(ticket.query_one("#ticket-order", Static)), "priced in IV")
         assert ticket.price_mode == "iv"
-        await pilot.pause()
         whatif = plain(ticket.query_one("#ticket-whatif", Static))
         assert "available funds" in whatif and "→" in whatif  # margin impact before sending
         await pilot.press("ctrl+s")
-        await pilot.pause()
+        await settle(pilot, lambda: not isinstance(app.screen, TicketScreen) or ticket.last_error is not None, "sent")
         assert not isinstance(app.screen, TicketScreen), plain(ticket.query_one("#ticket-error", Static))
         await desk.run_for(2_000)
-        await pilot.press("2")
-        await pilot.pause()
+        await show_tab(pilot, "2", "positions-table")
+        await settle(pilot, lambda: row.instrument in app.query_one(PositionsTable).row_keys, "position listed")
         assert row.instrument in app.query_one(PositionsTable).row_keys
         delta_before = app.snap.portfolio["BTC"].delta  # type: ignore[union-attr]
         assert delta_before < -0.2  # two 25-delta puts
         run_id = await app.start_default_hedger("BTC")
         assert run_id
-        await pilot.press("4")
-        await pilot.pause()
+        await show_tab(pilot, "4", "hedger-pane")  # "a" on the chain would go to the ATM strike instead
         await pilot.press("a")  # activate
-        await pilot.pause()
+        await settle(pilot, lambda: app.snap.strategies[0].status == "active", "activated")  # type: ignore[union-attr]
         for _ in range(12):  # a simulated minute, strategies fed step by step
             await desk.run_for(5_000)
         await app.refresh_view()
@@ -317,18 +371,20 @@ async def test_palette_flatten_delta_and_go_to_expiry() -> None:
         await app.refresh_view()
         delta_usd = app.snap.portfolio["BTC"].delta_usd  # type: ignore[union-attr]
         assert delta_usd < 0
-        await run_palette(pilot, "flatten delta", "Flatten delta")
+        await run_palette(pilot, "flatten delta", "Flatten delta", lambda: isinstance(app.screen, TicketScreen))
         ticket = app.screen
         assert isinstance(ticket, TicketScreen) and ticket.ctx.instrument.name == "BTC-PERPETUAL"
         assert ticket.side is Side.BUY
         amount = Decimal(ticket.query_one("#amount").value)  # type: ignore[attr-defined]
         assert amount % 10 == 0 and abs(float(amount) + delta_usd) <= 10  # USD contracts of 10, delta flat
         await pilot.press("escape")
+        await settle(pilot, lambda: not isinstance(app.screen, TicketScreen), "ticket closed")
         target = app.feed.expiries("BTC")[3]
         from ui.tui.format import expiry_label
 
         label = expiry_label(target)
-        await run_palette(pilot, f"go to expiry btc {label.lower()}", f"BTC {label}")
+        await run_palette(pilot, f"go to expiry btc {label.lower()}", f"BTC {label}",
+                          lambda: app.chain.expiry_ms == target and app.chain.current.expiry_ms == target)  # type: ignore[union-attr]
         assert app.chain.expiry_ms == target and app.chain.current.expiry_ms == target  # type: ignore[union-attr]
 
 
@@ -347,8 +403,7 @@ async def test_portfolio_margin_shows_the_worst_scenario() -> None:
         assert row is not None and row.bid is not None
         await desk.place(OrderRequest(row.instrument, Side.SELL, Decimal("1"), Decimal(str(row.bid))))
         desk.advance(1_000)
-        await pilot.press("3")
-        await pilot.pause()
+        await show_tab(pilot, "3", "margin-pane")
         await app.refresh_view()
         figures = plain(app.query_one(".margin-figures", Static))
         distance = plain(app.query_one(".margin-distance", Static))
@@ -386,15 +441,18 @@ async def test_theme_keymap_and_chain_columns_from_config() -> None:
         await pilot.press("b")  # rebound by action id: b no longer buys
         assert not isinstance(app.screen, TicketScreen)
         await pilot.press("ctrl+b")
-        assert isinstance(app.screen, TicketScreen)
+        await settle(pilot, lambda: isinstance(app.screen, TicketScreen), "ticket from ctrl+b")
+        assert len(app.screen_stack) == 2  # one ticket, the one ctrl+b opened ("b", handled first, opened none)
         await pilot.press("escape")
-        await pilot.pause()
+        await settle(pilot, lambda: not isinstance(app.screen, TicketScreen), "ticket closed")
         keys = [str(c.key.value) for c in app.chain.table.ordered_columns]
         assert keys == ["c_oi", "c_vega", "c_bid", "c_ask", "strike", "p_bid", "p_ask", "p_vega", "p_oi"]
         await pilot.press("c")  # full set: sizes and every greek
+        await settle(pilot, lambda: len(app.chain.table.ordered_columns) > 9, "full column set")
         keys = [str(c.key.value) for c in app.chain.table.ordered_columns]
         assert {"c_bid_size", "p_gamma", "p_theta", "c_pos"} <= set(keys)
         await pilot.press("c")
+        await settle(pilot, lambda: len(app.chain.table.ordered_columns) < len(keys), "compact column set")
         assert len(app.chain.table.ordered_columns) == 9
 
 
@@ -408,11 +466,16 @@ async def test_cursor_keeps_the_strike_across_expiries_and_goes_atm_on_a_new_und
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         table = app.chain.table
+        start = table.cursor_coordinate
         await pilot.press("down", "down", "down", "right")
+        await settle(pilot, lambda: table.cursor_row == start.row + 3 and table.cursor_column != start.column, "moved")
         strike = table.strikes[table.cursor_row]
+        front = app.chain.expiry_ms
         await pilot.press("right_square_bracket")
+        await settle(pilot, lambda: app.chain.expiry_ms != front, "next expiry")
         assert table.strikes[table.cursor_row] == min(table.strikes, key=lambda k: abs(k - strike))
         await pilot.press("x")
+        await settle(pilot, lambda: app.chain.underlying != "BTC", "next underlying")
         assert app.chain.underlying == "ETH"
         assert table.strikes[table.cursor_row] == app.chain.current.atm_strike  # type: ignore[union-attr]
         assert table.instrument_at_cursor().startswith("ETH-")  # type: ignore[union-attr]

@@ -236,12 +236,19 @@ stays here with the desk's reason code.
     # -- actions ----------------------------------------------------------------------------------
     def action_flip_side(self) -> None:
         """Switch between buy and sell."""
-        self.query_one("#side", Select).value = self.side.opposite.value
+        select = self.query_one("#side", Select)
+        # From the Select (set at once), not self.side (set when Select.Changed is handled): two quick flips
+        # must come back to the side we started from.
+        select.value = Side(str(select.value)).opposite.value
 
     def action_cycle_price_mode(self) -> None:
         """Type the price in the next unit (coin → USD → IV)."""
         modes = self.ctx.price_modes()
-        self.query_one("#price-mode", Select).value = modes[(modes.index(self.price_mode) + 1) % len(modes)]
+        select = self.query_one("#price-mode", Select)
+        # From the Select, not self.price_mode: that follows only once Select.Changed has been handled, so a
+        # second key pressed before then would pick the same mode again.
+        current = select.value if select.value in modes else self.price_mode
+        select.value = modes[(modes.index(current) + 1) % len(modes)]  # type: ignore[arg-type]
 
     def action_cancel(self) -> None:
         """Close without sending."""
