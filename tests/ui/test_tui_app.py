@@ -11,7 +11,7 @@ from textual.widgets import Static
 from app.config import Settings, UiSettings
 from app.domain import OptionType
 from app.errors import ConfigError
-from tests.ui.tui_desk import make_app, make_desk
+from tests.ui.tui_desk import goto_25_delta_put, make_app, make_desk, open_ticket, settle, show_tab
 from ui.tui.screens.dialogs import ConfirmScreen, PromptScreen
 from ui.tui.screens.ticket import TicketScreen
 from ui.tui.widgets.chain import ChainTable
@@ -27,44 +27,6 @@ def plain(widget: Static) -> str:
     return Text.from_markup(str(content)).plain
 
 
-async def settle(pilot, done: Callable[[], bool], what: str, tries: int = 1500) -> None:  # type: ignore[no-untyped-def]
-    """Let the app process its messages, workers and threads until ``done()`` holds.
-
-    Work started by a key (messages bubbling to the app, a palette command run after the palette closes, a store
-    opened in a thread) finishes after an unknown number of event-loop turns on a loaded machine, so tests wait
-    for the state itself; the bound (tens of seconds) only turns a hang into a failure with a message.
-    """
-    for _ in range(tries):
-        if done():
-            return
-        await pilot.pause(0.02)
-    assert done(), f"never reached: {what}"
-
-
-async def show_tab(pilot, key: str, widget_id: str) -> None:  # type: ignore[no-untyped-def]
-    """Press a tab key and wait until the tab's main widget has the focus (moved after the next refresh),
-    so the keys that follow reach that widget and not the one of the tab before."""
-    await pilot.press(key)
-    await settle(pilot, lambda: pilot.app.focused is not None and pilot.app.focused.id == widget_id,
-                 f"focus on #{widget_id}")
-
-
-async def goto_25_delta_put(pilot) -> None:  # type: ignore[no-untyped-def]
-    """``d`` then Enter on the offered -0.25: the prompt is pushed by a message, so wait for it before Enter."""
-    await pilot.press("d")
-    await settle(pilot, lambda: isinstance(pilot.app.screen, PromptScreen), "delta prompt")
-    await pilot.press("enter")
-    await settle(pilot, lambda: not isinstance(pilot.app.screen, PromptScreen), "prompt answered")
-
-
-async def open_ticket(pilot, key: str) -> TicketScreen:  # type: ignore[no-untyped-def]
-    """Press ``key`` on the chain and return the ticket it opens (pushed by a message: waited for)."""
-    await pilot.press(key)
-    await settle(pilot, lambda: isinstance(pilot.app.screen, TicketScreen), f"ticket from {key!r}")
-    ticket = pilot.app.screen
-    assert isinstance(ticket, TicketScreen)
-    await settle(pilot, lambda: ticket.is_mounted and ticket.request is not None, "ticket ready")
-    return ticket
 
 
 async def test_opens_on_the_front_btc_chain_at_the_money() -> None:
