@@ -14,6 +14,7 @@ from app.config import Settings
 from app.domain import OrderRequest, Side
 from app.terminal import StoredDesk, add_default_hedger, open_sim_desk
 from storage.store import SqlStore
+from tests.ui.tui_desk import settle, show_tab
 from ui.tui.app import DeskTui
 from ui.tui.screens.ticket import TicketScreen
 from ui.tui.widgets.positions import PositionsTable
@@ -51,15 +52,16 @@ async def test_stored_run_is_browsed_read_only(tmp_path: Path) -> None:
         await pilot.pause()
         assert "read-only" in plain(app.query_one("#status", Static))
         assert "stored run" in plain(app.query_one("#chain-info", Static))
-        await pilot.press("2")
-        await pilot.pause()
+        # Each tab is refreshed by a message once it is shown: wait for that, not for a fixed time.
+        await show_tab(pilot, "2", "positions-table")
+        await settle(pilot, lambda: name in app.query_one(PositionsTable).row_keys, "stored position listed")
         assert name in app.query_one(PositionsTable).row_keys
-        await pilot.press("3")
-        await pilot.pause()
+        await show_tab(pilot, "3", "margin-pane")
         await app.refresh_view()
+        await settle(pilot, lambda: bool(app.query(".margin-figures")), "margin card mounted")
         assert "equity" in plain(app.query_one(".margin-figures", Static))
-        await pilot.press("4")
-        await pilot.pause()
+        await show_tab(pilot, "4", "hedger-pane")
+        await settle(pilot, lambda: "hedge-btc" in plain(app.query_one("#hedger-status", Static)), "stored run shown")
         assert "hedge-btc" in plain(app.query_one("#hedger-status", Static))
         assert app.snap is not None and app.snap.strategies[0].last_decisions
         app.open_ticket(name)
