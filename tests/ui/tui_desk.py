@@ -52,11 +52,13 @@ async def show_tab(pilot, key: str, widget_id: str) -> None:  # type: ignore[no-
 
 
 async def goto_25_delta_put(pilot) -> None:  # type: ignore[no-untyped-def]
-    """``d`` then Enter on the offered -0.25: the prompt is pushed by a message, so wait for it before Enter."""
+    """``d`` then Enter on the offered -0.25: the prompt is pushed by a message, so wait for it before Enter,
+    and the cursor moves in the prompt's result callback, which says so: wait for that too."""
     await pilot.press("d")
     await settle(pilot, lambda: isinstance(pilot.app.screen, PromptScreen), "delta prompt")
     await pilot.press("enter")
-    await settle(pilot, lambda: not isinstance(pilot.app.screen, PromptScreen), "prompt answered")
+    await settle(pilot, lambda: not isinstance(pilot.app.screen, PromptScreen)
+                 and any("delta nearest -0.25" in n.message for n in pilot.app._notifications), "cursor moved")
 
 
 async def open_ticket(pilot, key: str) -> TicketScreen:  # type: ignore[no-untyped-def]
