@@ -207,6 +207,23 @@ def _check_ms(label: str, value: Any) -> int:
 # --------------------------------------------------------------------------------------------------
 
 
+def _request_from(r: Any) -> OrderRequest:
+    """The order request stored in an order or outbox row."""
+    return OrderRequest(
+        instrument=r.instrument,
+        side=Side(r.side),
+        amount=r.amount,
+        price=r.price,
+        type=OrderType(r.type),
+        tif=TimeInForce(r.tif),
+        post_only=r.post_only,
+        reduce_only=r.reduce_only,
+        client_order_id=r.client_order_id,
+        account=r.account,
+        reason=r.reason,
+    )
+
+
 class SqlStore:
     """app.ports.Store on SQLite or PostgreSQL (plus orders, positions, ledger, runs, leases, market data...).
 
@@ -563,19 +580,7 @@ class SqlStore:
 
     @staticmethod
     def _order_from(r: Any) -> Order:
-        req = OrderRequest(
-            instrument=r.instrument,
-            side=Side(r.side),
-            amount=r.amount,
-            price=r.price,
-            type=OrderType(r.type),
-            tif=TimeInForce(r.tif),
-            post_only=r.post_only,
-            reduce_only=r.reduce_only,
-            client_order_id=r.client_order_id,
-            account=r.account,
-            reason=r.reason,
-        )
+        req = _request_from(r)
         return Order(
             order_id=r.order_id,
             request=req,
@@ -678,19 +683,7 @@ class SqlStore:
 
     @staticmethod
     def _outbox_from(r: Any) -> dict[str, Any]:
-        request = OrderRequest(
-            instrument=r.instrument,
-            side=Side(r.side),
-            amount=r.amount,
-            price=r.price,
-            type=OrderType(r.type),
-            tif=TimeInForce(r.tif),
-            post_only=r.post_only,
-            reduce_only=r.reduce_only,
-            client_order_id=r.client_order_id,
-            account=r.account,
-            reason=r.reason,
-        )
+        request = _request_from(r)
         return {
             "client_order_id": r.client_order_id,
             "run_id": r.run_id,
