@@ -8,6 +8,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import numpy as np
 from dash import Dash, Input, Output, State, dcc, html
 
 from app import analytics
@@ -35,7 +36,7 @@ def figures(source: DashSource, underlying: str | None, days: float, trades: lis
     pay = analytics.payoff(snap, underlying, extra=extra) if (snap is not None and underlying) else None
     out: dict[str, Any] = {}
     if grid is None:
-        out["heat"] = scenario_heatmap(analytics.DEFAULT_SPOT_MOVES, analytics.DEFAULT_VOL_MOVES, analytics.np.zeros((0, 0)))
+        out["heat"] = scenario_heatmap(analytics.DEFAULT_SPOT_MOVES, analytics.DEFAULT_VOL_MOVES, np.zeros((0, 0)))
     else:
         out["heat"] = scenario_heatmap(grid.spot_moves, grid.vol_moves, grid.pnl, currency=grid.currency,
                                        title=f"{underlying} scenario PnL ({grid.currency}), {days:g} days forward")
@@ -46,7 +47,7 @@ def figures(source: DashSource, underlying: str | None, days: float, trades: lis
         out["strike"] = exposure_by(expo.strike_keys, expo.by_strike, title="Greeks by strike (coin)", xlabel="strike")
         out["expiry"] = exposure_by(expo.expiry_keys, expo.by_expiry, title="Greeks by expiry (coin)", xlabel="expiry")
     if pay is None:
-        out["payoff"] = payoff(analytics.np.zeros(0), analytics.np.zeros(0), analytics.np.zeros(0), spot=0.0)
+        out["payoff"] = payoff(np.zeros(0), np.zeros(0), np.zeros(0), spot=0.0)
     else:
         out["payoff"] = payoff(pay.spots, pay.at_expiry, pay.today, spot=pay.spot, currency=pay.currency)
     return out
