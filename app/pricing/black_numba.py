@@ -1,11 +1,22 @@
-"""Compiled (numba) Black-76 kernels: the same tail-safe formulas as :mod:`app.pricing.black`, one pass per option.
+"""Compiled (numba) Black-76 kernels: the tail-safe formulas of :mod:`app.pricing.black`, one pass per option.
 
-Imported lazily by :mod:`app.pricing.black` for large arrays only (see ``black.NUMBA_MIN_SIZE``), so the TUI's
-start-up never loads numba nor compiles anything; ``cache=True`` keeps the machine code on disk after the
-first large call. Every branch mirrors :func:`app.pricing.normalised.normalised_otm_call_ht` and
-``black._core`` operation for operation; only erfc and erfcx come from elsewhere: ``math.erfc`` (libm) and
-erfcx(q) = e^{q²}·erfc(q) with q² split exactly, so e^{q²} carries no rounding of q² (both within a few ulps
-of scipy's, which the numpy path uses).
+Imported lazily by :mod:`app.pricing.black` (see ``black.NUMBA_MIN_SIZE`` and ``black.warm_compiled``), so the
+TUI's start-up never loads numba nor compiles anything; ``cache=True`` keeps the machine code on disk after the
+first compile. The regions (asymptotic, Taylor, and the rest) and their thresholds are those of
+:func:`app.pricing.normalised.normalised_otm_call_ht`; what differs from the numpy path is how erfc is taken:
+
+* erf, erfc and erfcx come from W. J. Cody's rational Chebyshev approximations (the ones Jäckel's "Let's Be
+  Rational" uses), inlined: a rational function each, no libm call and no exponential inside;
+* the exponentials they would need are products of two that the option needs anyway: with g = e^{−(h²+t²)/2}
+  (the density factor), e^{x/2}·e^{−q₁²} = e^{−x/2}·e^{−q₂²} = g. Writing erfc(q) = a + c·e^{−q²} (a = 1 − erf(q),
+  c = 0 for |q| ≤ 0.46875; a = 0, c = erfcx(q) above; a = 2, c = −erfcx(−q) below), the numpy path's plain form
+  ½·(e^{x/2}·erfc(q₁) − e^{−x/2}·erfc(q₂)) and its shared-exponent form ½·g·(erfcx(q₁) − erfcx(q₂)) are one
+  formula, ½·((e^{x/2}·a₁ − e^{−x/2}·a₂) + g·(c₁ − c₂)), with the same cancellation as each;
+* delta's Φ of the OTM side is erfc(q₁) = a₁ + c₁·g·e^{−x/2} or erfc(q₂) = a₂ + c₂·g·e^{x/2}, from the same parts.
+
+An option thus costs two exponentials (g and e^{x/2}; price-only far from the money: g alone), log1p and two
+square roots, against two libm erfc and three to five exponentials before. Both paths stay within 1e-13 of mpmath
+(tests/pricing), and agree with each other to about 1e-14 within three standard deviations.
 """
 
 from __future__ import annotations
@@ -20,7 +31,6 @@ from app.pricing.normalised import (
     _ASYMPTOTIC_TERMS,
     _C_ASYM,
     _CDF_Q,
-    _PLAIN_Q,
     _TAYLOR_FAR_Q,
     _TAYLOR_RATIO,
     _TAYLOR_RATIO_FAR,
@@ -33,37 +43,87 @@ from app.pricing.normalised import (
 
 # numba's on-disk cache is keyed on this file only: constants imported from normalised.py are frozen into the
 # cached machine code, so a change there must show here too (the import fails and black.py stays on numpy)
-_FROZEN = (_ASYMPTOTIC_Q, _ASYMPTOTIC_TERMS, _TAYLOR_RATIO, _TAYLOR_RATIO_FAR, _TAYLOR_FAR_Q, _CDF_Q, _PLAIN_Q)
-if _FROZEN != (7.0, 30, 0.05, 0.005, 4.0, -0.6, 0.5):
+_FROZEN = (_ASYMPTOTIC_Q, _ASYMPTOTIC_TERMS, _TAYLOR_RATIO, _TAYLOR_RATIO_FAR, _TAYLOR_FAR_Q, _CDF_Q)
+if _FROZEN != (7.0, 30, 0.05, 0.005, 4.0, -0.6):
     raise ImportError("app.pricing.black_numba is out of date with app.pricing.normalised's constants")
 
+REVISION = 2
+"""Bumped with every change of this file's functions: implied_numba, whose cached machine code inlines
+:func:`normalised_otm_call`, checks it (numba's cache is keyed on the caller's file only)."""
 _SPLIT = 134217729.0  # 2^27 + 1: Dekker's splitter, q = hi + lo with hi·hi exact
-_ERFCX_DIRECT_MAX = 26.0  # below this e^{q²} does not overflow and erfc(q) does not underflow
 _C = np.ascontiguousarray(_C_ASYM)
 _JIT = {"cache": True, "fastmath": False, "nogil": True, "error_model": "numpy"}
 
 
+# W. J. Cody, "Rational Chebyshev approximations for the error function", Math. Comp. 23 (1969) 631-638: the
+# coefficients of his CALERF (netlib specfun, as in Jäckel's LBR erf_cody.cpp); erf on |q| ≤ 0.46875, erfcx on
+# 0.46875..4 and, in 1/q², beyond 4, each a rational function: no exp, no libm call
+_THRESH = 0.46875
+_A0, _A1, _A2, _A3, _A4 = (3.1611237438705656, 113.864154151050156, 377.485237685302021, 3209.37758913846947,
+                           0.185777706184603153)
+_B0, _B1, _B2, _B3 = (23.6012909523441209, 244.024637934444173, 1282.61652607737228, 2844.23683343917062)
+_C0, _C1, _C2, _C3, _C4, _C5, _C6, _C7, _C8 = (
+    0.564188496988670089, 8.88314979438837594, 66.1191906371416295, 298.635138197400131, 881.95222124176909,
+    1712.04761263407058, 2051.07837782607147, 1230.33935479799725, 2.15311535474403846e-8)
+_D0, _D1, _D2, _D3, _D4, _D5, _D6, _D7 = (
+    15.7449261107098347, 117.693950891312499, 537.181101862009858, 1621.38957456669019, 3290.79923573345963,
+    4362.61909014324716, 3439.36767414372164, 1230.33935480374942)
+_P0, _P1, _P2, _P3, _P4, _P5 = (0.305326634961232344, 0.360344899949804439, 0.125781726111229246,
+                                0.0160837851487422766, 6.58749161529837803e-4, 0.0163153871373020978)
+_Q0, _Q1, _Q2, _Q3, _Q4 = (2.56852019228982242, 1.87295284992346047, 0.527905102951428412,
+                           0.0605183413124413191, 0.00233520497626869185)
+_INV_SQRT_PI = 0.56418958354775628695
+
+
+@njit(**_JIT)
+def erf_small(q: float) -> float:
+    """erf(q) for |q| ≤ 0.46875 (Cody's first rational, relative)."""
+    z = q * q
+    num = (((_A4 * z + _A0) * z + _A1) * z + _A2) * z + _A3
+    den = (((z + _B0) * z + _B1) * z + _B2) * z + _B3
+    return q * num / den
+
+
+@njit(**_JIT)
+def _erfcx_rational(y: float) -> float:
+    """erfcx(y) for y > 0.46875 (Cody's second and third rationals)."""
+    if y <= 4.0:
+        num = (((((((_C8 * y + _C0) * y + _C1) * y + _C2) * y + _C3) * y + _C4) * y + _C5) * y + _C6) * y + _C7
+        den = (((((((y + _D0) * y + _D1) * y + _D2) * y + _D3) * y + _D4) * y + _D5) * y + _D6) * y + _D7
+        return num / den
+    z = 1.0 / (y * y)
+    num = ((((_P5 * z + _P0) * z + _P1) * z + _P2) * z + _P3) * z + _P4
+    den = ((((z + _Q0) * z + _Q1) * z + _Q2) * z + _Q3) * z + _Q4
+    return (_INV_SQRT_PI - z * num / den) / y
+
+
 @njit(**_JIT)
 def erfcx(q: float) -> float:
-    """Scaled complementary error function e^{q²}·erfc(q), to a few ulps (q ≤ 26; asymptotic above)."""
-    if q < 0.5:
-        return math.exp(q * q) * math.erfc(q)  # q² < 0.25: its rounding costs < ulp/4
-    if q < _ERFCX_DIRECT_MAX:
-        c = _SPLIT * q
-        hi = c - (c - q)
-        lo = q - hi
-        p = q * q
-        err = ((hi * hi - p) + 2.0 * hi * lo) + lo * lo  # q² = p + err exactly
-        return math.exp(p) * math.erfc(q) * (1.0 + err)
-    inv2 = 1.0 / (q * q)
-    total = 0.0
-    term = 1.0 / q
-    for k in range(_ASYMPTOTIC_TERMS):  # converges fast at q ≥ 26: 1e-17 after a handful of terms
-        total += _C[k] * term
-        term *= inv2
-        if abs(term) < 1e-18 * abs(total):
-            break
-    return total / SQRT_PI
+    """Scaled complementary error function e^{q²}·erfc(q) (Cody; relative accuracy a few ulps, q ≥ −26)."""
+    y = abs(q)
+    if y <= _THRESH:
+        return math.exp(q * q) * (1.0 - erf_small(q))  # q² < 0.22: its rounding costs < ulp/4
+    r = _erfcx_rational(y)
+    if q > 0.0:
+        return r
+    c = _SPLIT * q
+    hi = c - (c - q)
+    lo = q - hi
+    p = q * q
+    err = ((hi * hi - p) + 2.0 * hi * lo) + lo * lo  # q² = p + err exactly
+    return 2.0 * math.exp(p) * (1.0 + err) - r
+
+
+@njit(**_JIT)
+def _erfc_parts(q: float) -> tuple[float, float]:
+    """(a, c) with erfc(q) = a + c·e^{−q²}: no exponential is taken here, the caller has e^{−q²} as a product."""
+    y = abs(q)
+    if y <= _THRESH:
+        return 1.0 - erf_small(q), 0.0
+    r = _erfcx_rational(y)
+    if q > 0.0:
+        return 0.0, r
+    return 2.0, -r
 
 
 @njit(**_JIT)
@@ -129,44 +189,47 @@ def _erfc_from_erfcx(scaled: float, q: float) -> float:
 
 @njit(**_JIT)
 def _otm_call_and_tails(x: float, h: float, t: float, side: float) -> tuple[float, float, float]:
-    """(b, erfc(q), e^{−(h²+t²)/2}) for x ≤ 0, q = q₁ = −(h+t)/√2 for side +1, q₂ = −(h−t)/√2 for side −1.
+    """(b, erfc(q), g = e^{−(h²+t²)/2}) for x ≤ 0; q = q₁ = −(h+t)/√2 for side +1, q₂ = q₁ + √2·t for side −1.
 
-    erfc(q) comes from what the region computed anyway (the plain form's erfc, the shared form's erfcx, the
-    Taylor form's sums); NaN where not available (the asymptotic region, or side 0: price only); the
-    exponential is NaN in the plain region, which does not compute it.
+    side 0 (price only) skips what only the greeks need, and leaves erfc(q) NaN.
     """
     q1 = (h + t) * -INV_SQRT2
     eps = SQRT2 * t
-    asym = q1 >= _ASYMPTOTIC_Q
-    limit = _TAYLOR_RATIO_FAR + (_TAYLOR_RATIO - _TAYLOR_RATIO_FAR) * (1.0 if q1 < _TAYLOR_FAR_Q else 0.0)
-    series = (eps < 2.0 * limit * max(q1, 1.0)) and q1 >= _CDF_Q and not asym
-    if q1 < _PLAIN_Q and not series:
-        e1 = math.erfc(q1)
-        e2 = math.erfc(q1 + eps)
-        return 0.5 * (math.exp(0.5 * x) * e1 - math.exp(-0.5 * x) * e2), e1 if side > 0 else e2, np.nan
     g = math.exp(-0.5 * (h * h + t * t))
-    pre = 0.5 * g
-    e = np.nan
-    if asym:
-        b = pre * _difference_asymptotic(q1, eps)
-    elif series:
-        m = h * -INV_SQRT2
-        y, odd, even = _taylor_sums(m, t * INV_SQRT2)
-        b = pre * (2.0 * odd)
+    if q1 >= _ASYMPTOTIC_Q:
+        b = 0.5 * g * _difference_asymptotic(q1, eps)
+        if side == 0.0:
+            return b, np.nan, g
+        q = q1 if side > 0 else q1 + eps
+        return b, _erfc_from_erfcx(_erfcx_rational(q), q), g
+    limit = _TAYLOR_RATIO_FAR + (_TAYLOR_RATIO - _TAYLOR_RATIO_FAR) * (1.0 if q1 < _TAYLOR_FAR_Q else 0.0)
+    if eps < 2.0 * limit * max(q1, 1.0) and q1 >= _CDF_Q:
+        y, odd, even = _taylor_sums(h * -INV_SQRT2, t * INV_SQRT2)
+        b = g * odd
+        if side == 0.0:
+            return b, np.nan, g
+        ex = math.exp(0.5 * x)
+        # erfcx(q₁) = y + O − E and erfcx(q₂) = y − O − E; e^{−q₁²} = g·e^{−x/2}, e^{−q₂²} = g·e^{x/2}
         if side > 0:
-            e = _erfc_from_erfcx(y + odd - even, q1)
-        elif side < 0:
-            e = _erfc_from_erfcx(y - odd - even, (h - t) * -INV_SQRT2)
-    else:
-        x1 = erfcx(q1)
-        q2 = q1 + SQRT2 * t
-        x2 = erfcx(q2)
-        b = pre * (x1 - x2)
+            return b, (y + odd - even) * (g / ex), g
+        return b, (y - odd - even) * (g * ex), g
+    q2 = q1 + eps
+    a1, c1 = _erfc_parts(q1)
+    a2, c2 = _erfc_parts(q2)  # q₂ > 0 always (h ≤ 0 < t): a₂ is 0 or 1 − erf(q₂)
+    if q1 > _THRESH:  # a₁ = a₂ = 0: the shared-exponent form
+        b = 0.5 * g * (c1 - c2)
+        if side == 0.0:
+            return b, np.nan, g
+        ex = math.exp(0.5 * x)
         if side > 0:
-            e = _erfc_from_erfcx(x1, q1)
-        elif side < 0:
-            e = _erfc_from_erfcx(x2, q2)
-    return b, e, g
+            return b, c1 * (g / ex), g
+        return b, c2 * (g * ex), g
+    ex = math.exp(0.5 * x)
+    emx = 1.0 / ex
+    b = 0.5 * ((ex * a1 - emx * a2) + g * (c1 - c2))
+    if side > 0:
+        return b, a1 + c1 * (g * emx), g
+    return b, a2 + c2 * (g * ex), g
 
 
 @njit(**_JIT)
@@ -213,7 +276,7 @@ def black76_into(f: np.ndarray, k: np.ndarray, tt: np.ndarray, v: np.ndarray, c:
         itm = 1.0 if x * cs > 0 else 0.0
         sqrt_fk = math.sqrt(fi * ki)
         side = cs * (1.0 - 2.0 * itm)
-        e = g = np.nan
+        e = g = 0.0
         time_value = 0.0
         if live:
             b, e, g = _otm_call_and_tails(ax, h, t_half, side if greeks else 0.0)
@@ -228,12 +291,10 @@ def black76_into(f: np.ndarray, k: np.ndarray, tt: np.ndarray, v: np.ndarray, c:
             continue
         if live:
             # Φ(d1) of a call, Φ(−d1) of a put: erfc of the OTM side's argument, q₁ or q₂ (see black._core),
-            # which the region has usually just computed
+            # from the parts the price took; libm's erfc only where e^{∓x/2} overflowed (F/K beyond 1e±300)
             if math.isnan(e):
                 e = math.erfc((h + side * t_half) * -INV_SQRT2)
             prob = 0.5 * e + itm * (1.0 - e)
-            if math.isnan(g):
-                g = math.exp(-0.5 * (h * h + t_half * t_half))
             f_pdf = sqrt_fk * (INV_SQRT_2PI * g)
             if ri != 0.0:
                 f_pdf *= df
