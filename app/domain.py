@@ -228,11 +228,21 @@ class Instrument:
     maker_fee: Decimal = Decimal("0")
     taker_fee: Decimal = Decimal("0.0005")
     linear_tag: str | None = None  # the "_USDC" part of a linear name, kept for round-trips
+    # Name and expiry_ms are derived, built on first use: hot loops (margin, matching) read them per event.
+    _name: str | None = field(default=None, init=False, repr=False, compare=False, hash=False)
+    _expiry_ms: int | None = field(default=None, init=False, repr=False, compare=False, hash=False)
 
     # -- naming -----------------------------------------------------------------------------------
     @property
     def name(self) -> str:
         """Deribit instrument name (``BTC-27DEC24-60000-C``, ``BTC-PERPETUAL``, ``XRP_USDC-…``)."""
+        name = self._name
+        if name is None:
+            name = self._build_name()
+            object.__setattr__(self, "_name", name)
+        return name
+
+    def _build_name(self) -> str:
         head = self.base if self.linear_tag is None else f"{self.base}_{self.linear_tag}"
         if self.kind is Kind.SPOT:
             return head
@@ -273,7 +283,13 @@ class Instrument:
     @property
     def expiry_ms(self) -> int | None:
         """Expiry as epoch milliseconds, or None for perpetuals and spot."""
-        return None if self.expiry is None else int(self.expiry.timestamp() * 1000)
+        if self.expiry is None:
+            return None
+        ms = self._expiry_ms
+        if ms is None:
+            ms = int(self.expiry.timestamp() * 1000)
+            object.__setattr__(self, "_expiry_ms", ms)
+        return ms
 
     @property
     def underlying(self) -> str:

@@ -18,7 +18,7 @@ from decimal import Decimal
 import numpy as np
 
 from app.domain import Fill, GreeksView, Instrument, Kind, Position, PositionView
-from app.pricing.black import inverse_greeks
+from app.fast_greeks import inverse_greeks_1d
 
 _ZERO = Decimal(0)
 _REBASE_EVERY = 10_000  # recompute totals from scratch this often, so float drift stays bounded
@@ -128,7 +128,7 @@ class Book:
             t = np.array([h.inst.years_to_expiry(now_ms) for h in opts])
             iv = np.array([h.iv for h in opts])
             call = np.array([h.inst.is_call for h in opts])
-            g = inverse_greeks(fwd, strike, t, iv, call)
+            g = inverse_greeks_1d(fwd, strike, t, iv, call)
             units = np.stack([g.delta, g.delta_bs, g.gamma, g.vega * 0.01, g.theta / 365.0], axis=1)
             units = np.nan_to_num(units)
             for h, u in zip(opts, units):

@@ -185,6 +185,10 @@ class ReplayModel(MarketModel):
         """The replayed level of every underlying (before the risk premium)."""
         return self._level / self._vrp
 
+    def expected_vol_of(self, which: np.ndarray, years: np.ndarray) -> np.ndarray:
+        """Flat term structure at the replayed level of underlying ``which[j]`` (before the risk premium)."""
+        return (self._level / self._vrp)[which] + np.zeros(np.shape(years))
+
 
 @dataclass
 class ReplayConfig:

@@ -187,6 +187,14 @@ class MarketModel:
         weight = -np.expm1(-self._kappa * t) / (self._kappa * t)
         return np.sqrt(self._long_var + (self.sigma**2 - self._long_var) * weight + self._jump_var)
 
+    def expected_vol_of(self, which: np.ndarray, years: np.ndarray) -> np.ndarray:
+        """:meth:`expected_vol` of many maturities at once: element j is underlying ``which[j]`` over ``years[j]``."""
+        t = np.maximum(years, 1e-9)
+        kappa = self._kappa[which]
+        long_var = self._long_var[which]
+        weight = -np.expm1(-kappa * t) / (kappa * t)
+        return np.sqrt(long_var + (self.sigma[which] ** 2 - long_var) * weight + self._jump_var[which])
+
     def implied_atm_all(self, years: float) -> np.ndarray:
         """Model ATM implied vol (per 1.0) at maturity ``years`` for every underlying (risk premium included)."""
         return self._vrp * self.expected_vol_all(years)

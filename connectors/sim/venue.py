@@ -24,7 +24,7 @@ Everything random comes from generators seeded from ``seed``; the same seed give
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -58,8 +58,8 @@ from app.engine.matching import MatchingEngine
 from app.engine.oracle import Oracle
 from app.engine.settlement import Settlement, funding_rate_8h
 from app.errors import DeskError, InsufficientMargin, InvalidInput, NotFound, OrderRejected, UnknownInstrument
+from app.fast_greeks import inverse_greeks_1d
 from app.ports import AccountReport, OrderStatusReport, PositionStatusReport
-from app.pricing.black import inverse_greeks
 from connectors.sim.index_sources import IndexSources, SourceParams
 from connectors.sim.listing import ListingConfig, ListingSchedule
 from connectors.sim.market_makers import (
@@ -71,7 +71,7 @@ from connectors.sim.market_makers import (
     to_requote,
 )
 from connectors.sim.market_model import MarketModel, UnderlyingParams
-from connectors.sim.smile import MIN_YEARS, atm_total_variance, ssvi_rho, ssvi_total_variance
+from connectors.sim.smile import MIN_YEARS, ssvi_total_variance
 from connectors.sim.takers import TakerParams, Takers
 
 HOUR_MS = 3_600_000
@@ -132,6 +132,10 @@ class _Market:
         self.pos = {n: k for k, n in enumerate(self.names)}
         n = len(insts)
         self.opt = np.array([k for k, i in enumerate(insts) if i.is_option], dtype=np.int64)
+        # Listing order puts the options last (see _listing_key): they are one slice of every per-instrument array.
+        self.opt_slice = slice(int(self.opt[0]), n) if len(self.opt) else slice(n, n)
+        if len(self.opt) and not np.array_equal(self.opt, np.arange(self.opt_slice.start, n)):
+            raise ValueError("options must come last in a market's listing")
         self.fut = np.array([k for k, i in enumerate(insts) if not i.is_option], dtype=np.int64)
         self.perp = next(k for k, i in enumerate(insts) if i.kind is Kind.PERPETUAL)
         self.dated = np.array([k for k, i in enumerate(insts) if i.kind is Kind.FUTURE], dtype=np.int64)
@@ -167,6 +171,45 @@ class _Market:
         self.mark_set = np.full(n, np.nan)  # mark last given to the engine (its price band)
 
 
+class _OptionBlock:
+    """Every listed option of every underlying in one set of arrays, so a step prices them in one call."""
+
+    def __init__(self, markets: dict[str, _Market], model: MarketModel) -> None:
+        parts = [(base, mk) for base, mk in markets.items() if len(mk.opt)]
+        self.slices: list[tuple[_Market, slice]] = []
+        start = 0
+        for _, mk in parts:
+            n = len(mk.opt)
+            self.slices.append((mk, slice(start, start + n)))
+            start += n
+        cat = (lambda xs: np.concatenate(xs) if xs else np.zeros(0))  # noqa: E731
+        self.strike = cat([mk.strike for _, mk in parts])
+        self.call = np.ascontiguousarray(cat([mk.call for _, mk in parts]).astype(bool))
+        self.expiry = cat([mk.expiry for _, mk in parts]).astype(np.int64)
+        self.which = cat([np.full(len(mk.opt), model.index(base)) for base, mk in parts]).astype(np.int64)
+        params = [model.params[name] for name in model.names]
+        per = lambda attr: np.array([getattr(p, attr) for p in params], dtype=float)[self.which]  # noqa: E731
+        self.carry, self.vrp, self.wing, self.gamma = per("carry"), per("vrp"), per("wing"), per("gamma")
+        self.skew = np.array([p.skew for p in params])
+        self.skew_jump = np.array([p.skew_jump for p in params])
+
+
+class _SyncingEngine:
+    """The matching engine as the liquidator sees it: a book is brought to the makers' targets before an order."""
+
+    def __init__(self, engine: MatchingEngine, sync: Callable[[str], None]) -> None:
+        self._engine = engine
+        self._sync = sync
+
+    def submit(self, request: OrderRequest) -> list[Any]:
+        """Sync the instrument's book, then submit (see MatchingEngine.submit)."""
+        self._sync(request.instrument)
+        return self._engine.submit(request)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+
 class SimVenue:
     """The embedded simulated venue (an :class:`app.ports.Venue`), deterministic for a given seed."""
 
@@ -198,10 +241,13 @@ class SimVenue:
         self.engine = MatchingEngine(self.clock, pre_trade_check=self._pre_trade_check)
         self.engine.on_event(self._on_engine_event)
         self.markets: dict[str, _Market] = {}
+        self._block: _OptionBlock | None = None
+        self._marks_epoch = 0  # bumped whenever the marks are recomputed
+        self._margin_epoch: dict[str, int] = {}  # instrument -> marks epoch last given to the margin engine
         self.instruments_by_name: dict[str, Instrument] = {}
         self.oracle = Oracle(self.clock)
         self.settlement = Settlement(self.accounts)
-        self.liquidator = Liquidator(self.margin, self.engine)
+        self.liquidator = Liquidator(self.margin, _SyncingEngine(self.engine, self.sync))  # type: ignore[arg-type]
         self._last_liquidation_check = self.clock.now_ms()
         self._index_names = [f"{b.lower()}_usd" for b in cfg.underlyings]
         self._index_base = {f"{b.lower()}_usd": b for b in cfg.underlyings}
@@ -210,6 +256,7 @@ class SimVenue:
         self.index_price = {b: float(self.model.s[i]) for i, b in enumerate(cfg.underlyings)}
         self._oid_slot: dict[int, tuple[str, int, int, int]] = {}  # order id -> (base, maker, side, position)
         self._orders: dict[int, Order] = {}  # our (non-agent) orders by engine id
+        self._resting: dict[int, str] = {}  # our open orders: engine id -> instrument
         self._our_fills: list[Fill] = []
         self._bus: Bus | None = None
         self._touched: set[tuple[str, int]] = set()
@@ -399,10 +446,15 @@ class SimVenue:
             reason = self._user_check(req, ctx)
         return reason
 
-    def _mark_margin(self, names: Sequence[str] | set[str]) -> None:
-        """Give the margin engine the current marks of ``names`` (only what our accounts touch is marked)."""
+    def _mark_margin(self, names: Iterable[str]) -> None:
+        """Give the margin engine the current marks of ``names`` (only what our accounts touch is marked, and
+        only once per recomputation of the marks)."""
         marks = {}
+        epoch = self._marks_epoch
+        given = self._margin_epoch
         for name in names:
+            if given.get(name) == epoch:
+                continue
             inst = self.instruments_by_name.get(name)
             if inst is None:
                 continue
@@ -413,6 +465,8 @@ class SimVenue:
             marks[name] = (mark, iv if iv == iv and iv > 0 else None, float(mk.fwd[k]))
         if marks:
             self.margin.set_marks(marks)
+            for name in marks:
+                given[name] = epoch
 
     # -- engine events -------------------------------------------------------------------------------
     def _on_engine_event(self, e: Any) -> None:
@@ -431,6 +485,7 @@ class SimVenue:
             if e.account not in self._maker_accounts:
                 req = self._pending_request(e)
                 self._orders[e.order_id] = Order(str(e.order_id), req, OrderStatus.OPEN, Decimal(0), None, e.ts)
+                self._resting[e.order_id] = e.inst.name
                 self._pending.append(OrderUpdate(ts=e.ts, order=self._orders[e.order_id]))
         elif isinstance(e, (ev.Cancelled, ev.Expired)):
             slot = self._oid_slot.get(e.order_id)
@@ -443,6 +498,7 @@ class SimVenue:
                 if order.filled == order.request.amount:
                     status = OrderStatus.FILLED
                 self._orders[e.order_id] = o = _replace_order(order, status=status, ts=e.ts)
+                self._resting.pop(e.order_id, None)
                 self._pending.append(OrderUpdate(ts=e.ts, order=o))
         elif isinstance(e, ev.Amended):
             order = self._orders.get(e.order_id)
@@ -506,6 +562,8 @@ class SimVenue:
                     status = OrderStatus.FILLED if filled >= order.request.amount else order.status
                     self._orders[oid] = o = _replace_order(order, filled=filled, average_price=total / filled,
                                                            status=status, ts=e.ts)
+                    if status.is_terminal:
+                        self._resting.pop(oid, None)
                     self._pending.append(OrderUpdate(ts=e.ts, order=o))
 
     def _clear_slot(self, oid: int) -> None:
@@ -683,6 +741,7 @@ class SimVenue:
                 market.mark_set[k] = old.mark_set[k_old]
         market.books = [self.engine.market(n).book for n in market.names]
         self.markets[base] = market
+        self._block = None
         for mk in range(len(self.makers)):
             for sign, sides in ((1, market.bids), (-1, market.asks)):
                 s = sides[mk]
@@ -729,29 +788,40 @@ class SimVenue:
         self._settlement_listeners.append(listener)
 
     def _compute_marks(self) -> None:
+        """Forwards of every instrument, and model IVs (SSVI), marks, deltas and vegas of every option in one pass."""
         now = self.clock.now_ms()
+        self._marks_epoch += 1
+        model = self.model
+        spot = np.array([self.index_price.get(b, float(model.s[i])) for i, b in enumerate(model.names)])
         for base, mk in self.markets.items():
-            i = self.model.index(base)
-            p = self.model.params[base]
-            spot = self.index_price.get(base, float(self.model.s[i]))
+            i = model.index(base)
             fut_t = np.maximum((mk.fut_expiry - now) / MS_PER_YEAR, 0.0)
             perp = mk.fut_expiry == 0
             fut_t[perp] = 0.0
-            mk.fwd[mk.fut] = spot * np.exp(p.carry * fut_t) * np.where(perp, 1.0 + self.perp_premium[i], 1.0)
+            mk.fwd[mk.fut] = spot[i] * np.exp(model.params[base].carry * fut_t) * np.where(perp, 1.0 + self.perp_premium[i], 1.0)
             mk.mark[mk.fut] = mk.fwd[mk.fut]
-            if len(mk.opt) == 0:
-                continue
-            t = np.maximum((mk.expiry - now) / MS_PER_YEAR, MIN_YEARS)
-            fwd = spot * np.exp(p.carry * t)
-            theta = atm_total_variance(self.model, base, t)
-            w = ssvi_total_variance(np.log(mk.strike / fwd), theta, ssvi_rho(self.model, base), p.wing, p.gamma)
-            iv = np.sqrt(w / t)
-            g = inverse_greeks(fwd, mk.strike, t, iv, mk.call)
-            mk.fwd[mk.opt] = fwd
-            mk.iv[mk.opt] = iv
-            mk.mark[mk.opt] = np.maximum(g.price, 0.0)
-            mk.delta[mk.opt] = g.delta
-            mk.vega[mk.opt] = g.vega
+        block = self._block
+        if block is None:
+            block = self._block = _OptionBlock(self.markets, model)
+        if not len(block.strike):
+            return
+        which = block.which
+        t = np.maximum((block.expiry - now) / MS_PER_YEAR, MIN_YEARS)
+        fwd = spot[which] * np.exp(block.carry * t)
+        vol = block.vrp * model.expected_vol_of(which, t)
+        theta = vol * vol * t  # ATM total variance (smile.atm_total_variance for every option at once)
+        rho = np.clip(block.skew - block.skew_jump * model.z, -0.9, 0.9)[which]  # smile.ssvi_rho per underlying
+        w = ssvi_total_variance(np.log(block.strike / fwd), theta, rho, block.wing, block.gamma)
+        iv = np.sqrt(w / t)
+        g = inverse_greeks_1d(fwd, block.strike, t, iv, block.call)
+        price = np.maximum(g.price, 0.0)
+        for mk, sl in block.slices:
+            o = mk.opt_slice
+            mk.fwd[o] = fwd[sl]
+            mk.iv[o] = iv[sl]
+            mk.mark[o] = price[sl]
+            mk.delta[o] = g.delta[sl]
+            mk.vega[o] = g.vega[sl]
 
     def _lazy_now(self) -> bool:
         """Lazy quoting: books are brought to the makers' targets only when someone trades or reads them."""
@@ -808,9 +878,10 @@ class SimVenue:
                 self._apply_quote(base, mk, m, sign, k, ticks, lots)
             mk.synced[:] = self._step_no
         if lazy:
-            # Books where our accounts have orders or positions are kept current every step, so a resting order
-            # of ours is hit when the market moves through it, as it would be with eager quoting.
-            for name in list(self._watched):
+            # Books where our accounts have resting orders are kept current every step, so an order of ours is
+            # hit when the market moves through it, as it would be with eager quoting. Books where we only hold
+            # a position are brought up to date when they are used (liquidation orders included).
+            for name in dict.fromkeys(self._resting.values()):
                 self.sync(name)
 
     def sync(self, name: str) -> None:
