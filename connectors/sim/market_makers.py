@@ -6,13 +6,15 @@ spread widens with the vol state and after down-jumps; size ``target_vega_usd / 
 vega: fewer contracts where one contract carries more vega). Futures and perpetuals: a half-spread in basis
 points of the forward, widened the same way, a fixed USD size.
 
-:meth:`OptionQuoter.quote` works on whole arrays in integer ticks and lots (tick steps included) and
+:meth:`OptionQuotes.quote` works on whole arrays (every maker, every option of every underlying at once) in
+integer ticks and lots (tick steps included) and
 :func:`to_requote` picks the (instrument, side) pairs whose quote must move — at once when it became too
 aggressive, after a tolerance when it was merely left behind — so a step re-quotes only what moved. The agent that applies them to the matching engine lives in ``venue.py``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,31 +52,48 @@ DEFAULT_MAKERS: tuple[MakerParams, ...] = (
 )
 
 
-class OptionQuoter:
-    """Vectorised quotes for a fixed set of inverse options (prices in coin, integer ticks of ``tick_size``)."""
+def _column(makers: Sequence[MakerParams], attr: str, dtype: type = float) -> np.ndarray:
+    """One parameter of every maker as an (M, 1) column, to broadcast against per-instrument rows."""
+    return np.array([getattr(m, attr) for m in makers], dtype=dtype)[:, None]
 
-    def __init__(self, instruments: list[Instrument], params: MakerParams) -> None:
+
+class OptionQuotes:
+    """Vectorised quotes of several makers for a fixed set of inverse options sharing one tick grid.
+
+    Rows are makers, columns options; the underlying's spot, vol ratio and stress may differ per option, so one
+    call quotes the options of every underlying.
+    """
+
+    def __init__(self, instruments: list[Instrument], makers: Sequence[MakerParams]) -> None:
         if not instruments:
             raise ValueError("no options to quote")
         first = instruments[0]
-        self.params = params
+        if any(i.tick_size != first.tick_size or i.tick_steps != first.tick_steps for i in instruments):
+            raise ValueError("options quoted together must share one tick grid")
+        self.makers = tuple(makers)
         self.tick = float(first.tick_size)
         # Deribit's option tick steps: above ``step_above`` prices move in ``step_mult`` base ticks.
         steps = first.tick_steps
         self.step_above = int(round(float(steps[0][0]) / self.tick)) if steps else 1 << 60
         self.step_mult = int(round(float(steps[0][1]) / self.tick)) if steps else 1
         self.lot = np.array([float(i.min_amount) for i in instruments])
+        self._vol_spread = _column(makers, "vol_spread")
+        self._stress_widen = _column(makers, "stress_widen")
+        self._price_spread = _column(makers, "price_spread")
+        self._min_half = _column(makers, "min_ticks") * self.tick
+        self._target_vega = _column(makers, "target_vega_usd")
+        self._max_lots = _column(makers, "max_option_lots")
 
-    def quote(self, theo: np.ndarray, vega: np.ndarray, spot: float, vol_ratio: float,
-              stress: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(bid_ticks, bid_lots, ask_ticks, ask_lots) around ``theo`` (coin); vega in coin per 1.0 vol.
+    def quote(self, theo: np.ndarray, vega: np.ndarray, spot: np.ndarray | float, vol_ratio: np.ndarray | float,
+              stress: np.ndarray | float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(bid_ticks, bid_lots, ask_ticks, ask_lots), each (makers, options), around ``theo`` (coin); vega in coin
+        per 1.0 vol; ``spot`` (USD), ``vol_ratio`` and ``stress`` per option or one for all.
 
         A side with no sensible price (bid below one tick) gets 0 lots.
         """
-        p = self.params
-        widen = max(vol_ratio, 0.25) * (1.0 + p.stress_widen * stress)
-        half = p.vol_spread * widen * vega + p.price_spread * theo
-        half = np.maximum(half, p.min_ticks * self.tick)
+        widen = np.maximum(vol_ratio, 0.25) * (1.0 + self._stress_widen * stress)
+        half = self._vol_spread * widen * vega + self._price_spread * theo
+        half = np.maximum(half, self._min_half)
         bid = np.floor((theo - half) / self.tick + 1e-9)
         ask = np.ceil((theo + half) / self.tick - 1e-9)
         m = self.step_mult
@@ -82,32 +101,66 @@ class OptionQuoter:
         ask = np.where(ask > self.step_above, np.ceil(ask / m) * m, ask)
         ask = np.maximum(ask, 1)
         vega_usd_pct = np.maximum(vega * spot * 0.01, 1e-9)
-        lots = np.clip(np.floor(p.target_vega_usd / vega_usd_pct / self.lot), 1, p.max_option_lots)
+        lots = np.clip(np.floor(self._target_vega / vega_usd_pct / self.lot), 1, self._max_lots)
         lots = lots.astype(np.int64)
         bid_lots = np.where(bid >= 1, lots, 0)
         return bid.astype(np.int64), bid_lots, ask.astype(np.int64), lots
 
 
-class FutureQuoter:
-    """Quotes for perpetuals and futures around their forward (USD), in integer ticks and lots."""
+class FutureQuotes:
+    """Quotes of several makers for perpetuals and futures around their forward (USD), in integer ticks and lots."""
+
+    def __init__(self, instruments: list[Instrument], makers: Sequence[MakerParams]) -> None:
+        self.makers = tuple(makers)
+        self.tick = np.array([float(i.tick_size) for i in instruments])
+        lot = np.array([float(i.min_amount) for i in instruments])
+        usd_sized = np.array([i.inverse for i in instruments])  # inverse futures trade in USD amounts
+        amount = np.where(usd_sized, _column(makers, "future_size_usd"), _column(makers, "future_size_coin"))
+        self.lots = np.maximum(np.floor(amount / lot), 1).astype(np.int64)
+        self._half_bps = _column(makers, "future_half_bps")
+        self._stress_widen = _column(makers, "stress_widen")
+
+    def quote(self, forward: np.ndarray, vol_ratio: float,
+              stress: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(bid_ticks, bid_lots, ask_ticks, ask_lots), each (makers, instruments), around ``forward`` (USD per coin)."""
+        half = np.maximum(forward * self._half_bps * 1e-4 * max(vol_ratio, 0.25) * (1 + self._stress_widen * stress),
+                          self.tick)
+        bid = np.floor((forward - half) / self.tick).astype(np.int64)
+        ask = np.ceil((forward + half) / self.tick).astype(np.int64)
+        return bid, self.lots, ask, self.lots
+
+
+class OptionQuoter:
+    """One maker's vectorised option quotes (a one-row :class:`OptionQuotes`)."""
 
     def __init__(self, instruments: list[Instrument], params: MakerParams) -> None:
         self.params = params
-        self.tick = np.array([float(i.tick_size) for i in instruments])
-        self.lot = np.array([float(i.min_amount) for i in instruments])
-        self.usd_sized = np.array([i.inverse for i in instruments])  # inverse futures trade in USD amounts
+        self._quotes = OptionQuotes(instruments, (params,))
+        self.tick, self.step_above, self.step_mult = self._quotes.tick, self._quotes.step_above, self._quotes.step_mult
+        self.lot = self._quotes.lot
+
+    def quote(self, theo: np.ndarray, vega: np.ndarray, spot: float, vol_ratio: float,
+              stress: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(bid_ticks, bid_lots, ask_ticks, ask_lots) around ``theo`` (coin); vega in coin per 1.0 vol.
+
+        A side with no sensible price (bid below one tick) gets 0 lots.
+        """
+        bt, bl, at, al = self._quotes.quote(theo, vega, spot, vol_ratio, stress)
+        return bt[0], bl[0], at[0], al[0]
+
+
+class FutureQuoter:
+    """One maker's perpetual and futures quotes (a one-row :class:`FutureQuotes`)."""
+
+    def __init__(self, instruments: list[Instrument], params: MakerParams) -> None:
+        self.params = params
+        self._quotes = FutureQuotes(instruments, (params,))
 
     def quote(self, forward: np.ndarray, vol_ratio: float,
               stress: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(bid_ticks, bid_lots, ask_ticks, ask_lots) around ``forward`` (USD per coin)."""
-        p = self.params
-        half = np.maximum(forward * p.future_half_bps * 1e-4 * max(vol_ratio, 0.25) * (1 + p.stress_widen * stress),
-                          self.tick)
-        bid = np.floor((forward - half) / self.tick).astype(np.int64)
-        ask = np.ceil((forward + half) / self.tick).astype(np.int64)
-        amount = np.where(self.usd_sized, p.future_size_usd, p.future_size_coin)
-        lots = np.maximum(np.floor(amount / self.lot), 1).astype(np.int64)
-        return bid, lots, ask, lots
+        bt, bl, at, al = self._quotes.quote(forward, vol_ratio, stress)
+        return bt[0], bl[0], at[0], al[0]
 
 
 def changed(old_ticks: np.ndarray, old_lots: np.ndarray, new_ticks: np.ndarray, new_lots: np.ndarray) -> np.ndarray:

@@ -64,9 +64,9 @@ from connectors.sim.index_sources import IndexSources, SourceParams
 from connectors.sim.listing import ListingConfig, ListingSchedule
 from connectors.sim.market_makers import (
     DEFAULT_MAKERS,
-    FutureQuoter,
+    FutureQuotes,
     MakerParams,
-    OptionQuoter,
+    OptionQuotes,
     needs_requote,
     to_requote,
 )
@@ -144,8 +144,7 @@ class _Market:
         self.call = np.array([i.is_call for i in opts])
         self.expiry = np.array([i.expiry_ms for i in opts], dtype=np.int64)
         self.fut_expiry = np.array([insts[k].expiry_ms or 0 for k in self.fut], dtype=np.int64)
-        self.opt_quoters = [OptionQuoter(opts, m) for m in makers] if opts else []
-        self.fut_quoters = [FutureQuoter([insts[k] for k in self.fut], m) for m in makers]
+        self.fut_quotes = FutureQuotes([insts[k] for k in self.fut], makers)
         self.bids = [_Side(n) for _ in makers]
         self.asks = [_Side(n) for _ in makers]
         self.mark = np.full(n, np.nan)
@@ -166,6 +165,8 @@ class _Market:
                                    for i in insts], dtype=np.int64)
         self.books: list[Any] = []  # the engine's order book of each instrument (set by the venue)
         self.targets: list[Any] = []  # per maker: ((bid ticks, lots, edge, step), (ask ...)) arrays, set each step
+        # Makers x instruments arrays the targets are views of.
+        self._target_rows = tuple(np.zeros((len(makers), n), dtype=np.int64) for _ in range(4))
         self.target_step = -1
         self.synced = np.full(n, -1, dtype=np.int64)  # step at which each book was last brought to the targets
         self.mark_set = np.full(n, np.nan)  # mark last given to the engine (its price band)
@@ -174,7 +175,7 @@ class _Market:
 class _OptionBlock:
     """Every listed option of every underlying in one set of arrays, so a step prices them in one call."""
 
-    def __init__(self, markets: dict[str, _Market], model: MarketModel) -> None:
+    def __init__(self, markets: dict[str, _Market], model: MarketModel, makers: Sequence[MakerParams]) -> None:
         parts = [(base, mk) for base, mk in markets.items() if len(mk.opt)]
         self.slices: list[tuple[_Market, slice]] = []
         start = 0
@@ -192,6 +193,21 @@ class _OptionBlock:
         self.carry, self.vrp, self.wing, self.gamma = per("carry"), per("vrp"), per("wing"), per("gamma")
         self.skew = np.array([p.skew for p in params])
         self.skew_jump = np.array([p.skew_jump for p in params])
+        self.mark = np.zeros(start)  # coin, set with the markets' marks
+        self.vega = np.zeros(start)  # coin per 1.0 vol
+        # One quoting call per group of consecutive underlyings whose options share a tick grid (BTC and ETH do).
+        self.quotes: list[tuple[slice, OptionQuotes]] = []
+        group: list[Instrument] = []
+        group_start = 0
+        for _, mk in parts:
+            opts = [mk.insts[k] for k in mk.opt]
+            if group and (opts[0].tick_size, opts[0].tick_steps) != (group[0].tick_size, group[0].tick_steps):
+                self.quotes.append((slice(group_start, group_start + len(group)), OptionQuotes(group, makers)))
+                group_start += len(group)
+                group = []
+            group.extend(opts)
+        if group:
+            self.quotes.append((slice(group_start, group_start + len(group)), OptionQuotes(group, makers)))
 
 
 class _SyncingEngine:
@@ -802,7 +818,7 @@ class SimVenue:
             mk.mark[mk.fut] = mk.fwd[mk.fut]
         block = self._block
         if block is None:
-            block = self._block = _OptionBlock(self.markets, model)
+            block = self._block = _OptionBlock(self.markets, model, self.makers)
         if not len(block.strike):
             return
         which = block.which
@@ -814,7 +830,8 @@ class SimVenue:
         w = ssvi_total_variance(np.log(block.strike / fwd), theta, rho, block.wing, block.gamma)
         iv = np.sqrt(w / t)
         g = inverse_greeks_1d(fwd, block.strike, t, iv, block.call)
-        price = np.maximum(g.price, 0.0)
+        price = block.mark = np.maximum(g.price, 0.0)
+        block.vega = g.vega
         for mk, sl in block.slices:
             o = mk.opt_slice
             mk.fwd[o] = fwd[sl]
@@ -832,38 +849,54 @@ class SimVenue:
             return False
         return not self.quotes_wanted and not (self._bus is not None and self._bus.has_listeners("quote"))
 
-    def _targets(self, base: str, mk: _Market) -> None:
-        """Every maker's target quotes (ticks, lots, edge to model value) for every instrument, vectorised."""
-        i = self.model.index(base)
-        p = self.model.params[base]
-        vol_ratio = float(self.model.sigma[i]) / p.theta
-        stress = float(self.model.z[i])
-        spot = self.index_price[base]
-        theo_ticks = mk.mark / mk.tick
-        n = len(mk.names)
-        targets = []
-        for m in range(len(self.makers)):
-            bt = np.zeros(n, dtype=np.int64)
-            bl = np.zeros(n, dtype=np.int64)
-            at = np.zeros(n, dtype=np.int64)
-            al = np.zeros(n, dtype=np.int64)
-            if len(mk.opt):
-                q = mk.opt_quoters[m].quote(mk.mark[mk.opt], mk.vega[mk.opt], spot, vol_ratio, stress)
-                bt[mk.opt], bl[mk.opt], at[mk.opt], al[mk.opt] = q
-            q = mk.fut_quoters[m].quote(mk.fwd[mk.fut], vol_ratio, stress)
-            bt[mk.fut], bl[mk.fut], at[mk.fut], al[mk.fut] = q
+    def _targets(self) -> None:
+        """Every maker's target quotes (ticks, lots, edge to model value) for every instrument, vectorised over
+        makers and over the options of every underlying."""
+        model = self.model
+        vol_ratio = model.sigma / np.array([model.params[b].theta for b in model.names])
+        stress = model.z
+        spot = np.array([self.index_price[b] for b in model.names])
+        block = self._block
+        opt_q: list[tuple[slice, tuple[np.ndarray, ...]]] = []
+        if block is not None and len(block.strike):
+            which = block.which
+            for sl, quotes in block.quotes:
+                w = which[sl]
+                opt_q.append((sl, quotes.quote(block.mark[sl], block.vega[sl], spot[w], vol_ratio[w], stress[w])))
+        for base, mk in self.markets.items():
+            i = model.index(base)
+            rows = mk._target_rows
+            fs = slice(0, mk.opt_slice.start)
+            for row, q in zip(rows, mk.fut_quotes.quote(mk.fwd[fs], float(vol_ratio[i]), float(stress[i]))):
+                row[:, fs] = q
+            if block is not None:
+                for mkb, bsl in block.slices:
+                    if mkb is not mk:
+                        continue
+                    for sl, q in opt_q:
+                        lo, hi = max(sl.start, bsl.start), min(sl.stop, bsl.stop)
+                        if lo >= hi:
+                            continue
+                        dst = slice(mk.opt_slice.start + lo - bsl.start, mk.opt_slice.start + hi - bsl.start)
+                        src = slice(lo - sl.start, hi - sl.start)
+                        for row, part in zip(rows, q):
+                            row[:, dst] = part[:, src]
+            bt, bl, at, al = rows
+            theo_ticks = mk.mark / mk.tick
             bstep = np.where(bt > mk.step_above, mk.step_mult, 1)
             astep = np.where(at > mk.step_above, mk.step_mult, 1)
-            targets.append(((bt, bl, theo_ticks - bt, bstep), (at, al, at - theo_ticks, astep)))
-        mk.targets = targets
-        mk.target_step = self._step_no
+            bedge = theo_ticks - bt
+            aedge = at - theo_ticks
+            mk.targets = [((bt[m], bl[m], bedge[m], bstep[m]), (at[m], al[m], aedge[m], astep[m]))
+                          for m in range(len(self.makers))]
+            mk.target_step = self._step_no
 
     def _requote(self) -> None:
         """Compute the makers' targets; in eager mode bring every book to them (re-quoting only what must move)."""
         self._step_no += 1
         lazy = self._lazy_now()
+        self._targets()
         for base, mk in self.markets.items():
-            self._targets(base, mk)
             if lazy:
                 continue
             ops_away: list[tuple[int, int, int, int, int]] = []
