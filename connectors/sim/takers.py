@@ -63,8 +63,16 @@ class Takers:
 
         ``futures``/``options`` hold instrument indices; ``log_moneyness`` and ``years`` describe the options.
         """
+        return self.orders(underlying, self.arrivals(dt_s), last_return, perp, futures, options, log_moneyness, years)
+
+    def arrivals(self, dt_s: float) -> int:
+        """How many taker orders of one underlying arrive over ``dt_s`` seconds (the first draw of :meth:`draw`)."""
+        return int(self.rng.poisson(self.params.rate_per_min * dt_s / 60.0))
+
+    def orders(self, underlying: str, count: int, last_return: float, perp: int, futures: np.ndarray,
+               options: np.ndarray, log_moneyness: np.ndarray, years: np.ndarray) -> list[TakerOrder]:
+        """The ``count`` orders that arrived (the rest of :meth:`draw`; arguments as there)."""
         p = self.params
-        count = int(self.rng.poisson(p.rate_per_min * dt_s / 60.0))
         out: list[TakerOrder] = []
         buy_prob = min(0.9, max(0.1, p.buy_prob + p.momentum * last_return))
         for _ in range(count):

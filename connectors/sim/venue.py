@@ -156,6 +156,8 @@ class _Market:
         self.pub_top: list[tuple[int, int, int, int]] = [(-1, -1, 0, 0)] * n  # top of book last published (ints)
         self.oi = np.zeros(n)
         self.tick = np.array([float(i.tick_size) for i in insts])
+        self.half_tick = self.tick * 0.5
+        self.name_array = np.array(self.names, dtype=object)
         # Exact float prices and sizes: ticks·num/den with integers, so 0.0525 prints as 0.0525, not 0.052500000001.
         self.tick_frac = [i.tick_size.as_integer_ratio() for i in insts]
         self.lot_frac = [i.min_amount.as_integer_ratio() for i in insts]
@@ -287,6 +289,7 @@ class SimVenue:
         self._settlement_listeners: list[Callable[[str, float, list[Instrument]], None]] = []
         self._last_request: OrderRequest | None = None
         self._step_no = 0
+        self._targets_step = -1  # step whose makers' targets are computed
         self.quotes_wanted = False  # build Quote objects even without a bus listener (a step listener wants them)
         self.changed: list[str] = []  # instruments whose quote changed in the current step
         self.last_changed: list[str] = []  # ... and in the step last emitted
@@ -758,6 +761,7 @@ class SimVenue:
         market.books = [self.engine.market(n).book for n in market.names]
         self.markets[base] = market
         self._block = None
+        self._targets_step = -1
         for mk in range(len(self.makers)):
             for sign, sides in ((1, market.bids), (-1, market.asks)):
                 s = sides[mk]
@@ -890,12 +894,14 @@ class SimVenue:
             mk.targets = [((bt[m], bl[m], bedge[m], bstep[m]), (at[m], al[m], aedge[m], astep[m]))
                           for m in range(len(self.makers))]
             mk.target_step = self._step_no
+        self._targets_step = self._step_no
 
     def _requote(self) -> None:
         """Compute the makers' targets; in eager mode bring every book to them (re-quoting only what must move)."""
         self._step_no += 1
         lazy = self._lazy_now()
-        self._targets()
+        if not lazy:
+            self._targets()
         for base, mk in self.markets.items():
             if lazy:
                 continue
@@ -927,6 +933,8 @@ class SimVenue:
         if mk.synced[k] == self._step_no:
             return
         mk.synced[k] = self._step_no
+        if self._targets_step != self._step_no:
+            self._targets()  # lazy quoting: the targets of a step are computed when its first book is used
         ops_away = []
         ops_in = []
         for m, maker in enumerate(self.makers):
@@ -980,14 +988,17 @@ class SimVenue:
     def _take(self, dt_s: float) -> None:
         now = self.clock.now_ms()
         for base, mk in self.markets.items():
+            count = self.takers.arrivals(dt_s)
+            if not count:
+                continue
             if len(mk.opt):
                 fwd = mk.fwd[mk.opt]
                 lm = np.log(mk.strike / fwd)
                 yrs = (mk.expiry - now) / MS_PER_YEAR
             else:
                 lm = yrs = np.zeros(0)
-            for order in self.takers.draw(base, dt_s, float(self._last_return[self.model.index(base)]), mk.perp,
-                                          mk.dated, mk.opt, lm, yrs):
+            for order in self.takers.orders(base, count, float(self._last_return[self.model.index(base)]), mk.perp,
+                                            mk.dated, mk.opt, lm, yrs):
                 name = mk.names[order.index]
                 self.sync(name)
                 market = self.engine.market(name)
@@ -1019,18 +1030,23 @@ class SimVenue:
             idx = self.index_price.get(base)
             # Marks move every step for every option; a quote goes out when the top of book moved or the mark
             # moved by at least half a tick, so the bus carries what changed and nothing else.
-            moved = ~(np.abs(mk.mark - mk.pub_mark) < mk.tick * 0.5)
-            mark_moved = set(np.flatnonzero(moved).tolist())
-            cand = mark_moved.union(k for b, k in self._touched if b == base)
-            if not cand:
-                continue
+            moved = ~(np.abs(mk.mark - mk.pub_mark) < mk.half_tick)
+            touched = [k for b, k in self._touched if b == base] if self._touched else []
             mk.pub_mark[moved] = mk.mark[moved]
-            names, books, tops = mk.names, mk.books, mk.pub_top
             if lazy:
                 # Books are not kept at the targets: what changed is the marks (and what was traded or synced).
-                changed.extend(names[k] for k in sorted(cand))
-                self.unbuilt_quotes += len(cand)
+                if touched:
+                    moved[touched] = True
+                which = np.flatnonzero(moved)
+                if len(which):
+                    changed.extend(mk.name_array[which].tolist())
+                    self.unbuilt_quotes += len(which)
                 continue
+            mark_moved = set(np.flatnonzero(moved).tolist())
+            cand = mark_moved.union(touched)
+            if not cand:
+                continue
+            names, books, tops = mk.names, mk.books, mk.pub_top
             if build:
                 marks, ivs, fwds, ois = mk.mark.tolist(), mk.iv.tolist(), mk.fwd.tolist(), mk.oi.tolist()
             for k in sorted(cand):
