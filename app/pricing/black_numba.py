@@ -47,7 +47,7 @@ _FROZEN = (_ASYMPTOTIC_Q, _ASYMPTOTIC_TERMS, _TAYLOR_RATIO, _TAYLOR_RATIO_FAR, _
 if _FROZEN != (7.0, 30, 0.05, 0.005, 4.0, -0.6):
     raise ImportError("app.pricing.black_numba is out of date with app.pricing.normalised's constants")
 
-REVISION = 2
+REVISION = 3
 """Bumped with every change of this file's functions: implied_numba, whose cached machine code inlines
 :func:`normalised_otm_call`, checks it (numba's cache is keyed on the caller's file only)."""
 _SPLIT = 134217729.0  # 2^27 + 1: Dekker's splitter, q = hi + lo with hi·hi exact
@@ -75,7 +75,7 @@ _Q0, _Q1, _Q2, _Q3, _Q4 = (2.56852019228982242, 1.87295284992346047, 0.527905102
 _INV_SQRT_PI = 0.56418958354775628695
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def erf_small(q: float) -> float:
     """erf(q) for |q| ≤ 0.46875 (Cody's first rational, relative)."""
     z = q * q
@@ -84,7 +84,7 @@ def erf_small(q: float) -> float:
     return q * num / den
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _erfcx_rational(y: float) -> float:
     """erfcx(y) for y > 0.46875 (Cody's second and third rationals)."""
     if y <= 4.0:
@@ -114,7 +114,7 @@ def erfcx(q: float) -> float:
     return 2.0 * math.exp(p) * (1.0 + err) - r
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _erfc_parts(q: float) -> tuple[float, float]:
     """(a, c) with erfc(q) = a + c·e^{−q²}: no exponential is taken here, the caller has e^{−q²} as a product."""
     y = abs(q)
@@ -147,7 +147,7 @@ def _difference_asymptotic(q1: float, eps: float) -> float:
     return total * one_minus_r / SQRT_PI
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _taylor_sums(m: float, delta: float) -> tuple[float, float, float]:
     """(erfcx(m), O, E) with erfcx(m ∓ δ) = erfcx(m) ± O − E: the odd and even Taylor sums Σ z_n δⁿ/n!.
 
@@ -187,55 +187,58 @@ def _erfc_from_erfcx(scaled: float, q: float) -> float:
     return scaled * math.exp(-p) * (1.0 - err)
 
 
-@njit(**_JIT)
-def _otm_call_and_tails(x: float, h: float, t: float, side: float) -> tuple[float, float, float]:
-    """(b, erfc(q), g = e^{−(h²+t²)/2}) for x ≤ 0; q = q₁ = −(h+t)/√2 for side +1, q₂ = q₁ + √2·t for side −1.
+@njit(inline="always", **_JIT)
+def _otm_call_and_tails(x: float, h: float, t: float, side: float, g: float, ex: float) -> tuple[float, float]:
+    """(b, erfc(q)) for x ≤ 0; q = q₁ = −(h+t)/√2 for side +1, q₂ = q₁ + √2·t for side −1.
 
-    side 0 (price only) skips what only the greeks need, and leaves erfc(q) NaN.
+    g = e^{−(h²+t²)/2} and ex = e^{x/2} come from the caller (ex ≤ 0: not computed, taken here if needed); side 0
+    (price only) skips what only the greeks need and leaves erfc(q) NaN.
     """
     q1 = (h + t) * -INV_SQRT2
     eps = SQRT2 * t
-    g = math.exp(-0.5 * (h * h + t * t))
     if q1 >= _ASYMPTOTIC_Q:
         b = 0.5 * g * _difference_asymptotic(q1, eps)
         if side == 0.0:
-            return b, np.nan, g
+            return b, np.nan
         q = q1 if side > 0 else q1 + eps
-        return b, _erfc_from_erfcx(_erfcx_rational(q), q), g
+        return b, _erfc_from_erfcx(_erfcx_rational(q), q)
     limit = _TAYLOR_RATIO_FAR + (_TAYLOR_RATIO - _TAYLOR_RATIO_FAR) * (1.0 if q1 < _TAYLOR_FAR_Q else 0.0)
     if eps < 2.0 * limit * max(q1, 1.0) and q1 >= _CDF_Q:
         y, odd, even = _taylor_sums(h * -INV_SQRT2, t * INV_SQRT2)
         b = g * odd
         if side == 0.0:
-            return b, np.nan, g
-        ex = math.exp(0.5 * x)
+            return b, np.nan
+        if ex <= 0.0:
+            ex = math.exp(0.5 * x)
         # erfcx(q₁) = y + O − E and erfcx(q₂) = y − O − E; e^{−q₁²} = g·e^{−x/2}, e^{−q₂²} = g·e^{x/2}
         if side > 0:
-            return b, (y + odd - even) * (g / ex), g
-        return b, (y - odd - even) * (g * ex), g
+            return b, (y + odd - even) * (g / ex)
+        return b, (y - odd - even) * (g * ex)
     q2 = q1 + eps
     a1, c1 = _erfc_parts(q1)
     a2, c2 = _erfc_parts(q2)  # q₂ > 0 always (h ≤ 0 < t): a₂ is 0 or 1 − erf(q₂)
     if q1 > _THRESH:  # a₁ = a₂ = 0: the shared-exponent form
         b = 0.5 * g * (c1 - c2)
         if side == 0.0:
-            return b, np.nan, g
-        ex = math.exp(0.5 * x)
+            return b, np.nan
+        if ex <= 0.0:
+            ex = math.exp(0.5 * x)
         if side > 0:
-            return b, c1 * (g / ex), g
-        return b, c2 * (g * ex), g
-    ex = math.exp(0.5 * x)
+            return b, c1 * (g / ex)
+        return b, c2 * (g * ex)
+    if ex <= 0.0:
+        ex = math.exp(0.5 * x)
     emx = 1.0 / ex
     b = 0.5 * ((ex * a1 - emx * a2) + g * (c1 - c2))
     if side > 0:
-        return b, a1 + c1 * (g * emx), g
-    return b, a2 + c2 * (g * ex), g
+        return b, a1 + c1 * (g * emx)
+    return b, a2 + c2 * (g * ex)
 
 
 @njit(**_JIT)
 def normalised_otm_call(x: float, h: float, t: float) -> float:
     """b(x, s) for x ≤ 0 from h = x/s and t = s/2 (dimensionless), by the same regions as the numpy path."""
-    return _otm_call_and_tails(x, h, t, 0.0)[0]
+    return _otm_call_and_tails(x, h, t, 0.0, math.exp(-0.5 * (h * h + t * t)), 0.0)[0]
 
 
 @njit(**_JIT)
@@ -246,73 +249,96 @@ def _log_moneyness(f: float, k: float) -> float:
     return math.log1p(u)
 
 
+@njit(inline="always", **_JIT)
+def _option_into(out: np.ndarray, i: int, fi: float, ki: float, ti: float, vi: float, call: bool, ri: float,
+                 x: float, g: float, ex: float, greeks: bool) -> None:
+    """One option into out[:, i] (see :func:`black76_into`), given x = ln(F/K), g = e^{−(h²+t²)/2} and e^{−|x|/2}."""
+    ok = fi > 0 and ki > 0 and ti >= 0 and vi >= 0
+    ok = ok and math.isfinite(fi) and math.isfinite(ki) and math.isfinite(ti) and math.isfinite(vi)
+    if not (ok and math.isfinite(ri)):
+        out[0, i] = np.nan
+        if greeks:
+            for j in range(1, 6):
+                out[j, i] = np.nan
+        return
+    sqrt_t = math.sqrt(ti)
+    s = vi * sqrt_t
+    live = s > 0
+    s_safe = s if live else 1.0
+    ax = -abs(x)
+    h = ax / s_safe
+    t_half = 0.5 * s_safe
+    cs = 1.0 if call else -1.0
+    itm = 1.0 if x * cs > 0 else 0.0
+    sqrt_fk = math.sqrt(fi * ki)
+    side = cs * (1.0 - 2.0 * itm)
+    e = 0.0
+    time_value = 0.0
+    if live:
+        b, e = _otm_call_and_tails(ax, h, t_half, side if greeks else 0.0, g, ex)
+        time_value = sqrt_fk * b
+    price = abs(fi - ki) * itm + time_value
+    df = 1.0
+    if ri != 0.0:
+        df = math.exp(-ri * ti)
+        price *= df
+    out[0, i] = price
+    if not greeks:
+        return
+    if live:
+        # Φ(d1) of a call, Φ(−d1) of a put: erfc of the OTM side's argument, q₁ or q₂ (see black._core),
+        # from the parts the price took; libm's erfc only where e^{∓x/2} overflowed (F/K beyond 1e±300)
+        if math.isnan(e):
+            e = math.erfc((h + side * t_half) * -INV_SQRT2)
+        prob = 0.5 * e + itm * (1.0 - e)
+        f_pdf = sqrt_fk * (INV_SQRT_2PI * g)
+        if ri != 0.0:
+            f_pdf *= df
+            prob *= df
+        out[1, i] = prob * cs
+        out[2, i] = f_pdf / (fi * fi * s_safe)
+        out[3, i] = f_pdf * sqrt_t
+        theta = -f_pdf * vi / (2.0 * sqrt_t)
+        if ri != 0.0:
+            theta += ri * price
+        out[4, i] = theta
+    else:
+        if x == 0:
+            step = 0.5
+        else:
+            step = 1.0 if (x if call else -x) > 0 else 0.0
+        out[1, i] = (step if call else -step) * df
+        out[2, i] = 0.0
+        out[3, i] = 0.0
+        out[4, i] = ri * price if ri != 0.0 else 0.0
+    out[5, i] = -ti * price
+
+
 @njit(**_JIT)
 def black76_into(f: np.ndarray, k: np.ndarray, tt: np.ndarray, v: np.ndarray, c: np.ndarray, r: np.ndarray,
                  out: np.ndarray, greeks: bool) -> None:
     """Black-76 on flat arrays of one length into out[0..5] (price, delta, gamma, vega, theta, rho; USD view).
 
     Units as :func:`app.pricing.black.black76`; out[0] only when ``greeks`` is false. NaN for bad inputs.
+    ``r`` may have one element (the same rate for all). Self-contained: logarithm and exponentials from libm.
     """
-    nan = np.nan
+    one_rate = r.size == 1
     for i in range(f.size):
-        fi, ki, ti, vi, ri = f[i], k[i], tt[i], v[i], r[i]
-        ok = fi > 0 and ki > 0 and ti >= 0 and vi >= 0
-        ok = ok and math.isfinite(fi) and math.isfinite(ki) and math.isfinite(ti) and math.isfinite(vi)
-        if not (ok and math.isfinite(ri)):
-            out[0, i] = nan
-            if greeks:
-                for j in range(1, 6):
-                    out[j, i] = nan
-            continue
-        sqrt_t = math.sqrt(ti)
-        s = vi * sqrt_t
-        live = s > 0
-        s_safe = s if live else 1.0
+        fi, ki, ti, vi = f[i], k[i], tt[i], v[i]
         x = _log_moneyness(fi, ki)
-        ax = -abs(x)
-        h = ax / s_safe
-        t_half = 0.5 * s_safe
-        cs = 1.0 if c[i] else -1.0
-        itm = 1.0 if x * cs > 0 else 0.0
-        sqrt_fk = math.sqrt(fi * ki)
-        side = cs * (1.0 - 2.0 * itm)
-        e = g = 0.0
-        time_value = 0.0
-        if live:
-            b, e, g = _otm_call_and_tails(ax, h, t_half, side if greeks else 0.0)
-            time_value = sqrt_fk * b
-        price = abs(fi - ki) * itm + time_value
-        df = 1.0
-        if ri != 0.0:
-            df = math.exp(-ri * ti)
-            price *= df
-        out[0, i] = price
-        if not greeks:
-            continue
-        if live:
-            # Φ(d1) of a call, Φ(−d1) of a put: erfc of the OTM side's argument, q₁ or q₂ (see black._core),
-            # from the parts the price took; libm's erfc only where e^{∓x/2} overflowed (F/K beyond 1e±300)
-            if math.isnan(e):
-                e = math.erfc((h + side * t_half) * -INV_SQRT2)
-            prob = 0.5 * e + itm * (1.0 - e)
-            f_pdf = sqrt_fk * (INV_SQRT_2PI * g)
-            if ri != 0.0:
-                f_pdf *= df
-                prob *= df
-            out[1, i] = prob * cs
-            out[2, i] = f_pdf / (fi * fi * s_safe)
-            out[3, i] = f_pdf * sqrt_t
-            theta = -f_pdf * vi / (2.0 * sqrt_t)
-            if ri != 0.0:
-                theta += ri * price
-            out[4, i] = theta
-        else:
-            if x == 0:
-                step = 0.5
-            else:
-                step = 1.0 if (x if c[i] else -x) > 0 else 0.0
-            out[1, i] = (step if c[i] else -step) * df
-            out[2, i] = 0.0
-            out[3, i] = 0.0
-            out[4, i] = ri * price if ri != 0.0 else 0.0
-        out[5, i] = -ti * price
+        s = vi * math.sqrt(ti)
+        h = -abs(x) / s
+        t_half = 0.5 * s
+        g = math.exp(-0.5 * (h * h + t_half * t_half))
+        _option_into(out, i, fi, ki, ti, vi, c[i], r[0] if one_rate else r[i], x, g, 0.0, greeks)
+
+
+@njit(**_JIT)
+def black76_prepared_into(f: np.ndarray, k: np.ndarray, tt: np.ndarray, v: np.ndarray, c: np.ndarray,
+                          r: np.ndarray, x: np.ndarray, g: np.ndarray, ex: np.ndarray, out: np.ndarray,
+                          greeks: bool) -> None:
+    """:func:`black76_into` with ln(F/K), e^{−(h²+t²)/2} and e^{−|x|/2} computed beforehand (numpy's SIMD log1p
+    and exp: see ``black._run_compiled``), elementwise as :func:`black76_into` computes them."""
+    one_rate = r.size == 1
+    for i in range(f.size):
+        _option_into(out, i, f[i], k[i], tt[i], v[i], c[i], r[0] if one_rate else r[i], x[i], g[i], ex[i], greeks)
