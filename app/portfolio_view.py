@@ -121,7 +121,8 @@ class Book:
             return 0
         names = [n for n in self._dirty if n in self.held]
         self._dirty.clear()
-        opts = [self.held[n] for n in names if self.held[n].inst.is_option]
+        held = self.held
+        opts = [held[n] for n in names if held[n].inst.is_option]
         if opts:
             fwd = np.array([h.forward if h.forward == h.forward else self.index.get(h.inst.base, np.nan) for h in opts])
             strike = np.array([float(h.inst.strike or 0) for h in opts])
@@ -129,21 +130,28 @@ class Book:
             iv = np.array([h.iv for h in opts])
             call = np.array([h.inst.is_call for h in opts])
             g = inverse_greeks_1d(fwd, strike, t, iv, call)
-            units = np.stack([g.delta, g.delta_bs, g.gamma, g.vega * 0.01, g.theta / 365.0], axis=1)
-            units = np.nan_to_num(units)
-            for h, u in zip(opts, units):
+            units = np.nan_to_num(np.stack([g.delta, g.delta_bs, g.gamma, g.vega * 0.01, g.theta / 365.0], axis=1))
+            new = units * np.array([float(h.size) for h in opts])[:, None]
+            diff = new - np.stack([h.contrib for h in opts])
+            bases = [h.inst.base for h in opts]
+            unique = dict.fromkeys(bases)
+            for base in unique:  # totals move by the sum of the differences, per underlying
+                rows = diff if len(unique) == 1 else diff[[j for j, b in enumerate(bases) if b == base]]
+                tot = self.totals.setdefault(base, np.zeros(5))
+                tot += rows.sum(axis=0)
+            for h, u, c in zip(opts, units, new):
                 h.unit = u
+                h.contrib = c
         for n in names:
-            h = self.held[n]
-            if not h.inst.is_option:
-                ref = h.mark if h.mark == h.mark else self.index.get(h.inst.base, float("nan"))
-                delta = float(h.size) / ref if h.inst.inverse and ref == ref and ref > 0 else float(h.size)
-                new = np.array([delta, delta, 0.0, 0.0, 0.0])
-            else:
-                new = h.unit * float(h.size)
+            h = held[n]
+            if h.inst.is_option:
+                continue
+            ref = h.mark if h.mark == h.mark else self.index.get(h.inst.base, float("nan"))
+            delta = float(h.size) / ref if h.inst.inverse and ref == ref and ref > 0 else float(h.size)
+            new_f = np.array([delta, delta, 0.0, 0.0, 0.0])
             tot = self.totals.setdefault(h.inst.base, np.zeros(5))
-            tot += new - h.contrib
-            h.contrib = new
+            tot += new_f - h.contrib
+            h.contrib = new_f
         self._updates += len(names)
         if self._updates >= _REBASE_EVERY:
             self._rebase()

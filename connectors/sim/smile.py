@@ -37,7 +37,16 @@ def atm_total_variance(model: MarketModel, name: str, years: np.ndarray) -> np.n
 
 def ssvi_total_variance(k: np.ndarray, theta: np.ndarray, rho: float, eta: float, gamma: float) -> np.ndarray:
     """SSVI total variance at log-moneyness ``k`` for ATM total variance ``theta`` (broadcast together)."""
-    phi = eta / (np.power(theta, gamma) * np.power(1.0 + theta, 1.0 - gamma))
+    return ssvi_total_variance_phi(k, theta, rho, ssvi_phi(theta, eta, gamma))
+
+
+def ssvi_phi(theta: np.ndarray, eta: float | np.ndarray, gamma: float | np.ndarray) -> np.ndarray:
+    """SSVI's curvature φ(θ) = η / (θ^γ (1 + θ)^(1−γ)) for ATM total variance ``theta`` (one per expiry)."""
+    return eta / (np.power(theta, gamma) * np.power(1.0 + theta, 1.0 - gamma))
+
+
+def ssvi_total_variance_phi(k: np.ndarray, theta: np.ndarray, rho: float | np.ndarray, phi: np.ndarray) -> np.ndarray:
+    """SSVI total variance at log-moneyness ``k`` given θ and φ (computed once per expiry, then broadcast)."""
     pk = phi * k
     return 0.5 * theta * (1.0 + rho * pk + np.sqrt((pk + rho) ** 2 + 1.0 - rho * rho))
 

@@ -71,7 +71,7 @@ from connectors.sim.market_makers import (
     to_requote,
 )
 from connectors.sim.market_model import MarketModel, UnderlyingParams
-from connectors.sim.smile import MIN_YEARS, ssvi_total_variance
+from connectors.sim.smile import MIN_YEARS, ssvi_phi, ssvi_total_variance_phi
 from connectors.sim.takers import TakerParams, Takers
 
 HOUR_MS = 3_600_000
@@ -189,9 +189,17 @@ class _OptionBlock:
         self.strike = cat([mk.strike for _, mk in parts])
         self.call = np.ascontiguousarray(cat([mk.call for _, mk in parts]).astype(bool))
         self.expiry = cat([mk.expiry for _, mk in parts]).astype(np.int64)
-        self.which = cat([np.full(len(mk.opt), model.index(base)) for base, mk in parts]).astype(np.int64)
+        which = cat([np.full(len(mk.opt), model.index(base)) for base, mk in parts]).astype(np.int64)
+        # Forward, ATM variance and smile curvature are per expiry: computed on (underlying, expiry) pairs, then
+        # spread to the options through ``expiry_of``.
+        pairs, expiry_of = np.unique(np.stack([which, self.expiry], axis=1).reshape(-1, 2), axis=0,
+                                     return_inverse=True)
+        self.expiry_of = np.asarray(expiry_of, dtype=np.int64).reshape(-1)
+        self.which_e = np.ascontiguousarray(pairs[:, 0])
+        self.expiry_e = np.ascontiguousarray(pairs[:, 1])
+        self.which = which
         params = [model.params[name] for name in model.names]
-        per = lambda attr: np.array([getattr(p, attr) for p in params], dtype=float)[self.which]  # noqa: E731
+        per = lambda attr: np.array([getattr(p, attr) for p in params], dtype=float)[self.which_e]  # noqa: E731
         self.carry, self.vrp, self.wing, self.gamma = per("carry"), per("vrp"), per("wing"), per("gamma")
         self.skew = np.array([p.skew for p in params])
         self.skew_jump = np.array([p.skew_jump for p in params])
@@ -825,13 +833,15 @@ class SimVenue:
             block = self._block = _OptionBlock(self.markets, model, self.makers)
         if not len(block.strike):
             return
-        which = block.which
-        t = np.maximum((block.expiry - now) / MS_PER_YEAR, MIN_YEARS)
-        fwd = spot[which] * np.exp(block.carry * t)
-        vol = block.vrp * model.expected_vol_of(which, t)
-        theta = vol * vol * t  # ATM total variance (smile.atm_total_variance for every option at once)
+        which, per = block.which_e, block.expiry_of
+        t_e = np.maximum((block.expiry_e - now) / MS_PER_YEAR, MIN_YEARS)
+        fwd_e = spot[which] * np.exp(block.carry * t_e)
+        vol = block.vrp * model.expected_vol_of(which, t_e)
+        theta = vol * vol * t_e  # ATM total variance (smile.atm_total_variance of every expiry at once)
         rho = np.clip(block.skew - block.skew_jump * model.z, -0.9, 0.9)[which]  # smile.ssvi_rho per underlying
-        w = ssvi_total_variance(np.log(block.strike / fwd), theta, rho, block.wing, block.gamma)
+        phi = ssvi_phi(theta, block.wing, block.gamma)
+        t, fwd = t_e[per], fwd_e[per]
+        w = ssvi_total_variance_phi(np.log(block.strike / fwd), theta[per], rho[per], phi[per])
         iv = np.sqrt(w / t)
         g = inverse_greeks_1d(fwd, block.strike, t, iv, block.call)
         price = block.mark = np.maximum(g.price, 0.0)
