@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -56,11 +59,26 @@ class UnitRisk:
     """Unit risk vectors of instruments of one index pair: per 1 coin long, in the settlement currency."""
 
     names: tuple[str, ...]
-    standard: np.ndarray  # (n, buckets*vols)
-    extended: np.ndarray  # (n, len(extended_moves))
+    grid: np.ndarray  # (n, buckets*vols + len(extended_moves)): standard scenarios, then extended
+    n_standard: int  # buckets*vols: where the extended columns start
     delta: np.ndarray  # (n,) coin delta per coin of position (Black-76 delta for options, 1 for futures)
-    expiry: tuple[int | None, ...]  # expiry ms per instrument (None: perpetual)
+    expiry_ms: np.ndarray  # (n,) int64 expiry ms per instrument, -1 for perpetuals
     years: np.ndarray  # (n,) years to expiry (0 for perpetuals)
+
+    @property
+    def standard(self) -> np.ndarray:
+        """(n, buckets*vols) standard-grid P&L per coin (a view of ``grid``)."""
+        return self.grid[:, : self.n_standard]
+
+    @property
+    def extended(self) -> np.ndarray:
+        """(n, len(extended_moves)) extended-table P&L per coin (a view of ``grid``)."""
+        return self.grid[:, self.n_standard :]
+
+    @property
+    def expiry(self) -> tuple[int | None, ...]:
+        """Expiry ms per instrument (None: perpetual)."""
+        return tuple(None if e < 0 else e for e in self.expiry_ms.tolist())
 
 
 def unit_risk(
@@ -73,115 +91,249 @@ def unit_risk(
     names: Sequence[str] | None = None,
 ) -> UnitRisk:
     """Unit risk vectors of instruments of one index pair (forwards in USD, ivs as fractions)."""
+    names = tuple(names) if names is not None else tuple(i.name for i in instruments)
+    for nm, i in zip(names, instruments):
+        if i.kind is Kind.SPOT:
+            raise InvalidInput(f"{nm}: spot holdings are collateral, not a risk-matrix position", code="margin.spot")
+    expiry = [i.expiry_ms for i in instruments]
+    return _unit_risk(
+        names,
+        np.array([i.kind is Kind.OPTION for i in instruments], dtype=bool),
+        np.array([i.is_call for i in instruments], dtype=bool),
+        np.array([i.inverse for i in instruments], dtype=bool),
+        np.array([float(i.strike) if i.strike is not None else 0.0 for i in instruments]),
+        np.array([-1 if e is None else e for e in expiry], dtype=np.int64),
+        np.asarray(forwards, dtype=float),
+        np.asarray(ivs, dtype=float),
+        now_ms,
+        params,
+        pair_name,
+        None,
+    )
+
+
+def _unit_risk(
+    names: tuple[str, ...],
+    is_opt: np.ndarray,
+    is_call: np.ndarray,
+    inverse: np.ndarray,
+    strike: np.ndarray,
+    expiry_ms: np.ndarray,
+    forwards: np.ndarray,
+    ivs: np.ndarray,
+    now_ms: int,
+    params: PMParams,
+    pair_name: str,
+    twin: np.ndarray | None,
+) -> UnitRisk:
+    """Unit risk vectors from per-instrument arrays; ``twin`` (optional) ids a call and put of one strike alike."""
     pair = params.pair(pair_name)
     ch = params.choices
-    n = len(instruments)
-    names = tuple(names) if names is not None else tuple(i.name for i in instruments)
+    n = len(names)
     moves = price_moves(pair, params.general.buckets_count)
     nb = len(moves)
     nv = int(params.general.vol_scenarios_count)
     if nv != len(ch.vol_order):
         raise InvalidInput(f"vol_scenarios_count {nv} does not match the vol order {ch.vol_order}", code="input.model_params")
     ext_moves = np.asarray(ch.extended_moves, dtype=float)
-    std = np.empty((n, nb * nv))
-    ext = np.empty((n, len(ext_moves)))
+    ns = nb * nv
+    grid = np.empty((n, ns + len(ext_moves)))
     delta = np.ones(n)
-    forwards = np.asarray(forwards, dtype=float)
-    ivs = np.asarray(ivs, dtype=float)
-    expiry = tuple(_expiry_ms(nm, i) for nm, i in zip(names, instruments))
-    years = np.array([0.0 if e is None else max(0.0, (e - now_ms) / MS_PER_YEAR) for e in expiry])
-    kinds = [i.kind for i in instruments]
-    for nm, k in zip(names, kinds):
-        if k is Kind.SPOT:
-            raise InvalidInput(f"{nm}: spot holdings are collateral, not a risk-matrix position", code="margin.spot")
-    is_opt = np.array([k is Kind.OPTION for k in kinds], dtype=bool)
-    inverse = np.array([i.inverse for i in instruments], dtype=bool)
+    perpetual = expiry_ms < 0
+    years = np.maximum(0.0, (expiry_ms - now_ms) / MS_PER_YEAR)
+    if perpetual.any():
+        years[perpetual] = 0.0
     fut = ~is_opt
     if fut.any():
         ext_m = np.clip(ext_moves, moves[0], moves[-1]) if ch.extended_clamps_futures else ext_moves
-        inv_std = np.repeat(1.0 - 1.0 / (1.0 + moves), nv)
-        inv_ext = 1.0 - 1.0 / (1.0 + ext_m)
-        lin_std = np.repeat(moves, nv)
+        inv_row = np.concatenate([np.repeat(1.0 - 1.0 / (1.0 + moves), nv), 1.0 - 1.0 / (1.0 + ext_m)])
+        lin_row = np.concatenate([np.repeat(moves, nv), ext_m])
         fi = np.flatnonzero(fut & inverse)
         if fi.size:
-            std[fi] = inv_std
-            ext[fi] = inv_ext
+            grid[fi] = inv_row
         fl = np.flatnonzero(fut & ~inverse)
         if fl.size:
-            std[fl] = forwards[fl, None] * lin_std[None, :]
-            ext[fl] = forwards[fl, None] * ext_m[None, :]
+            grid[fl] = forwards[fl, None] * lin_row[None, :]
     if is_opt.any():
         idx = np.flatnonzero(is_opt)
-        _option_unit_risk(
-            [instruments[i] for i in idx], [names[i] for i in idx], forwards[idx], ivs[idx], years[idx], moves, ext_moves, pair, ch, std, ext, delta, idx
+        whole = idx.size == n
+        px, delta_opt = _option_grid(
+            forwards if whole else forwards[idx],
+            strike if whole else strike[idx],
+            years if whole else years[idx],
+            ivs if whole else ivs[idx],
+            is_call if whole else is_call[idx],
+            inverse if whole else inverse[idx],
+            None if twin is None else (twin if whole else twin[idx]),
+            moves,
+            ext_moves,
+            pair,
+            ch,
+            out=grid if whole else None,
         )
-    return UnitRisk(names, std, ext, delta, expiry, years)
+        if whole:
+            delta = delta_opt
+        else:
+            grid[idx] = px
+            delta[idx] = delta_opt
+    return UnitRisk(names, grid, ns, delta, expiry_ms, years)
 
 
-_EXPIRY_CACHE: dict[str, int | None] = {}
-_STATIC: dict[str, tuple[str, str, bool, bool, float]] = {}
-
-
-def _static(name: str, inst: Instrument) -> tuple[str, str, bool, bool, float]:
-    """(index pair, settlement, is option, is call, strike) of an instrument, computed once per name."""
-    hit = _STATIC.get(name)
-    if hit is None:
-        strike = float(inst.strike) if inst.strike is not None else 0.0
-        hit = _STATIC[name] = (inst.underlying, inst.settlement, inst.kind is Kind.OPTION, inst.is_call, strike)
-    return hit
-
-
-def _expiry_ms(name: str, inst: Instrument) -> int | None:
-    hit = _EXPIRY_CACHE.get(name, -1)
-    if hit == -1:
-        hit = _EXPIRY_CACHE[name] = inst.expiry_ms
-    return hit  # type: ignore[return-value]
-
-
-def _option_unit_risk(
-    insts: list[Instrument],
-    names: list[str],
+def _option_grid(
     fwd: np.ndarray,
-    iv: np.ndarray,
+    strike: np.ndarray,
     t: np.ndarray,
+    iv: np.ndarray,
+    is_call: np.ndarray,
+    inverse: np.ndarray,
+    twin: np.ndarray | None,
     moves: np.ndarray,
     ext_moves: np.ndarray,
     pair: PMPairParams,
     ch: PMModelChoices,
-    std: np.ndarray,
-    ext: np.ndarray,
-    delta: np.ndarray,
-    idx: np.ndarray,
-) -> None:
-    statics = [_STATIC.get(n) or _static(n, i) for n, i in zip(names, insts)]
-    strike = np.array([st[4] for st in statics])
-    is_call = np.array([st[3] for st in statics])
-    inverse = np.array([i.inverse for i in insts])
+    out: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 27 + 8) unit P&L of options over the standard then extended scenarios, and their Black-76 deltas."""
     if not (np.all(np.isfinite(fwd)) and np.all(fwd > 0)):
         raise InvalidInput("option forward must be a positive finite price", code="input.nan")
     if not (np.all(np.isfinite(iv)) and np.all(iv > 0)):
         raise InvalidInput("option mark IV must be a positive finite number", code="input.nan")
+    n = fwd.size
     tt = np.maximum(t, 1e-12)
     up, down = vol_shocks(t * 365.0, pair, ch)
     vol_up = iv + np.maximum(iv, pair.min_volatility_for_shock_up) * up
     vol_down = np.maximum(iv * (1.0 - down), ch.min_vol)
     by_name = {"up": vol_up, "same": iv, "down": vol_down}
-    vols = np.stack([by_name[v] for v in ch.vol_order], axis=1)  # (n, nv)
-    nb, nv = len(moves), vols.shape[1]
+    nb, nv, ne = len(moves), len(ch.vol_order), len(ext_moves)
+    ns = nb * nv
 
     base = black76(fwd, strike, tt, iv, is_call)
-    base_px = np.where(inverse, base.price / fwd, base.price)
-    delta[idx] = base.delta
+    base_px = base.price / fwd if inverse.all() else np.where(inverse, base.price / fwd, base.price)
 
-    # One revaluation over all 27 standard and 8 extended scenarios: columns are (bucket, vol) then extended.
-    n = len(insts)
-    f_cols = np.concatenate([np.repeat(1.0 + moves, nv), 1.0 + ext_moves])  # (35,)
+    # Columns are (bucket, vol) then extended; the forward of a column is fwd x f_cols.
+    f_cols = np.concatenate([np.repeat(1.0 + moves, nv), 1.0 + ext_moves])
     f_all = fwd[:, None] * f_cols[None, :]
-    v_all = np.concatenate([np.tile(vols, (1, nb)), np.broadcast_to(vol_up[:, None], (n, len(ext_moves)))], axis=1)
-    px = _revalue(f_all, strike, tt, v_all, is_call)
-    px = np.where(inverse[:, None], px / f_all, px) - base_px[:, None]
-    std[idx] = px[:, : nb * nv]
-    ext[idx] = px[:, nb * nv :]
+    shared = _shared_rows(twin, fwd, iv, inverse) if twin is not None and n > 1 else None
+    priced = shared[0] if shared is not None else slice(None)
+    v_all = np.empty((n if shared is None else shared[0].size, ns + ne))
+    for j, name in enumerate(ch.vol_order):
+        v_all[:, j:ns:nv] = by_name[name][priced, None]
+    v_all[:, ns:] = vol_up[priced, None]
+    if shared is None:
+        px = _revalue(f_all, strike, tt, v_all, is_call)
+    else:
+        # A call and a put of one strike, expiry, forward and vol share their time value, the price of the one
+        # out of the money: price that once per scenario and add each option's own intrinsic value (put-call
+        # parity at rate 0; exact in the tails, since nothing is subtracted from an in-the-money price).
+        rows, index = shared
+        f_p = f_all[rows]
+        k_p = strike[rows]
+        tv = _revalue(f_p, k_p, tt[rows], v_all, f_p < k_p[:, None])
+        sign = np.where(is_call, 1.0, -1.0)
+        px = f_all - strike[:, None]
+        px *= sign[:, None]
+        np.maximum(px, 0.0, out=px)
+        px += tv[index]
+    if inverse.all():
+        px /= f_all
+    elif inverse.any():
+        np.divide(px, f_all, out=px, where=inverse[:, None])
+    if out is not None:
+        np.subtract(px, base_px[:, None], out=out)
+        return out, base.delta
+    px -= base_px[:, None]
+    return px, base.delta
+
+
+def _shared_rows(twin: np.ndarray, fwd: np.ndarray, iv: np.ndarray, inverse: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(rows to price, each option's row among them) when options of one strike and expiry (same ``twin`` id) share
+    forward and vol; None when no two do."""
+    n = twin.size
+    slot = np.full(int(twin.max()) + 1, -1, dtype=np.intp)
+    own = np.arange(n)
+    slot[twin] = own  # the last option of each strike and expiry stands for it
+    first = slot[twin]
+    same = (first != own) & (fwd[first] == fwd) & (iv[first] == iv) & (inverse[first] == inverse)
+    if not same.any():
+        return None
+    rows = np.flatnonzero(~same)
+    pos = np.empty(n, dtype=np.intp)
+    pos[rows] = np.arange(rows.size)
+    return rows, np.where(same, pos[first], pos)
+
+
+class _Registry:
+    """Facts of instruments that never change (pair, settlement, kind, strike, expiry), kept per name as arrays.
+
+    A portfolio turns its names into registry rows once (one dict look-up per position) and then takes every
+    per-instrument fact by fancy indexing, instead of per-position Python work on Instrument objects.
+    """
+
+    def __init__(self) -> None:
+        self.rows: dict[str, int] = {}
+        self.insts: list[Instrument] = []
+        self.pairs: list[str] = []  # pair code -> index pair name
+        self.settlements: list[str] = []  # settlement code -> currency
+        self.underlying_future: list[str] = []  # per row: the name of the option's future (the forward's source)
+        self._pair_code: dict[str, int] = {}
+        self._ccy_code: dict[str, int] = {}
+        self._stem: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._alloc(256)
+
+    def _alloc(self, cap: int) -> None:
+        old = getattr(self, "pair", None)
+        fields = {
+            "pair": np.intp, "ccy": np.intp, "twin": np.intp, "is_opt": bool, "is_call": bool, "is_spot": bool,
+            "inverse": bool, "strike": float, "expiry_ms": np.int64,
+        }
+        n = len(self.insts)
+        for name, dtype in fields.items():
+            arr = np.zeros(cap, dtype=dtype)
+            if old is not None:
+                arr[:n] = getattr(self, name)[:n]
+            setattr(self, name, arr)
+
+    def lookup(self, names: list[str]) -> np.ndarray:
+        """Registry rows of ``names`` (parsing and adding unknown ones; InvalidInstrument for a bad name)."""
+        try:
+            return np.fromiter(map(self.rows.__getitem__, names), dtype=np.intp, count=len(names))
+        except KeyError:
+            for name in names:
+                if name not in self.rows:
+                    self._add(name)
+            return np.fromiter(map(self.rows.__getitem__, names), dtype=np.intp, count=len(names))
+
+    def _add(self, name: str) -> None:
+        inst = Instrument.parse(name)
+        with self._lock:
+            if name in self.rows:
+                return
+            i = len(self.insts)
+            if i == self.pair.size:
+                self._alloc(2 * i)
+            is_opt = inst.kind is Kind.OPTION
+            self.pair[i] = self._pair_code.setdefault(inst.underlying, len(self._pair_code))
+            if self.pair[i] == len(self.pairs):
+                self.pairs.append(inst.underlying)
+            self.ccy[i] = self._ccy_code.setdefault(inst.settlement, len(self._ccy_code))
+            if self.ccy[i] == len(self.settlements):
+                self.settlements.append(inst.settlement)
+            # Options of one strike and expiry (a call and its put) share a twin id.
+            self.twin[i] = self._stem.setdefault(name[:-2] if is_opt else name, len(self._stem))
+            self.is_opt[i] = is_opt
+            self.is_call[i] = inst.is_call
+            self.is_spot[i] = inst.kind is Kind.SPOT
+            self.inverse[i] = inst.inverse
+            self.strike[i] = float(inst.strike) if inst.strike is not None else 0.0
+            e = inst.expiry_ms
+            self.expiry_ms[i] = -1 if e is None else e
+            self.underlying_future.append(name.rsplit("-", 2)[0] if is_opt else name)
+            self.insts.append(inst)
+            self.rows[name] = i  # last: a reader that finds the name finds its facts
+
+
+_REGISTRY = _Registry()
 
 
 _PARALLEL_MIN = 120_000  # elements; below this the thread hand-off costs more than it saves
@@ -189,19 +341,22 @@ _POOL: Any = None
 
 
 def _revalue(f: np.ndarray, k: np.ndarray, t: np.ndarray, v: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Black-76 prices of rows of scenarios; large grids are split over threads (numpy releases the GIL)."""
+    """Black-76 prices (USD) of rows of scenarios: f, v (and c) per scenario, k, t (and c) per row.
+
+    Large grids are split over threads (the pricing kernels release the GIL)."""
     global _POOL
     n = f.shape[0]
+    c2 = c if c.ndim == 2 else c[:, None]
     workers = min(8, os.cpu_count() or 1)
     if f.size < _PARALLEL_MIN or workers < 2:
-        return black76_price(f, k[:, None], t[:, None], v, c[:, None])
+        return black76_price(f, k[:, None], t[:, None], v, c2)
     if _POOL is None:
         from concurrent.futures import ThreadPoolExecutor
 
         _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pm-revalue")
     bounds = np.linspace(0, n, workers + 1).astype(int)
     parts = [
-        _POOL.submit(black76_price, f[a:b], k[a:b, None], t[a:b, None], v[a:b], c[a:b, None])
+        _POOL.submit(black76_price, f[a:b], k[a:b, None], t[a:b, None], v[a:b], c2[a:b])
         for a, b in zip(bounds[:-1], bounds[1:]) if b > a
     ]
     return np.concatenate([p.result() for p in parts], axis=0)
@@ -390,6 +545,24 @@ def _check_finite(label: str, value: float | None) -> None:
         raise InvalidInput(f"{label} must be a positive finite number, got {value!r}", code="input.nan", field=label)
 
 
+_MARK_IV = attrgetter("mark_iv")
+_UNDERLYING = attrgetter("underlying_price")
+
+
+def _sizes(names: list[str], values: list[Any]) -> np.ndarray:
+    """Position sizes as floats; InvalidInput naming the first one that is not a finite number."""
+    if not set(map(type, values)) <= {float, int}:
+        for name, size in zip(names, values):
+            if not isinstance(size, (int, float)):
+                raise InvalidInput(f"position size of {name} must be a finite number, got {size!r}", code="input.nan")
+    sizes = np.array(values, dtype=float)
+    finite = np.isfinite(sizes)
+    if not finite.all():
+        j = int(np.argmin(finite))
+        raise InvalidInput(f"position size of {names[j]} must be a finite number, got {values[j]!r}", code="input.nan")
+    return sizes
+
+
 class PMPortfolio:
     """Per-instrument risk vectors of a portfolio, grouped by settlement currency and index pair."""
 
@@ -403,77 +576,129 @@ class PMPortfolio:
     ) -> None:
         self.params = params
         self.now_ms = int(now_ms)
-        self.positions: dict[str, float] = {}
-        self.instruments: dict[str, Instrument] = {}
-        for name, size in positions.items():
-            inst = Instrument.parse(name)
-            if not isinstance(size, (int, float)) or not math.isfinite(size):
-                raise InvalidInput(f"position size of {name} must be a finite number, got {size!r}", code="input.nan")
-            self.positions[name] = float(size)
-            self.instruments[name] = inst
+        reg = _REGISTRY
+        names = list(positions)
+        ids = reg.lookup(names)
+        sizes = _sizes(names, list(positions.values()))
+        self._names = names
+        self._sizes_all = sizes
         for name, price in index_prices.items():
             _check_finite(f"index price {name}", price)
         self.index_prices = dict(index_prices)
-        self.marks = dict(marks)
+        self.marks = marks
         self.units: dict[str, UnitRisk] = {}
-        self._groups: dict[str, tuple[list[int | None], np.ndarray, np.ndarray]] = {}
-        by_pair: dict[str, list[tuple[str, Instrument]]] = {}
+        self._sizes: dict[str, np.ndarray] = {}  # pair -> sizes aligned with its unit vectors
+        self._rows: dict[str, np.ndarray] = {}  # pair -> rows of the pair in ``names``
+        self._row_of: dict[str, dict[str, int]] = {}  # pair -> name -> row of its unit vectors (built on demand)
+        self._groups: dict[str, tuple[list[int | None], np.ndarray, np.ndarray, dict[int | None, float]]] = {}
         self._pairs_by_ccy: dict[str, set[str]] = {}
-        for name, inst in self.instruments.items():
-            pair_name, settlement, _, _, _ = _static(name, inst)
-            by_pair.setdefault(pair_name, []).append((name, inst))
-            self._pairs_by_ccy.setdefault(settlement, set()).add(pair_name)
-        for pair_name, items in by_pair.items():
+        if not names:
+            return
+        spot = reg.is_spot[ids]
+        if spot.any():
+            nm = names[int(np.argmax(spot))]
+            raise InvalidInput(f"{nm}: spot holdings are collateral, not a risk-matrix position", code="margin.spot")
+        pair_codes = reg.pair[ids]
+        ccy_codes = reg.ccy[ids]
+        present = np.unique(pair_codes)
+        for code in present.tolist():
+            pair_name = reg.pairs[code]
+            rows = np.flatnonzero(pair_codes == code) if present.size > 1 else np.arange(len(names))
+            for c in np.unique(ccy_codes[rows]).tolist():
+                self._pairs_by_ccy.setdefault(reg.settlements[c], set()).add(pair_name)
             if pair_name not in self.index_prices:
                 raise InvalidInput(f"index price {pair_name!r} is missing", code="margin.missing_index", field=pair_name)
-            s = self.index_prices[pair_name]
-            fwd = np.empty(len(items))
-            iv = np.full(len(items), np.nan)
-            for i, (name, inst) in enumerate(items):
-                mk = self.marks.get(name)
-                if _STATIC[name][2]:
-                    if mk is None or mk.mark_iv is None:
-                        raise InvalidInput(f"{name}: an option needs mark_iv", code="margin.missing_mark", field=name)
-                    iv[i] = mk.mark_iv
-                    f = mk.underlying_price
-                    if f is None:
-                        fm = self.marks.get(name.rsplit("-", 2)[0])
-                        f = fm.mark_price if fm is not None else s
-                else:
-                    if mk is None and not inst.inverse:
-                        raise InvalidInput(f"{name}: a linear future needs a mark price", code="margin.missing_mark")
-                    f = mk.mark_price if mk is not None else s
-                fwd[i] = f
-            if not (np.all(np.isfinite(fwd)) and np.all(fwd > 0)):
-                raise InvalidInput(f"forwards of {pair_name} must be positive finite prices", code="input.nan")
-            insts = [i for _, i in items]
-            names = [n for n, _ in items]
-            unit = unit_risk(insts, fwd, iv, self.now_ms, params, pair_name, names)
-            self.units[pair_name] = unit
-            # Roll-shock grouping: expiry keys and which rows count (options only if the choice says so).
-            keys = sorted({e for e in unit.expiry}, key=lambda e: -1 if e is None else e)
-            pos = {k: j for j, k in enumerate(keys)}
-            counts = np.array([params.choices.roll_shock_includes_options or i.kind is not Kind.OPTION for i in insts], dtype=float)
-            self._groups[pair_name] = (keys, np.array([pos[e] for e in unit.expiry]), counts * unit.delta)
+            self._add_pair(pair_name, rows, ids[rows])
+
+    def _add_pair(self, pair_name: str, rows: np.ndarray, ids: np.ndarray) -> None:
+        """Unit vectors of the positions ``rows`` (registry ``ids``) of one index pair."""
+        reg = _REGISTRY
+        s = self.index_prices[pair_name]
+        all_names = self._names
+        names = all_names if rows.size == len(all_names) else [all_names[i] for i in rows.tolist()]
+        is_opt = reg.is_opt[ids]
+        inverse = reg.inverse[ids]
+        fwd = np.empty(rows.size)
+        iv = np.full(rows.size, np.nan)
+        marks = self.marks
+        opt = np.flatnonzero(is_opt)
+        if opt.size:
+            o_names = names if opt.size == len(names) else [names[i] for i in opt.tolist()]
+            ms = list(map(marks.get, o_names))
+            try:
+                ivs = list(map(_MARK_IV, ms))
+            except AttributeError:  # a missing mark (None): comparing marks with None would call their __eq__
+                ivs = [None if mk is None else mk.mark_iv for mk in ms]
+            if None in ivs:
+                bad = o_names[ivs.index(None)]
+                raise InvalidInput(f"{bad}: an option needs mark_iv", code="margin.missing_mark", field=bad)
+            iv[opt] = ivs
+            unds = list(map(_UNDERLYING, ms))
+            if None in unds:
+                # No forward with the mark: the option's future's mark, else the index.
+                futs = reg.underlying_future
+                for j, (u, row) in enumerate(zip(unds, ids[opt].tolist())):
+                    if u is None:
+                        fm = marks.get(futs[row])
+                        unds[j] = fm.mark_price if fm is not None else s
+            fwd[opt] = unds
+        fut = np.flatnonzero(~is_opt)
+        if fut.size:
+            f_names = [names[i] for i in fut.tolist()]
+            ms = list(map(marks.get, f_names))
+            for j, mk in enumerate(ms):
+                if mk is None and not inverse[fut[j]]:
+                    raise InvalidInput(f"{f_names[j]}: a linear future needs a mark price", code="margin.missing_mark")
+            fwd[fut] = [s if mk is None else mk.mark_price for mk in ms]
+        if not (np.all(np.isfinite(fwd)) and np.all(fwd > 0)):
+            raise InvalidInput(f"forwards of {pair_name} must be positive finite prices", code="input.nan")
+        expiry_ms = reg.expiry_ms[ids]
+        unit = _unit_risk(
+            tuple(names), is_opt, reg.is_call[ids], inverse, reg.strike[ids], expiry_ms, fwd, iv, self.now_ms, self.params,
+            pair_name, reg.twin[ids],
+        )
+        self.units[pair_name] = unit
+        self._rows[pair_name] = rows
+        self._sizes[pair_name] = self._sizes_all[rows]
+        # Roll-shock grouping: expiry keys (perpetual first) and which rows count (options only if the choice says so).
+        uniq, group = np.unique(expiry_ms, return_inverse=True)
+        keys: list[int | None] = [None if e < 0 else e for e in uniq.tolist()]
+        weight = unit.delta if self.params.choices.roll_shock_includes_options else np.where(is_opt, 0.0, unit.delta)
+        years = {k: (0.0 if k is None else max(0.0, (k - self.now_ms) / MS_PER_YEAR)) for k in keys}
+        self._groups[pair_name] = (keys, group, weight, years)
+
+    @cached_property
+    def positions(self) -> dict[str, float]:
+        """Position sizes in coin (negative = short) by instrument name."""
+        return dict(zip(self._names, self._sizes_all.tolist()))
+
+    @cached_property
+    def instruments(self) -> dict[str, Instrument]:
+        """The portfolio's instruments by name."""
+        reg = _REGISTRY
+        return {n: reg.insts[reg.rows[n]] for n in self._names}
 
     def pair_risk(self, pair_name: str, currency: str, extra: Mapping[str, float] | None = None) -> PairRisk:
         """Summed raw vectors and per-expiry deltas of one pair; ``extra`` adds hypothetical coin sizes."""
         unit = self.units[pair_name]
-        pos = self.positions
+        sizes = self._sizes[pair_name]
         if extra:
-            sizes = np.array([pos.get(n, 0.0) + extra.get(n, 0.0) for n in unit.names])
-        else:
-            sizes = np.array([pos.get(n, 0.0) for n in unit.names])
-        std = sizes @ unit.standard
-        ext = sizes @ unit.extended
-        keys, group, weight = self._groups[pair_name]
+            row_of = self._row_of.get(pair_name)
+            if row_of is None:
+                row_of = self._row_of[pair_name] = {n: j for j, n in enumerate(unit.names)}
+            sizes = sizes.copy()
+            for n, q in extra.items():
+                j = row_of.get(n)
+                if j is not None:
+                    sizes[j] += q
+        total = sizes @ unit.grid
+        ns = unit.n_standard
+        keys, group, weight, years = self._groups[pair_name]
         per = np.bincount(group, weights=sizes * weight, minlength=len(keys))
-        yrs = dict(zip(unit.expiry, unit.years.tolist()))
-        deltas = {k: float(per[j]) for j, k in enumerate(keys)}
-        years = {k: (0.0 if k is None else yrs[k]) for k in keys}
+        deltas = dict(zip(keys, per.tolist()))
         s = self.index_prices[pair_name]
         inverse = pair_name.endswith("_usd")
-        return PairRisk(pair_name, std, ext, deltas, years, s, 1.0 if inverse else s, s if inverse else 1.0)
+        return PairRisk(pair_name, total[:ns], total[ns:], deltas, dict(years), s, 1.0 if inverse else s, s if inverse else 1.0)
 
     def currencies(self) -> list[str]:
         """Settlement currencies present (upper case)."""
@@ -518,12 +743,13 @@ class PMPortfolio:
 
     def initial_vectors(self) -> dict[str, dict[str, list[float]]]:
         """Per-instrument risk vectors (position-scaled), the simulator's ``initial_risk_vectors``."""
-        out: dict[str, dict[str, list[float]]] = {}
-        for unit in self.units.values():
+        by_name: dict[str, dict[str, list[float]]] = {}
+        for pair, unit in self.units.items():
+            scaled = self._sizes[pair][:, None] * unit.grid
+            ns = unit.n_standard
             for k, name in enumerate(unit.names):
-                size = self.positions[name]
-                out[name] = {"standard": (size * unit.standard[k]).tolist(), "extended": (size * unit.extended[k]).tolist()}
-        return out
+                by_name[name] = {"standard": scaled[k, :ns].tolist(), "extended": scaled[k, ns:].tolist()}
+        return {n: by_name[n] for n in self._names}
 
 
 def _agg_key(pair: str, currency: str) -> str:
