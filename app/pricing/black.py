@@ -9,15 +9,24 @@ forward) intrinsic value; delta is 0 or ±DF (±DF/2 exactly at the money), gamm
 Prices are tail-safe: the time value comes from :func:`app.pricing.normalised.normalised_otm_call`,
 never from ``F·N(d1) − K·N(d2)``, so a 10-standard-deviation one-hour option keeps full relative accuracy.
 
-Arrays of ``NUMBA_MIN_SIZE`` elements or more run through the compiled kernel of
-:mod:`app.pricing.black_numba` (same formulas, one pass per option) when numba is installed; ``DESK_NO_NUMBA=1``
-keeps everything on numpy. The two paths agree to about 1e-14 relative within three standard deviations
-and to the accuracy (≤ 1e-13) further out.
+Arrays of ``NUMBA_MIN_SIZE`` elements or more run through the compiled kernels of
+:mod:`app.pricing.black_numba` (same regions, Cody's rational erfc; beyond one chunk of ``_CHUNK`` options with
+ln(F/K) and the exponentials from numpy's SIMD log1p/exp) when numba is installed; ``DESK_NO_NUMBA=1`` keeps
+everything on numpy. The two paths agree to about 1e-14 relative within three standard deviations and to the
+accuracy (≤ 1e-13) further out.
+
+Smaller arrays, such as the TUI's 1,000-option chain, stay on numpy (no numba import, no compile on a start-up
+path) until :func:`warm_compiled` has loaded the kernels: it imports numba and loads their machine code from
+numba's disk cache (in a daemon thread by default), compiling nothing unless asked, so on a fresh clone it
+leaves chains on numpy; once it has finished every size uses the kernels (a 1,000-option chain: ~0.07 ms
+against numpy's ~0.17 ms). Whoever owns a start-up path calls it after start-up, when half a second of
+background CPU does not matter; the benchmark calls it with ``compile=True``, which also fills the cache.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -32,7 +41,8 @@ from app.pricing.normalised import INV_SQRT2, INV_SQRT_2PI, log_moneyness, norma
 ONE_DAY = 1.0 / DAYS_PER_YEAR
 NUMBA_MIN_SIZE = 2048
 """Arrays of at least this many elements go to the compiled kernel (when numba imports and DESK_NO_NUMBA is
-unset); smaller ones, such as the TUI's chain, stay on numpy so nothing is loaded or compiled for them."""
+unset); smaller ones, such as the TUI's chain, stay on numpy so nothing is loaded or compiled for them, until
+:func:`warm_compiled` has loaded the kernels."""
 
 
 _CHUNK = 8192
@@ -49,13 +59,86 @@ def _compiled() -> tuple[Callable[..., Any], Callable[..., Any]] | None:
     return black76_into, black76_prepared_into
 
 
+_WARM = threading.Event()
+"""Set once :func:`warm_compiled` has the kernels' every specialisation in memory: from then on arrays of any size
+use them (a call costs ~1 µs there against numpy's ~100 ufunc passes), since no call can compile any more."""
+
+
 def compiled_allowed(size: int) -> bool:
     """Whether an array of ``size`` elements may take a compiled path (size and DESK_NO_NUMBA; not numba itself)."""
     return size >= NUMBA_MIN_SIZE and os.environ.get("DESK_NO_NUMBA", "") in ("", "0")
 
 
 def _kernel_for(size: int) -> tuple[Callable[..., Any], Callable[..., Any]] | None:
-    return _compiled() if compiled_allowed(size) else None
+    if compiled_allowed(size):
+        return _compiled()
+    if _WARM.is_set() and os.environ.get("DESK_NO_NUMBA", "") in ("", "0"):
+        return _compiled()
+    return None
+
+
+def _warm_signatures() -> list[tuple[Callable[..., Any], tuple[Any, ...]]]:
+    """(kernel, example arguments) for every specialisation :func:`_run_compiled` calls."""
+    kernels = _compiled()
+    if kernels is None:
+        return []
+    plain, prepared = kernels
+    a, c, one = np.ones(2), np.ones(2, dtype=bool), np.ones(1)
+    grid = np.empty((6, 4))
+    return [(plain, (a, a, a, a, c, a, grid, True)),
+            (prepared, (a, a, a, a, c, one, a, a, a, grid[:, :2], True)),  # greeks: rows of a wider block
+            (prepared, (a, a, a, a, c, one, a, a, a, grid[:1, :2], False))]  # price only: one row, contiguous
+
+
+def warm_compiled(background: bool = True, compile: bool = False) -> threading.Thread | None:
+    """Load numba and the compiled kernels so that small arrays (a TUI chain) use them too; a daemon thread if
+    ``background``.
+
+    Loads machine code from numba's disk cache only: where a specialisation is not cached it compiles nothing
+    (unless ``compile``) and small arrays stay on numpy, so it is safe on a fresh clone and on a start-up path.
+    Large arrays compile on first use as before. No-op under DESK_NO_NUMBA=1 or without numba.
+    """
+    if os.environ.get("DESK_NO_NUMBA", "") not in ("", "0"):
+        return None
+
+    def load() -> None:
+        try:
+            pairs = _warm_signatures()
+            if not pairs:
+                return
+            from numba import typeof
+
+            for kernel, args in pairs:
+                sig = tuple(typeof(arg) for arg in args)
+                if sig in kernel.overloads:
+                    continue
+                if not compile and kernel._cache.load_overload(sig, kernel.targetctx) is None:
+                    return  # not on disk: leave small arrays on numpy rather than compile here
+                kernel.compile(sig)  # from the disk cache just checked (or a compile, when asked to)
+        except Exception:  # noqa: BLE001 - warming is an optimisation; numpy stays correct without it
+            return
+        _WARM.set()
+
+    if not background:
+        load()
+        return None
+    thread = threading.Thread(target=load, name="pricing-warm", daemon=True)
+    thread.start()
+    return thread
+
+
+def compiled_ready() -> bool:
+    """Whether :func:`warm_compiled` has finished, so arrays of every size run the compiled kernels."""
+    return _WARM.is_set()
+
+
+def _flat(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``a`` broadcast to ``shape`` as a writable C-contiguous 1-D array: the one array type the kernels are
+    compiled (and warmed) for, so no call meets a new specialisation (numba types read-only arrays apart)."""
+    if a.shape != shape:
+        a = np.broadcast_to(a, shape)
+    a = np.ascontiguousarray(a).reshape(-1)
+    return a if a.flags.writeable else a.copy()
 
 
 def _run_compiled(kernels: tuple[Callable[..., Any], Callable[..., Any]], forward: ArrayLike, strike: ArrayLike,
@@ -68,8 +151,8 @@ def _run_compiled(kernels: tuple[Callable[..., Any], Callable[..., Any]], forwar
     """
     f, k, tt, v, r = (np.asarray(a, dtype=float) for a in (forward, strike, t, vol, rate))
     c = as_is_call(is_call)
-    f, k, tt, v, c = (np.ascontiguousarray(np.broadcast_to(a, shape)).ravel() for a in (f, k, tt, v, c))
-    r = r.ravel() if r.size == 1 else np.ascontiguousarray(np.broadcast_to(r, shape)).ravel()
+    f, k, tt, v, c = (_flat(a, shape) for a in (f, k, tt, v, c))
+    r = _flat(r, r.shape) if r.size == 1 else _flat(r, shape)
     n = f.size
     out = np.empty((6 if greeks else 1, n))
     plain, prepared = kernels

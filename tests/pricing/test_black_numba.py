@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,3 +159,68 @@ def test_scenario_grid_shape_and_bad_elements() -> None:
     h = np.log(f / k) / (v * np.sqrt(t))
     tol = 2e-14 * (1.0 + np.where(np.isfinite(h), h * h, 0.0))
     assert np.all(np.abs(got - ref)[ok] <= (tol * np.abs(ref))[ok])
+
+
+@pytest.fixture
+def cold(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Small arrays back on numpy after the test, whatever it warmed."""
+    monkeypatch.delenv("DESK_NO_NUMBA", raising=False)
+    yield
+    black._WARM.clear()
+
+
+def test_prepared_chunks_agree_with_self_contained_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """numpy's SIMD log1p/exp (prepared, several chunks and a remainder) against libm's (self-contained kernel)."""
+    monkeypatch.delenv("DESK_NO_NUMBA", raising=False)
+    f, k, t, v, r, c, z = _tail_book(3000, 17)
+    k[11] = np.nan
+    v[12] = -1.0
+    t[13] = 0.0
+    v[14] = 0.0
+    kernels = black._compiled()
+    assert kernels is not None
+    whole = black._run_compiled(kernels, f, k, t, v, c, r, (f.size,), greeks=True)  # one chunk: self-contained
+    monkeypatch.setattr(black, "_CHUNK", 256)
+    chunked = black._run_compiled(kernels, f, k, t, v, c, r, (f.size,), greeks=True)
+    price_only = black._run_compiled(kernels, f, k, t, v, c, 0.0, (f.size,), greeks=False)[0]
+    near = np.abs(z) <= 3
+    for name, a, b in zip(FIELDS, chunked, whole):
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+        ok = ~np.isnan(b)
+        scale = np.maximum(np.abs(b), np.abs(r * whole[0])) if name == "theta" else np.abs(b)
+        rel = np.abs(a - b)[ok] / np.where(scale[ok] > 0, scale[ok], 1.0)
+        assert rel[near[ok]].max() <= 2e-14 and rel.max() <= 1e-13, (name, rel.max())
+    assert np.isnan(price_only[[11, 12]]).all() and np.isfinite(np.delete(price_only, [11, 12])).all()
+    undiscounted = black._run_compiled(kernels, f, k, t, v, c, 0.0, (f.size,), greeks=True)[0]
+    np.testing.assert_array_equal(price_only, undiscounted)
+
+
+def test_warm_then_small_arrays_take_the_kernel(cold: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    f, k, t, v, r, c, _ = _tail_book(1000, 23)
+    assert black._kernel_for(f.size) is None
+    black.warm_compiled(background=False, compile=True)
+    assert black.compiled_ready() and black._kernel_for(f.size) is not None
+    plain, prepared = black._compiled()
+    before = {len(plain.overloads), len(prepared.overloads)}
+    fast = black76(f, k, t, v, c, r)
+    slow = _numpy_path(monkeypatch, black76, f, k, t, v, c, r)
+    black76_price(f[:3], k[:3], 0.5, 0.6, "put")  # scalars, strings, read-only broadcasts: no new specialisation
+    black76(np.broadcast_to(60000.0, (5,)), k[:5], t[:5], v[:5], c[:5], r[:5])
+    assert {len(plain.overloads), len(prepared.overloads)} == before
+    np.testing.assert_allclose(fast.price, slow.price, rtol=1e-13, atol=0)
+    np.testing.assert_allclose(fast.delta, slow.delta, rtol=1e-13, atol=1e-300)
+
+
+def test_warm_never_compiles_without_a_cache(tmp_path: Path) -> None:
+    """A fresh clone (empty numba cache): warming loads numba but compiles nothing and leaves chains on numpy."""
+    code = ("import numpy as np\n"
+            "from app.pricing import black\n"
+            "black.warm_compiled(background=False)\n"
+            "plain, prepared = black._compiled()\n"
+            "print(black.compiled_ready(), len(plain.overloads) + len(prepared.overloads),"
+            " black._kernel_for(1000) is None)\n")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    env.pop("DESK_NO_NUMBA", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
+                         env=env)
+    assert out.stdout.split() == ["False", "0", "True"]
