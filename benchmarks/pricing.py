@@ -17,7 +17,9 @@ Peers that need their own environment (py_vollib_vectorized with py_vollib 1.0.1
 
 Each result row: impl, case, n, seconds (median of the repeats; CPU seconds with ``--cpu-time``), per_second,
 max_abs_err, failures. Where the compiled (numba) kernels run, a "deltadesk numpy path" row (DESK_NO_NUMBA=1) follows
-in the same run.
+in the same run. The run starts with ``app.pricing.black.warm_compiled(compile=True)``, which compiles into numba's
+disk cache if needed and loads the kernels, so the 1,000-option chain takes the compiled kernel (the note says
+"warmed"); its numpy-path row is what a process that never warmed (a TUI before warming) gets.
 """
 
 from __future__ import annotations
@@ -120,10 +122,22 @@ def numpy_path(fn: Callable[[], Any]) -> Callable[[], Any]:
 
 
 def compiled_note(n: int) -> str:
-    """Which path ``deltadesk`` took for n options."""
-    from app.pricing.black import _compiled, compiled_allowed
+    """Which path ``deltadesk`` greeks and prices took for n options (see app.pricing.black's dispatch)."""
+    from app.pricing import black
 
-    return "numba kernel" if compiled_allowed(n) and _compiled() is not None else "numpy"
+    if black._kernel_for(n) is None:
+        return "numpy"
+    if not black.compiled_allowed(n):
+        return "numba kernel (warmed: below NUMBA_MIN_SIZE)"
+    return "numba kernel" + (", numpy log1p/exp per chunk" if n > black._CHUNK else "")
+
+
+def iv_note(n: int) -> str:
+    """Which path ``deltadesk`` implied vols took for n options (the solver has no warmed small-array path)."""
+    from app.pricing.black import compiled_allowed
+    from app.pricing.implied import _compiled_solver
+
+    return "numba solver" if compiled_allowed(n) and _compiled_solver() is not None else "numpy"
 
 
 def row(impl: str, case: str, n: int, seconds: float, max_abs_err: float | None = None,
@@ -265,8 +279,8 @@ def bench_iv(unique: dict[str, np.ndarray], n: int, repeats: int, peers: bool) -
                                          unique["r"])
         err, fails = score(everything())
         rows.append(row("deltadesk", "iv", m, sec, err, fails,
-                        note=f"{compiled_note(m)}; {int(well.sum())} well-posed of {well.size}"))
-        if compiled_note(m) != "numpy":
+                        note=f"{iv_note(m)}; {int(well.sum())} well-posed of {well.size}"))
+        if iv_note(m) != "numpy":
             sec, _ = timed(numpy_path(ivs), repeats)
             err, fails = score(numpy_path(everything)())
             rows.append(row("deltadesk numpy path", "iv", m, sec, err, fails, note="DESK_NO_NUMBA=1"))
@@ -432,6 +446,12 @@ def main(argv: list[str]) -> int:
         CLOCK = time.process_time
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
+    from app.pricing.black import compiled_ready, warm_compiled
+
+    t0 = time.perf_counter()
+    warm_compiled(background=False, compile=True)  # fills numba's disk cache on a fresh clone (a few seconds)
+    print(f"compiled kernels {'loaded' if compiled_ready() else 'not available (numpy only)'}"
+          f" in {time.perf_counter() - t0:.1f} s", flush=True)
     n = args.n or (1_000_000 if args.full else 100_000)
     n_unique = args.unique or (100_000 if args.full else 20_000)
     d = make_inputs(n)
