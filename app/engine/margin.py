@@ -237,6 +237,9 @@ class MarginEngine:
         staged = {}
         for name, (px, iv, und) in marks.items():
             inst = self.instrument(name)
+            if _plain_mark(px, iv, und, inst.kind is Kind.OPTION):
+                staged[name] = MarkInput(px, iv, und)
+                continue
             _finite_float(f"{name} mark", px)
             if px < 0 or (inst.kind is not Kind.OPTION and px <= 0):
                 raise InvalidInput(f"{name} mark must be positive, got {px}", code="input.negative", field=name)
@@ -1038,6 +1041,14 @@ def _reject(code: str, message: str) -> Any:
 def _finite_float(label: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
         raise InvalidInput(f"{label} must be a finite number, got {value!r}", code="input.nan", field=label)
+
+
+def _plain_mark(px: Any, iv: Any, und: Any, option: bool) -> bool:
+    """True for a mark that passes every check of set_marks at a glance (floats, finite, positive; an option's
+    price may be 0), so a venue marking hundreds of instruments a second builds no error labels."""
+    return (type(px) is float and (px > 0.0 or (option and px == 0.0)) and px < math.inf
+            and (iv is None or (type(iv) is float and 0.0 < iv < math.inf))
+            and (und is None or (type(und) is float and 0.0 < und < math.inf)))
 
 
 def _positive_float(label: str, value: Any) -> None:

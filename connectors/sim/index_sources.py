@@ -74,13 +74,14 @@ class IndexSources:
         self.last = np.where(live, price, self.last)
         self.last_ts = np.where(live, now_ms, self.last_ts)
         out = []
+        lasts, stamps, lives = self.last.tolist(), self.last_ts.tolist(), live.tolist()
         for i, und in enumerate(self.underlyings):
             index = f"{und.lower()}_usd"
+            last, stamp, up_now = lasts[i], stamps[i], lives[i]
             for j, venue in enumerate(self.venues):
-                if math.isnan(self.last[i, j]):
+                if math.isnan(last[j]):
                     continue
-                out.append(IndexPrice(ts=int(self.last_ts[i, j]), index=index, price=float(self.last[i, j]),
-                                      source=venue, stale=not live[i, j]))
+                out.append(IndexPrice(ts=stamp[j], index=index, price=last[j], source=venue, stale=not up_now[j]))
         return out
 
     def live_count(self, now_ms: int) -> int:
