@@ -3,7 +3,8 @@
     python -m benchmarks margin [--quick] [--json FILE]
 
 - full PM: the whole risk matrix (every option revalued with Black-76 over 27 + 8 scenarios, futures with the
-  inverse PnL formula, aggregation, worst case, shocks) for 1,000 and 10,000 positions on BTC and ETH;
+  inverse PnL formula, aggregation, worst case, shocks) for 1,000 and 10,000 positions on BTC and ETH, on one
+  core (``DESK_PM_THREADS=1``; the target), with the default thread pool, and for a calls-only book;
 - incremental pre-trade check: ``MarginEngine.check_order`` on a warm cache (SM and PM accounts of 1,000
   positions), and its ratio to a full recomputation of the same account;
 - distance to liquidation (spot move solved on the full model) for a 200-position PM book.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import time
@@ -33,8 +35,12 @@ NOW = 1_718_000_000_000
 SPOT = {"BTC": 65_000.0, "ETH": 3_500.0}
 
 
-def _listing(n: int, seed: int = 7) -> list[tuple[Instrument, float]]:
-    """``n`` distinct instruments (options on many strikes and expiries, plus futures) with random sizes."""
+def _listing(n: int, seed: int = 7, puts: bool = True) -> list[tuple[Instrument, float]]:
+    """``n`` distinct instruments (options on many strikes and expiries, plus futures) with random sizes.
+
+    With ``puts`` each strike and expiry holds a call and a put (their revaluation is shared); without, every
+    option is a call on its own strike, the book with the most distinct revaluations per position.
+    """
     rng = random.Random(seed)
     start = datetime.fromtimestamp(NOW / 1000, tz=timezone.utc).replace(hour=8, minute=0, second=0, microsecond=0)
     expiries = [start + timedelta(days=d) for d in (1, 2, 3, 7, 14, 21, 28, 56, 91, 182, 273, 364)]
@@ -53,8 +59,11 @@ def _listing(n: int, seed: int = 7) -> list[tuple[Instrument, float]]:
         k = 0
         while sum(1 for i, _ in out if i.base == base) < per_ccy:
             e = expiries[k % len(expiries)]
-            strike = int(s * 0.3 / step + (k // (2 * len(expiries)))) * step
-            cp = "C" if (k // len(expiries)) % 2 == 0 else "P"
+            if puts:
+                strike = int(s * 0.3 / step + (k // (2 * len(expiries)))) * step
+                cp = "C" if (k // len(expiries)) % 2 == 0 else "P"
+            else:
+                strike, cp = int(s * 0.3 / step + k // len(expiries)) * step, "C"
             name = f"{base}-{expiry_code(e)}-{strike}-{cp}"
             k += 1
             if name in names:
@@ -100,9 +109,11 @@ def _time(fn: Callable[[], Any], repeat: int, number: int = 1, label: str = "") 
     return statistics.median(runs)
 
 
-def bench_full_pm(n: int, repeat: int) -> float:
-    """Seconds for one full PM computation (both currencies) of ``n`` positions."""
-    listing = _listing(n)
+def bench_full_pm(n: int, repeat: int, *, puts: bool = True, threads: int | None = None, label: str = "") -> float:
+    """Seconds for one full PM computation (both currencies) of ``n`` positions.
+
+    ``threads``: DESK_PM_THREADS for the run (1: one core; None: the default pool over the CPUs)."""
+    listing = _listing(n, puts=puts)
     marks, index = _marks(listing)
     positions = {i.name: size for i, size in listing}
 
@@ -111,8 +122,18 @@ def bench_full_pm(n: int, repeat: int) -> float:
         for ccy in ("BTC", "ETH"):
             pf.result(ccy)
 
-    run()
-    return _time(run, repeat, label=f"full_pm_{n}_ms")
+    old = os.environ.get("DESK_PM_THREADS")
+    if threads is not None:
+        os.environ["DESK_PM_THREADS"] = str(threads)
+    try:
+        run()
+        return _time(run, repeat, label=label or f"full_pm_{n}_ms")
+    finally:
+        if threads is not None:
+            if old is None:
+                del os.environ["DESK_PM_THREADS"]
+            else:
+                os.environ["DESK_PM_THREADS"] = old
 
 
 def _engine(n: int, model: str) -> tuple[MarginEngine, list[tuple[Instrument, float]]]:
@@ -169,8 +190,12 @@ def main(argv: list[str]) -> int:
     rep = 3 if args.quick else 7
     large = 2_000 if args.quick else 10_000
     results: dict[str, float] = {}
-    results["full_pm_1000_ms"] = bench_full_pm(1_000, rep) * 1e3
-    results[f"full_pm_{large}_ms"] = bench_full_pm(large, rep) * 1e3
+    results["full_pm_1000_ms"] = bench_full_pm(1_000, rep, threads=1) * 1e3
+    # One core (the target) and the thread pool (wall time on a machine with free cores); then a book of calls
+    # on distinct strikes, where no call shares its revaluation with a put.
+    results[f"full_pm_{large}_ms"] = bench_full_pm(large, rep, threads=1) * 1e3
+    results[f"full_pm_{large}_pool_ms"] = bench_full_pm(large, rep, label=f"full_pm_{large}_pool_ms") * 1e3
+    results[f"full_pm_{large}_calls_ms"] = bench_full_pm(large, rep, puts=False, threads=1, label=f"full_pm_{large}_calls_ms") * 1e3
     for model in ("sm", "pm"):
         chk, full = bench_check(1_000, model, rep)
         results[f"check_{model}_us"] = chk * 1e6
@@ -186,7 +211,11 @@ def main(argv: list[str]) -> int:
     results.update({f"cpu_{k}": v * (1e6 if k.endswith("_us") else 1e3) for k, v in CPU.items()})
     big = results.get("full_pm_10000_ms")
     if big is not None:
-        print(f"target full PM 10,000 < 50 ms: {'met' if big < 50 else 'NOT met'} ({big:.1f} ms)")
+        cpu = CPU["full_pm_10000_ms"] * 1e3
+        calls = CPU["full_pm_10000_calls_ms"] * 1e3
+        verdict = "met" if max(big, cpu, calls) < 50 else "NOT met"
+        print(f"target full PM 10,000 < 50 ms on one core: {verdict} ({big:.1f} ms wall, {cpu:.1f} ms CPU; "
+              f"calls-only book {calls:.1f} ms CPU)")
     print(f"target incremental check < 20 us: PM {results['check_pm_us']:.1f} us, SM {results['check_sm_us']:.1f} us")
     if args.json:
         with open(args.json, "w") as fh:

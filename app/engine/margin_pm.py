@@ -340,6 +340,18 @@ _PARALLEL_MIN = 120_000  # elements; below this the thread hand-off costs more t
 _POOL: Any = None
 
 
+def revalue_threads() -> int:
+    """Threads that share one large scenario grid: ``DESK_PM_THREADS`` if set (1: the calling thread only), else
+    one per CPU up to 8."""
+    env = os.environ.get("DESK_PM_THREADS", "")
+    if env.strip():
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise InvalidInput(f"DESK_PM_THREADS must be a whole number, got {env!r}", code="input.config") from None
+    return min(8, os.cpu_count() or 1)
+
+
 def _revalue(f: np.ndarray, k: np.ndarray, t: np.ndarray, v: np.ndarray, c: np.ndarray) -> np.ndarray:
     """Black-76 prices (USD) of rows of scenarios: f, v (and c) per scenario, k, t (and c) per row.
 
@@ -347,7 +359,7 @@ def _revalue(f: np.ndarray, k: np.ndarray, t: np.ndarray, v: np.ndarray, c: np.n
     global _POOL
     n = f.shape[0]
     c2 = c if c.ndim == 2 else c[:, None]
-    workers = min(8, os.cpu_count() or 1)
+    workers = revalue_threads()
     if f.size < _PARALLEL_MIN or workers < 2:
         return black76_price(f, k[:, None], t[:, None], v, c2)
     if _POOL is None:
@@ -626,21 +638,20 @@ class PMPortfolio:
             o_names = names if opt.size == len(names) else [names[i] for i in opt.tolist()]
             ms = list(map(marks.get, o_names))
             try:
-                ivs = list(map(_MARK_IV, ms))
-            except AttributeError:  # a missing mark (None): comparing marks with None would call their __eq__
-                ivs = [None if mk is None else mk.mark_iv for mk in ms]
-            if None in ivs:
-                bad = o_names[ivs.index(None)]
-                raise InvalidInput(f"{bad}: an option needs mark_iv", code="margin.missing_mark", field=bad)
+                ivs = np.fromiter(map(_MARK_IV, ms), dtype=float, count=len(ms))  # mark_iv None -> NaN
+            except AttributeError:  # a missing mark (not `None in ms`: that calls every mark's __eq__)
+                bad = next(n for n, mk in zip(o_names, ms) if mk is None)
+                raise InvalidInput(f"{bad}: an option needs mark_iv", code="margin.missing_mark", field=bad) from None
+            unds = np.fromiter(map(_UNDERLYING, ms), dtype=float, count=len(ms))
+            for j in np.flatnonzero(np.isnan(ivs)).tolist():
+                if ms[j].mark_iv is None:
+                    raise InvalidInput(f"{o_names[j]}: an option needs mark_iv", code="margin.missing_mark", field=o_names[j])
+            for j in np.flatnonzero(np.isnan(unds)).tolist():
+                if ms[j].underlying_price is None:
+                    # No forward with the mark: the option's future's mark, else the index.
+                    fm = marks.get(reg.underlying_future[int(ids[opt[j]])])
+                    unds[j] = fm.mark_price if fm is not None else s
             iv[opt] = ivs
-            unds = list(map(_UNDERLYING, ms))
-            if None in unds:
-                # No forward with the mark: the option's future's mark, else the index.
-                futs = reg.underlying_future
-                for j, (u, row) in enumerate(zip(unds, ids[opt].tolist())):
-                    if u is None:
-                        fm = marks.get(futs[row])
-                        unds[j] = fm.mark_price if fm is not None else s
             fwd[opt] = unds
         fut = np.flatnonzero(~is_opt)
         if fut.size:
