@@ -199,3 +199,18 @@ def test_absurd_magnitudes_are_rejected_not_crashing() -> None:
     with pytest.raises(InvalidInput) as info:
         inst.round_price(huge)
     assert info.value.code == "input.range"
+
+
+def test_name_and_expiry_are_built_once_and_change_no_semantics() -> None:
+    import dataclasses
+    import pickle
+
+    a = Instrument.parse("BTC-27DEC24-60000-C")
+    fresh = Instrument(*[getattr(a, f.name) for f in dataclasses.fields(a) if f.init])
+    assert fresh._name is None and fresh.name == a.name and fresh._name == a.name
+    assert fresh.expiry_ms == a.expiry_ms == 1_735_286_400_000
+    assert fresh == a and hash(fresh) == hash(a) and repr(fresh) == repr(a)
+    back = pickle.loads(pickle.dumps(fresh))
+    assert back == a and back.name == a.name
+    other = dataclasses.replace(a, strike=Decimal(70_000))
+    assert other.name == "BTC-27DEC24-70000-C" and other != a

@@ -116,3 +116,23 @@ def test_option_marks_from_a_surface() -> None:
     t = inst.years_to_expiry(T0)
     assert iv == 0.55 and fwd == 66_000.0
     assert mark == pytest.approx(float(black76(66_000.0, 70_000.0, t, 0.55, True).price) / 66_000.0, rel=1e-12)
+
+
+def test_index_is_numpys_median_clamp_and_mean_of_the_sources() -> None:
+    rng = np.random.default_rng(11)
+    checked = 0
+    for n in range(1, 8):
+        for _ in range(20):
+            clock, _, _, o = make(quorum=1)
+            mids = 65_000 * (1 + rng.normal(0, 0.004, n))
+            for j, m in enumerate(mids):
+                o.update("btc_usd", f"s{j}", price=float(m))
+            res = o.compute("btc_usd")
+            kept = [m for m in mids if abs(m / np.median(mids) - 1) <= o.params.max_deviation]
+            if res.stale or len(kept) < n:
+                continue
+            med = float(np.median(kept))
+            want = float(np.clip(np.array(kept), med * (1 - o.params.clamp), med * (1 + o.params.clamp)).mean())
+            assert res.price == want
+            checked += 1
+    assert checked > 100
