@@ -7,21 +7,27 @@ A journal is a directory::
     segment-000002.log     commands after snapshot 2
     ...
 
-Segment records are binary: ``[u32 payload length][u32 CRC-32 of payload][payload]``; the payload's
-first byte says what it is (place, cancel, amend, admin command in JSON, or a symbol definition that
-gives an instrument or account name a small integer id for the rest of the segment). Each record carries
-the engine time of the command and, for orders, the outcome of the pre-trade check, so a replay needs
-neither the clock nor the margin engine and reproduces the event stream byte for byte.
+A segment is a sequence of *frames* ``[u32 payload length][u32 CRC-32 of payload][payload]``; a payload
+holds one or more binary records packed back to back, each led by an opcode byte: place, cancel, amend
+(fixed-size ``struct`` layouts, strings length-prefixed), an admin command (JSON: rare), or a symbol
+definition that gives an instrument or account name a small integer id for the rest of the segment.
+Each record carries the engine time of the command and, for orders, the outcome of the pre-trade check,
+so a replay needs neither the clock nor the margin engine and reproduces the event stream byte for byte.
 
-Crash safety: a record that was being written when the process died (short, or with a bad checksum, at
-the very end of the last segment) is a *torn* record: it is dropped and the file truncated before
-appending resumes; everything before it is kept. A bad record anywhere else is corruption and raises
-:class:`JournalCorrupt`. Snapshots are written to a temporary file, fsynced and renamed, so a snapshot
-is either whole or absent; recovery starts from the newest snapshot and replays the segments after it.
+Framing follows the durability mode (``sync``): ``"flush"`` and ``"fsync"`` write one frame per record
+(every record reaches the OS, or the disk, before the command runs: survives a process crash or power
+loss); ``"buffered"`` (default, fastest) packs records into one pending frame that is checksummed and
+written when it reaches 64 KiB, at snapshots, ``flush()`` and ``close()``, so the append path is one
+``struct`` pack into a ``bytearray`` and the CRC costs one pass per 64 KiB.
 
-Durability (``sync``): ``"buffered"`` (default, fastest: records reach the OS every 64 KiB, at snapshots,
-``flush()`` and ``close()``), ``"flush"`` (every record reaches the OS: survives a process crash) or
-``"fsync"`` (every record reaches the disk: survives power loss, slow).
+Crash safety: a frame that was being written when the process died (short, or with a bad checksum, at
+the very end of the last segment) is a *torn* frame: it is dropped whole and the file truncated before
+appending resumes; every frame before it is kept. A torn buffered frame only loses records that had not
+been handed to the OS yet. A bad frame anywhere else is corruption and raises :class:`JournalCorrupt`.
+Snapshots are written to a temporary file, fsynced and renamed, so a snapshot is either whole or absent;
+recovery starts from the newest snapshot and replays the segments after it.
+
+Journals of the first format (one record per frame, opcodes 1-6, JSON tails) are still read.
 
     journal = Journal("var/engine", sync="flush")
     engine = MatchingEngine(clock, journal=journal, snapshot_every=100_000)
@@ -44,28 +50,38 @@ from app.engine.events import RejectReason
 from app.errors import DeskError, InvalidInput
 
 _HDR = struct.Struct("<II")
-_PLACE = struct.Struct("<BqIIbqqB")
-_CANCEL = struct.Struct("<BqIq")
-_AMEND = struct.Struct("<BqIqqq")
-_SYMBOL = struct.Struct("<BI")
-_ADMIN = struct.Struct("<Bq")
+_HDR_SIZE = _HDR.size
 
-# Bound once: the append path runs for every command.
-_pack_hdr = _HDR.pack
-_pack_place = _PLACE.pack
-_pack_cancel = _CANCEL.pack
-_PLACE_SIZE = _PLACE.size
-_CANCEL_SIZE = _CANCEL.size
+# Records of the current format (opcodes >= 0x11), self-delimiting so a frame can hold many.
+PLACE = struct.Struct("<BqIIbqqB")
+"""op, ts, instrument symbol, account symbol, side, ticks, lots, flags (no client id, no check)."""
+CANCEL = struct.Struct("<BqIq")
+"""op, ts, account symbol, order id."""
+_AMEND = struct.Struct("<BqIqqq")  # then strings: check code, check message
+_SYMBOL = struct.Struct("<BI")  # then one string
+_ADMIN = struct.Struct("<BqI")  # then that many bytes of JSON
+_STR = struct.Struct("<I")
+_NONE = 0xFFFFFFFF  # string length that stands for None
 
-OP_PLACE = 1
-OP_CANCEL = 2
-OP_AMEND = 3
-OP_SYMBOL = 5
-OP_ADMIN = 6
+OP_PLACE = 0x11
+OP_PLACE_X = 0x12
+OP_CANCEL = 0x13
+OP_AMEND = 0x14
+OP_SYMBOL = 0x15
+OP_ADMIN = 0x16
+
+# The first format: one record per frame, the record's tail runs to the end of the frame.
+_V1_PLACE = struct.Struct("<BqIIbqqB")
+_V1_CANCEL = struct.Struct("<BqIq")
+_V1_AMEND = struct.Struct("<BqIqqq")
+_V1_SYMBOL = struct.Struct("<BI")
+_V1_ADMIN = struct.Struct("<Bq")
+_V1_OPS = frozenset((1, 2, 3, 5, 6))
 
 SEGMENT = "segment-{:06d}.log"
 SNAPSHOT = "snapshot-{:06d}.json"
-_BUFFER = 1 << 16
+FRAME_BYTES = 1 << 16
+"""Size at which a buffered journal checksums and writes its pending frame."""
 
 Record = tuple[Any, ...]
 """A decoded command: ``("place", ts, instrument, account, side, ticks, lots, flags, client_id, check)``,
@@ -100,15 +116,26 @@ class Scan:
     torn_bytes: int
 
 
-def _tail(check: RejectReason | None, cid: str | None = None, with_cid: bool = False) -> bytes:
-    data: list[Any] = [None if check is None else [check[0], check[1]]]
-    if with_cid:
-        data.append(cid)
-    return json.dumps(data, separators=(",", ":")).encode()
+def _str(value: str | None) -> bytes:
+    if value is None:
+        return _STR.pack(_NONE)
+    data = value.encode()
+    return _STR.pack(len(data)) + data
+
+
+def _read_str(payload: bytes, pos: int) -> tuple[str | None, int]:
+    (n,) = _STR.unpack_from(payload, pos)
+    pos += 4
+    if n == _NONE:
+        return None, pos
+    end = pos + n
+    if end > len(payload):
+        raise ValueError("string runs past the end of its frame")
+    return payload[pos:end].decode(), end
 
 
 def scan_segment(path: Path, *, last: bool) -> Scan:
-    """Decode a segment; a damaged final record of the ``last`` segment is reported as torn, not an error."""
+    """Decode a segment; a damaged final frame of the ``last`` segment is reported as torn, not an error."""
     data = path.read_bytes()
     size = len(data)
     pos = 0
@@ -116,49 +143,100 @@ def scan_segment(path: Path, *, last: bool) -> Scan:
     out: list[Record] = []
     while pos < size:
         torn = False
-        if size - pos < _HDR.size:
+        if size - pos < _HDR_SIZE:
             torn = True
         else:
             length, crc = _HDR.unpack_from(data, pos)
-            end = pos + _HDR.size + length
+            end = pos + _HDR_SIZE + length
             if end > size:
                 torn = True
             else:
-                payload = data[pos + _HDR.size : end]
+                payload = data[pos + _HDR_SIZE : end]
                 if crc32(payload) != crc or length == 0:
                     if end == size:
                         torn = True
                     else:
-                        raise JournalCorrupt(f"{path.name}: bad record at byte {pos}", path=str(path), offset=pos)
+                        raise JournalCorrupt(f"{path.name}: bad frame at byte {pos}", path=str(path), offset=pos)
         if torn:
             if not last:
-                raise JournalCorrupt(f"{path.name}: truncated record at byte {pos}", path=str(path), offset=pos)
+                raise JournalCorrupt(f"{path.name}: truncated frame at byte {pos}", path=str(path), offset=pos)
             return Scan(out, pos, size - pos)
         try:
-            rec = _decode(payload, symbols)
+            _decode_frame(payload, symbols, out)
         except (struct.error, ValueError, KeyError, UnicodeDecodeError) as exc:
-            raise JournalCorrupt(f"{path.name}: undecodable record at byte {pos}: {exc}", path=str(path)) from None
-        if rec is not None:
-            out.append(rec)
+            raise JournalCorrupt(f"{path.name}: undecodable frame at byte {pos}: {exc}", path=str(path)) from None
         pos = end
     return Scan(out, pos, 0)
 
 
-def _decode(payload: bytes, symbols: dict[int, str]) -> Record | None:
+def _decode_frame(payload: bytes, symbols: dict[int, str], out: list[Record]) -> None:
+    """Append the records of one frame's payload to ``out`` (symbol definitions update ``symbols``)."""
+    size = len(payload)
+    pos = 0
+    while pos < size:
+        op = payload[pos]
+        if op == OP_PLACE or op == OP_PLACE_X:
+            _, ts, inst, acct, side, ticks, lots, flags = PLACE.unpack_from(payload, pos)
+            pos += PLACE.size
+            cid = code = msg = None
+            if op == OP_PLACE_X:
+                cid, pos = _read_str(payload, pos)
+                code, pos = _read_str(payload, pos)
+                msg, pos = _read_str(payload, pos)
+            check = None if code is None else (code, msg or "")
+            out.append(("place", ts, symbols[inst], symbols[acct], side, ticks, lots, flags, cid, check))
+        elif op == OP_CANCEL:
+            _, ts, acct, oid = CANCEL.unpack_from(payload, pos)
+            pos += CANCEL.size
+            out.append(("cancel", ts, symbols[acct], oid))
+        elif op == OP_AMEND:
+            _, ts, acct, oid, lots, ticks = _AMEND.unpack_from(payload, pos)
+            pos += _AMEND.size
+            code, pos = _read_str(payload, pos)
+            msg, pos = _read_str(payload, pos)
+            check = None if code is None else (code, msg or "")
+            out.append(
+                ("amend", ts, symbols[acct], oid, None if lots < 0 else lots, None if ticks < 0 else ticks, check)
+            )
+        elif op == OP_SYMBOL:
+            _, sid = _SYMBOL.unpack_from(payload, pos)
+            name, pos = _read_str(payload, pos + _SYMBOL.size)
+            if name is None:
+                raise ValueError("symbol without a name")
+            symbols[sid] = name
+        elif op == OP_ADMIN:
+            _, ts, n = _ADMIN.unpack_from(payload, pos)
+            pos += _ADMIN.size
+            if pos + n > size:
+                raise ValueError("admin record runs past the end of its frame")
+            body = json.loads(payload[pos : pos + n])
+            pos += n
+            out.append(("admin", ts, body["op"], body["args"]))
+        elif op in _V1_OPS and pos == 0:
+            rec = _decode_v1(payload, symbols)
+            if rec is not None:
+                out.append(rec)
+            return
+        else:
+            raise ValueError(f"unknown opcode {op} at payload byte {pos}")
+
+
+def _decode_v1(payload: bytes, symbols: dict[int, str]) -> Record | None:
+    """One record of the first format (the frame's whole payload; tails in JSON)."""
     op = payload[0]
-    if op == OP_PLACE:
-        _, ts, inst, acct, side, ticks, lots, flags = _PLACE.unpack_from(payload)
+    if op == 1:
+        _, ts, inst, acct, side, ticks, lots, flags = _V1_PLACE.unpack_from(payload)
         check = None
         cid = None
-        if len(payload) > _PLACE.size:
-            check, cid = json.loads(payload[_PLACE.size :])
+        if len(payload) > _V1_PLACE.size:
+            check, cid = json.loads(payload[_V1_PLACE.size :])
         return ("place", ts, symbols[inst], symbols[acct], side, ticks, lots, flags, cid, _check(check))
-    if op == OP_CANCEL:
-        _, ts, acct, oid = _CANCEL.unpack(payload)
+    if op == 2:
+        _, ts, acct, oid = _V1_CANCEL.unpack(payload)
         return ("cancel", ts, symbols[acct], oid)
-    if op == OP_AMEND:
-        _, ts, acct, oid, lots, ticks = _AMEND.unpack_from(payload)
-        check = json.loads(payload[_AMEND.size :])[0] if len(payload) > _AMEND.size else None
+    if op == 3:
+        _, ts, acct, oid, lots, ticks = _V1_AMEND.unpack_from(payload)
+        check = json.loads(payload[_V1_AMEND.size :])[0] if len(payload) > _V1_AMEND.size else None
         return (
             "amend",
             ts,
@@ -168,15 +246,13 @@ def _decode(payload: bytes, symbols: dict[int, str]) -> Record | None:
             None if ticks < 0 else ticks,
             _check(check),
         )
-    if op == OP_SYMBOL:
-        _, sid = _SYMBOL.unpack_from(payload)
-        symbols[sid] = payload[_SYMBOL.size :].decode()
+    if op == 5:
+        _, sid = _V1_SYMBOL.unpack_from(payload)
+        symbols[sid] = payload[_V1_SYMBOL.size :].decode()
         return None
-    if op == OP_ADMIN:
-        _, ts = _ADMIN.unpack_from(payload)
-        body = json.loads(payload[_ADMIN.size :])
-        return ("admin", ts, body["op"], body["args"])
-    raise ValueError(f"unknown opcode {op}")
+    _, ts = _V1_ADMIN.unpack_from(payload)
+    body = json.loads(payload[_V1_ADMIN.size :])
+    return ("admin", ts, body["op"], body["args"])
 
 
 def _check(value: Any) -> tuple[str, str] | None:
@@ -184,7 +260,13 @@ def _check(value: Any) -> tuple[str, str] | None:
 
 
 class Journal:
-    """Appends engine commands to the newest segment of a journal directory; writes snapshots."""
+    """Appends engine commands to the newest segment of a journal directory; writes snapshots.
+
+    The engine's hot path appends place and cancel records itself: it packs :data:`PLACE` /
+    :data:`CANCEL` into :attr:`buf` (names given ids by :meth:`symbol`, looked up in :attr:`symbols`) and
+    calls :meth:`write_frame` when ``len(buf) >= limit``. ``buf`` and ``symbols`` stay the same objects
+    for the journal's life (emptied in place), so the engine may hold them.
+    """
 
     def __init__(self, directory: str | Path, *, sync: Literal["buffered", "flush", "fsync"] = "buffered") -> None:
         if sync not in ("buffered", "flush", "fsync"):
@@ -192,6 +274,12 @@ class Journal:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.sync = sync
+        self.buf = bytearray()
+        """Records of the pending frame (the engine appends to it in place)."""
+        self.symbols: dict[str, int] = {}
+        """Name -> symbol id in the current segment."""
+        self.limit = FRAME_BYTES if sync == "buffered" else 0
+        """A frame is written once ``buf`` holds this many bytes (0: after every record)."""
         self.dropped_bytes = self._repair()
         segments = _segments(self.directory)
         snaps = _snapshots(self.directory)
@@ -206,29 +294,30 @@ class Journal:
         self.segment_index = index
         self.path = self.directory / SEGMENT.format(index)
         self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - closed in close()
-        self._buf = bytearray()
-        self._symbols: dict[str, int] = {}
-        self._limit = 0 if self.sync != "buffered" else _BUFFER
-        self.records = 0
+        self.buf.clear()
+        self.symbols.clear()
 
-    def _symbol(self, name: str) -> int:
-        sid = len(self._symbols) + 1
-        self._symbols[name] = sid
-        self._append(_SYMBOL.pack(OP_SYMBOL, sid) + name.encode())
+    def symbol(self, name: str) -> int:
+        """The id of ``name`` in the current segment, defining it (a record in the pending frame) if new."""
+        sid = self.symbols.get(name)
+        if sid is None:
+            sid = len(self.symbols) + 1
+            self.symbols[name] = sid
+            self.buf += _SYMBOL.pack(OP_SYMBOL, sid) + _str(name)
         return sid
 
-    def _append(self, payload: bytes) -> None:
-        buf = self._buf
-        buf += _HDR.pack(len(payload), crc32(payload))
-        buf += payload
-        self.records += 1
-        if len(buf) >= self._limit:
-            self._write()
+    def _append(self, record: bytes) -> None:
+        buf = self.buf
+        buf += record
+        if len(buf) >= self.limit:
+            self.write_frame()
 
-    def _write(self) -> None:
-        if self._buf:
-            self._file.write(self._buf)
-            self._buf = bytearray()
+    def write_frame(self) -> None:
+        """Checksum the pending records as one frame and hand it to the OS (and the disk with ``fsync``)."""
+        buf = self.buf
+        if buf:
+            self._file.write(_HDR.pack(len(buf), crc32(buf)) + buf)
+            buf.clear()
             if self.sync == "fsync":
                 os.fsync(self._file.fileno())
 
@@ -245,62 +334,49 @@ class Journal:
         check: RejectReason | None,
     ) -> None:
         """Append a new-order command (ts epoch ms, price ticks, size lots, F_* flags)."""
-        syms = self._symbols
+        syms = self.symbols
         i = syms.get(instrument)
         if i is None:
-            i = self._symbol(instrument)
+            i = self.symbol(instrument)
         a = syms.get(account)
         if a is None:
-            a = self._symbol(account)
-        payload = _pack_place(OP_PLACE, ts, i, a, side, ticks, lots, flags)
-        buf = self._buf
+            a = self.symbol(account)
         if cid is None and check is None:
-            buf += _pack_hdr(_PLACE_SIZE, crc32(payload))
+            self._append(PLACE.pack(OP_PLACE, ts, i, a, side, ticks, lots, flags))
         else:
-            payload += _tail(check, cid, True)
-            buf += _pack_hdr(len(payload), crc32(payload))
-        buf += payload
-        self.records += 1
-        if len(buf) >= self._limit:
-            self._write()
+            tail = _str(cid) + (_str(None) * 2 if check is None else _str(check[0]) + _str(check[1]))
+            self._append(PLACE.pack(OP_PLACE_X, ts, i, a, side, ticks, lots, flags) + tail)
 
     def cancel(self, ts: int, account: str, order_id: int) -> None:
         """Append a cancel command."""
-        a = self._symbols.get(account)
+        a = self.symbols.get(account)
         if a is None:
-            a = self._symbol(account)
-        payload = _pack_cancel(OP_CANCEL, ts, a, order_id)
-        buf = self._buf
-        buf += _pack_hdr(_CANCEL_SIZE, crc32(payload))
-        buf += payload
-        self.records += 1
-        if len(buf) >= self._limit:
-            self._write()
+            a = self.symbol(account)
+        self._append(CANCEL.pack(OP_CANCEL, ts, a, order_id))
 
     def amend(
         self, ts: int, account: str, order_id: int, lots: int | None, ticks: int | None, check: RejectReason | None
     ) -> None:
         """Append an amend command (None: unchanged)."""
-        a = self._symbols.get(account)
+        a = self.symbols.get(account)
         if a is None:
-            a = self._symbol(account)
-        payload = _AMEND.pack(OP_AMEND, ts, a, order_id, -1 if lots is None else lots, -1 if ticks is None else ticks)
-        if check is not None:
-            payload += _tail(check)
-        self._append(payload)
+            a = self.symbol(account)
+        record = _AMEND.pack(OP_AMEND, ts, a, order_id, -1 if lots is None else lots, -1 if ticks is None else ticks)
+        tail = _str(None) * 2 if check is None else _str(check[0]) + _str(check[1])
+        self._append(record + tail)
 
     def admin(self, ts: int, op: str, args: dict[str, Any]) -> None:
         """Append a rare command (listing, state, mark, settings) as JSON."""
         body = json.dumps({"op": op, "args": args}, separators=(",", ":"), sort_keys=True).encode()
-        self._append(_ADMIN.pack(OP_ADMIN, ts) + body)
+        self._append(_ADMIN.pack(OP_ADMIN, ts, len(body)) + body)
 
     def flush(self) -> None:
         """Hand every buffered record to the OS (and the disk with ``sync='fsync'``)."""
-        self._write()
+        self.write_frame()
 
     def write_snapshot(self, state: dict[str, Any]) -> Path:
         """Write ``state`` as the next snapshot (atomically) and start a new segment after it."""
-        self._write()
+        self.write_frame()
         os.fsync(self._file.fileno())
         self._file.close()
         index = self.segment_index + 1
@@ -319,7 +395,7 @@ class Journal:
     def close(self) -> None:
         """Flush and close; idempotent."""
         if not self._file.closed:
-            self._write()
+            self.write_frame()
             if self.sync != "buffered":
                 os.fsync(self._file.fileno())
             self._file.close()

@@ -82,7 +82,6 @@ from app.engine.book import (
     O_FILLED,
     O_FLAGS,
     O_ID,
-    O_LEVEL,
     O_MKT,
     O_PRICE,
     O_REM,
@@ -110,6 +109,7 @@ from app.engine.events import (
     to_fills,
 )
 from app.engine.fees import FeeSchedule
+from app.engine.journal import CANCEL, OP_CANCEL, OP_PLACE, PLACE
 from app.errors import DeskError, InvalidInput, NotFound, OrderRejected, UnknownInstrument
 
 if TYPE_CHECKING:
@@ -119,11 +119,14 @@ if TYPE_CHECKING:
 _new = tuple.__new__
 _SIDE = {1: Side.BUY, -1: Side.SELL}
 _SD = (None, Side.BUY, Side.SELL)  # _SD[side] for side +1/-1: a tuple index is cheaper than a dict
+_SIDES = frozenset((1, -1))
 _BUY = Side.BUY
 _SELL = Side.SELL
 _NO_LIMIT = 1 << 62
 _ALL_FLAGS = F_MARKET | F_IOC | F_FOK | F_POST_ONLY | F_REDUCE_ONLY | F_REPRICE
 _OPEN = InstrumentState.OPEN
+_pack_place = PLACE.pack
+_pack_cancel = CANCEL.pack
 
 DEFAULT_BANDS: dict[Kind, Decimal | None] = {
     Kind.PERPETUAL: Decimal("0.015"),  # Deribit BTC-PERPETUAL: mark ± 1.5% (deribit.md §3.7)
@@ -378,6 +381,11 @@ class MatchingEngine:
         self._snapshot_every = snapshot_every
         self._indexes: dict[str, str] = {}  # underlying -> index price, for linear option fees
         self._journal: Journal | None = None
+        self._jbuf = bytearray()
+        self._jsyms: dict[str, int] = {}
+        self._jlimit = 0
+        self._since_snapshot = 0  # commands journaled since the last snapshot (with snapshot_every)
+        self._stp_on = self._default_stp != 0  # some account may have self-trade prevention
         self._slow_after = False
         if journal is not None:
             self.attach_journal(journal)
@@ -395,6 +403,10 @@ class MatchingEngine:
                 path=str(journal.directory),
             )
         self._journal = journal
+        # The hot path packs place/cancel records into the journal's pending frame itself.
+        self._jbuf = journal.buf
+        self._jsyms = journal.symbols
+        self._jlimit = journal.limit
         self._refresh_after()
         journal.admin(
             self._now(),
@@ -535,6 +547,10 @@ class MatchingEngine:
         if self._journal is not None:
             self._journal.admin(self._now(), "set_stp", {"account": account, "mode": mode.value})
         self._stp[account] = _STP_CODE[mode]
+        self._refresh_stp()
+
+    def _refresh_stp(self) -> None:
+        self._stp_on = bool(self._default_stp) or any(self._stp.values())
 
     def stp(self, account: str) -> STP:
         """Self-trade prevention mode of ``account``."""
@@ -627,77 +643,140 @@ class MatchingEngine:
         m = self._markets.get(instrument)
         if m is None:
             raise UnknownInstrument(f"{instrument!r} is not listed on this engine", name=instrument)
-        ticks = price_ticks
-        # The hot path: a plain GTC limit order inside the band of an open instrument without tick steps
-        # (``fast_hi`` is 0 otherwise), no pre-trade check, no replay, no callback running. Anything
-        # else, including every malformed input, takes the general path.
-        if not (
-            type(lots) is int
-            and type(ticks) is int
-            and 0 < lots <= m.max_lots
-            and m.fast_lo <= ticks <= m.fast_hi
-            and not flags
-            and (side == 1 or side == -1)
-            and type(account) is str
-            and account
-            and not self._hooked
-        ):
-            return self._place_general(m, account, side, ticks, lots, flags, client_order_id, _req)
+        # The hot path: a GTC limit order inside the band of an open instrument without tick steps
+        # (``fast_hi`` is 0 otherwise), or a market order on such an instrument; no pre-trade check, no
+        # replay, no callback running. Anything else, including every malformed input, takes the
+        # general path (which produces the same events for what both take).
+        if flags:
+            if flags != F_MARKET or not m.fast_hi or self._hooked:
+                return self._place_general(m, account, side, price_ticks, lots, flags, client_order_id, _req)
+            ticks = 0
+            limit = m.band_hi if side > 0 else m.band_lo
+        elif type(price_ticks) is int and m.fast_lo <= price_ticks <= m.fast_hi and not self._hooked:
+            ticks = limit = price_ticks
+        else:
+            return self._place_general(m, account, side, price_ticks, lots, flags, client_order_id, _req)
+        if type(lots) is not int or not 0 < lots <= m.max_lots or side not in _SIDES or type(side) is not int:
+            return self._place_general(m, account, side, price_ticks, lots, flags, client_order_id, _req)
+        if type(account) is not str or not account:
+            return self._place_general(m, account, side, price_ticks, lots, flags, client_order_id, _req)
         ts = self._now()
         jr = self._journal
         if jr is not None:
-            jr.place(ts, m.name, account, side, ticks, lots, 0, client_order_id, None)
+            # Write-ahead, inline: one struct pack into the journal's pending frame.
+            if client_order_id is None:
+                syms = self._jsyms
+                i = syms.get(instrument)
+                if i is None:
+                    i = jr.symbol(instrument)
+                a = syms.get(account)
+                if a is None:
+                    a = jr.symbol(account)
+                jbuf = self._jbuf
+                jbuf += _pack_place(OP_PLACE, ts, i, a, side, ticks, lots, flags)
+                if len(jbuf) >= self._jlimit:
+                    jr.write_frame()
+            else:
+                jr.place(ts, instrument, account, side, ticks, lots, flags, client_order_id, None)
         oid = self._next_oid
         self._next_oid = oid + 1
         seq = self._seq + 1
         inst = m.inst
-        sd = _SD[side]
-        out = [_new(Accepted, (seq, ts, inst, oid, account, sd, ticks, lots, 0, client_order_id))]
-        o = [oid, account, side, ticks, lots, 0, 0, client_order_id, ts, m, None]
         book = m.book
+        # Does it cross the best opposite price? (Stale heap tops are dropped on the way.) If not, it
+        # rests at once at the back of its level.
         if side > 0:
+            out = [_new(Accepted, (seq, ts, inst, oid, account, _BUY, ticks, lots, flags, client_order_id))]
             heap = book.ask_heap
-            levels = book.asks
-            while heap and heap[0] not in levels:
-                heappop(heap)
-            if heap and heap[0] <= ticks:
-                seq = self._execute(m, o, ts, out, seq)
-            else:
-                # Rests at once: join the back of its level.
-                levels = book.bids
-                level = levels.get(ticks)
-                if level is None:
-                    level = levels[ticks] = [lots, 1, deque((o,))]
-                    heappush(book.bid_heap, -ticks)
-                else:
-                    level[L_LOTS] += lots
-                    level[L_COUNT] += 1
-                    level[L_QUEUE].append(o)
-                o[O_LEVEL] = level
-                self._orders[oid] = o
-                seq += 1
-                out.append(_new(BookChanged, (seq, ts, inst, sd, ticks, level[L_LOTS], level[L_COUNT])))
-        else:
-            heap = book.bid_heap
+            if heap:
+                top = heap[0]
+                if top not in book.asks:
+                    top = book.best_ask()
+                if top is not None and top <= limit:
+                    return self._take(m, out, oid, account, side, ticks, lots, flags, client_order_id, ts, limit, seq)
+            if flags:
+                return self._take(m, out, oid, account, side, ticks, lots, flags, client_order_id, ts, limit, seq)
             levels = book.bids
-            while heap and -heap[0] not in levels:
-                heappop(heap)
-            if heap and -heap[0] >= ticks:
-                seq = self._execute(m, o, ts, out, seq)
+            level = levels.get(ticks)
+            if level is None:
+                level = levels[ticks] = [lots, 1, None]
+                o = [oid, account, 1, ticks, lots, 0, 0, client_order_id, ts, m, level]
+                level[L_QUEUE] = deque((o,))
+                heappush(book.bid_heap, -ticks)
+                count = 1
             else:
-                levels = book.asks
-                level = levels.get(ticks)
-                if level is None:
-                    level = levels[ticks] = [lots, 1, deque((o,))]
-                    heappush(book.ask_heap, ticks)
-                else:
-                    level[L_LOTS] += lots
-                    level[L_COUNT] += 1
-                    level[L_QUEUE].append(o)
-                o[O_LEVEL] = level
-                self._orders[oid] = o
+                o = [oid, account, 1, ticks, lots, 0, 0, client_order_id, ts, m, level]
+                lots = level[L_LOTS] = level[L_LOTS] + lots
+                count = level[L_COUNT] = level[L_COUNT] + 1
+                level[L_QUEUE].append(o)
+            out.append(_new(BookChanged, (seq + 1, ts, inst, _BUY, ticks, lots, count)))
+        else:
+            out = [_new(Accepted, (seq, ts, inst, oid, account, _SELL, ticks, lots, flags, client_order_id))]
+            heap = book.bid_heap
+            if heap:
+                top = -heap[0]
+                if top not in book.bids:
+                    top = book.best_bid()
+                if top is not None and top >= limit:
+                    return self._take(m, out, oid, account, side, ticks, lots, flags, client_order_id, ts, limit, seq)
+            if flags:
+                return self._take(m, out, oid, account, side, ticks, lots, flags, client_order_id, ts, limit, seq)
+            levels = book.asks
+            level = levels.get(ticks)
+            if level is None:
+                level = levels[ticks] = [lots, 1, None]
+                o = [oid, account, -1, ticks, lots, 0, 0, client_order_id, ts, m, level]
+                level[L_QUEUE] = deque((o,))
+                heappush(book.ask_heap, ticks)
+                count = 1
+            else:
+                o = [oid, account, -1, ticks, lots, 0, 0, client_order_id, ts, m, level]
+                lots = level[L_LOTS] = level[L_LOTS] + lots
+                count = level[L_COUNT] = level[L_COUNT] + 1
+                level[L_QUEUE].append(o)
+            out.append(_new(BookChanged, (seq + 1, ts, inst, _SELL, ticks, lots, count)))
+        self._orders[oid] = o
+        if m.ro:
+            seq = self._enforce_all_ro(m, ts, out, seq + 1)
+            self._seq = seq
+        else:
+            self._seq = seq + 1
+        if self._slow_after:
+            self._after(out)
+        return out
+
+    def _take(
+        self,
+        m: Market,
+        out: list[Any],
+        oid: int,
+        account: str,
+        side: int,
+        ticks: int,
+        lots: int,
+        flags: int,
+        cid: str | None,
+        ts: int,
+        limit: int,
+        seq: int,
+    ) -> list[EngineEvent]:
+        """The hot path of an accepted order that crosses (or a market order): match it, then rest or
+        cancel what is left, as :meth:`_execute` would."""
+        o = [oid, account, side, ticks, lots, flags, 0, cid, ts, m, None]
+        if self._stp_on:
+            seq = self._execute(m, o, ts, out, seq)
+        else:
+            seq = self._match(m, o, limit, ts, out, seq, 0)
+            rem = o[O_REM]
+            if rem:
                 seq += 1
-                out.append(_new(BookChanged, (seq, ts, inst, sd, ticks, level[L_LOTS], level[L_COUNT])))
+                if flags:
+                    o[O_REM] = 0
+                    out.append(_new(Cancelled, (seq, ts, m.inst, oid, account, rem, 0, "market")))
+                else:
+                    level = m.book.add(o)
+                    self._orders[oid] = o
+                    out.append(_new(BookChanged, (seq, ts, m.inst, _SD[side], ticks, level[L_LOTS], level[L_COUNT])))
         if m.ro:
             seq = self._enforce_all_ro(m, ts, out, seq)
         self._seq = seq
@@ -748,7 +827,7 @@ class MatchingEngine:
         """Raise the typed error that explains why an order is malformed (nothing changes)."""
         if type(lots) is not int or lots <= 0:
             raise _bad(f"size {lots!r} lots must be a positive int", "order.rejected.amount", field="amount")
-        if side != 1 and side != -1:
+        if type(side) is not int or (side != 1 and side != -1):
             raise _bad(f"side {side!r} must be +1 (buy) or -1 (sell)", "input.side", field="side")
         if type(flags) is not int or flags & ~_ALL_FLAGS:
             raise _bad(f"flags {flags!r} has unknown bits", "input.flags", field="flags")
@@ -855,7 +934,8 @@ class MatchingEngine:
             out.append(_new(Cancelled, (seq, ts, m.inst, o[O_ID], o[O_ACCT], o[O_REM], 0, "fok")))
             return seq
         if crosses:
-            seq = self._match(m, o, limit, ts, out, seq)
+            stp = self._stp.get(o[O_ACCT], self._default_stp) if self._stp_on else 0
+            seq = self._match(m, o, limit, ts, out, seq, stp)
         rem = o[O_REM]
         if rem <= 0:
             return seq
@@ -911,8 +991,9 @@ class MatchingEngine:
                 return True
         return need <= 0
 
-    def _match(self, m: Market, o: list[Any], limit: int, ts: int, out: list[Any], seq: int) -> int:
-        """Trade ``o`` against the opposite side up to ``limit`` ticks; returns the last seq used."""
+    def _match(self, m: Market, o: list[Any], limit: int, ts: int, out: list[Any], seq: int, stp: int) -> int:
+        """Trade ``o`` against the opposite side up to ``limit`` ticks under self-trade mode ``stp`` of its
+        account (0: none); returns the last seq used."""
         side = o[O_SIDE]
         book = m.book
         if side > 0:
@@ -934,7 +1015,6 @@ class MatchingEngine:
         coefficients = m.fees.coefficients
         pos = m.pos
         orders = self._orders
-        stp = self._stp.get(acct, self._default_stp) if self._stp or self._default_stp else 0
         tid = self._next_trade
         filled = 0
         ap = out.append
@@ -948,7 +1028,9 @@ class MatchingEngine:
                 heappop(heap)
                 continue
             queue = level[L_QUEUE]
-            before = level[L_LOTS]
+            # The level's totals live in locals while its queue is walked.
+            before = lots = level[L_LOTS]
+            count = level[L_COUNT]
             # Fees: coefficients once per level, integer rounding per fill (half up).
             fm, ft, fden = coefficients(p)
             fm *= 2
@@ -971,10 +1053,10 @@ class MatchingEngine:
                         take = rr if rr < q else q
                     # Cancel-resting takes the whole resting order; decrement takes the overlap off both.
                     r[O_REM] = rr - take
-                    level[L_LOTS] -= take
+                    lots -= take
                     if rr == take:
                         queue.popleft()
-                        level[L_COUNT] -= 1
+                        count -= 1
                         self._forget(r, orders, m)
                     seq += 1
                     ap(_new(Cancelled, (seq, ts, inst, r[O_ID], racct, take, rr - take, "stp")))
@@ -986,40 +1068,58 @@ class MatchingEngine:
                             break
                     continue
                 take = rr if rr < q else q
-                mf = (fm * take + fden) // fd2
-                tf = (ft * take + fden) // fd2
                 r[O_FILLED] += take
                 rr -= take
                 q -= take
                 filled += take
-                level[L_LOTS] -= take
+                lots -= take
                 if rr:
                     r[O_REM] = rr
                 else:
                     r[O_REM] = 0
                     queue.popleft()
-                    level[L_COUNT] -= 1
+                    count -= 1
                     rid = r[O_ID]
                     del orders[rid]
                     if r[O_FLAGS] & F_REDUCE_ONLY:
-                        del m.ro[racct][rid]
-                        if not m.ro[racct]:
+                        ro = m.ro[racct]
+                        del ro[rid]
+                        if not ro:
                             del m.ro[racct]
                 pos[racct] = pos.get(racct, 0) - side * take
                 seq += 1
                 ap(
                     _new(
                         Filled,
-                        (seq, ts, inst, tid, p, take, tside, r[O_ID], racct, oid, acct, mf, tf, rr, q, r[O_CID], cid),
+                        (
+                            seq,
+                            ts,
+                            inst,
+                            tid,
+                            p,
+                            take,
+                            tside,
+                            r[O_ID],
+                            racct,
+                            oid,
+                            acct,
+                            (fm * take + fden) // fd2,
+                            (ft * take + fden) // fd2,
+                            rr,
+                            q,
+                            r[O_CID],
+                            cid,
+                        ),
                     )
                 )
                 tid += 1
                 if not q:
                     break
-            count = level[L_COUNT]
-            if level[L_LOTS] != before:
+            level[L_LOTS] = lots
+            level[L_COUNT] = count
+            if lots != before:
                 seq += 1
-                ap(_new(BookChanged, (seq, ts, inst, opp, p, level[L_LOTS], count)))
+                ap(_new(BookChanged, (seq, ts, inst, opp, p, lots, count)))
             if not count:
                 del levels[p]
                 heappop(heap)
@@ -1097,33 +1197,35 @@ class MatchingEngine:
 
     def cancel(self, account: str, order_id: int | str) -> list[EngineEvent]:
         """Cancel an open order; raises NotFound for an unknown, filled or cancelled order."""
-        if self._dispatching:
-            self._guard()
         o = self._orders.get(order_id)  # type: ignore[arg-type]
-        if o is None or o[O_ACCT] != account:
+        if o is None or o[O_ACCT] != account or self._dispatching:
+            self._guard()
             o = self._own(account, order_id)
-        ts = self._now()
-        oid = o[O_ID]
-        if self._journal is not None:
-            self._journal.cancel(ts, account, oid)
         # Inline of OrderBook.remove plus the index clean-up: the second most frequent command.
-        m: Market = o[O_MKT]
-        side = o[O_SIDE]
-        rem = o[O_REM]
-        level = o[O_LEVEL]
+        oid, _, side, price, rem, flags, _, _, _, m, level = o
+        ts = self._now()
+        jr = self._journal
+        if jr is not None:
+            a = self._jsyms.get(account)
+            if a is None:
+                a = jr.symbol(account)
+            jbuf = self._jbuf
+            jbuf += _pack_cancel(OP_CANCEL, ts, a, oid)
+            if len(jbuf) >= self._jlimit:
+                jr.write_frame()
         lots = level[L_LOTS] - rem
         level[L_LOTS] = lots
         o[O_REM] = 0
         count = level[L_COUNT] - 1
         level[L_COUNT] = count
-        if count == 0:
-            del (m.book.bids if side > 0 else m.book.asks)[o[O_PRICE]]
-        else:
+        if count:
             queue = level[L_QUEUE]
             if len(queue) > 2 * count + 8:
                 level[L_QUEUE] = deque([x for x in queue if x[O_REM]])
+        else:
+            del (m.book.bids if side > 0 else m.book.asks)[price]
         del self._orders[oid]
-        if o[O_FLAGS] & F_REDUCE_ONLY:
+        if flags & F_REDUCE_ONLY:
             ro = m.ro[account]
             del ro[oid]
             if not ro:
@@ -1133,7 +1235,7 @@ class MatchingEngine:
         inst = m.inst
         out: list[Any] = [
             _new(Cancelled, (seq - 1, ts, inst, oid, account, rem, 0, "user")),
-            _new(BookChanged, (seq, ts, inst, _SD[side], o[O_PRICE], lots, count)),
+            _new(BookChanged, (seq, ts, inst, _SD[side], price, lots, count)),
         ]
         if self._slow_after:
             self._after(out)
@@ -1417,9 +1519,10 @@ class MatchingEngine:
         """Deliver a command's events to the callbacks, then take a snapshot if one is due."""
         if out and (self._event_cbs or self._fill_cbs):
             self._emit(out)
-        jr = self._journal
-        if jr is not None and self._snapshot_every and jr.records >= self._snapshot_every:
-            self.snapshot()
+        if self._journal is not None and self._snapshot_every:
+            self._since_snapshot += 1
+            if self._since_snapshot >= self._snapshot_every:
+                self.snapshot()
 
     def _emit(self, out: list[Any]) -> None:
         self._dispatching = True
@@ -1490,6 +1593,7 @@ class MatchingEngine:
         if self._journal is None:
             raise _bad("snapshot needs an attached journal", "journal.none")
         self._journal.write_snapshot(self.snapshot_state())
+        self._since_snapshot = 0
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`snapshot_state` into this (empty) engine."""
@@ -1502,6 +1606,7 @@ class MatchingEngine:
         self._default_stp = state["default_stp"]
         self._reprice = state["reprice"]
         self._stp = dict(state["stp"])
+        self._refresh_stp()
         for rec in state["markets"]:
             inst = instrument_from_dict(rec["inst"])
             fees = FeeSchedule.for_instrument(inst, Decimal(rec["maker_fee"]), Decimal(rec["taker_fee"]))
@@ -1564,6 +1669,7 @@ class MatchingEngine:
         if op == "config":
             self._default_stp = int(args["default_stp"])
             self._reprice = bool(args["reprice"])
+            self._refresh_stp()
             return []
         if op == "set_mark":
             self._market(args["name"]).set_mark(Decimal(args["price"]))
@@ -1573,6 +1679,7 @@ class MatchingEngine:
             return []
         if op == "set_stp":
             self._stp[args["account"]] = _STP_CODE[STP(args["mode"])]
+            self._refresh_stp()
             return []
         if op == "set_position":
             return self._set_position(self._market(args["name"]), args["account"], args["lots"], ts)

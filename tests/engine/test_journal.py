@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from decimal import Decimal as D
@@ -108,17 +109,31 @@ def external_check(calls: list[int]) -> Any:
     return check
 
 
-def run_session(directory: Path, n: int, seed: int = 5, **kw: Any) -> tuple[MatchingEngine, list[bytes], Driver]:
+def run_session(
+    directory: Path, n: int, seed: int = 5, flush_every: int = 0, check: bool = True, **kw: Any
+) -> tuple[MatchingEngine, list[bytes], Driver]:
     clock = SimClock(1_700_000_000_000)
     journal = Journal(directory, sync=kw.pop("sync", "buffered"))
-    engine = MatchingEngine(clock, journal=journal, pre_trade_check=external_check([0]), **kw)
+    engine = MatchingEngine(clock, journal=journal, pre_trade_check=external_check([0]) if check else None, **kw)
     stream: list[bytes] = []
     engine.on_event(lambda ev: stream.append(encode(ev)))
     driver = Driver(engine, clock, seed)
     driver.setup()
-    for _ in range(n):
+    for i in range(n):
         driver.step()
+        if flush_every and i % flush_every == flush_every - 1:
+            journal.flush()  # one frame per call in buffered mode
     return engine, stream, driver
+
+
+def frames(path: Path) -> list[int]:
+    """Byte offsets of the frames of a segment (their headers say how long each one is)."""
+    data = path.read_bytes()
+    out, pos = [], 0
+    while pos < len(data):
+        out.append(pos)
+        pos += 8 + int.from_bytes(data[pos : pos + 4], "little")
+    return out
 
 
 def test_replay_reproduces_event_stream_byte_for_byte(tmp_path: Path) -> None:
@@ -189,16 +204,61 @@ def test_torn_header_or_bad_checksum_at_the_end(tmp_path: Path, garbage: bytes) 
     recovered.journal.close()  # type: ignore[union-attr]
 
 
-def test_corruption_before_the_end_is_an_error(tmp_path: Path) -> None:
-    engine, _, _ = run_session(tmp_path / "j", 300)
+@pytest.mark.parametrize("sync", ["buffered", "flush"])
+def test_corruption_before_the_end_is_an_error(tmp_path: Path, sync: str) -> None:
+    engine, _, _ = run_session(tmp_path / "j", 300, flush_every=50, sync=sync)
     journal = engine.journal
     assert journal is not None
     journal.close()
+    offsets = frames(journal.path)
+    assert len(offsets) >= 6
     data = bytearray(journal.path.read_bytes())
     data[len(data) // 2] ^= 0xFF
+    assert len(data) // 2 < offsets[-1]  # inside an earlier frame, not the last one
     journal.path.write_bytes(bytes(data))
     with pytest.raises(JournalCorrupt):
         MatchingEngine.replay(tmp_path / "j")
+
+
+def test_torn_buffered_frame_drops_only_unflushed_records(tmp_path: Path) -> None:
+    """Buffered mode: a frame cut short by a crash is dropped whole; every frame flushed before it is kept."""
+    clock = SimClock(1_700_000_000_000)
+    journal = Journal(tmp_path / "j")
+    engine = MatchingEngine(clock, journal=journal)
+    driver = Driver(engine, clock, 4)
+    driver.setup()
+    for _ in range(400):
+        driver.step()
+    journal.flush()
+    flushed = canonical(engine)
+    for _ in range(200):
+        driver.step()
+    journal.close()
+    offsets = frames(journal.path)
+    data = journal.path.read_bytes()
+    last = offsets[-1]
+    assert len(data) - last > 1000  # the last frame holds many records
+    for cut in (last + 3, last + 8, (last + len(data)) // 2, len(data) - 1):
+        journal.path.write_bytes(data[:cut])
+        recovered = MatchingEngine.recover(tmp_path / "j", SimClock(clock.now_ms()))
+        assert canonical(recovered) == flushed
+        assert journal.path.stat().st_size == last
+        recovered.journal.close()  # type: ignore[union-attr]
+        for extra in sorted((tmp_path / "j").glob("segment-*.log"))[1:]:
+            extra.unlink()  # the segment the recovered engine opened
+
+
+def test_journal_of_the_first_format_still_replays() -> None:
+    """A journal written by the first format (one record per frame, JSON tails) replays exactly."""
+    fixture = Path(__file__).parent.parent / "fixtures" / "engine"
+    expected = json.loads((fixture / "journal_v1.expected.json").read_text())
+    replayed, events = MatchingEngine.replay(fixture / "journal_v1")
+    stream = b"\n".join(encode(ev) for ev in events)
+    assert len(events) == expected["events"]
+    assert hashlib.sha256(stream).hexdigest() == expected["events_sha256"]
+    assert hashlib.sha256(canonical(replayed).encode()).hexdigest() == expected["state_sha256"]
+    from_snapshot, _ = MatchingEngine.replay(fixture / "journal_v1", from_snapshot=True)
+    assert canonical(from_snapshot) == canonical(replayed)
 
 
 def test_damaged_snapshot_falls_back_to_an_older_one(tmp_path: Path) -> None:
@@ -216,12 +276,16 @@ def test_replay_of_a_missing_journal_is_a_typed_error(tmp_path: Path) -> None:
 
 
 def test_journal_sync_modes_write_the_same_records(tmp_path: Path) -> None:
-    sizes = []
+    records, n_frames = [], []
     for mode in ("buffered", "flush", "fsync"):
         engine, _, _ = run_session(tmp_path / mode, 150, sync=mode)
         engine.journal.close()  # type: ignore[union-attr]
-        sizes.append(sum(p.stat().st_size for p in (tmp_path / mode).iterdir()))
-    assert sizes[0] == sizes[1] == sizes[2] > 0
+        (segment,) = (tmp_path / mode).glob("segment-*.log")
+        records.append(scan_segment(segment, last=True).records)
+        n_frames.append(len(frames(segment)))
+    assert records[0] == records[1] == records[2] and len(records[0]) > 100
+    # Buffered: one checksummed frame for the whole session; flush/fsync: one frame per command.
+    assert n_frames[0] == 1 and n_frames[1] == n_frames[2] > 100
     with pytest.raises(DeskError):
         Journal(tmp_path / "x", sync="sometimes")  # type: ignore[arg-type]
 
