@@ -83,11 +83,10 @@ def _warm_signatures() -> list[tuple[Callable[..., Any], tuple[Any, ...]]]:
     if kernels is None:
         return []
     plain, prepared = kernels
-    a, c, one = np.ones(2), np.ones(2, dtype=bool), np.ones(1)
-    grid = np.empty((6, 4))
+    a, c, flag = np.ones(2), np.ones(2, dtype=bool), np.ones(2, dtype=bool)
+    grid = np.empty((6, 2))
     return [(plain, (a, a, a, a, c, a, grid, True)),
-            (prepared, (a, a, a, a, c, one, a, a, a, grid[:, :2], True)),  # greeks: rows of a wider block
-            (prepared, (a, a, a, a, c, one, a, a, a, grid[:1, :2], False))]  # price only: one row, contiguous
+            (prepared, (a, a, a, a, c, a, a, a, a, a, grid, 0, True, flag))]
 
 
 def warm_compiled(background: bool = True, compile: bool = False) -> threading.Thread | None:
@@ -146,8 +145,9 @@ def _run_compiled(kernels: tuple[Callable[..., Any], Callable[..., Any]], forwar
                   greeks: bool) -> list[np.ndarray]:
     """Broadcast, flatten and run the compiled kernel; one array of ``shape`` per output.
 
-    Beyond one chunk, ln(F/K), e^{−(h²+t²)/2} and e^{−|x|/2} come from numpy chunk by chunk (its SIMD log1p and
-    exp take under a nanosecond an element, libm's 6 to 14) and the prepared kernel does the rest.
+    Beyond one chunk, ln(F/K), e^{−(h²+t²)/2}, e^{−|x|/2} and the discount factor come from numpy chunk by chunk
+    (its SIMD log1p and exp take under a nanosecond an element, libm's 6 to 14) and the prepared kernel does the
+    rest; up to one chunk the self-contained kernel takes them from libm (one call, no numpy overhead).
     """
     f, k, tt, v, r = (np.asarray(a, dtype=float) for a in (forward, strike, t, vol, rate))
     c = as_is_call(is_call)
@@ -159,14 +159,18 @@ def _run_compiled(kernels: tuple[Callable[..., Any], Callable[..., Any]], forwar
     if n <= _CHUNK:
         plain(f, k, tt, v, c, r, out, greeks)
         return [row.reshape(shape) for row in out]
-    u, x, lg, h, t_half, g, ex = (np.empty(_CHUNK) for _ in range(7))
+    u, x, lg, h, t_half, g, ex, df, rc = (np.empty(_CHUNK) for _ in range(9))
     far = np.empty(_CHUNK, dtype=bool)
+    special = np.empty(_CHUNK, dtype=bool)
+    one_rate = r.size == 1
+    if one_rate:
+        rc.fill(r[0])
     with np.errstate(all="ignore"):
         for lo in range(0, n, _CHUNK):
             hi = min(lo + _CHUNK, n)
             m = hi - lo
             fc, kc, tc, vc = f[lo:hi], k[lo:hi], tt[lo:hi], v[lo:hi]
-            uc, xc, hc, tht, gc, exc = u[:m], x[:m], h[:m], t_half[:m], g[:m], ex[:m]
+            uc, xc, hc, tht, gc, exc, dfc = u[:m], x[:m], h[:m], t_half[:m], g[:m], ex[:m], df[:m]
             # the same operations, in the same order, as black_numba.black76_into (and log_moneyness)
             np.subtract(fc, kc, out=uc)
             np.divide(uc, kc, out=uc)
@@ -189,7 +193,14 @@ def _run_compiled(kernels: tuple[Callable[..., Any], Callable[..., Any]], forwar
             np.add(gc, tht, out=gc)
             np.multiply(gc, -0.5, out=gc)
             np.exp(gc, out=gc)
-            prepared(fc, kc, tc, vc, c[lo:hi], r if r.size == 1 else r[lo:hi], xc, gc, exc, out[:, lo:hi], greeks)
+            rr = rc[:m] if one_rate else r[lo:hi]
+            if one_rate and r[0] == 0.0:
+                dfc.fill(1.0)
+            else:
+                np.multiply(rr, tc, out=dfc)
+                np.negative(dfc, out=dfc)
+                np.exp(dfc, out=dfc)  # exactly 1 where the rate is 0, as the kernel's
+            prepared(fc, kc, tc, vc, c[lo:hi], rr, dfc, xc, gc, exc, out, lo, greeks, special)
     return [row.reshape(shape) for row in out]
 
 

@@ -1,9 +1,10 @@
-"""Compiled (numba) Black-76 kernels: the tail-safe formulas of :mod:`app.pricing.black`, one pass per option.
+"""Compiled (numba) Black-76 kernels: the tail-safe formulas of :mod:`app.pricing.black`, vectorised.
 
 Imported lazily by :mod:`app.pricing.black` (see ``black.NUMBA_MIN_SIZE`` and ``black.warm_compiled``), so the
 TUI's start-up never loads numba nor compiles anything; ``cache=True`` keeps the machine code on disk after the
 first compile. The regions (asymptotic, Taylor, and the rest) and their thresholds are those of
-:func:`app.pricing.normalised.normalised_otm_call_ht`; what differs from the numpy path is how erfc is taken:
+:func:`app.pricing.normalised.normalised_otm_call_ht`; what differs from the numpy path is how erfc is taken and
+that the loop has no branches:
 
 * erf, erfc and erfcx come from W. J. Cody's rational Chebyshev approximations (the ones Jäckel's "Let's Be
   Rational" uses), inlined: a rational function each, no libm call and no exponential inside;
@@ -12,11 +13,16 @@ first compile. The regions (asymptotic, Taylor, and the rest) and their threshol
   c = 0 for |q| ≤ 0.46875; a = 0, c = erfcx(q) above; a = 2, c = −erfcx(−q) below), the numpy path's plain form
   ½·(e^{x/2}·erfc(q₁) − e^{−x/2}·erfc(q₂)) and its shared-exponent form ½·g·(erfcx(q₁) − erfcx(q₂)) are one
   formula, ½·((e^{x/2}·a₁ − e^{−x/2}·a₂) + g·(c₁ − c₂)), with the same cancellation as each;
-* delta's Φ of the OTM side is erfc(q₁) = a₁ + c₁·g·e^{−x/2} or erfc(q₂) = a₂ + c₂·g·e^{x/2}, from the same parts.
+* delta's Φ of the OTM side is erfc(q₁) = a₁ + c₁·g·e^{−x/2} or erfc(q₂) = a₂ + c₂·g·e^{x/2}, from the same parts;
+* every element evaluates every piece (Cody's three rationals, the plain/shared form and an order-11 Taylor
+  sum) and selects its own, so the loop compiles to SIMD code (AVX-512 here); the few elements no select
+  serves (bad inputs, zero total vol, the asymptotic region q₁ ≥ 7) are redone one by one by the scalar
+  :func:`_option_into`, which branches like the numpy path.
 
-An option thus costs two exponentials (g and e^{x/2}; price-only far from the money: g alone), log1p and two
-square roots, against two libm erfc and three to five exponentials before. Both paths stay within 1e-13 of mpmath
-(tests/pricing), and agree with each other to about 1e-14 within three standard deviations.
+ln(F/K), g, e^{−|x|/2} and the discount factor are the only transcendental calls: :func:`black76_into` takes
+them from libm in a pre-pass (small arrays, a chain), ``black._run_compiled`` from numpy's SIMD log1p/exp chunk
+by chunk and hands them to :func:`black76_prepared_into`. Both stay within 1e-13 of mpmath everywhere and
+≲ 1e-14 within three standard deviations (tests/pricing), as the numpy path.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ _FROZEN = (_ASYMPTOTIC_Q, _ASYMPTOTIC_TERMS, _TAYLOR_RATIO, _TAYLOR_RATIO_FAR, _
 if _FROZEN != (7.0, 30, 0.05, 0.005, 4.0, -0.6):
     raise ImportError("app.pricing.black_numba is out of date with app.pricing.normalised's constants")
 
-REVISION = 3
+REVISION = 4
 """Bumped with every change of this file's functions: implied_numba, whose cached machine code inlines
 :func:`normalised_otm_call`, checks it (numba's cache is keyed on the caller's file only)."""
 _SPLIT = 134217729.0  # 2^27 + 1: Dekker's splitter, q = hi + lo with hi·hi exact
@@ -314,31 +320,197 @@ def _option_into(out: np.ndarray, i: int, fi: float, ki: float, ti: float, vi: f
     out[5, i] = -ti * price
 
 
+# ---- the vectorised kernel: every element takes every branch-free formula, selects keep its region's ----
+# (LLVM turns the loop into AVX2/AVX-512 code; elements the selects cannot serve, a few per million in the
+# benchmark, are redone one by one by _option_into)
+
+_INV_FACT = tuple(1.0 / math.factorial(n) for n in range(14))
+
+
+@njit(inline="always", **_JIT)
+def _exp_small(z: float) -> float:
+    """e^z for 0 ≤ z ≤ 0.22 (Taylor to z¹³/13!: truncation below 1e-18 relative)."""
+    p = _INV_FACT[13]
+    p = p * z + _INV_FACT[12]
+    p = p * z + _INV_FACT[11]
+    p = p * z + _INV_FACT[10]
+    p = p * z + _INV_FACT[9]
+    p = p * z + _INV_FACT[8]
+    p = p * z + _INV_FACT[7]
+    p = p * z + _INV_FACT[6]
+    p = p * z + _INV_FACT[5]
+    p = p * z + _INV_FACT[4]
+    p = p * z + _INV_FACT[3]
+    p = p * z + _INV_FACT[2]
+    p = p * z + 1.0
+    return p * z + 1.0
+
+
+@njit(inline="always", **_JIT)
+def _erfcx_rational_sel(y: float) -> float:
+    """:func:`_erfcx_rational` with both rationals taken and one selected (no branch)."""
+    num = (((((((_C8 * y + _C0) * y + _C1) * y + _C2) * y + _C3) * y + _C4) * y + _C5) * y + _C6) * y + _C7
+    den = (((((((y + _D0) * y + _D1) * y + _D2) * y + _D3) * y + _D4) * y + _D5) * y + _D6) * y + _D7
+    mid = num / den
+    z = 1.0 / (y * y)
+    num = ((((_P5 * z + _P0) * z + _P1) * z + _P2) * z + _P3) * z + _P4
+    den = ((((z + _Q0) * z + _Q1) * z + _Q2) * z + _Q3) * z + _Q4
+    far = (_INV_SQRT_PI - z * num / den) / y
+    return mid if y <= 4.0 else far
+
+
+@njit(inline="always", **_JIT)
+def _erfc_parts_sel(q: float) -> tuple[float, float]:
+    """:func:`_erfc_parts` without branches."""
+    y = abs(q)
+    near = 1.0 - erf_small(q)
+    r = _erfcx_rational_sel(y)
+    small = y <= _THRESH
+    a = near if small else (0.0 if q > 0.0 else 2.0)
+    c = 0.0 if small else (r if q > 0.0 else -r)
+    return a, c
+
+
+@njit(inline="always", **_JIT)
+def _taylor_sums_sel(m: float, delta: float) -> tuple[float, float, float]:
+    """:func:`_taylor_sums` for m ≥ 0 without branches: always to order 11 (the most the scalar form takes)."""
+    small = _exp_small(m * m) * (1.0 - erf_small(m))
+    y = small if m <= _THRESH else _erfcx_rational_sel(m)
+    z_prev = -y
+    z = TWO_OVER_SQRT_PI - 2.0 * m * y
+    two_m = 2.0 * m
+    d2 = delta * delta
+    term = delta
+    total = z * term
+    even = 0.0
+    n = 1
+    for _ in range(5):
+        z_prev = z_prev * (2.0 * n) + two_m * z
+        z = z * (2.0 * (n + 1)) + two_m * z_prev
+        even += z_prev * (term * delta / (n + 1))
+        n += 2
+        term = term * d2
+        term = term * (1.0 / ((n - 1) * n))
+        total = total + z * term
+    return y, total, even
+
+
+@njit(inline="always", **_JIT)
+def _vector_element(f: float, k: float, tt: float, v: float, call: bool, r: float, df: float, x: float, g: float,
+                    ex: float, greeks: bool) -> tuple[float, float, float, float, float, float, bool]:
+    """(price, delta, gamma, vega, theta, rho, special) of one option, branch-free; ``special``: redo it with
+    :func:`_option_into` (bad input, zero total vol, the asymptotic region, e^{x/2} underflowed)."""
+    sqrt_t = math.sqrt(tt)
+    s = v * sqrt_t
+    ax = -abs(x)
+    h = ax / s
+    t = 0.5 * s
+    q1 = (h + t) * -INV_SQRT2
+    eps = SQRT2 * t
+    cs = 1.0 if call else -1.0
+    itm = 1.0 if x * cs > 0 else 0.0
+    side_up = cs * (1.0 - 2.0 * itm) > 0.0  # OTM side's argument is q₁ (else q₂)
+    sqrt_fk = math.sqrt(f * k)
+    emx = 1.0 / ex
+    a1, c1 = _erfc_parts_sel(q1)
+    a2, c2 = _erfc_parts_sel(q1 + eps)
+    b_rest = 0.5 * ((ex * a1 - emx * a2) + g * (c1 - c2))
+    y, odd, even = _taylor_sums_sel(h * -INV_SQRT2, t * INV_SQRT2)
+    limit = _TAYLOR_RATIO_FAR + (_TAYLOR_RATIO - _TAYLOR_RATIO_FAR) * (1.0 if q1 < _TAYLOR_FAR_Q else 0.0)
+    series = (eps < 2.0 * limit * max(q1, 1.0)) & (q1 >= _CDF_Q)
+    b = g * odd if series else b_rest
+    price = (abs(f - k) * itm + sqrt_fk * b) * df
+    ok = (f > 0.0) & (k > 0.0) & (tt >= 0.0) & (v >= 0.0) & (abs(f) < np.inf) & (abs(k) < np.inf)
+    ok = ok & (abs(tt) < np.inf) & (abs(v) < np.inf) & (abs(r) < np.inf)
+    special = not (ok & (s > 0.0) & (q1 < _ASYMPTOTIC_Q) & (ex > 0.0))
+    if not greeks:
+        return price, 0.0, 0.0, 0.0, 0.0, 0.0, special
+    if series:
+        e = (y + odd - even) * (g * emx) if side_up else (y - odd - even) * (g * ex)
+    else:
+        e = a1 + c1 * (g * emx) if side_up else a2 + c2 * (g * ex)
+    prob = (0.5 * e + itm * (1.0 - e)) * df
+    f_pdf = sqrt_fk * (INV_SQRT_2PI * g) * df
+    theta = -f_pdf * v / (2.0 * sqrt_t) + r * price
+    return price, prob * cs, f_pdf / (f * f * s), f_pdf * sqrt_t, theta, -tt * price, special
+
+
+@njit(**_JIT)
+def _chunk_into(f: np.ndarray, k: np.ndarray, tt: np.ndarray, v: np.ndarray, c: np.ndarray, r: np.ndarray,
+                df: np.ndarray, x: np.ndarray, g: np.ndarray, ex: np.ndarray, out: np.ndarray, lo: int,
+                greeks: bool, special: np.ndarray) -> None:
+    """Options 0..len(f) of a chunk into out[:, lo + i]: the vector loop, then the special elements one by one."""
+    n = f.size
+    o0 = out[0, lo:lo + n]
+    if greeks:
+        o1 = out[1, lo:lo + n]
+        o2 = out[2, lo:lo + n]
+        o3 = out[3, lo:lo + n]
+        o4 = out[4, lo:lo + n]
+        o5 = out[5, lo:lo + n]
+        for i in range(n):
+            p, d1, d2, d3, d4, d5, sp = _vector_element(f[i], k[i], tt[i], v[i], c[i], r[i], df[i], x[i], g[i],
+                                                        ex[i], True)
+            o0[i] = p
+            o1[i] = d1
+            o2[i] = d2
+            o3[i] = d3
+            o4[i] = d4
+            o5[i] = d5
+            special[i] = sp
+    else:
+        for i in range(n):
+            p, _, _, _, _, _, sp = _vector_element(f[i], k[i], tt[i], v[i], c[i], r[i], df[i], x[i], g[i],
+                                                   ex[i], False)
+            o0[i] = p
+            special[i] = sp
+    for i in range(n):
+        if special[i]:
+            _option_into(out, lo + i, f[i], k[i], tt[i], v[i], c[i], r[i], x[i], g[i], ex[i], greeks)
+
+
+_SCRATCH = 512  # options per chunk of black76_into's libm pre-pass (its scratch stays in L1)
+
+
 @njit(**_JIT)
 def black76_into(f: np.ndarray, k: np.ndarray, tt: np.ndarray, v: np.ndarray, c: np.ndarray, r: np.ndarray,
                  out: np.ndarray, greeks: bool) -> None:
     """Black-76 on flat arrays of one length into out[0..5] (price, delta, gamma, vega, theta, rho; USD view).
 
     Units as :func:`app.pricing.black.black76`; out[0] only when ``greeks`` is false. NaN for bad inputs.
-    ``r`` may have one element (the same rate for all). Self-contained: logarithm and exponentials from libm.
+    ``r`` may have one element (the same rate for all). Self-contained: ln(F/K) and the exponentials from libm.
     """
-    one_rate = r.size == 1
-    for i in range(f.size):
-        fi, ki, ti, vi = f[i], k[i], tt[i], v[i]
-        x = _log_moneyness(fi, ki)
-        s = vi * math.sqrt(ti)
-        h = -abs(x) / s
-        t_half = 0.5 * s
-        g = math.exp(-0.5 * (h * h + t_half * t_half))
-        _option_into(out, i, fi, ki, ti, vi, c[i], r[0] if one_rate else r[i], x, g, 0.0, greeks)
+    n = f.size
+    m = min(n, _SCRATCH)
+    x = np.empty(m)
+    g = np.empty(m)
+    ex = np.empty(m)
+    df = np.empty(m)
+    rr = np.empty(m)
+    special = np.empty(m, dtype=np.bool_)
+    for lo in range(0, n, m):
+        w = min(m, n - lo)
+        for j in range(w):
+            i = lo + j
+            xi = _log_moneyness(f[i], k[i])
+            s = v[i] * math.sqrt(tt[i])
+            h = -abs(xi) / s
+            t = 0.5 * s
+            ri = r[0] if r.size == 1 else r[i]
+            x[j] = xi
+            g[j] = math.exp(-0.5 * (h * h + t * t))
+            ex[j] = math.exp(-0.5 * abs(xi))
+            df[j] = math.exp(-ri * tt[i]) if ri != 0.0 else 1.0
+            rr[j] = ri
+        _chunk_into(f[lo:lo + w], k[lo:lo + w], tt[lo:lo + w], v[lo:lo + w], c[lo:lo + w], rr[:w], df[:w], x[:w],
+                    g[:w], ex[:w], out, lo, greeks, special[:w])
 
 
 @njit(**_JIT)
 def black76_prepared_into(f: np.ndarray, k: np.ndarray, tt: np.ndarray, v: np.ndarray, c: np.ndarray,
-                          r: np.ndarray, x: np.ndarray, g: np.ndarray, ex: np.ndarray, out: np.ndarray,
-                          greeks: bool) -> None:
-    """:func:`black76_into` with ln(F/K), e^{−(h²+t²)/2} and e^{−|x|/2} computed beforehand (numpy's SIMD log1p
-    and exp: see ``black._run_compiled``), elementwise as :func:`black76_into` computes them."""
-    one_rate = r.size == 1
-    for i in range(f.size):
-        _option_into(out, i, f[i], k[i], tt[i], v[i], c[i], r[0] if one_rate else r[i], x[i], g[i], ex[i], greeks)
+                          r: np.ndarray, df: np.ndarray, x: np.ndarray, g: np.ndarray, ex: np.ndarray,
+                          out: np.ndarray, lo: int, greeks: bool, special: np.ndarray) -> None:
+    """:func:`black76_into` for one chunk, out[:, lo:lo + len(f)], with ln(F/K), e^{−(h²+t²)/2}, e^{−|x|/2} and the
+    discount factor computed beforehand (numpy's SIMD log1p and exp: see ``black._run_compiled``), elementwise as
+    :func:`black76_into` computes them; ``special`` is scratch of at least len(f)."""
+    _chunk_into(f, k, tt, v, c, r, df, x, g, ex, out, lo, greeks, special[:f.size])
