@@ -97,7 +97,6 @@ def quote_to_delta(repeats: int, seed: int = 7) -> dict[str, Any]:
         bump = 1.0 + (0.001 if i % 2 else -0.001)
         mk.mark[k] *= bump
         mk.iv[k] *= bump
-        venue.last_changed = [name]
         t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
         desk._on_step([])
         new = desk.book.delta(base)

@@ -175,7 +175,7 @@ class _Market:
 
 
 class _OptionBlock:
-    """Every listed option of every underlying in one set of arrays, so a step prices them in one call."""
+    """Every listed option (and future) of every underlying in one set of arrays, so a step prices them in one call."""
 
     def __init__(self, markets: dict[str, _Market], model: MarketModel, makers: Sequence[MakerParams]) -> None:
         parts = [(base, mk) for base, mk in markets.items() if len(mk.opt)]
@@ -204,6 +204,18 @@ class _OptionBlock:
         self.skew = np.array([p.skew for p in params])
         self.skew_jump = np.array([p.skew_jump for p in params])
         self.mark = np.zeros(start)  # coin, set with the markets' marks
+        # Perpetuals and futures: (market, slice of this block) and per-future arrays.
+        self.fut_slices: list[tuple[_Market, slice]] = []
+        start_f = 0
+        for _, mk in markets.items():
+            nf = mk.opt_slice.start
+            self.fut_slices.append((mk, slice(start_f, start_f + nf)))
+            start_f += nf
+        fut_parts = list(markets.items())
+        self.fut_expiry = cat([mk.fut_expiry for _, mk in fut_parts]).astype(np.int64)
+        self.fut_which = cat([np.full(mk.opt_slice.start, model.index(b)) for b, mk in fut_parts]).astype(np.int64)
+        self.fut_perp = self.fut_expiry == 0
+        self.fut_carry = np.array([model.params[name].carry for name in model.names], dtype=float)[self.fut_which]
         self.vega = np.zeros(start)  # coin per 1.0 vol
         # One quoting call per group of consecutive underlyings whose options share a tick grid (BTC and ETH do).
         self.quotes: list[tuple[slice, OptionQuotes]] = []
@@ -299,8 +311,10 @@ class SimVenue:
         self._step_no = 0
         self._targets_step = -1  # step whose makers' targets are computed
         self.quotes_wanted = False  # build Quote objects even without a bus listener (a step listener wants them)
-        self.changed: list[str] = []  # instruments whose quote changed in the current step
-        self.last_changed: list[str] = []  # ... and in the step last emitted
+        # Instruments whose quote changed in the current step, and in the step last emitted, as chunks of names
+        # (lists or arrays: a lazy step changes hundreds, and nobody may ask for them); see ``changed``.
+        self._changed: list[Any] = []
+        self._last_changed: list[Any] = []
         self._last_listing_ms = -1
         self._next_expiry_ms = 0
         self._last_return = np.zeros(len(cfg.underlyings))
@@ -821,16 +835,18 @@ class SimVenue:
         self._marks_epoch += 1
         model = self.model
         spot = np.array([self.index_price.get(b, float(model.s[i])) for i, b in enumerate(model.names)])
-        for base, mk in self.markets.items():
-            i = model.index(base)
-            fut_t = np.maximum((mk.fut_expiry - now) / MS_PER_YEAR, 0.0)
-            perp = mk.fut_expiry == 0
-            fut_t[perp] = 0.0
-            mk.fwd[mk.fut] = spot[i] * np.exp(model.params[base].carry * fut_t) * np.where(perp, 1.0 + self.perp_premium[i], 1.0)
-            mk.mark[mk.fut] = mk.fwd[mk.fut]
         block = self._block
         if block is None:
             block = self._block = _OptionBlock(self.markets, model, self.makers)
+        if len(block.fut_expiry):
+            fw, perp = block.fut_which, block.fut_perp
+            fut_t = np.maximum((block.fut_expiry - now) / MS_PER_YEAR, 0.0)
+            fut_t[perp] = 0.0
+            fwd_f = spot[fw] * np.exp(block.fut_carry * fut_t) * np.where(perp, 1.0 + self.perp_premium[fw], 1.0)
+            for mk, sl in block.fut_slices:
+                fs = slice(0, mk.opt_slice.start)
+                mk.fwd[fs] = fwd_f[sl]
+                mk.mark[fs] = fwd_f[sl]
         if not len(block.strike):
             return
         which, per = block.which_e, block.expiry_of
@@ -1027,15 +1043,15 @@ class SimVenue:
     def _publish_quotes(self) -> None:
         """Find the instruments whose top of book or mark moved; publish their quotes when anyone listens.
 
-        ``changed`` always lists the names (the Desk re-marks what it holds from them); Quote objects are only
-        built when the bus (or a step listener that asked for them) has a ``quote`` listener, since building
-        ~500 of them per step is most of a step's cost in backtests where nobody reads them.
+        ``changed`` always lists the names; Quote objects are only built when the bus (or a step listener that
+        asked for them) has a ``quote`` listener, since building ~500 of them per step is most of a step's cost in
+        backtests where nobody reads them.
         """
         now = self.clock.now_ms()
         pending = self._pending
         build = self.quotes_wanted or (self._bus is not None and self._bus.has_listeners("quote"))
         lazy = not build and self._lazy_now()
-        changed = self.changed
+        changed = self._changed
         for base, mk in self.markets.items():
             idx = self.index_price.get(base)
             # Marks move every step for every option; a quote goes out when the top of book moved or the mark
@@ -1049,7 +1065,7 @@ class SimVenue:
                     moved[touched] = True
                 which = np.flatnonzero(moved)
                 if len(which):
-                    changed.extend(mk.name_array[which].tolist())
+                    changed.append(mk.name_array[which])
                     self.unbuilt_quotes += len(which)
                 continue
             mark_moved = set(np.flatnonzero(moved).tolist())
@@ -1067,7 +1083,7 @@ class SimVenue:
                 if top == tops[k] and k not in mark_moved:
                     continue
                 tops[k] = top
-                changed.append(names[k])
+                changed.append((names[k],))
                 if not build:
                     self.unbuilt_quotes += 1
                     continue
@@ -1083,8 +1099,8 @@ class SimVenue:
     def _emit(self, extra: list[Any]) -> None:
         events = self._pending + extra
         self._pending = []
-        changed, self.changed = self.changed, []
-        self.last_changed = changed
+        changed, self._changed = self._changed, []
+        self._last_changed = changed
         if not events and not changed:
             return
         for fn in self._listeners:
@@ -1098,6 +1114,16 @@ class SimVenue:
         self.events_published += len(events)
 
     # -- views ---------------------------------------------------------------------------------------
+    @property
+    def changed(self) -> list[str]:
+        """Instruments whose top of book or mark (by half a tick or more) moved in the current step."""
+        return [name for chunk in self._changed for name in chunk]
+
+    @property
+    def last_changed(self) -> list[str]:
+        """:attr:`changed` of the step last emitted."""
+        return [name for chunk in self._last_changed for name in chunk]
+
     @property
     def market_events(self) -> int:
         """Market events so far: everything published plus the quote changes nobody listened to."""
