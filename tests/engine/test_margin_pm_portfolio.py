@@ -116,3 +116,24 @@ def test_extra_sizes_equal_a_portfolio_holding_them() -> None:
     assert pf.positions == pos
     assert {n: i.name for n, i in pf.instruments.items()} == {n: n for n in names}
     assert pf.pairs_of("BTC") == ["btc_usd"] and pf.pairs_of("ETH") == ["eth_usd"]
+
+
+def test_thread_pool_gives_the_one_core_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    import app.engine.margin_pm as margin_pm
+
+    names = [f"BTC-{e}-{k}-{cp}" for e in EXPIRIES for k in range(40_000, 90_000, 2_500) for cp in "CP"]
+    marks = {n: _mark(n, 0.5 + 0.001 * (i % 7)) for i, n in enumerate(names)}
+    pos = {n: 1.0 - 0.05 * i for i, n in enumerate(names)}
+    one = PMPortfolio(pos, marks, INDEX, NOW).initial_vectors()
+    monkeypatch.setattr(margin_pm, "_PARALLEL_MIN", 10)  # every grid goes to the pool
+    monkeypatch.setattr(margin_pm.os, "cpu_count", lambda: 4)
+    monkeypatch.setenv("DESK_PM_THREADS", "3")
+    assert margin_pm.revalue_threads() == 3
+    pooled = PMPortfolio(pos, marks, INDEX, NOW).initial_vectors()
+    assert list(pooled) == list(one)
+    for name, vec in one.items():  # parts below the compiled kernel's size take numpy: agree to rounding
+        np.testing.assert_allclose(pooled[name]["standard"] + pooled[name]["extended"], vec["standard"] + vec["extended"], rtol=1e-12, atol=1e-15)
+    monkeypatch.setenv("DESK_PM_THREADS", "many")
+    with pytest.raises(InvalidInput) as exc:
+        PMPortfolio(pos, marks, INDEX, NOW)
+    assert exc.value.code == "input.config"
