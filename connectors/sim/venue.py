@@ -8,12 +8,15 @@ Desk calls it, from a task at the configured speed or directly in tests and back
    aggregates them into the index;
 2. listings are refreshed (new expiries and strikes) and expired instruments settled, once per simulated hour
    and whenever an expiry passes;
-3. forwards, model IVs (SSVI) and marks of every option are computed in one vectorised pass;
-4. each market maker computes its target quotes for every instrument (vectorised); with *eager* quoting it
-   re-quotes in the engine only those that must move (amend in place; away-from-mid moves first so makers
-   never cross each other); with *lazy* quoting (the default while nobody on the bus listens to quotes:
-   headless runs and backtests) a book is brought to the targets only when it is used — an order of ours or
-   of a taker, a quote or depth read — so whoever looks sees the makers' current quotes, at a fraction of the cost;
+3. forwards, model IVs (SSVI, per expiry) and marks and greeks of every option of every underlying are
+   computed in one vectorised pass and one call of the compiled pricing kernel (:mod:`app.fast_greeks`);
+4. the market makers' target quotes for every instrument (vectorised over makers and instruments); with
+   *eager* quoting every maker re-quotes in the engine only those that must move (amend in place;
+   away-from-mid moves first so makers never cross each other); with *lazy* quoting (the default while nobody
+   on the bus listens to quotes: headless runs and backtests) a book is brought to the targets only when it is
+   used — an order of ours, of a taker or of the liquidator, a quote or depth read — and each step for books
+   where we have a resting order (so the market moving through it fills it), so whoever looks sees the makers'
+   current quotes at a fraction of the cost; the targets themselves are computed when a step first needs them;
 5. takers send immediate-or-cancel orders through the book;
 6. a :class:`app.domain.Quote` is published for each instrument whose top of book or mark moved, plus the
    index, the trades and our fills.
