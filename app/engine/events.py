@@ -4,8 +4,11 @@ Every command the engine accepts yields events in a fixed order; ``seq`` counts 
 instruments from 1 without gaps, so a consumer can detect a lost event and a replay can be compared
 byte for byte (:func:`encode`).
 
-Events are ``NamedTuple`` classes: creating one is a single C-level tuple allocation, which keeps the
-engine fast, and they are immutable, hashable and typed like any dataclass. Engine units are kept
+Events are immutable tuples with named, typed fields (:class:`Event`: ``_fields``, ``_asdict``,
+``_replace`` and pattern matching like a ``NamedTuple``). The engine builds one with ``Cls(values)``,
+which CPython runs entirely in C (tuple's own constructor: no Python ``__new__`` as a ``NamedTuple``
+has, no argument re-packing as ``tuple.__new__(Cls, values)`` does): the events are the largest cost of
+the engine's hot path. Engine units are kept
 (``price_ticks``: integer multiples of ``inst.tick_size``; ``lots``: integer multiples of
 ``inst.min_amount``; fees in integer units of 1e-10 of the settlement currency); the properties give the
 exact ``Decimal`` view. :func:`to_fills` turns a :class:`Filled` into the desk's two ``app.domain.Fill``
@@ -14,13 +17,16 @@ objects (maker and taker).
     for ev in engine.submit(req):
         if isinstance(ev, Filled):
             print(ev.price, ev.amount, ev.taker_side, ev.taker_fee)
+
+    Cancelled((7, ts, inst, 42, "alice", 5, 0, "user"))   # values in field order
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from app.domain import BookUpdate, Fill, Instrument, Liquidity, Side
 
@@ -55,7 +61,55 @@ class RejectReason(NamedTuple):
     message: str = ""
 
 
-class Accepted(NamedTuple):
+try:  # the C field accessor collections.namedtuple uses; a property is the portable fallback
+    from collections import _tuplegetter  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - other Python implementations
+    from operator import itemgetter
+
+    def _tuplegetter(index: int, doc: str) -> Any:  # type: ignore[no-redef]
+        return property(itemgetter(index), doc=doc)
+
+
+class Event(tuple):  # type: ignore[type-arg]
+    """Base of the engine's events: a tuple whose fields are the annotated names of the subclass.
+
+    Build one from its values in field order: ``Filled(values)``. A subclass must not define
+    ``__new__`` (that would put a Python call back on every event)."""
+
+    __slots__ = ()
+    _fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__new__" in cls.__dict__:
+            raise TypeError(f"{cls.__name__} must not define __new__")
+        fields = tuple(name for name in cls.__dict__.get("__annotations__", {}) if not name.startswith("_"))
+        cls._fields = fields
+        cls.__match_args__ = fields
+        for index, name in enumerate(fields):
+            setattr(cls, name, _tuplegetter(index, f"Alias for field number {index}"))
+
+    def _asdict(self) -> dict[str, Any]:
+        """The fields as a dict, in field order."""
+        return dict(zip(self._fields, self, strict=True))
+
+    def _replace(self, **changes: Any) -> Any:
+        """A copy with some fields changed."""
+        unknown = set(changes) - set(self._fields)
+        if unknown:
+            raise ValueError(f"{type(self).__name__} has no fields {sorted(unknown)}")
+        return type(self)(changes.get(name, value) for name, value in zip(self._fields, self, strict=True))
+
+    @classmethod
+    def _make(cls, values: Iterable[Any]) -> Any:
+        """An event from its values in field order (checks the count)."""
+        ev = cls(values)
+        if len(ev) != len(cls._fields):
+            raise TypeError(f"{cls.__name__} takes {len(cls._fields)} values, got {len(ev)}")
+        return ev
+
+
+class Accepted(Event):
     """An order passed every check; ``lots`` is the accepted amount (reduce-only may clip it)."""
 
     seq: int
@@ -80,7 +134,7 @@ class Accepted(NamedTuple):
         return self.inst.from_lots(self.lots)
 
 
-class Rejected(NamedTuple):
+class Rejected(Event):
     """A command refused for a business reason (``code`` like ``order.rejected.band``); nothing changed."""
 
     seq: int
@@ -93,7 +147,7 @@ class Rejected(NamedTuple):
     client_order_id: str | None
 
 
-class Filled(NamedTuple):
+class Filled(Event):
     """One trade between a resting (maker) and an incoming (taker) order; fees in 1e-10 units."""
 
     seq: int
@@ -145,7 +199,7 @@ class Filled(NamedTuple):
         return self.inst.settlement
 
 
-class BookChanged(NamedTuple):
+class BookChanged(Event):
     """A price level changed: its new total ``lots`` and order ``count`` (0 lots: the level is gone)."""
 
     seq: int
@@ -167,7 +221,7 @@ class BookChanged(NamedTuple):
         return self.inst.from_lots(self.lots)
 
 
-class Cancelled(NamedTuple):
+class Cancelled(Event):
     """``lots`` of an order were cancelled; ``remaining`` > 0 means the rest still rests (partial cancel).
 
     ``reason``: ``user``, ``mass`` (cancel-all), ``ioc``, ``market`` (market remainder), ``fok``, ``stp``
@@ -185,7 +239,7 @@ class Cancelled(NamedTuple):
     reason: str
 
 
-class Amended(NamedTuple):
+class Amended(Event):
     """An order was amended to ``price_ticks`` with ``lots`` remaining; ``kept_priority`` tells if it kept its place."""
 
     seq: int
@@ -198,7 +252,7 @@ class Amended(NamedTuple):
     kept_priority: bool
 
 
-class Expired(NamedTuple):
+class Expired(Event):
     """An order was removed because its instrument expired or settled."""
 
     seq: int
@@ -209,7 +263,7 @@ class Expired(NamedTuple):
     lots: int
 
 
-class StateChanged(NamedTuple):
+class StateChanged(Event):
     """An instrument changed state (open, halted, expired, settled)."""
 
     seq: int

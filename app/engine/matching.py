@@ -116,7 +116,6 @@ if TYPE_CHECKING:
     from app.domain import Fill
     from app.engine.journal import Journal
 
-_new = tuple.__new__
 _SIDE = {1: Side.BUY, -1: Side.SELL}
 _SD = (None, Side.BUY, Side.SELL)  # _SD[side] for side +1/-1: a tuple index is cheaper than a dict
 _SIDES = frozenset((1, -1))
@@ -686,16 +685,16 @@ class MatchingEngine:
         # Does it cross the best opposite price? (Stale heap tops are dropped on the way.) If not, it
         # rests at once at the back of its level.
         if side > 0:
-            out = [_new(Accepted, (seq, ts, inst, oid, account, _BUY, ticks, lots, flags, client_order_id))]
+            acc = Accepted((seq, ts, inst, oid, account, _BUY, ticks, lots, flags, client_order_id))
             heap = book.ask_heap
             if heap:
                 top = heap[0]
                 if top not in book.asks:
                     top = book.best_ask()
                 if top is not None and top <= limit:
-                    return self._take(m, out, oid, account, side, ticks, lots, flags, client_order_id, ts, limit, seq)
+                    return self._take(m, acc, oid, account, side, ticks, lots, flags, client_order_id, ts, limit, seq)
             if flags:
-                return self._take(m, out, oid, account, side, ticks, lots, flags, client_order_id, ts, limit, seq)
+                return self._take(m, acc, oid, account, side, ticks, lots, flags, client_order_id, ts, limit, seq)
             levels = book.bids
             level = levels.get(ticks)
             if level is None:
@@ -709,18 +708,18 @@ class MatchingEngine:
                 lots = level[L_LOTS] = level[L_LOTS] + lots
                 count = level[L_COUNT] = level[L_COUNT] + 1
                 level[L_QUEUE].append(o)
-            out.append(_new(BookChanged, (seq + 1, ts, inst, _BUY, ticks, lots, count)))
+            out = [acc, BookChanged((seq + 1, ts, inst, _BUY, ticks, lots, count))]
         else:
-            out = [_new(Accepted, (seq, ts, inst, oid, account, _SELL, ticks, lots, flags, client_order_id))]
+            acc = Accepted((seq, ts, inst, oid, account, _SELL, ticks, lots, flags, client_order_id))
             heap = book.bid_heap
             if heap:
                 top = -heap[0]
                 if top not in book.bids:
                     top = book.best_bid()
                 if top is not None and top >= limit:
-                    return self._take(m, out, oid, account, side, ticks, lots, flags, client_order_id, ts, limit, seq)
+                    return self._take(m, acc, oid, account, side, ticks, lots, flags, client_order_id, ts, limit, seq)
             if flags:
-                return self._take(m, out, oid, account, side, ticks, lots, flags, client_order_id, ts, limit, seq)
+                return self._take(m, acc, oid, account, side, ticks, lots, flags, client_order_id, ts, limit, seq)
             levels = book.asks
             level = levels.get(ticks)
             if level is None:
@@ -734,7 +733,7 @@ class MatchingEngine:
                 lots = level[L_LOTS] = level[L_LOTS] + lots
                 count = level[L_COUNT] = level[L_COUNT] + 1
                 level[L_QUEUE].append(o)
-            out.append(_new(BookChanged, (seq + 1, ts, inst, _SELL, ticks, lots, count)))
+            out = [acc, BookChanged((seq + 1, ts, inst, _SELL, ticks, lots, count))]
         self._orders[oid] = o
         if m.ro:
             seq = self._enforce_all_ro(m, ts, out, seq + 1)
@@ -748,7 +747,7 @@ class MatchingEngine:
     def _take(
         self,
         m: Market,
-        out: list[Any],
+        acc: Accepted,
         oid: int,
         account: str,
         side: int,
@@ -761,7 +760,8 @@ class MatchingEngine:
         seq: int,
     ) -> list[EngineEvent]:
         """The hot path of an accepted order that crosses (or a market order): match it, then rest or
-        cancel what is left, as :meth:`_execute` would."""
+        cancel what is left, as :meth:`_execute` would; ``acc`` is its Accepted event."""
+        out: list[Any] = [acc]
         o = [oid, account, side, ticks, lots, flags, 0, cid, ts, m, None]
         if self._stp_on:
             seq = self._execute(m, o, ts, out, seq)
@@ -772,11 +772,11 @@ class MatchingEngine:
                 seq += 1
                 if flags:
                     o[O_REM] = 0
-                    out.append(_new(Cancelled, (seq, ts, m.inst, oid, account, rem, 0, "market")))
+                    out.append(Cancelled((seq, ts, m.inst, oid, account, rem, 0, "market")))
                 else:
                     level = m.book.add(o)
                     self._orders[oid] = o
-                    out.append(_new(BookChanged, (seq, ts, m.inst, _SD[side], ticks, level[L_LOTS], level[L_COUNT])))
+                    out.append(BookChanged((seq, ts, m.inst, _SD[side], ticks, level[L_LOTS], level[L_COUNT])))
         if m.ro:
             seq = self._enforce_all_ro(m, ts, out, seq)
         self._seq = seq
@@ -808,13 +808,13 @@ class MatchingEngine:
             jr.place(ts, m.name, account, side, ticks, lots, flags, cid, check_reason)
         if code is not None:
             self._seq += 1
-            out: list[Any] = [_new(Rejected, (self._seq, ts, m.name, account, code, msg, 0, cid))]
+            out: list[Any] = [Rejected((self._seq, ts, m.name, account, code, msg, 0, cid))]
             self._after(out)
             return out
         oid = self._next_oid
         self._next_oid = oid + 1
         seq = self._seq + 1
-        out = [_new(Accepted, (seq, ts, m.inst, oid, account, _SD[side], ticks, lots, flags, cid))]
+        out = [Accepted((seq, ts, m.inst, oid, account, _SD[side], ticks, lots, flags, cid))]
         o = [oid, account, side, ticks, lots, flags, 0, cid, ts, m, None]
         seq = self._execute(m, o, ts, out, seq)
         if m.ro:
@@ -931,7 +931,7 @@ class MatchingEngine:
         crosses = best is not None and (best <= limit if side > 0 else best >= limit)
         if flags & F_FOK and not (crosses and self._fok_fillable(m, o, limit)):
             seq += 1
-            out.append(_new(Cancelled, (seq, ts, m.inst, o[O_ID], o[O_ACCT], o[O_REM], 0, "fok")))
+            out.append(Cancelled((seq, ts, m.inst, o[O_ID], o[O_ACCT], o[O_REM], 0, "fok")))
             return seq
         if crosses:
             stp = self._stp.get(o[O_ACCT], self._default_stp) if self._stp_on else 0
@@ -944,7 +944,7 @@ class MatchingEngine:
             reason = "stp" if o[O_TS] < 0 else ("market" if flags & F_MARKET else "ioc")
             o[O_REM] = 0
             seq += 1
-            out.append(_new(Cancelled, (seq, ts, m.inst, o[O_ID], o[O_ACCT], rem, 0, reason)))
+            out.append(Cancelled((seq, ts, m.inst, o[O_ID], o[O_ACCT], rem, 0, reason)))
             return seq
         level = book.add(o)
         oid = o[O_ID]
@@ -956,7 +956,7 @@ class MatchingEngine:
                 ro = m.ro[acct] = {}
             ro[oid] = o
         seq += 1
-        out.append(_new(BookChanged, (seq, ts, m.inst, _SIDE[side], o[O_PRICE], level[L_LOTS], level[L_COUNT])))
+        out.append(BookChanged((seq, ts, m.inst, _SIDE[side], o[O_PRICE], level[L_LOTS], level[L_COUNT])))
         return seq
 
     def _fok_fillable(self, m: Market, o: list[Any], limit: int) -> bool:
@@ -1016,7 +1016,8 @@ class MatchingEngine:
         pos = m.pos
         orders = self._orders
         tid = self._next_trade
-        filled = 0
+        q0 = q
+        dec = 0  # lots self-trade prevention took off the incoming order without a trade
         ap = out.append
         while heap:
             k = heap[0]
@@ -1059,11 +1060,12 @@ class MatchingEngine:
                         count -= 1
                         self._forget(r, orders, m)
                     seq += 1
-                    ap(_new(Cancelled, (seq, ts, inst, r[O_ID], racct, take, rr - take, "stp")))
+                    ap(Cancelled((seq, ts, inst, r[O_ID], racct, take, rr - take, "stp")))
                     if stp == 3:
                         q -= take
+                        dec += take
                         seq += 1
-                        ap(_new(Cancelled, (seq, ts, inst, oid, acct, take, q, "stp")))
+                        ap(Cancelled((seq, ts, inst, oid, acct, take, q, "stp")))
                         if not q:
                             break
                     continue
@@ -1071,7 +1073,6 @@ class MatchingEngine:
                 r[O_FILLED] += take
                 rr -= take
                 q -= take
-                filled += take
                 lots -= take
                 if rr:
                     r[O_REM] = rr
@@ -1089,8 +1090,7 @@ class MatchingEngine:
                 pos[racct] = pos.get(racct, 0) - side * take
                 seq += 1
                 ap(
-                    _new(
-                        Filled,
+                    Filled(
                         (
                             seq,
                             ts,
@@ -1119,13 +1119,14 @@ class MatchingEngine:
             level[L_COUNT] = count
             if lots != before:
                 seq += 1
-                ap(_new(BookChanged, (seq, ts, inst, opp, p, lots, count)))
+                ap(BookChanged((seq, ts, inst, opp, p, lots, count)))
             if not count:
                 del levels[p]
                 heappop(heap)
             if not q or o[O_TS] < 0:
                 break
         self._next_trade = tid
+        filled = q0 - q - dec
         if filled:
             self._volume += filled
             o[O_FILLED] += filled
@@ -1168,16 +1169,14 @@ class MatchingEngine:
                 level = book.reduce(o, cut)
                 allowed = 0
                 seq += 1
-                out.append(_new(Cancelled, (seq, ts, m.inst, o[O_ID], acct, cut, o[O_REM], "reduce_only")))
+                out.append(Cancelled((seq, ts, m.inst, o[O_ID], acct, cut, o[O_REM], "reduce_only")))
             else:
                 level = book.remove(o)
                 self._forget(o, self._orders, m)
                 seq += 1
-                out.append(_new(Cancelled, (seq, ts, m.inst, o[O_ID], acct, rem, 0, "reduce_only")))
+                out.append(Cancelled((seq, ts, m.inst, o[O_ID], acct, rem, 0, "reduce_only")))
             seq += 1
-            out.append(
-                _new(BookChanged, (seq, ts, m.inst, _SIDE[o[O_SIDE]], o[O_PRICE], level[L_LOTS], level[L_COUNT]))
-            )
+            out.append(BookChanged((seq, ts, m.inst, _SIDE[o[O_SIDE]], o[O_PRICE], level[L_LOTS], level[L_COUNT])))
         return seq
 
     # ================================================================================ cancel / amend
@@ -1234,8 +1233,8 @@ class MatchingEngine:
         self._seq = seq
         inst = m.inst
         out: list[Any] = [
-            _new(Cancelled, (seq - 1, ts, inst, oid, account, rem, 0, "user")),
-            _new(BookChanged, (seq, ts, inst, _SD[side], price, lots, count)),
+            Cancelled((seq - 1, ts, inst, oid, account, rem, 0, "user")),
+            BookChanged((seq, ts, inst, _SD[side], price, lots, count)),
         ]
         if self._slow_after:
             self._after(out)
@@ -1247,9 +1246,9 @@ class MatchingEngine:
         level = m.book.remove(o)
         self._forget(o, self._orders, m)
         seq += 1
-        out.append(_new(Cancelled, (seq, ts, m.inst, o[O_ID], o[O_ACCT], rem, 0, reason)))
+        out.append(Cancelled((seq, ts, m.inst, o[O_ID], o[O_ACCT], rem, 0, reason)))
         seq += 1
-        out.append(_new(BookChanged, (seq, ts, m.inst, _SIDE[o[O_SIDE]], o[O_PRICE], level[L_LOTS], level[L_COUNT])))
+        out.append(BookChanged((seq, ts, m.inst, _SIDE[o[O_SIDE]], o[O_PRICE], level[L_LOTS], level[L_COUNT])))
         return seq
 
     def cancel_all(self, account: str, instrument: str | None = None) -> list[EngineEvent]:
@@ -1349,22 +1348,22 @@ class MatchingEngine:
         seq = self._seq
         if code is not None:
             seq += 1
-            out.append(_new(Rejected, (seq, ts, m.name, account, code, msg, o[O_ID], o[O_CID])))
+            out.append(Rejected((seq, ts, m.name, account, code, msg, o[O_ID], o[O_CID])))
         elif keeps:
             cut = o[O_REM] - new_rem
             seq += 1
-            out.append(_new(Amended, (seq, ts, m.inst, o[O_ID], account, new_ticks, new_rem, True)))
+            out.append(Amended((seq, ts, m.inst, o[O_ID], account, new_ticks, new_rem, True)))
             if cut:
                 level = m.book.reduce(o, cut)
                 seq += 1
-                out.append(_new(BookChanged, (seq, ts, m.inst, _SIDE[side], new_ticks, level[L_LOTS], level[L_COUNT])))
+                out.append(BookChanged((seq, ts, m.inst, _SIDE[side], new_ticks, level[L_LOTS], level[L_COUNT])))
         else:
             level = m.book.remove(o)
             self._forget(o, self._orders, m)
             seq += 1
-            out.append(_new(Amended, (seq, ts, m.inst, o[O_ID], account, new_ticks, new_rem, False)))
+            out.append(Amended((seq, ts, m.inst, o[O_ID], account, new_ticks, new_rem, False)))
             seq += 1
-            out.append(_new(BookChanged, (seq, ts, m.inst, _SIDE[side], o[O_PRICE], level[L_LOTS], level[L_COUNT])))
+            out.append(BookChanged((seq, ts, m.inst, _SIDE[side], o[O_PRICE], level[L_LOTS], level[L_COUNT])))
             fresh = [o[O_ID], account, side, new_ticks, new_rem, o[O_FLAGS], o[O_FILLED], o[O_CID], ts, m, None]
             seq = self._execute(m, fresh, ts, out, seq)
             if m.ro or fresh[O_FLAGS] & F_REDUCE_ONLY:
@@ -1398,7 +1397,7 @@ class MatchingEngine:
             m.state = state
             m.refresh()
             seq += 1
-            out.append(_new(StateChanged, (seq, ts, m.inst, state.value)))
+            out.append(StateChanged((seq, ts, m.inst, state.value)))
             if state in (InstrumentState.EXPIRED, InstrumentState.SETTLED):
                 live = m.book.clear()
                 for o in sorted(live, key=lambda r: r[O_ID]):
@@ -1406,13 +1405,13 @@ class MatchingEngine:
                     o[O_REM] = 0
                     self._forget(o, self._orders, m)
                     seq += 1
-                    out.append(_new(Expired, (seq, ts, m.inst, o[O_ID], o[O_ACCT], rem)))
+                    out.append(Expired((seq, ts, m.inst, o[O_ID], o[O_ACCT], rem)))
                 levels: dict[tuple[int, int], None] = {}
                 for o in live:
                     levels[(o[O_SIDE], o[O_PRICE])] = None
                 for side, price in sorted(levels, key=lambda k: (-k[0], -k[1] if k[0] > 0 else k[1])):
                     seq += 1
-                    out.append(_new(BookChanged, (seq, ts, m.inst, _SIDE[side], price, 0, 0)))
+                    out.append(BookChanged((seq, ts, m.inst, _SIDE[side], price, 0, 0)))
         self._seq = seq
         self._after(out)
         return out
