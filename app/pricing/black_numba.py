@@ -53,7 +53,7 @@ _FROZEN = (_ASYMPTOTIC_Q, _ASYMPTOTIC_TERMS, _TAYLOR_RATIO, _TAYLOR_RATIO_FAR, _
 if _FROZEN != (7.0, 30, 0.05, 0.005, 4.0, -0.6):
     raise ImportError("app.pricing.black_numba is out of date with app.pricing.normalised's constants")
 
-REVISION = 4
+REVISION = 5
 """Bumped with every change of this file's functions: implied_numba, whose cached machine code inlines
 :func:`normalised_otm_call`, checks it (numba's cache is keyed on the caller's file only)."""
 _SPLIT = 134217729.0  # 2^27 + 1: Dekker's splitter, q = hi + lo with hi·hi exact
@@ -504,6 +504,31 @@ def black76_into(f: np.ndarray, k: np.ndarray, tt: np.ndarray, v: np.ndarray, c:
             rr[j] = ri
         _chunk_into(f[lo:lo + w], k[lo:lo + w], tt[lo:lo + w], v[lo:lo + w], c[lo:lo + w], rr[:w], df[:w], x[:w],
                     g[:w], ex[:w], out, lo, greeks, special[:w])
+
+
+@njit(**_JIT)
+def ratios_into(f: np.ndarray, k: np.ndarray, u: np.ndarray, q: np.ndarray) -> None:
+    """u = (F − K)/K and q = F/K, for numpy's log1p(u) and log(q) (see :func:`_log_moneyness`)."""
+    for i in range(f.size):
+        u[i] = (f[i] - k[i]) / k[i]
+        q[i] = f[i] / k[i]
+
+
+@njit(**_JIT)
+def exponents_into(u: np.ndarray, x: np.ndarray, lq: np.ndarray, tt: np.ndarray, v: np.ndarray, r: np.ndarray,
+                   arg_g: np.ndarray, arg_ex: np.ndarray, arg_df: np.ndarray) -> None:
+    """x = ln(F/K) from log1p(u) or, for u < −0.5, ln(q); the arguments of g, e^{−|x|/2} and the discount factor,
+    as :func:`black76_into` forms them (``r`` of one element: one rate for all)."""
+    one_rate = r.size == 1
+    for i in range(u.size):
+        xi = lq[i] if u[i] < -0.5 else x[i]
+        x[i] = xi
+        s = v[i] * math.sqrt(tt[i])
+        h = -abs(xi) / s
+        t = 0.5 * s
+        arg_g[i] = -0.5 * (h * h + t * t)
+        arg_ex[i] = -0.5 * abs(xi)
+        arg_df[i] = -(r[0] if one_rate else r[i]) * tt[i]
 
 
 @njit(**_JIT)

@@ -22,7 +22,7 @@ from app.pricing.normalised import INV_SQRT2, INV_SQRT_2PI
 # constants frozen into the cached machine code (the cache is keyed on this file only; see black_numba)
 if (_MAX_ITER, _STEP_DONE, _A0, _A1, _NA, _NE) != (60, 1e-3, math.log(1e-12), math.log(40.0), 201, 257):
     raise ImportError("app.pricing.implied_numba is out of date with app.pricing.implied / iv_guess constants")
-if REVISION != 4:  # this file's cache holds black_numba's code of that revision: editing here invalidates it
+if REVISION != 5:  # this file's cache holds black_numba's code of that revision: editing here invalidates it
     raise ImportError("app.pricing.implied_numba is out of date with app.pricing.black_numba")
 
 _JIT = {"cache": True, "fastmath": False, "nogil": True, "error_model": "numpy"}
