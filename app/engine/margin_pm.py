@@ -16,6 +16,12 @@ Margin of one settlement currency (exact on both simulator examples, §2.3-2.4):
 
 Options are revalued with Black-76 on the forward (inverse options in coin = USD price / shocked forward);
 inverse futures with ``size_coin * (1 - 1/(1+m))``; linear futures with ``size * F * m``.
+
+Speed (10,000 positions in well under 50 ms on one core): a portfolio takes every per-instrument fact from a
+registry of names (arrays, one dict look-up per position), revalues each pair's options in one (n, 35) price grid,
+and prices a call and a put of one strike, expiry, forward and vol once: both carry the time value of whichever is
+out of the money in that scenario, plus their own intrinsic value (put-call parity at rate 0). ``DESK_PM_THREADS``
+splits very large grids over threads (default 1).
 """
 
 from __future__ import annotations
@@ -249,6 +255,8 @@ def _shared_rows(twin: np.ndarray, fwd: np.ndarray, iv: np.ndarray, inverse: np.
     """(rows to price, each option's row among them) when options of one strike and expiry (same ``twin`` id) share
     forward and vol; None when no two do."""
     n = twin.size
+    if int(twin.max()) > 4 * n:  # few options against a large registry: number their strikes 0..m-1 first
+        twin = np.unique(twin, return_inverse=True)[1]
     slot = np.full(int(twin.max()) + 1, -1, dtype=np.intp)
     own = np.arange(n)
     slot[twin] = own  # the last option of each strike and expiry stands for it
@@ -337,7 +345,7 @@ _REGISTRY = _Registry()
 
 
 _PARALLEL_MIN = 120_000  # elements; below this the thread hand-off costs more than it saves
-_POOL: Any = None
+_POOL: tuple[int, Any] | None = None  # (workers, executor)
 
 
 def revalue_threads() -> int:
@@ -364,13 +372,16 @@ def _revalue(f: np.ndarray, k: np.ndarray, t: np.ndarray, v: np.ndarray, c: np.n
     workers = revalue_threads()
     if f.size < _PARALLEL_MIN or workers < 2:
         return black76_price(f, k[:, None], t[:, None], v, c2)
-    if _POOL is None:
+    if _POOL is None or _POOL[0] != workers:
         from concurrent.futures import ThreadPoolExecutor
 
-        _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pm-revalue")
+        if _POOL is not None:
+            _POOL[1].shutdown(wait=False)
+        _POOL = (workers, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pm-revalue"))
+    pool = _POOL[1]
     bounds = np.linspace(0, n, workers + 1).astype(int)
     parts = [
-        _POOL.submit(black76_price, f[a:b], k[a:b, None], t[a:b, None], v[a:b], c2[a:b])
+        pool.submit(black76_price, f[a:b], k[a:b, None], t[a:b, None], v[a:b], c2[a:b])
         for a, b in zip(bounds[:-1], bounds[1:]) if b > a
     ]
     return np.concatenate([p.result() for p in parts], axis=0)
