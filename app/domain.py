@@ -228,9 +228,10 @@ class Instrument:
     maker_fee: Decimal = Decimal("0")
     taker_fee: Decimal = Decimal("0.0005")
     linear_tag: str | None = None  # the "_USDC" part of a linear name, kept for round-trips
-    # Name and expiry_ms are derived, built on first use: hot loops (margin, matching) read them per event.
+    # Name, expiry_ms and underlying are derived, built on first use: hot loops (margin, matching) read them often.
     _name: str | None = field(default=None, init=False, repr=False, compare=False, hash=False)
     _expiry_ms: int | None = field(default=None, init=False, repr=False, compare=False, hash=False)
+    _underlying: str | None = field(default=None, init=False, repr=False, compare=False, hash=False)
 
     # -- naming -----------------------------------------------------------------------------------
     @property
@@ -294,7 +295,11 @@ class Instrument:
     @property
     def underlying(self) -> str:
         """Index name of the underlying, e.g. ``btc_usd`` (Deribit's ``index_name``)."""
-        return f"{self.base.lower()}_{'usd' if self.inverse else self.quote.lower()}"
+        index = self._underlying
+        if index is None:
+            index = f"{self.base.lower()}_{'usd' if self.inverse else self.quote.lower()}"
+            object.__setattr__(self, "_underlying", index)
+        return index
 
     def years_to_expiry(self, now_ms: int) -> float:
         """Time to expiry in years (365-day) from ``now_ms``; 0 after expiry; inf for perpetuals."""

@@ -209,6 +209,7 @@ def test_name_and_expiry_are_built_once_and_change_no_semantics() -> None:
     fresh = Instrument(*[getattr(a, f.name) for f in dataclasses.fields(a) if f.init])
     assert fresh._name is None and fresh.name == a.name and fresh._name == a.name
     assert fresh.expiry_ms == a.expiry_ms == 1_735_286_400_000
+    assert fresh.underlying == "btc_usd" and Instrument.parse("XRP_USDC-PERPETUAL").underlying == "xrp_usdc"
     assert fresh == a and hash(fresh) == hash(a) and repr(fresh) == repr(a)
     back = pickle.loads(pickle.dumps(fresh))
     assert back == a and back.name == a.name
