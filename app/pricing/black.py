@@ -206,9 +206,15 @@ def _prepare(forward: ArrayLike, strike: ArrayLike, t: ArrayLike, vol: ArrayLike
              rate: ArrayLike) -> tuple[np.ndarray, ...]:
     f, k, tt, v, r = (np.asarray(a, dtype=float) for a in (forward, strike, t, vol, rate))
     c = as_is_call(is_call)
-    f, k, tt, v, c, r = (a.ravel() for a in np.broadcast_arrays(f, k, tt, v, c, r))
+    shape = np.broadcast_shapes(f.shape, k.shape, tt.shape, v.shape, c.shape, r.shape)
+    # flat views; broadcast (a copy) only what needs it, and a single rate stays a scalar (it broadcasts)
+    f, k, tt, v, c = (np.broadcast_to(a, shape).ravel() if a.shape != shape else a.ravel() for a in (f, k, tt, v, c))
+    r = r.reshape(()) if r.size == 1 else np.broadcast_to(r, shape).ravel()
     with np.errstate(all="ignore"):
-        valid = (f > 0) & (k > 0) & (tt >= 0) & (v >= 0)  # NaN fails every comparison
+        valid = f > 0  # NaN fails every comparison
+        valid &= k > 0
+        valid &= tt >= 0
+        valid &= v >= 0
         if not np.isfinite(f.sum() + k.sum() + tt.sum() + v.sum() + r.sum()):  # an inf (or NaN rate) somewhere
             valid &= np.isfinite(f) & np.isfinite(k) & np.isfinite(tt) & np.isfinite(v) & np.isfinite(r)
     return f, k, tt, v, c, r, valid

@@ -45,6 +45,9 @@ _TAYLOR_RATIO_FAR = 0.005  # ... and for 4 ≤ q < 7, where its derivative recur
 _TAYLOR_FAR_Q = 4.0
 _CDF_Q = -0.6  # h + t > 0.85: price above ~60% of its maximum, plain CDF form is exact enough
 _PLAIN_Q = 0.5  # above this erfc's own error (~q²·ulp, from e^{−q²}) times the cancellation gets too big
+# 2·limit, formed as the numba kernel forms it (limit = far + (near − far)·[q₁ < 4]), so both split alike
+_TWICE_LIMIT_NEAR = 2.0 * (_TAYLOR_RATIO_FAR + (_TAYLOR_RATIO - _TAYLOR_RATIO_FAR) * 1.0)
+_TWICE_LIMIT_FAR = 2.0 * (_TAYLOR_RATIO_FAR + (_TAYLOR_RATIO - _TAYLOR_RATIO_FAR) * 0.0)
 
 
 def _asymptotic_coefficients(n: int) -> np.ndarray:
@@ -121,23 +124,30 @@ def normalised_otm_call_ht(x: np.ndarray, h: np.ndarray, t: np.ndarray) -> np.nd
     x = x.ravel()
     h = h.ravel()
     t = t.ravel()
-    q1 = (h + t) * -INV_SQRT2
+    q1 = h + t
+    q1 *= -INV_SQRT2
     eps = SQRT2 * t
     out = np.empty(x.shape)
-    asym = q1 >= _ASYMPTOTIC_Q
-    limit = _TAYLOR_RATIO_FAR + (_TAYLOR_RATIO - _TAYLOR_RATIO_FAR) * (q1 < _TAYLOR_FAR_Q)
-    series = eps < 2.0 * limit * np.maximum(q1, 1.0)
+    # series: eps < 2·limit·max(q₁, 1) and q₁ ≥ −0.6, off the asymptotic region (few passes: chains are small)
+    bound = np.where(q1 < _TAYLOR_FAR_Q, _TWICE_LIMIT_NEAR, _TWICE_LIMIT_FAR)
+    bound *= np.maximum(q1, 1.0)
+    series = eps < bound
     series &= q1 >= _CDF_Q
-    series &= ~asym
-    plain = q1 < _PLAIN_Q
+    asym = q1 >= _ASYMPTOTIC_Q
+    any_asym = bool(asym.any())
+    if any_asym:
+        series &= ~asym
+    plain = q1 < _PLAIN_Q  # q₁ < 0.5: never asymptotic
     plain &= ~series
-    shared = ~(asym | series | plain)
+    shared = ~(series | plain)
+    if any_asym:
+        shared &= ~asym
     # each region gathers only what its formula reads
     if plain.any():
         idx = np.flatnonzero(plain)
         out[idx] = _plain(x[idx], q1[idx], eps[idx])
     for region, kernel in ((shared, _shared), (series, _series), (asym, _asym)):
-        if region.any():
+        if (region is not asym or any_asym) and region.any():
             idx = np.flatnonzero(region)
             out[idx] = kernel(h[idx], t[idx])
     return out.reshape(shape)
@@ -174,13 +184,19 @@ def log_moneyness(forward: np.ndarray, strike: np.ndarray) -> np.ndarray:
     error ulp/|x| in x, would cost h²·ulp/|x| in the price; log1p of the exact difference avoids that. It
     is itself inexact only for F < K/2 (1 + u far below 1), where ln(F/K) is used instead.
     """
-    fwd, k = (a.ravel() for a in np.broadcast_arrays(np.asarray(forward, float), np.asarray(strike, float)))
-    u = (fwd - k) / k
-    x = np.log1p(u)
-    far = np.flatnonzero(u < -0.5)
-    if far.size:
-        x[far] = np.log(fwd[far] / k[far])
-    return x.reshape(np.broadcast_shapes(np.shape(forward), np.shape(strike)))
+    fwd, k = np.asarray(forward, float), np.asarray(strike, float)
+    shape = fwd.shape
+    if fwd.shape != k.shape or fwd.ndim != 1:
+        shape = np.broadcast_shapes(fwd.shape, k.shape)
+        fwd, k = (a.ravel() for a in np.broadcast_arrays(fwd, k))
+    u = fwd - k
+    u /= k
+    far = u < -0.5
+    x = np.log1p(u, out=u)
+    if far.any():
+        idx = np.flatnonzero(far)
+        x[idx] = np.log(fwd[idx] / k[idx])
+    return x.reshape(shape)
 
 
 def normalised_vega(x: np.ndarray, s: np.ndarray) -> np.ndarray:
