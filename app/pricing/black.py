@@ -18,8 +18,8 @@ accuracy (≤ 1e-13) further out.
 Smaller arrays, such as the TUI's 1,000-option chain, stay on numpy (no numba import, no compile on a start-up
 path) until :func:`warm_compiled` has loaded the kernels: it imports numba and loads their machine code from
 numba's disk cache (in a daemon thread by default), compiling nothing unless asked, so on a fresh clone it
-leaves chains on numpy; once it has finished every size uses the kernels (a 1,000-option chain: ~0.07 ms
-against numpy's ~0.17 ms). Whoever owns a start-up path calls it after start-up, when half a second of
+leaves chains on numpy; once it has finished every size uses the kernels (a 1,000-option chain's greeks:
+~0.05 ms against numpy's ~0.19 ms). Whoever owns a start-up path calls it after start-up, when half a second of
 background CPU does not matter; the benchmark calls it with ``compile=True``, which also fills the cache.
 """
 
