@@ -613,7 +613,6 @@ class PMPortfolio:
         self.marks = marks
         self.units: dict[str, UnitRisk] = {}
         self._sizes: dict[str, np.ndarray] = {}  # pair -> sizes aligned with its unit vectors
-        self._rows: dict[str, np.ndarray] = {}  # pair -> rows of the pair in ``names``
         self._row_of: dict[str, dict[str, int]] = {}  # pair -> name -> row of its unit vectors (built on demand)
         self._groups: dict[str, tuple[list[int | None], np.ndarray, np.ndarray, dict[int | None, float]]] = {}
         self._pairs_by_ccy: dict[str, set[str]] = {}
@@ -682,7 +681,6 @@ class PMPortfolio:
             pair_name, reg.twin[ids],
         )
         self.units[pair_name] = unit
-        self._rows[pair_name] = rows
         self._sizes[pair_name] = self._sizes_all[rows]
         # Roll-shock grouping: expiry keys (perpetual first) and which rows count (options only if the choice says so).
         uniq, group = np.unique(expiry_ms, return_inverse=True)
