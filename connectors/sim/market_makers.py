@@ -85,12 +85,14 @@ class OptionQuotes:
         self._max_lots = _column(makers, "max_option_lots")
 
     def quote(self, theo: np.ndarray, vega: np.ndarray, spot: np.ndarray | float, vol_ratio: np.ndarray | float,
-              stress: np.ndarray | float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+              stress: np.ndarray | float, part: slice | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(bid_ticks, bid_lots, ask_ticks, ask_lots), each (makers, options), around ``theo`` (coin); vega in coin
-        per 1.0 vol; ``spot`` (USD), ``vol_ratio`` and ``stress`` per option or one for all.
+        per 1.0 vol; ``spot`` (USD), ``vol_ratio`` and ``stress`` per option or one for all; ``part``: the options
+        ``theo`` and ``vega`` cover when not all of them.
 
         A side with no sensible price (bid below one tick) gets 0 lots.
         """
+        lot = self.lot if part is None else self.lot[part]
         widen = np.maximum(vol_ratio, 0.25) * (1.0 + self._stress_widen * stress)
         half = self._vol_spread * widen * vega + self._price_spread * theo
         half = np.maximum(half, self._min_half)
@@ -101,7 +103,7 @@ class OptionQuotes:
         ask = np.where(ask > self.step_above, np.ceil(ask / m) * m, ask)
         ask = np.maximum(ask, 1)
         vega_usd_pct = np.maximum(vega * spot * 0.01, 1e-9)
-        lots = np.clip(np.floor(self._target_vega / vega_usd_pct / self.lot), 1, self._max_lots)
+        lots = np.clip(np.floor(self._target_vega / vega_usd_pct / lot), 1, self._max_lots)
         lots = lots.astype(np.int64)
         bid_lots = np.where(bid >= 1, lots, 0)
         return bid.astype(np.int64), bid_lots, ask.astype(np.int64), lots
@@ -120,14 +122,16 @@ class FutureQuotes:
         self._half_bps = _column(makers, "future_half_bps")
         self._stress_widen = _column(makers, "stress_widen")
 
-    def quote(self, forward: np.ndarray, vol_ratio: float,
-              stress: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(bid_ticks, bid_lots, ask_ticks, ask_lots), each (makers, instruments), around ``forward`` (USD per coin)."""
+    def quote(self, forward: np.ndarray, vol_ratio: float, stress: float,
+              part: slice | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(bid_ticks, bid_lots, ask_ticks, ask_lots), each (makers, instruments), around ``forward`` (USD per coin);
+        ``part``: the instruments ``forward`` covers when not all of them."""
+        tick, lots = (self.tick, self.lots) if part is None else (self.tick[part], self.lots[:, part])
         half = np.maximum(forward * self._half_bps * 1e-4 * max(vol_ratio, 0.25) * (1 + self._stress_widen * stress),
-                          self.tick)
-        bid = np.floor((forward - half) / self.tick).astype(np.int64)
-        ask = np.ceil((forward + half) / self.tick).astype(np.int64)
-        return bid, self.lots, ask, self.lots
+                          tick)
+        bid = np.floor((forward - half) / tick).astype(np.int64)
+        ask = np.ceil((forward + half) / tick).astype(np.int64)
+        return bid, lots, ask, lots
 
 
 class OptionQuoter:

@@ -78,6 +78,7 @@ from connectors.sim.smile import MIN_YEARS, ssvi_phi, ssvi_total_variance_phi
 from connectors.sim.takers import TakerParams, Takers
 
 HOUR_MS = 3_600_000
+_SINGLE_SYNCS = 3  # books a lazy step brings to the targets one by one before it computes them all
 
 
 @dataclass
@@ -313,6 +314,7 @@ class SimVenue:
         self._last_request: OrderRequest | None = None
         self._step_no = 0
         self._targets_step = -1  # step whose makers' targets are computed
+        self._single_step = self._single_count = 0  # books given targets of their own in that step (lazy quoting)
         self.quotes_wanted = False  # build Quote objects even without a bus listener (a step listener wants them)
         # Instruments whose quote changed in the current step, and in the step last emitted, as chunks of names
         # (lists or arrays: a lazy step changes hundreds, and nobody may ask for them); see ``changed``.
@@ -925,6 +927,49 @@ class SimVenue:
             mk.target_step = self._step_no
         self._targets_step = self._step_no
 
+    def _targets_of(self, mk: _Market, k: int) -> list[tuple[tuple[int, int, float, int], tuple[int, int, float, int]]]:
+        """Each maker's ((bid ticks, lots, edge, step), (ask ...)) for instrument ``k`` of ``mk`` (lazy quoting).
+
+        The first few books a step uses get targets of their own (a taker's order, one of ours); past
+        ``_SINGLE_SYNCS`` the step computes every instrument's at once (a snapshot reads every quote). Both give the
+        same numbers: the same vectorised formulas, on one column or on all.
+        """
+        if self._targets_step != self._step_no:
+            if self._single_step != self._step_no:
+                self._single_step, self._single_count = self._step_no, 0
+            self._single_count += 1
+            if self._single_count <= _SINGLE_SYNCS:
+                return self._targets_one(mk, k)
+            self._targets()
+        return [tuple((int(nt[k]), int(nl[k]), float(edge[k]), int(step[k])) for nt, nl, edge, step in sides)  # type: ignore[misc]
+                for sides in mk.targets]
+
+    def _targets_one(self, mk: _Market, k: int) -> list[tuple[tuple[int, int, float, int], tuple[int, int, float, int]]]:
+        """:meth:`_targets` of one instrument."""
+        model = self.model
+        i = model.index(mk.base)
+        vol_ratio = (model.sigma / np.array([model.params[b].theta for b in model.names]))[i]
+        stress = model.z[i]
+        o = mk.opt_slice
+        if k >= o.start:
+            block = self._block
+            assert block is not None
+            bsl = next(sl for mkb, sl in block.slices if mkb is mk)
+            j = bsl.start + k - o.start
+            sl, quotes = next((sl, q) for sl, q in block.quotes if sl.start <= j < sl.stop)
+            local = j - sl.start
+            q = quotes.quote(block.mark[j:j + 1], block.vega[j:j + 1], self.index_price[mk.base], vol_ratio, stress,
+                             part=slice(local, local + 1))
+        else:
+            q = mk.fut_quotes.quote(mk.fwd[k:k + 1], float(vol_ratio), float(stress), part=slice(k, k + 1))
+        theo = float(mk.mark[k] / mk.tick[k])
+        above, mult = int(mk.step_above[k]), int(mk.step_mult[k])
+        out = []
+        for m in range(len(self.makers)):
+            bt, bl, at, al = (int(x[m, 0]) for x in q)
+            out.append(((bt, bl, theo - bt, mult if bt > above else 1), (at, al, at - theo, mult if at > above else 1)))
+        return out
+
     def _requote(self) -> None:
         """Compute the makers' targets; in eager mode bring every book to them (re-quoting only what must move)."""
         self._step_no += 1
@@ -962,15 +1007,12 @@ class SimVenue:
         if mk.synced[k] == self._step_no:
             return
         mk.synced[k] = self._step_no
-        if self._targets_step != self._step_no:
-            self._targets()  # lazy quoting: the targets of a step are computed when its first book is used
         ops_away = []
         ops_in = []
-        for m, maker in enumerate(self.makers):
-            for sign, side, (nt, nl, edge, step) in ((1, mk.bids[m], mk.targets[m][0]), (-1, mk.asks[m], mk.targets[m][1])):
+        for m, (maker, (bid_target, ask_target)) in enumerate(zip(self.makers, self._targets_of(mk, k))):
+            for sign, side, (new_t, new_l, edge, step) in ((1, mk.bids[m], bid_target), (-1, mk.asks[m], ask_target)):
                 cur_t, cur_l = int(side.ticks[k]), int(side.lots[k])
-                new_t, new_l = int(nt[k]), int(nl[k])
-                if needs_requote(sign, cur_t, cur_l, new_t, new_l, int(step[k]), float(edge[k]), maker):
+                if needs_requote(sign, cur_t, cur_l, new_t, new_l, step, edge, maker):
                     away = (new_t - cur_t) * sign < 0 or side.oid[k] == 0 or new_l == 0
                     (ops_away if away else ops_in).append((m, sign, new_t, new_l))
         for m, sign, ticks, lots in ops_away + ops_in:

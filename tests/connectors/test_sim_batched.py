@@ -112,3 +112,16 @@ def test_a_book_we_only_hold_is_synced_when_used_and_before_the_liquidator_trade
     v.liquidator.engine.submit(OrderRequest(name, Side.SELL, Decimal(10), None, OrderType.MARKET, TimeInForce.IOC,
                                             account="main"))
     assert mk.synced[k] == v._step_no
+
+
+def test_a_books_own_targets_are_the_column_of_everyones() -> None:
+    v = _venue(quoting="lazy")
+    v.advance(3_000)
+    v._targets()
+    checked = 0
+    for mk in v.markets.values():
+        for k in range(len(mk.names)):
+            every = [tuple((int(t[k]), int(n[k]), float(e[k]), int(s[k])) for t, n, e, s in sides) for sides in mk.targets]
+            assert v._targets_one(mk, k) == every
+            checked += 1
+    assert checked > 100
