@@ -45,6 +45,7 @@ _TAYLOR_RATIO_FAR = 0.005  # ... and for 4 ≤ q < 7, where its derivative recur
 _TAYLOR_FAR_Q = 4.0
 _CDF_Q = -0.6  # h + t > 0.85: price above ~60% of its maximum, plain CDF form is exact enough
 _PLAIN_Q = 0.5  # above this erfc's own error (~q²·ulp, from e^{−q²}) times the cancellation gets too big
+_ERFC_SUBNORMAL_Q = 26.0  # erfc(26.55) ≈ 2.2e-308: beyond, erfc(q) is subnormal (only for F/K beyond e^{±600})
 # 2·limit, formed as the numba kernel forms it (limit = far + (near − far)·[q₁ < 4]), so both split alike
 _TWICE_LIMIT_NEAR = 2.0 * (_TAYLOR_RATIO_FAR + (_TAYLOR_RATIO - _TAYLOR_RATIO_FAR) * 1.0)
 _TWICE_LIMIT_FAR = 2.0 * (_TAYLOR_RATIO_FAR + (_TAYLOR_RATIO - _TAYLOR_RATIO_FAR) * 0.0)
@@ -155,7 +156,12 @@ def normalised_otm_call_ht(x: np.ndarray, h: np.ndarray, t: np.ndarray) -> np.nd
 
 def _plain(x: np.ndarray, q1: np.ndarray, eps: np.ndarray) -> np.ndarray:
     """½·(e^{x/2}·erfc(q₁) − e^{−x/2}·erfc(q₂)): exact for small q₁ with a wide gap (or q₁ < −0.6)."""
-    return 0.5 * (np.exp(0.5 * x) * erfc(q1) - np.exp(-0.5 * x) * erfc(q1 + eps))
+    q2 = q1 + eps
+    second = np.exp(-0.5 * x) * erfc(q2)
+    deep = q2 > _ERFC_SUBNORMAL_Q
+    if deep.any():  # erfc(q₂) would be subnormal (digits lost): e^{−x/2−q₂²}·erfcx(q₂), a small term there
+        second[deep] = np.exp(-0.5 * x[deep] - q2[deep] * q2[deep]) * erfcx(q2[deep])
+    return 0.5 * (np.exp(0.5 * x) * erfc(q1) - second)
 
 
 def _prefactor(h: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -128,6 +128,15 @@ def test_tails_keep_relative_accuracy_against_mpmath() -> None:
                 assert abs(float(getattr(g, name)) - ref[name]) <= 1e-13 * abs(ref[name]), (name, z, t, v, c)
 
 
+def test_extreme_total_vol_and_strike_keep_price_accuracy() -> None:
+    """Strikes e^{700} above the forward at total vol ~40: erfc(q₂) would be subnormal, the price is still exact."""
+    for v in (20.0, 21.0, 22.0):
+        f, k, t = 1e-100, 1e-100 * float(np.exp(700.0)), 4.0
+        ref = mp_black76(f, k, t, v, 0.0, True)
+        got = float(black76_price(f, k, t, v, True))
+        assert abs(got - ref["price"]) <= 1e-13 * abs(ref["price"]), (v, got, ref["price"])
+
+
 def test_inverse_delta_is_derivative_of_coin_price() -> None:
     f, k, t, v, _, c = _random_book(300, 21)
     g = inverse_greeks(f, k, t, v, c)

@@ -126,6 +126,7 @@ def test_tails_against_mpmath(compiled: None) -> None:
     test_black.test_greeks_against_finite_differences,
     test_black.test_bsm_greeks_against_finite_differences,
     test_black.test_tails_keep_relative_accuracy_against_mpmath,
+    test_black.test_extreme_total_vol_and_strike_keep_price_accuracy,
     test_black.test_inverse_delta_is_derivative_of_coin_price,
     test_black.test_unit_helpers_and_deribit_theta,
     test_black.test_bad_inputs_give_nan_not_exceptions,
