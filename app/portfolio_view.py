@@ -17,7 +17,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from app.domain import Fill, GreeksView, Instrument, Kind, Position, PositionView
+from app.domain import MS_PER_YEAR, Fill, GreeksView, Instrument, Kind, Position, PositionView
 from app.fast_greeks import inverse_greeks_1d
 
 _ZERO = Decimal(0)
@@ -60,6 +60,7 @@ class Book:
         self.settled_pnl: dict[str, Decimal] = {}  # realised PnL minus fees of delivered instruments, per currency
         self._now_ms = 0
         self._updates = 0
+        self._static: tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray, list[str]] | None = None
 
     # -- inputs --------------------------------------------------------------------------------------
     def apply_fill(self, fill: Fill, inst: Instrument) -> Position:
@@ -119,21 +120,24 @@ class Book:
         self._now_ms = now_ms
         if not self._dirty:
             return 0
-        names = [n for n in self._dirty if n in self.held]
-        self._dirty.clear()
         held = self.held
+        dirty = self._dirty
+        names = [n for n in held if n in dirty]  # in holding order, so the totals add up alike in every run
+        dirty.clear()
         opts = [held[n] for n in names if held[n].inst.is_option]
         if opts:
             fwd = np.array([h.forward if h.forward == h.forward else self.index.get(h.inst.base, np.nan) for h in opts])
-            strike = np.array([float(h.inst.strike or 0) for h in opts])
-            t = np.array([h.inst.years_to_expiry(now_ms) for h in opts])
+            strike, call, expiry, bases = self._static_of(opts)
+            t = np.maximum((expiry - now_ms) / MS_PER_YEAR, 0.0)  # Instrument.years_to_expiry of each
             iv = np.array([h.iv for h in opts])
-            call = np.array([h.inst.is_call for h in opts])
             g = inverse_greeks_1d(fwd, strike, t, iv, call)
-            units = np.nan_to_num(np.stack([g.delta, g.delta_bs, g.gamma, g.vega * 0.01, g.theta / 365.0], axis=1))
+            units = np.empty((len(opts), 5))
+            units[:, 0], units[:, 1], units[:, 2] = g.delta, g.delta_bs, g.gamma
+            units[:, 3], units[:, 4] = g.vega * 0.01, g.theta / 365.0
+            if not np.isfinite(units).all():
+                units = np.nan_to_num(units)
             new = units * np.array([float(h.size) for h in opts])[:, None]
             diff = new - np.stack([h.contrib for h in opts])
-            bases = [h.inst.base for h in opts]
             unique = dict.fromkeys(bases)
             for base in unique:  # totals move by the sum of the differences, per underlying
                 rows = diff if len(unique) == 1 else diff[[j for j, b in enumerate(bases) if b == base]]
@@ -156,6 +160,15 @@ class Book:
         if self._updates >= _REBASE_EVERY:
             self._rebase()
         return len(names)
+
+    def _static_of(self, opts: list[_Held]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+        """Strikes (USD), call flags, expiries (epoch ms) and underlyings of ``opts``, kept while the set is the same."""
+        key = tuple(h.inst.name for h in opts)
+        if self._static is None or self._static[0] != key:
+            self._static = (key, np.array([float(h.inst.strike or 0) for h in opts]),
+                            np.array([h.inst.is_call for h in opts]),
+                            np.array([h.inst.expiry_ms or 0 for h in opts], dtype=np.int64), [h.inst.base for h in opts])
+        return self._static[1:]
 
     def touch_all(self) -> None:
         """Mark every position dirty (time decay, a new day): the next flush recomputes them all."""
