@@ -2,14 +2,17 @@
 
 Layout (chosen for speed in CPython, see ``shared/reference/matching.md``):
 
-* ``bids`` / ``asks``: dict ``price_ticks -> level``; a level is the list ``[lots, count, queue]`` (total
-  resting lots, number of live orders, ``collections.deque`` of order records in time priority).
+* ``bids`` / ``asks``: dict ``price_ticks -> level``; a level is the list ``[lots, count, queue, dead]``
+  (total resting lots, number of live orders, ``collections.deque`` of order records in time priority,
+  number of dead entries still in that queue).
 * ``bid_heap`` / ``ask_heap``: heaps of level prices (bids negated) with *lazy deletion*: a price stays in
   the heap after its level is emptied and is dropped when it reaches the top. Best price is O(1)
   amortised; a new level costs one ``heappush``.
 * An order record is a plain list (see the ``O_*`` indices). Cancelling one is O(1) whatever the queue
   length: it is marked dead (``O_REM = 0``) where it stands and skipped when it reaches the head; a
-  queue with more dead than live entries is compacted, so memory stays proportional to live orders.
+  queue whose dead entries outnumber its live ones (plus a slack of 8) is compacted, so memory stays
+  proportional to live orders. The level counts its dead entries, so a cancel decides this without
+  touching the queue.
 
 The book knows nothing of accounts, fees or events: :mod:`app.engine.matching` drives it and reads its
 fields directly on the hot path.
@@ -44,6 +47,9 @@ O_LEVEL = 10  # the level list it joined (valid while it is live: a level outliv
 L_LOTS = 0
 L_COUNT = 1
 L_QUEUE = 2
+L_DEAD = 3  # dead entries in the queue (cancelled where they stood, not yet popped)
+DEAD_SLACK = 8
+"""A queue is compacted once its dead entries exceed its live ones by more than this."""
 
 Order = list[Any]
 """An order record: ``[id, account, side, price_ticks, remaining, flags, filled, client_id, ts, market, level]``."""
@@ -104,13 +110,13 @@ class OrderBook:
             levels = self.bids
             level = levels.get(price)
             if level is None:
-                level = levels[price] = [0, 0, deque()]
+                level = levels[price] = [0, 0, deque(), 0]
                 heappush(self.bid_heap, -price)
         else:
             levels = self.asks
             level = levels.get(price)
             if level is None:
-                level = levels[price] = [0, 0, deque()]
+                level = levels[price] = [0, 0, deque(), 0]
                 heappush(self.ask_heap, price)
         level[L_LOTS] += order[O_REM]
         level[L_COUNT] += 1
@@ -133,9 +139,11 @@ class OrderBook:
         if count == 0:
             del levels[price]
         else:
-            queue = level[L_QUEUE]
-            if len(queue) > 2 * count + 8:
-                level[L_QUEUE] = deque(o for o in queue if o[O_REM])
+            dead = level[L_DEAD] + 1
+            if dead > count + DEAD_SLACK:
+                level[L_QUEUE] = deque(o for o in level[L_QUEUE] if o[O_REM])
+                dead = 0
+            level[L_DEAD] = dead
         return level
 
     def reduce(self, order: Order, lots: int) -> list[Any]:
@@ -199,6 +207,8 @@ class OrderBook:
                     raise AssertionError(f"empty level {price} on side {side}")
                 if level[L_COUNT] != len(live) or level[L_LOTS] != sum(o[O_REM] for o in live):
                     raise AssertionError(f"level {price} totals {level[:2]} disagree with its orders")
+                if level[L_DEAD] != len(level[L_QUEUE]) - len(live) or level[L_DEAD] > len(live) + DEAD_SLACK:
+                    raise AssertionError(f"level {price} counts {level[L_DEAD]} dead entries, its queue disagrees")
                 if any(o[O_PRICE] != price or o[O_SIDE] != side or o[O_REM] < 0 for o in live):
                     raise AssertionError(f"misplaced order at level {price}")
         bid, ask = self.best_bid(), self.best_ask()

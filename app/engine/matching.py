@@ -74,7 +74,9 @@ from app.domain import (
     TimeInForce,
 )
 from app.engine.book import (
+    DEAD_SLACK,
     L_COUNT,
+    L_DEAD,
     L_LOTS,
     L_QUEUE,
     O_ACCT,
@@ -698,7 +700,7 @@ class MatchingEngine:
             levels = book.bids
             level = levels.get(ticks)
             if level is None:
-                level = levels[ticks] = [lots, 1, None]
+                level = levels[ticks] = [lots, 1, None, 0]
                 o = [oid, account, 1, ticks, lots, 0, 0, client_order_id, ts, m, level]
                 level[L_QUEUE] = deque((o,))
                 heappush(book.bid_heap, -ticks)
@@ -723,7 +725,7 @@ class MatchingEngine:
             levels = book.asks
             level = levels.get(ticks)
             if level is None:
-                level = levels[ticks] = [lots, 1, None]
+                level = levels[ticks] = [lots, 1, None, 0]
                 o = [oid, account, -1, ticks, lots, 0, 0, client_order_id, ts, m, level]
                 level[L_QUEUE] = deque((o,))
                 heappush(book.ask_heap, ticks)
@@ -1042,6 +1044,7 @@ class MatchingEngine:
                 rr = r[O_REM]
                 if not rr:
                     queue.popleft()
+                    level[L_DEAD] -= 1
                     continue
                 racct = r[O_ACCT]
                 if stp and racct == acct:
@@ -1218,9 +1221,11 @@ class MatchingEngine:
         count = level[L_COUNT] - 1
         level[L_COUNT] = count
         if count:
-            queue = level[L_QUEUE]
-            if len(queue) > 2 * count + 8:
-                level[L_QUEUE] = deque([x for x in queue if x[O_REM]])
+            dead = level[L_DEAD] + 1
+            if dead > count + DEAD_SLACK:
+                level[L_QUEUE] = deque([x for x in level[L_QUEUE] if x[O_REM]])
+                dead = 0
+            level[L_DEAD] = dead
         else:
             del (m.book.bids if side > 0 else m.book.asks)[price]
         del self._orders[oid]
