@@ -53,6 +53,11 @@ class IndexSources:
 
     def observe(self, now_ms: int, spots: np.ndarray, dt_s: float) -> list[IndexPrice]:
         """Advance the sources by ``dt_s`` seconds and observe them at ``now_ms`` given model ``spots`` (USD)."""
+        return [IndexPrice(ts=ts, index=index, price=price, source=venue, stale=stale)
+                for index, venue, price, ts, stale in self.observe_raw(now_ms, spots, dt_s)]
+
+    def observe_raw(self, now_ms: int, spots: np.ndarray, dt_s: float) -> list[tuple[str, str, float, int, bool]]:
+        """:meth:`observe` as (index, venue, price USD, ts ms, stale) tuples (the simulated venue's every step)."""
         p = self.params
         shape = self.bias.shape
         decay = math.exp(-math.log(2.0) * dt_s / p.bias_halflife_s)
@@ -73,7 +78,7 @@ class IndexSources:
         price = spots[:, None] * (1.0 + self.bias + p.noise_std * noise + bad * sign * p.bad_print_size)
         self.last = np.where(live, price, self.last)
         self.last_ts = np.where(live, now_ms, self.last_ts)
-        out = []
+        out: list[tuple[str, str, float, int, bool]] = []
         lasts, stamps, lives = self.last.tolist(), self.last_ts.tolist(), live.tolist()
         for i, und in enumerate(self.underlyings):
             index = f"{und.lower()}_usd"
@@ -81,7 +86,7 @@ class IndexSources:
             for j, venue in enumerate(self.venues):
                 if math.isnan(last[j]):
                     continue
-                out.append(IndexPrice(ts=stamp[j], index=index, price=last[j], source=venue, stale=not up_now[j]))
+                out.append((index, venue, last[j], stamp[j], not up_now[j]))
         return out
 
     def live_count(self, now_ms: int) -> int:

@@ -724,10 +724,9 @@ class SimVenue:
     def _observe_index(self, dt_s: float) -> None:
         """Observe the spot venues and let the oracle aggregate them (median, clamp, staleness, quorum)."""
         now = self.clock.now_ms()
-        obs = self.sources.observe(now, self.model.s, max(dt_s, 1e-3))
         oracle = self.oracle
-        for o in obs:
-            oracle.update(o.index, o.source, price=o.price, ts=o.ts)
+        for index, source, price, ts, _ in self.sources.observe_raw(now, self.model.s, max(dt_s, 1e-3)):
+            oracle.update(index, source, price=price, ts=ts)
         for res in oracle.tick(self._index_names):
             base = self._index_base[res.index]
             was_stale = self._index_stale.get(res.index, False)
@@ -745,7 +744,6 @@ class SimVenue:
             self._pending.append(IndexPrice(ts=now, index=res.index, price=res.price, stale=res.stale))
             if not res.stale:
                 self.margin.set_index(res.index, res.price, ts=now)
-        self.source_observations = obs
 
     def _refresh_listing(self, initial: bool = False) -> None:
         now = self.clock.now_ms()
