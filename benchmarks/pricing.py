@@ -133,11 +133,13 @@ def compiled_note(n: int) -> str:
 
 
 def iv_note(n: int) -> str:
-    """Which path ``deltadesk`` implied vols took for n options (the solver has no warmed small-array path)."""
-    from app.pricing.black import compiled_allowed
+    """Which path ``deltadesk`` implied vols took for n options (app.pricing.implied's dispatch)."""
+    from app.pricing.black import compiled_allowed, compiled_for
     from app.pricing.implied import _compiled_solver
 
-    return "numba solver" if compiled_allowed(n) and _compiled_solver() is not None else "numpy"
+    if not compiled_for(n) or _compiled_solver() is None:
+        return "numpy"
+    return "numba solver" + ("" if compiled_allowed(n) else " (warmed: below NUMBA_MIN_SIZE)")
 
 
 def row(impl: str, case: str, n: int, seconds: float, max_abs_err: float | None = None,

@@ -16,7 +16,7 @@ everything on numpy. The two paths agree to about 1e-14 relative within three st
 accuracy (≤ 1e-13) further out.
 
 Smaller arrays, such as the TUI's 1,000-option chain, stay on numpy (no numba import, no compile on a start-up
-path) until :func:`warm_compiled` has loaded the kernels: it imports numba and loads their machine code from
+path) until :func:`warm_compiled` has loaded the kernels (these and the implied-vol solver's): it imports numba and loads their machine code from
 numba's disk cache (in a daemon thread by default), compiling nothing unless asked, so on a fresh clone it
 leaves chains on numpy; once it has finished every size uses the kernels (a 1,000-option chain's greeks:
 ~0.05 ms against numpy's ~0.19 ms). Whoever owns a start-up path calls it after start-up, when half a second of
@@ -73,12 +73,16 @@ def compiled_allowed(size: int) -> bool:
     return size >= NUMBA_MIN_SIZE and os.environ.get("DESK_NO_NUMBA", "") in ("", "0")
 
 
-def _kernel_for(size: int) -> Kernels | None:
+def compiled_for(size: int) -> bool:
+    """Whether ``size`` elements take a compiled path now: large enough, or :func:`warm_compiled` has finished
+    (and DESK_NO_NUMBA is unset either way); whether numba imports is the kernels' getter's business."""
     if compiled_allowed(size):
-        return _compiled()
-    if _WARM.is_set() and os.environ.get("DESK_NO_NUMBA", "") in ("", "0"):
-        return _compiled()
-    return None
+        return True
+    return _WARM.is_set() and os.environ.get("DESK_NO_NUMBA", "") in ("", "0")
+
+
+def _kernel_for(size: int) -> Kernels | None:
+    return _compiled() if compiled_for(size) else None
 
 
 def _warm_signatures() -> list[tuple[Callable[..., Any], tuple[Any, ...]]]:
@@ -89,10 +93,19 @@ def _warm_signatures() -> list[tuple[Callable[..., Any], tuple[Any, ...]]]:
     plain, prepared, ratios, exponents = kernels
     a, c, flag = np.ones(2), np.ones(2, dtype=bool), np.ones(2, dtype=bool)
     grid = np.empty((6, 2))
-    return [(plain, (a, a, a, a, c, a, grid, True)),
-            (prepared, (a, a, a, a, c, a, a, a, a, a, grid, 0, True, flag)),
-            (ratios, (a, a, a, a)),
-            (exponents, (a, a, a, a, a, a, a, a, a))]
+    pairs: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
+        (plain, (a, a, a, a, c, a, grid, True)),
+        (prepared, (a, a, a, a, c, a, a, a, a, a, grid, 0, True, flag)),
+        (ratios, (a, a, a, a)),
+        (exponents, (a, a, a, a, a, a, a, a, a)),
+    ]
+    from app.pricing import implied, iv_guess  # here, not at the top: implied imports this module
+
+    solver = implied._compiled_solver()
+    if solver is not None:
+        tab = iv_guess._tables()
+        pairs.append((solver, (a, a, tab.lower, tab.upper, tab.log_bc, tab.dist_c, a, flag)))
+    return pairs
 
 
 def warm_compiled(background: bool = True, compile: bool = False) -> threading.Thread | None:

@@ -14,7 +14,8 @@ order step⁴, ≤ 2e-13 relative measured), at most two on the benchmark set; t
 not yet converged.
 
 Arrays of ``black.NUMBA_MIN_SIZE`` options or more are solved by :mod:`app.pricing.implied_numba` (the same
-guess and steps, per option) when numba is installed and ``DESK_NO_NUMBA`` is unset.
+guess and steps, per option) when numba is installed and ``DESK_NO_NUMBA`` is unset; smaller ones too once
+``black.warm_compiled`` has loaded it (see :mod:`app.pricing.black`).
 
 Elements that have no implied vol come back NaN; :func:`implied_vol_reasons` says why, with the codes of
 :class:`IVReason`.
@@ -32,7 +33,7 @@ from numpy.typing import ArrayLike
 from scipy.special import erfinv
 
 from app.pricing import iv_guess
-from app.pricing.black import as_is_call, compiled_allowed
+from app.pricing.black import as_is_call, compiled_for
 from app.pricing.normalised import (
     SQRT2,
     log_moneyness,
@@ -154,8 +155,9 @@ def _compiled_solver() -> Callable[..., Any] | None:
 
 
 def _solve_any(x: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_solve`, through the compiled solver for large arrays (see black.NUMBA_MIN_SIZE)."""
-    kernel = _compiled_solver() if compiled_allowed(x.size) else None
+    """:func:`_solve`, through the compiled solver for large arrays (see black.NUMBA_MIN_SIZE) and, once
+    ``black.warm_compiled`` has loaded it, for every size."""
+    kernel = _compiled_solver() if compiled_for(x.size) else None
     if kernel is None:
         return _solve(x, beta)
     tab = iv_guess._tables()

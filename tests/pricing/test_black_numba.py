@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 pytest.importorskip("numba")
 
-from app.pricing import black, black76, black76_price, bsm  # noqa: E402
+from app.pricing import black, black76, black76_price, bsm, implied, implied_vol  # noqa: E402
 from benchmarks._pricing_cases import CASES, mp_black76, mp_bsm  # noqa: E402
 from tests.pricing import test_black  # noqa: E402
 
@@ -213,6 +213,13 @@ def test_warm_then_small_arrays_take_the_kernel(cold: None, monkeypatch: pytest.
     assert [len(kernel.overloads) for kernel in kernels] == before
     np.testing.assert_allclose(fast.price, slow.price, rtol=1e-13, atol=0)
     np.testing.assert_allclose(fast.delta, slow.delta, rtol=1e-13, atol=1e-300)
+    solver = implied._compiled_solver()
+    solved = len(solver.overloads)
+    iv = implied_vol(fast.price, f, k, t, c, r)  # the chain's IVs: the compiled solver too, nothing compiled
+    assert len(solver.overloads) == solved
+    iv_numpy = _numpy_path(monkeypatch, implied_vol, fast.price, f, k, t, c, r)
+    np.testing.assert_array_equal(np.isnan(iv), np.isnan(iv_numpy))
+    np.testing.assert_allclose(iv, iv_numpy, rtol=1e-9, equal_nan=True)
 
 
 def test_warm_never_compiles_without_a_cache(tmp_path: Path) -> None:
