@@ -378,7 +378,7 @@ class MatchingEngine:
         self._dispatching = False
         self._replay_check: RejectReason | None = None
         self._replaying = False
-        self._hooked = pre_trade_check is not None  # check, replay or callback running: no hot path
+        self._hooked = False  # replay or callback running: no hot path
         self._snapshot_every = snapshot_every
         self._indexes: dict[str, str] = {}  # underlying -> index price, for linear option fees
         self._journal: Journal | None = None
@@ -645,9 +645,9 @@ class MatchingEngine:
         if m is None:
             raise UnknownInstrument(f"{instrument!r} is not listed on this engine", name=instrument)
         # The hot path: a GTC limit order inside the band of an open instrument without tick steps
-        # (``fast_hi`` is 0 otherwise), or a market order on such an instrument; no pre-trade check, no
-        # replay, no callback running. Anything else, including every malformed input, takes the
-        # general path (which produces the same events for what both take).
+        # (``fast_hi`` is 0 otherwise), or a market order on such an instrument; no replay, no callback
+        # running (a pre-trade check is run here too). Anything else, including every malformed input,
+        # takes the general path (which produces the same events for what both take).
         if flags:
             if flags != F_MARKET or not m.fast_hi or self._hooked:
                 return self._place_general(m, account, side, price_ticks, lots, flags, client_order_id, _req)
@@ -662,6 +662,10 @@ class MatchingEngine:
         if type(account) is not str or not account:
             return self._place_general(m, account, side, price_ticks, lots, flags, client_order_id, _req)
         ts = self._now()
+        if self._check is not None:
+            reason = self._run_check(m, account, side, ticks, lots, flags, client_order_id, _req, ts)
+            if reason is not None:
+                return self._reject(m, account, side, ticks, lots, flags, client_order_id, reason, ts, reason)
         jr = self._journal
         if jr is not None:
             # Write-ahead, inline: one struct pack into the journal's pending frame.
@@ -805,14 +809,11 @@ class MatchingEngine:
                 check_reason = self._run_check(m, account, side, ticks, lots, flags, cid, req, ts)
             if check_reason is not None:
                 code, msg = check_reason
+        if code is not None:
+            return self._reject(m, account, side, ticks, lots, flags, cid, RejectReason(code, msg), ts, check_reason)
         jr = self._journal
         if jr is not None:
-            jr.place(ts, m.name, account, side, ticks, lots, flags, cid, check_reason)
-        if code is not None:
-            self._seq += 1
-            out: list[Any] = [Rejected((self._seq, ts, m.name, account, code, msg, 0, cid))]
-            self._after(out)
-            return out
+            jr.place(ts, m.name, account, side, ticks, lots, flags, cid, None)
         oid = self._next_oid
         self._next_oid = oid + 1
         seq = self._seq + 1
@@ -822,6 +823,29 @@ class MatchingEngine:
         if m.ro:
             seq = self._enforce_all_ro(m, ts, out, seq)
         self._seq = seq
+        self._after(out)
+        return out
+
+    def _reject(
+        self,
+        m: Market,
+        account: str,
+        side: int,
+        ticks: int,
+        lots: int,
+        flags: int,
+        cid: str | None,
+        reason: RejectReason,
+        ts: int,
+        check_reason: RejectReason | None,
+    ) -> list[EngineEvent]:
+        """Journal a refused order with the pre-trade check's answer (``check_reason``: None when the
+        engine refused it before the check ran) and emit its Rejected event with ``reason``."""
+        jr = self._journal
+        if jr is not None:
+            jr.place(ts, m.name, account, side, ticks, lots, flags, cid, check_reason)
+        self._seq += 1
+        out: list[Any] = [Rejected((self._seq, ts, m.name, account, reason[0], reason[1], 0, cid))]
         self._after(out)
         return out
 
@@ -1512,7 +1536,7 @@ class MatchingEngine:
             )
 
     def _refresh_hooked(self) -> None:
-        self._hooked = self._check is not None or self._replaying or self._dispatching
+        self._hooked = self._replaying or self._dispatching
 
     def _refresh_after(self) -> None:
         self._slow_after = bool(self._event_cbs or self._fill_cbs) or (
