@@ -5,10 +5,14 @@ never loads numba. The simulated venue prices its whole listing (~1,100 options)
 Desk re-prices what it holds every step: for them numpy's per-call overhead is most of the cost, so these loops
 call the compiled kernel (:func:`app.pricing.black_numba.black76_into`, the same tail-safe formulas) whatever the
 size. Without numba, or with ``DESK_NO_NUMBA=1``, they fall back to the numpy path; both agree to ~1e-14.
+Loading numba costs ~0.5 s once per process: the simulated venue pays it when it is built; the Desk's book of
+positions (``load=False``) only uses the kernel once something else has loaded it, so a desk on an external venue
+never stalls on its first held option.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -31,16 +35,22 @@ def _kernel() -> Callable[..., Any] | None:
     return black76_into
 
 
+_MODULE = "app.pricing.black_numba"
+
+
 def compiled() -> bool:
     """Whether :func:`inverse_greeks_1d` runs the compiled kernel in this process."""
     return _kernel() is not None
 
 
 def inverse_greeks_1d(forward: np.ndarray, strike: np.ndarray, t: np.ndarray, vol: np.ndarray,
-                      is_call: np.ndarray) -> InverseGreeks:
+                      is_call: np.ndarray, *, load: bool = True) -> InverseGreeks:
     """:func:`app.pricing.black.inverse_greeks` at zero rate on 1-D arrays of one length (forward and strike in
-    USD, t in years, vol per 1.0, is_call bool); coin view, vega per 1.0 vol, theta per year; NaN for bad inputs."""
-    kernel = _kernel()
+    USD, t in years, vol per 1.0, is_call bool); coin view, vega per 1.0 vol, theta per year; NaN for bad inputs.
+
+    ``load=False``: use the compiled kernel only if this process has already loaded it.
+    """
+    kernel = _kernel() if load or _MODULE in sys.modules else None
     if kernel is None:
         return inverse_greeks(forward, strike, t, vol, is_call)
     f = np.ascontiguousarray(forward, dtype=float)

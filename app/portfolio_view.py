@@ -130,7 +130,7 @@ class Book:
             strike, call, expiry, bases = self._static_of(opts)
             t = np.maximum((expiry - now_ms) / MS_PER_YEAR, 0.0)  # Instrument.years_to_expiry of each
             iv = np.array([h.iv for h in opts])
-            g = inverse_greeks_1d(fwd, strike, t, iv, call)
+            g = inverse_greeks_1d(fwd, strike, t, iv, call, load=False)
             units = np.empty((len(opts), 5))
             units[:, 0], units[:, 1], units[:, 2] = g.delta, g.delta_bs, g.gamma
             units[:, 3], units[:, 4] = g.vega * 0.01, g.theta / 365.0

@@ -43,3 +43,17 @@ def test_without_the_kernel_it_is_the_numpy_path(monkeypatch) -> None:
     got, want = fast_greeks.inverse_greeks_1d(f, k, t, v, c), inverse_greeks(f, k, t, v, c)
     np.testing.assert_array_equal(got.price, want.price)
     assert not fast_greeks.compiled()
+
+
+def test_the_book_does_not_load_numba_by_itself() -> None:
+    import subprocess
+    import sys
+
+    code = "; ".join([
+        "import sys, numpy as np",
+        "from app.fast_greeks import inverse_greeks_1d",
+        "a = np.array([60000.0])",
+        "g = inverse_greeks_1d(a, a, np.array([0.1]), np.array([0.5]), np.array([True]), load=False)",
+        "assert 'numba' not in sys.modules and g.price[0] > 0",
+    ])
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
