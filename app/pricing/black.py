@@ -16,11 +16,13 @@ everything on numpy. The two paths agree to about 1e-14 relative within three st
 accuracy (≤ 1e-13) further out.
 
 Smaller arrays, such as the TUI's 1,000-option chain, stay on numpy (no numba import, no compile on a start-up
-path) until :func:`warm_compiled` has loaded the kernels (these and the implied-vol solver's): it imports numba and loads their machine code from
-numba's disk cache (in a daemon thread by default), compiling nothing unless asked, so on a fresh clone it
-leaves chains on numpy; once it has finished every size uses the kernels (a 1,000-option chain's greeks:
-~0.05 ms against numpy's ~0.19 ms). Whoever owns a start-up path calls it after start-up, when half a second of
-background CPU does not matter; the benchmark calls it with ``compile=True``, which also fills the cache.
+path) until the kernels are in memory with every specialisation they would call: after a compiled call on a large
+array (that path's: prices and greeks, or implied vols; every size calls the same specialisations), or once
+:func:`warm_compiled` has loaded both. That imports numba and loads the machine code from numba's disk cache (in a
+daemon thread by default), compiling nothing unless asked, so on a fresh clone it leaves chains on numpy. From
+then on every size uses the kernels (a 1,000-option chain's greeks: ~0.05 ms against numpy's ~0.2 ms; its IVs
+~0.2 ms against ~0.4 ms). Whoever owns a start-up path calls it after start-up, when half a second of background
+CPU does not matter; the benchmark calls it with ``compile=True``, which also fills the cache.
 """
 
 from __future__ import annotations
@@ -63,9 +65,11 @@ def _compiled() -> Kernels | None:
     return black76_into, black76_prepared_into, ratios_into, exponents_into
 
 
-_WARM = threading.Event()
-"""Set once :func:`warm_compiled` has the kernels' every specialisation in memory: from then on arrays of any size
-use them (a call costs ~1 µs there against numpy's ~100 ufunc passes), since no call can compile any more."""
+_LOADED = {"black": threading.Event(), "implied": threading.Event()}
+"""Per compiled path (prices and greeks; implied vols), set once its kernels are in memory with every
+specialisation a call of any size makes — by :func:`warm_compiled` (both), or by a finished compiled call on a
+large array (that path's; all sizes call the same specialisations). From then on arrays of any size take it (a
+1,000-option chain costs ~0.05 ms there against numpy's ~0.2 ms of ~150 ufunc passes): no call can compile."""
 
 
 def compiled_allowed(size: int) -> bool:
@@ -73,12 +77,17 @@ def compiled_allowed(size: int) -> bool:
     return size >= NUMBA_MIN_SIZE and os.environ.get("DESK_NO_NUMBA", "") in ("", "0")
 
 
-def compiled_for(size: int) -> bool:
-    """Whether ``size`` elements take a compiled path now: large enough, or :func:`warm_compiled` has finished
-    (and DESK_NO_NUMBA is unset either way); whether numba imports is the kernels' getter's business."""
+def compiled_for(size: int, path: str = "black") -> bool:
+    """Whether ``size`` elements take the compiled ``path`` ("black" or "implied") now: large enough, or its
+    kernels already loaded (DESK_NO_NUMBA unset either way); whether numba imports is the kernels' getter's."""
     if compiled_allowed(size):
         return True
-    return _WARM.is_set() and os.environ.get("DESK_NO_NUMBA", "") in ("", "0")
+    return _LOADED[path].is_set() and os.environ.get("DESK_NO_NUMBA", "") in ("", "0")
+
+
+def mark_loaded(path: str) -> None:
+    """Note that ``path``'s kernels ran (so are in memory): small arrays may take them from now on."""
+    _LOADED[path].set()
 
 
 def _kernel_for(size: int) -> Kernels | None:
@@ -135,7 +144,8 @@ def warm_compiled(background: bool = True, compile: bool = False) -> threading.T
                 kernel.compile(sig)  # from the disk cache just checked (or a compile, when asked to)
         except Exception:  # noqa: BLE001 - warming is an optimisation; numpy stays correct without it
             return
-        _WARM.set()
+        for event in _LOADED.values():
+            event.set()
 
     if not background:
         load()
@@ -146,8 +156,8 @@ def warm_compiled(background: bool = True, compile: bool = False) -> threading.T
 
 
 def compiled_ready() -> bool:
-    """Whether :func:`warm_compiled` has finished, so arrays of every size run the compiled kernels."""
-    return _WARM.is_set()
+    """Whether every compiled path is loaded (:func:`warm_compiled` has finished), so arrays of every size use it."""
+    return all(event.is_set() for event in _LOADED.values())
 
 
 def _flat(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -201,6 +211,7 @@ def _run_compiled(kernels: Kernels, forward: ArrayLike, strike: ArrayLike,
             if discount:
                 np.exp(dfc, out=dfc)
             prepared(fc, kc, tc, vc, c[lo:hi], rr, dfc, xc, gc, exc, out, lo, greeks, special)
+    mark_loaded("black")
     return [row.reshape(shape) for row in out]
 
 

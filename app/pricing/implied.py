@@ -14,8 +14,8 @@ order step⁴, ≤ 2e-13 relative measured), at most two on the benchmark set; t
 not yet converged.
 
 Arrays of ``black.NUMBA_MIN_SIZE`` options or more are solved by :mod:`app.pricing.implied_numba` (the same
-guess and steps, per option) when numba is installed and ``DESK_NO_NUMBA`` is unset; smaller ones too once
-``black.warm_compiled`` has loaded it (see :mod:`app.pricing.black`).
+guess and steps, per option) when numba is installed and ``DESK_NO_NUMBA`` is unset; smaller ones too once it
+is in memory (after such a call, or ``black.warm_compiled``; see :mod:`app.pricing.black`).
 
 Elements that have no implied vol come back NaN; :func:`implied_vol_reasons` says why, with the codes of
 :class:`IVReason`.
@@ -33,7 +33,7 @@ from numpy.typing import ArrayLike
 from scipy.special import erfinv
 
 from app.pricing import iv_guess
-from app.pricing.black import as_is_call, compiled_for
+from app.pricing.black import as_is_call, compiled_for, mark_loaded
 from app.pricing.normalised import (
     SQRT2,
     log_moneyness,
@@ -157,15 +157,21 @@ def _compiled_solver() -> Callable[..., Any] | None:
 def _solve_any(x: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:func:`_solve`, through the compiled solver for large arrays (see black.NUMBA_MIN_SIZE) and, once
     ``black.warm_compiled`` has loaded it, for every size."""
-    kernel = _compiled_solver() if compiled_for(x.size) else None
+    kernel = _compiled_solver() if compiled_for(x.size, "implied") else None
     if kernel is None:
         return _solve(x, beta)
     tab = iv_guess._tables()
     s = np.empty(x.size)
     conv = np.empty(x.size, dtype=bool)
-    kernel(np.ascontiguousarray(x, dtype=float), np.ascontiguousarray(beta, dtype=float), tab.lower, tab.upper,
-           tab.log_bc, tab.dist_c, s, conv)
+    kernel(_writable(x), _writable(beta), tab.lower, tab.upper, tab.log_bc, tab.dist_c, s, conv)
+    mark_loaded("implied")
     return s, conv
+
+
+def _writable(a: np.ndarray) -> np.ndarray:
+    """A writable C-contiguous float array: the one type the solver is compiled (and warmed) for."""
+    a = np.ascontiguousarray(a, dtype=float)
+    return a if a.flags.writeable else a.copy()
 
 
 def implied_vol_reasons(price: ArrayLike, forward: ArrayLike, strike: ArrayLike, t: ArrayLike,

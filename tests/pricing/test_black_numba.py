@@ -164,14 +164,6 @@ def test_scenario_grid_shape_and_bad_elements() -> None:
     assert np.all(np.abs(got - ref)[ok] <= (tol * np.abs(ref))[ok])
 
 
-@pytest.fixture
-def cold(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """Small arrays back on numpy after the test, whatever it warmed."""
-    monkeypatch.delenv("DESK_NO_NUMBA", raising=False)
-    yield
-    black._WARM.clear()
-
-
 def test_prepared_chunks_agree_with_self_contained_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
     """numpy's SIMD log1p/exp (prepared, several chunks and a remainder) against libm's (self-contained kernel)."""
     monkeypatch.delenv("DESK_NO_NUMBA", raising=False)
@@ -199,7 +191,8 @@ def test_prepared_chunks_agree_with_self_contained_kernel(monkeypatch: pytest.Mo
     np.testing.assert_array_equal(price_only, undiscounted)
 
 
-def test_warm_then_small_arrays_take_the_kernel(cold: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_warm_then_small_arrays_take_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DESK_NO_NUMBA", raising=False)
     f, k, t, v, r, c, _ = _tail_book(1000, 23)
     assert black._kernel_for(f.size) is None
     black.warm_compiled(background=False, compile=True)
@@ -220,6 +213,31 @@ def test_warm_then_small_arrays_take_the_kernel(cold: None, monkeypatch: pytest.
     iv_numpy = _numpy_path(monkeypatch, implied_vol, fast.price, f, k, t, c, r)
     np.testing.assert_array_equal(np.isnan(iv), np.isnan(iv_numpy))
     np.testing.assert_allclose(iv, iv_numpy, rtol=1e-9, equal_nan=True)
+
+
+def test_a_large_call_loads_its_path_for_small_arrays(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a compiled call on a large array, chains take that path (and only that one) without compiling."""
+    monkeypatch.delenv("DESK_NO_NUMBA", raising=False)
+    f, k, t, v, r, c, _ = _tail_book(black.NUMBA_MIN_SIZE, 29)
+    assert not black.compiled_for(1000)
+    big = black76(f, k, t, v, c, r)
+    assert black.compiled_for(1000) and not black.compiled_for(1000, "implied")
+    kernels = black._compiled()
+    before = [len(kernel.overloads) for kernel in kernels]
+    small = black76(f[:1000], k[:1000], t[:1000], v[:1000], c[:1000], r[:1000])
+    black76_price(60000.0, 65000.0, 0.1, 0.5, "call")
+    assert [len(kernel.overloads) for kernel in kernels] == before
+    for name in FIELDS:
+        np.testing.assert_array_equal(getattr(small, name), getattr(big, name)[:1000])
+    prices, args = np.tile(big.price, 3), (np.tile(a, 3) for a in (f, k, t, c, r))
+    implied_vol(prices, *args)  # well over NUMBA_MIN_SIZE solvable ones among them
+    assert black.compiled_for(1000, "implied")
+    solver = implied._compiled_solver()
+    solved = len(solver.overloads)
+    implied_vol(small.price, f[:1000], k[:1000], t[:1000], c[:1000], r[:1000])
+    assert len(solver.overloads) == solved
+    monkeypatch.setenv("DESK_NO_NUMBA", "1")
+    assert not black.compiled_for(1000) and not black.compiled_for(10**6, "implied")
 
 
 def test_warm_never_compiles_without_a_cache(tmp_path: Path) -> None:
