@@ -321,8 +321,8 @@ def _option_into(out: np.ndarray, i: int, fi: float, ki: float, ti: float, vi: f
 
 
 # ---- the vectorised kernel: every element takes every branch-free formula, selects keep its region's ----
-# (LLVM turns the loop into AVX2/AVX-512 code; elements the selects cannot serve, a few per million in the
-# benchmark, are redone one by one by _option_into)
+# (LLVM turns the loop into AVX2/AVX-512 code; elements the selects cannot serve, bad inputs, zero total vol and
+# q₁ ≥ 7, i.e. ten standard deviations or more out, none in the benchmark's set, are redone by _option_into)
 
 _INV_FACT = tuple(1.0 / math.factorial(n) for n in range(14))
 
