@@ -43,8 +43,8 @@ from app.pricing.normalised import INV_SQRT2, INV_SQRT_2PI, log_moneyness, norma
 ONE_DAY = 1.0 / DAYS_PER_YEAR
 NUMBA_MIN_SIZE = 2048
 """Arrays of at least this many elements go to the compiled kernel (when numba imports and DESK_NO_NUMBA is
-unset); smaller ones, such as the TUI's chain, stay on numpy so nothing is loaded or compiled for them, until
-:func:`warm_compiled` has loaded the kernels."""
+unset); smaller ones, such as the TUI's chain, stay on numpy so nothing is loaded or compiled for them, until the
+kernels are in memory anyway (see the module docstring)."""
 
 
 _CHUNK = 16384
@@ -95,7 +95,8 @@ def _kernel_for(size: int) -> Kernels | None:
 
 
 def _warm_signatures() -> list[tuple[Callable[..., Any], tuple[Any, ...]]]:
-    """(kernel, example arguments) for every specialisation :func:`_run_compiled` calls."""
+    """(kernel, example arguments) for every specialisation :func:`_run_compiled` and the implied-vol solver call
+    (plus the self-contained kernel, for app.fast_greeks)."""
     kernels = _compiled()
     if kernels is None:
         return []
