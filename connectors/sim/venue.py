@@ -813,6 +813,7 @@ class SimVenue:
                 self.settlement.expire(inst, delivery, now)
                 self.instruments_by_name.pop(inst.name, None)
                 self._watched.pop(inst.name, None)
+                self._margin_epoch.pop(inst.name, None)
             names = [i.name for i in insts]
             price = float(delivery)
             self.settlements.append({"ts": now, "underlying": base, "delivery_price": price, "instruments": names})
