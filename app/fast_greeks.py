@@ -43,6 +43,13 @@ def compiled() -> bool:
     return _kernel() is not None
 
 
+def _c_array(a: np.ndarray, dtype: type) -> np.ndarray:
+    """A writable C-contiguous 1-D array: the one argument type the kernel is compiled (and warmed) for, so no
+    call meets a new specialisation (numba types read-only arrays apart)."""
+    a = np.ascontiguousarray(a, dtype=dtype).reshape(-1)
+    return a if a.flags.writeable else a.copy()
+
+
 def inverse_greeks_1d(forward: np.ndarray, strike: np.ndarray, t: np.ndarray, vol: np.ndarray,
                       is_call: np.ndarray, *, load: bool = True) -> InverseGreeks:
     """:func:`app.pricing.black.inverse_greeks` at zero rate on 1-D arrays of one length (forward and strike in
@@ -53,11 +60,11 @@ def inverse_greeks_1d(forward: np.ndarray, strike: np.ndarray, t: np.ndarray, vo
     kernel = _kernel() if load or _MODULE in sys.modules else None
     if kernel is None:
         return inverse_greeks(forward, strike, t, vol, is_call)
-    f = np.ascontiguousarray(forward, dtype=float)
+    f = _c_array(forward, float)
     n = f.size
     out = np.empty((6, n))
-    kernel(f, np.ascontiguousarray(strike, dtype=float), np.ascontiguousarray(t, dtype=float),
-           np.ascontiguousarray(vol, dtype=float), np.ascontiguousarray(is_call, dtype=bool), np.zeros(n), out, True)
+    kernel(f, _c_array(strike, float), _c_array(t, float), _c_array(vol, float), _c_array(is_call, bool), np.zeros(n),
+           out, True)
     price_usd, delta_bs, gamma_bs, vega, theta, rho = out
     with np.errstate(all="ignore"):
         price = price_usd / f

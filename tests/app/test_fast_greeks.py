@@ -57,3 +57,12 @@ def test_the_book_does_not_load_numba_by_itself() -> None:
         "assert 'numba' not in sys.modules and g.price[0] > 0",
     ])
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_read_only_inputs_are_priced_like_writable_ones() -> None:
+    f, k, t, v, c = _inputs(20)
+    frozen = [x.copy() for x in (f, k, t, v, c)]
+    for x in frozen:
+        x.flags.writeable = False
+    got, want = fast_greeks.inverse_greeks_1d(*frozen), fast_greeks.inverse_greeks_1d(f, k, t, v, c)
+    np.testing.assert_array_equal(got.price, want.price)
