@@ -1102,20 +1102,18 @@ class MatchingEngine:
                         if not q:
                             break
                     continue
+                rid, _, _, _, _, rflags, rfilled, rcid, _, _, _ = r
                 take = rr if rr < q else q
-                r[O_FILLED] += take
+                r[O_FILLED] = rfilled + take
                 rr -= take
                 q -= take
                 lots -= take
-                if rr:
-                    r[O_REM] = rr
-                else:
-                    r[O_REM] = 0
+                r[O_REM] = rr
+                if not rr:
                     queue.popleft()
                     count -= 1
-                    rid = r[O_ID]
                     del orders[rid]
-                    if r[O_FLAGS] & F_REDUCE_ONLY:
+                    if rflags & F_REDUCE_ONLY:
                         ro = m.ro[racct]
                         del ro[rid]
                         if not ro:
@@ -1132,7 +1130,7 @@ class MatchingEngine:
                             p,
                             take,
                             tside,
-                            r[O_ID],
+                            rid,
                             racct,
                             oid,
                             acct,
@@ -1140,7 +1138,7 @@ class MatchingEngine:
                             (ft * take + fden) // fd2,
                             rr,
                             q,
-                            r[O_CID],
+                            rcid,
                             cid,
                         ),
                     )
@@ -1229,10 +1227,14 @@ class MatchingEngine:
 
     def cancel(self, account: str, order_id: int | str) -> list[EngineEvent]:
         """Cancel an open order; raises NotFound for an unknown, filled or cancelled order."""
-        o = self._orders.get(order_id)  # type: ignore[arg-type]
+        orders = self._orders
+        o = orders.pop(order_id, None)  # type: ignore[call-overload]
         if o is None or o[O_ACCT] != account or self._dispatching:
+            if o is not None:
+                orders[o[O_ID]] = o  # not this caller's to cancel (or a callback is running): put it back
             self._guard()
             o = self._own(account, order_id)
+            del orders[o[O_ID]]
         # Inline of OrderBook.remove plus the index clean-up: the second most frequent command.
         oid, _, side, price, rem, flags, _, _, _, m, level = o
         ts = self._now()
@@ -1258,7 +1260,6 @@ class MatchingEngine:
             level[L_DEAD] = dead
         else:
             del (m.book.bids if side > 0 else m.book.asks)[price]
-        del self._orders[oid]
         if flags & F_REDUCE_ONLY:
             ro = m.ro[account]
             del ro[oid]
