@@ -698,11 +698,11 @@ class MatchingEngine:
         # rests at once at the back of its level.
         if side > 0:
             acc = Accepted((seq, ts, inst, oid, account, _BUY, ticks, lots, flags, client_order_id))
+            # The heap's top bounds the best ask from below (stale prices included): above the limit,
+            # nothing can cross; at or below it, the live best decides.
             heap = book.ask_heap
-            if heap:
-                top = heap[0]
-                if top not in book.asks:
-                    top = book.best_ask()
+            if heap and heap[0] <= limit:
+                top = book.best_ask()
                 if top is not None and top <= limit:
                     return self._take(m, acc, oid, account, side, ticks, lots, flags, client_order_id, ts, limit, seq)
             if flags:
@@ -724,10 +724,8 @@ class MatchingEngine:
         else:
             acc = Accepted((seq, ts, inst, oid, account, _SELL, ticks, lots, flags, client_order_id))
             heap = book.bid_heap
-            if heap:
-                top = -heap[0]
-                if top not in book.bids:
-                    top = book.best_bid()
+            if heap and -heap[0] >= limit:
+                top = book.best_bid()
                 if top is not None and top >= limit:
                     return self._take(m, acc, oid, account, side, ticks, lots, flags, client_order_id, ts, limit, seq)
             if flags:
