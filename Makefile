@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 LOCK   := requirements/lock.txt
 
-.PHONY: run test bench lint contracts install install-test install-bench lock clean
+.PHONY: run test bench lint contracts kernels install install-test install-bench lock clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,12 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 install-bench: $(VENV)/.installed-bench
 
-run: install
+# numba's compiled pricing kernels into its disk cache (about 10 s the first time, 1 s after): the desk only
+# loads them from there, so nothing compiles while a front starts (without the cache it prices on numpy).
+kernels: install
+	$(PY) -c "from app.pricing.black import warm_compiled; warm_compiled(background=False, compile=True)"
+
+run: install kernels
 	$(VENV)/bin/desk tui
 
 lint: install-test
@@ -49,10 +54,10 @@ lint: install-test
 contracts: install-test
 	$(VENV)/bin/lint-imports
 
-test: install-test lint contracts
+test: install-test lint contracts kernels
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-bench: install-bench $(PEERS)/.done
+bench: install-bench kernels $(PEERS)/.done
 	DESK_BENCH_PVV_PYTHON=$(PEERS)/pvv/bin/python DESK_BENCH_VOLLIB_PYTHON=$(PEERS)/vollib/bin/python \
 	DESK_BENCH_PEER_PYTHON=$$( [ -x $(PEERS)/py313/bin/python ] && echo $(PEERS)/py313/bin/python ) \
 	$(PY) -m benchmarks all

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -54,7 +54,7 @@ from app.domain import (
 from app.errors import ConfigError, DeskError, InvalidInput, NotFound, UnknownInstrument
 from app.portfolio_view import Book
 from app.ports import OrderStatusReport, Store
-from app.pricing.black import inverse_greeks
+from app.pricing.black import inverse_greeks, warm_compiled
 from app.pricing.implied import implied_vol_coin
 
 DEFAULT_ACCOUNT = "main"
@@ -84,8 +84,17 @@ class Desk:
 
     def __init__(self, settings: Settings | None = None, *, venue: str | None = None, seed: int | None = None,
                  store: Store | None = None, speed: float | None = None, sim: Any = None, replay: Any = None,
-                 account: str = DEFAULT_ACCOUNT, step_ms: int | None = None) -> None:
+                 account: str = DEFAULT_ACCOUNT, step_ms: int | None = None,
+                 kernels: Literal["load", "background", "numpy"] = "load") -> None:
+        """``kernels``: how the per-step pricing finds numba's compiled kernels. "load" (default) loads them from
+        numba's disk cache before the first step, so a run takes one path from start to end; "background" (the
+        TUI, the live dashboard) loads them in a daemon thread and prices on numpy until then; "numpy" leaves
+        them alone. None of these compiles: a fresh clone without the cache prices on numpy (``make`` fills it)."""
         self.settings = settings = settings or Settings()
+        if kernels not in ("load", "background", "numpy"):
+            raise ConfigError(f"kernels must be load, background or numpy, got {kernels!r}", key="kernels")
+        if kernels != "numpy" and (venue or settings.venue) in ("sim", "replay"):
+            warm_compiled(background=kernels == "background")
         self._step_ms = step_ms
         self.venue_name = venue or settings.venue
         self.seed = settings.sim.seed if seed is None else int(seed)

@@ -18,7 +18,7 @@ from decimal import Decimal
 import numpy as np
 
 from app.domain import MS_PER_YEAR, Fill, GreeksView, Instrument, Kind, Position, PositionView
-from app.fast_greeks import inverse_greeks_1d
+from app.pricing.inverse_flat import inverse_greeks_1d
 
 _ZERO = Decimal(0)
 _REBASE_EVERY = 10_000  # recompute totals from scratch this often, so float drift stays bounded
@@ -130,7 +130,7 @@ class Book:
             strike, call, expiry, bases = self._static_of(opts)
             t = np.maximum((expiry - now_ms) / MS_PER_YEAR, 0.0)  # Instrument.years_to_expiry of each
             iv = np.array([h.iv for h in opts])
-            g = inverse_greeks_1d(fwd, strike, t, iv, call, load=False)
+            g = inverse_greeks_1d(fwd, strike, t, iv, call)
             units = np.empty((len(opts), 5))
             units[:, 0], units[:, 1], units[:, 2] = g.delta, g.delta_bs, g.gamma
             units[:, 3], units[:, 4] = g.vega * 0.01, g.theta / 365.0

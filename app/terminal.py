@@ -35,10 +35,12 @@ READ_ONLY_CODE = "tui.read_only"
 
 
 def open_sim_desk(settings: Settings, *, seed: int, store: Any = None, speed: float | None = None) -> Any:
-    """A Desk on the embedded simulated market (``seed``; ``speed`` simulated s per wall s), optionally with a store."""
+    """A Desk on the embedded simulated market (``seed``; ``speed`` simulated s per wall s), optionally with a store.
+
+    The compiled pricing kernels load in the background (the fronts open on numpy pricing and switch when ready)."""
     from app.desk import Desk
 
-    return Desk(settings, venue="sim", seed=seed, store=store, speed=speed)
+    return Desk(settings, venue="sim", seed=seed, store=store, speed=speed, kernels="background")
 
 
 _SCRATCH_DIRS: set[Path] = set()  # temp dirs made by scratch_store, removed by close_session

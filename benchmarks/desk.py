@@ -133,6 +133,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--day-minutes", type=int, default=None, help="simulated minutes timed for the 1-second-step day")
     args = ap.parse_args(argv)
     quick = args.quick
+    from app.pricing.black import warm_compiled
+
+    warm_compiled(background=False, compile=True)  # numba's disk cache filled on a fresh clone; Desk() loads it
     results: dict[str, Any] = {}
     results["events"] = events_per_second(30 if quick else 300)
     results["events_headless"] = events_per_second(30 if quick else 300, listen=False)

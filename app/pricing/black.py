@@ -96,7 +96,7 @@ def _kernel_for(size: int) -> Kernels | None:
 
 def _warm_signatures() -> list[tuple[Callable[..., Any], tuple[Any, ...]]]:
     """(kernel, example arguments) for every specialisation :func:`_run_compiled` and the implied-vol solver call
-    (plus the self-contained kernel, for app.fast_greeks)."""
+    (plus the self-contained kernel, for app.pricing.inverse_flat)."""
     kernels = _compiled()
     if kernels is None:
         return []

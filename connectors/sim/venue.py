@@ -61,8 +61,8 @@ from app.engine.matching import MatchingEngine
 from app.engine.oracle import Oracle
 from app.engine.settlement import Settlement, funding_rate_8h
 from app.errors import DeskError, InsufficientMargin, InvalidInput, NotFound, OrderRejected, UnknownInstrument
-from app.fast_greeks import inverse_greeks_1d
 from app.ports import AccountReport, OrderStatusReport, PositionStatusReport
+from app.pricing.inverse_flat import inverse_greeks_1d
 from connectors.sim.index_sources import IndexSources, SourceParams
 from connectors.sim.listing import ListingConfig, ListingSchedule
 from connectors.sim.market_makers import (
