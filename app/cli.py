@@ -57,6 +57,20 @@ def fail(exc: DeskError) -> None:
     raise typer.Exit(3 if isinstance(exc, NotBuilt) else 2)
 
 
+def strict_json(value: object) -> object:
+    """``value`` with non-finite floats as null, so ``--json`` output is strict JSON (an unbounded margin usage,
+    when the margin balance is zero or below, has no JSON number)."""
+    import math
+
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
+
+
 def not_built(what: str, issue: str) -> None:
     """Say that a part is not built yet and exit non-zero."""
     fail(NotBuilt(f"{what} is not built yet ({issue})"))
@@ -235,7 +249,7 @@ def backtest(
         fail(exc)
         return
     if json_out:
-        typer.echo(json.dumps(summary, default=str))
+        typer.echo(json.dumps(strict_json(summary), default=str, allow_nan=False))
         return
     m = summary
     typer.echo(f"{m['book']} over {', '.join(m['paths'][:3])}{' ...' if len(m['paths']) > 3 else ''}")
@@ -432,7 +446,7 @@ def margin_what_if(
         fail(exc)
         return
     if json_out:
-        typer.echo(json.dumps(result, indent=2, sort_keys=True))
+        typer.echo(json.dumps(strict_json(result), indent=2, sort_keys=True, allow_nan=False))
         return
     _print_margin_table(result)
 

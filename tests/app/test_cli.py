@@ -30,3 +30,15 @@ def test_unknown_command_exits_non_zero() -> None:
 def test_console_script_runs() -> None:
     out = subprocess.run([sys.executable, "-m", "app.cli", "version"], capture_output=True, text=True, check=True)
     assert __version__ in out.stdout
+
+
+def test_strict_json_turns_non_finite_floats_into_null() -> None:
+    """An unbounded margin usage (balance at or below zero) prints as null, so --json output is strict JSON."""
+    import json
+    import math
+
+    from app.cli import strict_json
+
+    summary = {"max_margin_usage": math.inf, "pnl": -12.5, "paths": ["p1"], "rows": [{"x": math.nan, "n": 3}]}
+    text = json.dumps(strict_json(summary), allow_nan=False)
+    assert json.loads(text) == {"max_margin_usage": None, "pnl": -12.5, "paths": ["p1"], "rows": [{"x": None, "n": 3}]}
