@@ -153,7 +153,7 @@ class ReplayModel(MarketModel):
         self.levels = levels  # name -> (times ms, ATM implied vol per 1.0), interpolated linearly
         self._level = np.array([self._level_at(n, clock.now_ms()) for n in self.names])
         self.s = np.array([paths[n].at(clock.now_ms()) for n in self.names])
-        self.sigma = self._level / self._vrp
+        self.sigma = self._level / self.vrp
 
     def _level_at(self, name: str, t_ms: int) -> float:
         ts, lv = self.levels[name]
@@ -166,7 +166,7 @@ class ReplayModel(MarketModel):
         ret = np.log(new / self.s)
         self.s = new
         self._level = np.array([self._level_at(n, now) for n in self.names])
-        self.sigma = np.maximum(self._level / self._vrp, 0.05)
+        self.sigma = np.maximum(self._level / self.vrp, 0.05)
         # A real fall over the last hour beyond two standard deviations of the hour acts on the skew like the
         # model's down-jumps (the interpolated path has no jumps of its own inside a bar).
         hour_ago = np.array([self.paths[n].at(now - HOUR_MS) for n in self.names])
@@ -176,18 +176,10 @@ class ReplayModel(MarketModel):
         self.steps += 1
         return ret
 
-    def expected_vol(self, name: str, years: np.ndarray | float) -> np.ndarray:
-        """Flat term structure at the replayed level (before the risk premium)."""
-        i = self.index(name)
-        return np.full(np.shape(np.asarray(years, dtype=float)), float(self._level[i] / self._vrp[i]))
-
-    def expected_vol_all(self, years: float) -> np.ndarray:
-        """The replayed level of every underlying (before the risk premium)."""
-        return self._level / self._vrp
-
     def expected_vol_of(self, which: np.ndarray, years: np.ndarray) -> np.ndarray:
-        """Flat term structure at the replayed level of underlying ``which[j]`` (before the risk premium)."""
-        return (self._level / self._vrp)[which] + np.zeros(np.shape(years))
+        """Flat term structure at the replayed level of underlying ``which[j]`` (before the risk premium); the
+        model's expected_vol and expected_vol_all go through it."""
+        return (self._level / self.vrp)[which] + np.zeros(np.shape(years))
 
 
 @dataclass

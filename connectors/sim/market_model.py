@@ -112,7 +112,9 @@ class MarketModel:
         self._kbar = np.exp(self._jm + 0.5 * self._js**2) - 1.0
         self._long_var = col("theta") ** 2 * np.exp(self._xi**2 / self._kappa)
         self._jump_var = self._lam * (self._jm**2 + self._js**2)
-        self._vrp = col("vrp")
+        self.vrp = col("vrp")  # implied over expected vol, per underlying
+        self.skew = col("skew")  # calm SSVI skew ρ and its steepening per unit of stress (connectors.sim.smile)
+        self.skew_jump = col("skew_jump")
         self.s = col("spot")
         self.sigma = col("vol")
         self.z = np.zeros(len(p))
@@ -170,25 +172,18 @@ class MarketModel:
 
     def expected_vol(self, name: str, years: np.ndarray | float) -> np.ndarray:
         """Expected average vol (per 1.0) over the next ``years``, diffusion plus jumps, before any risk premium."""
-        i = self.index(name)
-        p = self.params[name]
-        t = np.maximum(np.asarray(years, dtype=float), 1e-9)
-        # E[σ²] of the log-OU at stationarity is θ²·exp(ξ²/κ); the current state relaxes to it at rate κ.
-        long_var = p.theta**2 * math.exp(p.xi**2 / p.kappa)
-        now_var = float(self.sigma[i]) ** 2
-        weight = -np.expm1(-p.kappa * t) / (p.kappa * t)
-        diffusion = long_var + (now_var - long_var) * weight
-        jumps = p.jump_rate * (p.jump_mean**2 + p.jump_std**2)
-        return np.sqrt(diffusion + jumps)
+        t = np.asarray(years, dtype=float)
+        return self.expected_vol_of(np.full(t.shape, self.index(name)), t)
 
     def expected_vol_all(self, years: float) -> np.ndarray:
         """Expected average vol (per 1.0) over the next ``years`` for every underlying, before the risk premium."""
-        t = max(years, 1e-9)
-        weight = -np.expm1(-self._kappa * t) / (self._kappa * t)
-        return np.sqrt(self._long_var + (self.sigma**2 - self._long_var) * weight + self._jump_var)
+        n = len(self.names)
+        return self.expected_vol_of(np.arange(n), np.full(n, float(years)))
 
     def expected_vol_of(self, which: np.ndarray, years: np.ndarray) -> np.ndarray:
-        """:meth:`expected_vol` of many maturities at once: element j is underlying ``which[j]`` over ``years[j]``."""
+        """Expected average vol (per 1.0) of many maturities at once, diffusion plus jumps, before any risk premium:
+        element j is underlying ``which[j]`` over ``years[j]``."""
+        # E[σ²] of the log-OU at stationarity is θ²·exp(ξ²/κ); the current state relaxes to it at rate κ.
         t = np.maximum(years, 1e-9)
         kappa = self._kappa[which]
         long_var = self._long_var[which]
@@ -197,7 +192,7 @@ class MarketModel:
 
     def implied_atm_all(self, years: float) -> np.ndarray:
         """Model ATM implied vol (per 1.0) at maturity ``years`` for every underlying (risk premium included)."""
-        return self._vrp * self.expected_vol_all(years)
+        return self.vrp * self.expected_vol_all(years)
 
     def forward(self, name: str, years: np.ndarray | float) -> np.ndarray:
         """Futures forward price (USD) for maturities ``years``."""

@@ -21,18 +21,27 @@ from connectors.sim.market_model import MarketModel
 MIN_YEARS = 60.0 / (365.0 * 24 * 3600)  # smiles of expiries closer than a minute are frozen at one minute
 
 
+def ssvi_rhos(model: MarketModel) -> np.ndarray:
+    """SSVI skew ρ of every underlying now (model order): the calm skew steepened by the stress of recent down-jumps."""
+    return np.clip(model.skew - model.skew_jump * model.z, -0.9, 0.9)
+
+
 def ssvi_rho(model: MarketModel, name: str) -> float:
-    """SSVI skew ρ of ``name`` now: the calm skew steepened by the stress of recent down-jumps."""
-    p = model.params[name]
-    z = float(model.z[model.index(name)])
-    return float(np.clip(p.skew - p.skew_jump * z, -0.9, 0.9))
+    """SSVI skew ρ of ``name`` now (see :func:`ssvi_rhos`)."""
+    return float(ssvi_rhos(model)[model.index(name)])
+
+
+def atm_total_variance_of(model: MarketModel, which: np.ndarray, years: np.ndarray) -> np.ndarray:
+    """ATM total implied variance θ_T (per 1.0² × years): element j of underlying ``which[j]`` over ``years[j]``."""
+    t = np.maximum(np.asarray(years, dtype=float), MIN_YEARS)
+    vol = model.vrp[which] * model.expected_vol_of(which, t)
+    return vol * vol * t
 
 
 def atm_total_variance(model: MarketModel, name: str, years: np.ndarray) -> np.ndarray:
-    """ATM total implied variance θ_T (per 1.0² × years) for maturities ``years``."""
-    t = np.maximum(np.asarray(years, dtype=float), MIN_YEARS)
-    vol = model.params[name].vrp * model.expected_vol(name, t)
-    return vol * vol * t
+    """ATM total implied variance θ_T (per 1.0² × years) of ``name`` for maturities ``years``."""
+    t = np.asarray(years, dtype=float)
+    return atm_total_variance_of(model, np.full(t.shape, model.index(name)), t)
 
 
 def ssvi_total_variance(k: np.ndarray, theta: np.ndarray, rho: float, eta: float, gamma: float) -> np.ndarray:

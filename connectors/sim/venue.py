@@ -74,7 +74,7 @@ from connectors.sim.market_makers import (
     to_requote,
 )
 from connectors.sim.market_model import MarketModel, UnderlyingParams
-from connectors.sim.smile import MIN_YEARS, ssvi_phi, ssvi_total_variance_phi
+from connectors.sim.smile import MIN_YEARS, atm_total_variance_of, ssvi_phi, ssvi_rhos, ssvi_total_variance_phi
 from connectors.sim.takers import TakerParams, Takers
 
 HOUR_MS = 3_600_000
@@ -204,9 +204,7 @@ class _OptionBlock:
         self.which = which
         params = [model.params[name] for name in model.names]
         per = lambda attr: np.array([getattr(p, attr) for p in params], dtype=float)[self.which_e]  # noqa: E731
-        self.carry, self.vrp, self.wing, self.gamma = per("carry"), per("vrp"), per("wing"), per("gamma")
-        self.skew = np.array([p.skew for p in params])
-        self.skew_jump = np.array([p.skew_jump for p in params])
+        self.carry, self.wing, self.gamma = per("carry"), per("wing"), per("gamma")
         self.mark = np.zeros(start)  # coin, set with the markets' marks
         # Perpetuals and futures: (market, slice of this block) and per-future arrays.
         self.fut_slices: list[tuple[_Market, slice]] = []
@@ -856,9 +854,8 @@ class SimVenue:
         which, per = block.which_e, block.expiry_of
         t_e = np.maximum((block.expiry_e - now) / MS_PER_YEAR, MIN_YEARS)
         fwd_e = spot[which] * np.exp(block.carry * t_e)
-        vol = block.vrp * model.expected_vol_of(which, t_e)
-        theta = vol * vol * t_e  # ATM total variance (smile.atm_total_variance of every expiry at once)
-        rho = np.clip(block.skew - block.skew_jump * model.z, -0.9, 0.9)[which]  # smile.ssvi_rho per underlying
+        theta = atm_total_variance_of(model, which, t_e)
+        rho = ssvi_rhos(model)[which]
         phi = ssvi_phi(theta, block.wing, block.gamma)
         t, fwd = t_e[per], fwd_e[per]
         w = ssvi_total_variance_phi(np.log(block.strike / fwd), theta[per], rho[per], phi[per])
