@@ -371,12 +371,17 @@ def inverse_greeks(forward: ArrayLike, strike: ArrayLike, t: ArrayLike, vol: Arr
     ``gamma_bs`` are the plain Black-76 ones.
     """
     g = black76(forward, strike, t, vol, is_call, rate)
-    f = np.broadcast_to(np.asarray(forward, dtype=float), g.price.shape)
+    return coin_view(g, np.broadcast_to(np.asarray(forward, dtype=float), g.price.shape))
+
+
+def coin_view(g: Greeks, forward: np.ndarray) -> InverseGreeks:
+    """The coin view (see :func:`inverse_greeks`) of Black-76 greeks ``g`` in USD at ``forward`` (USD, g's shape)."""
+    f = forward
     with np.errstate(all="ignore"):
         price = g.price / f
         delta = g.delta - price
         gamma = g.gamma - delta / f
-    return InverseGreeks(price, delta, gamma, g.vega / f, g.theta / f, g.rho / f, g.delta, g.gamma)
+        return InverseGreeks(price, delta, gamma, g.vega / f, g.theta / f, g.rho / f, g.delta, g.gamma)
 
 
 def deribit_theta(forward: ArrayLike, strike: ArrayLike, t: ArrayLike, vol: ArrayLike, is_call: ArrayLike,

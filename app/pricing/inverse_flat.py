@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from app.pricing.black import NUMBA_MIN_SIZE, _compiled, compiled_for, inverse_greeks
-from app.pricing.greeks import InverseGreeks
+from app.pricing.black import NUMBA_MIN_SIZE, _compiled, coin_view, compiled_for, inverse_greeks
+from app.pricing.greeks import Greeks, InverseGreeks
 
 
 def _kernel(size: int) -> Callable[..., Any] | None:
@@ -60,9 +60,4 @@ def inverse_greeks_1d(forward: np.ndarray, strike: np.ndarray, t: np.ndarray, vo
     out = np.empty((6, n))
     kernel(f, _c_array(strike, float), _c_array(t, float), _c_array(vol, float), _c_array(is_call, bool), np.zeros(n),
            out, True)
-    price_usd, delta_bs, gamma_bs, vega, theta, rho = out
-    with np.errstate(all="ignore"):
-        price = price_usd / f
-        delta = delta_bs - price
-        gamma = gamma_bs - delta / f
-    return InverseGreeks(price, delta, gamma, vega / f, theta / f, rho / f, delta_bs, gamma_bs)
+    return coin_view(Greeks(*out), f)
