@@ -134,39 +134,6 @@ class FutureQuotes:
         return bid, lots, ask, lots
 
 
-class OptionQuoter:
-    """One maker's vectorised option quotes (a one-row :class:`OptionQuotes`)."""
-
-    def __init__(self, instruments: list[Instrument], params: MakerParams) -> None:
-        self.params = params
-        self._quotes = OptionQuotes(instruments, (params,))
-        self.tick, self.step_above, self.step_mult = self._quotes.tick, self._quotes.step_above, self._quotes.step_mult
-        self.lot = self._quotes.lot
-
-    def quote(self, theo: np.ndarray, vega: np.ndarray, spot: float, vol_ratio: float,
-              stress: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(bid_ticks, bid_lots, ask_ticks, ask_lots) around ``theo`` (coin); vega in coin per 1.0 vol.
-
-        A side with no sensible price (bid below one tick) gets 0 lots.
-        """
-        bt, bl, at, al = self._quotes.quote(theo, vega, spot, vol_ratio, stress)
-        return bt[0], bl[0], at[0], al[0]
-
-
-class FutureQuoter:
-    """One maker's perpetual and futures quotes (a one-row :class:`FutureQuotes`)."""
-
-    def __init__(self, instruments: list[Instrument], params: MakerParams) -> None:
-        self.params = params
-        self._quotes = FutureQuotes(instruments, (params,))
-
-    def quote(self, forward: np.ndarray, vol_ratio: float,
-              stress: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(bid_ticks, bid_lots, ask_ticks, ask_lots) around ``forward`` (USD per coin)."""
-        bt, bl, at, al = self._quotes.quote(forward, vol_ratio, stress)
-        return bt[0], bl[0], at[0], al[0]
-
-
 def changed(old_ticks: np.ndarray, old_lots: np.ndarray, new_ticks: np.ndarray, new_lots: np.ndarray) -> np.ndarray:
     """Indices whose quote (price or size) differs at all."""
     return np.flatnonzero((old_ticks != new_ticks) | (old_lots != new_lots))

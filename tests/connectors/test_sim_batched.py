@@ -10,7 +10,7 @@ import numpy as np
 from app.domain import MS_PER_YEAR, OrderRequest, OrderType, Side, TimeInForce
 from app.pricing.black import inverse_greeks
 from connectors.sim.listing import ListingConfig
-from connectors.sim.market_makers import DEFAULT_MAKERS, FutureQuoter, FutureQuotes, OptionQuoter, OptionQuotes
+from connectors.sim.market_makers import DEFAULT_MAKERS, FutureQuotes, OptionQuotes
 from connectors.sim.smile import MIN_YEARS, implied_vols
 from connectors.sim.takers import TakerParams, Takers
 from connectors.sim.venue import SimConfig, SimVenue
@@ -53,12 +53,12 @@ def test_every_makers_quotes_in_one_call_are_each_makers_own() -> None:
     futs = [mk.insts[k] for k in mk.fut]
     fut_rows = FutureQuotes(futs, DEFAULT_MAKERS).quote(mk.fwd[mk.fut], 1.3, 0.7)
     for m, params in enumerate(DEFAULT_MAKERS):
-        one = OptionQuoter(opts, params).quote(theo, vega, 61_000.0, 1.3, 0.7)
+        one = OptionQuotes(opts, (params,)).quote(theo, vega, 61_000.0, 1.3, 0.7)  # this maker alone
         for got, want in zip(rows, one):
-            np.testing.assert_array_equal(got[m], want)
-        one_f = FutureQuoter(futs, params).quote(mk.fwd[mk.fut], 1.3, 0.7)
+            np.testing.assert_array_equal(got[m], want[0])
+        one_f = FutureQuotes(futs, (params,)).quote(mk.fwd[mk.fut], 1.3, 0.7)
         for got, want in zip(fut_rows, one_f):
-            np.testing.assert_array_equal(got[m], want)
+            np.testing.assert_array_equal(got[m], want[0])
     assert not np.array_equal(rows[0][0], rows[0][1])  # the makers differ
 
 

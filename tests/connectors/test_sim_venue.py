@@ -13,7 +13,7 @@ from app.bus import Bus
 from app.domain import IndexPrice, Kind, OrderRequest, OrderStatus, Quote, Side, Trade
 from app.errors import InsufficientMargin, NotFound, OrderRejected, UnknownInstrument
 from connectors.sim.listing import ListingConfig
-from connectors.sim.market_makers import MakerParams, OptionQuoter, needs_requote, to_requote
+from connectors.sim.market_makers import MakerParams, OptionQuotes, needs_requote, to_requote
 from connectors.sim.venue import SimConfig, SimVenue
 
 SMALL = ListingConfig(weekly_days=8, monthly_days=0, quarterly_days=100, strikes_per_expiry=12)
@@ -53,10 +53,10 @@ def test_books_are_two_sided_uncrossed_and_around_the_mark() -> None:
 def test_spread_widens_with_vol_and_stress() -> None:
     v = _venue()
     mk = v.markets["BTC"]
-    quoter = OptionQuoter([mk.insts[k] for k in mk.opt], MakerParams())
+    quoter = OptionQuotes([mk.insts[k] for k in mk.opt], (MakerParams(),))
     theo, vega = mk.mark[mk.opt], mk.vega[mk.opt]
-    calm = quoter.quote(theo, vega, 60_000.0, 1.0, 0.0)
-    wild = quoter.quote(theo, vega, 60_000.0, 2.0, 3.0)
+    calm = [side[0] for side in quoter.quote(theo, vega, 60_000.0, 1.0, 0.0)]  # the one maker's row
+    wild = [side[0] for side in quoter.quote(theo, vega, 60_000.0, 2.0, 3.0)]
     assert np.all(wild[2] - wild[0] >= calm[2] - calm[0])
     assert np.mean(wild[2] - wild[0]) > 2 * np.mean(calm[2] - calm[0])
 
