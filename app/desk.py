@@ -93,10 +93,10 @@ class Desk:
         self.settings = settings = settings or Settings()
         if kernels not in ("load", "background", "numpy"):
             raise ConfigError(f"kernels must be load, background or numpy, got {kernels!r}", key="kernels")
-        if kernels != "numpy" and (venue or settings.venue) in ("sim", "replay"):
-            warm_compiled(background=kernels == "background")
         self._step_ms = step_ms
         self.venue_name = venue or settings.venue
+        if kernels != "numpy" and self.venue_name in ("sim", "replay"):
+            warm_compiled(background=kernels == "background")
         self.seed = settings.sim.seed if seed is None else int(seed)
         self.speed = settings.sim.speed if speed is None else float(speed)
         if not (self.speed >= 0 and math.isfinite(self.speed)):
