@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from app.pricing.black import NUMBA_MIN_SIZE, _compiled, coin_view, compiled_for, inverse_greeks
+from app.pricing.black import NUMBA_MIN_SIZE, _compiled, _flat, coin_view, compiled_for, inverse_greeks
 from app.pricing.greeks import Greeks, InverseGreeks
 
 
@@ -41,23 +41,16 @@ def compiled(size: int = 1) -> bool:
     return _kernel(size) is not None
 
 
-def _c_array(a: np.ndarray, dtype: type) -> np.ndarray:
-    """A writable C-contiguous 1-D array: the one argument type the kernel is compiled (and warmed) for, so no
-    call meets a new specialisation (numba types read-only arrays apart)."""
-    a = np.ascontiguousarray(a, dtype=dtype).reshape(-1)
-    return a if a.flags.writeable else a.copy()
-
-
 def inverse_greeks_1d(forward: np.ndarray, strike: np.ndarray, t: np.ndarray, vol: np.ndarray,
                       is_call: np.ndarray) -> InverseGreeks:
     """:func:`app.pricing.black.inverse_greeks` at zero rate on 1-D arrays of one length (forward and strike in
     USD, t in years, vol per 1.0, is_call bool); coin view, vega per 1.0 vol, theta per year; NaN for bad inputs."""
-    f = _c_array(forward, float)
-    n = f.size
-    kernel = _kernel(n)
+    f = np.asarray(forward, dtype=float)
+    shape = (f.size,)
+    kernel = _kernel(f.size)
     if kernel is None:
         return inverse_greeks(forward, strike, t, vol, is_call)
-    out = np.empty((6, n))
-    kernel(f, _c_array(strike, float), _c_array(t, float), _c_array(vol, float), _c_array(is_call, bool), np.zeros(n),
-           out, True)
+    f, k, tt, v = (_flat(np.asarray(a, dtype=float), shape) for a in (f, strike, t, vol))
+    out = np.empty((6, f.size))
+    kernel(f, k, tt, v, _flat(np.asarray(is_call, dtype=bool), shape), np.zeros(f.size), out, True)
     return coin_view(Greeks(*out), f)
