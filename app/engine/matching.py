@@ -674,7 +674,8 @@ class MatchingEngine:
                 return self._reject(m, account, side, ticks, lots, flags, client_order_id, reason, ts, reason)
         jr = self._journal
         if jr is not None:
-            # Write-ahead, inline: one struct pack into the journal's pending frame.
+            # Write-ahead, inline: Journal.place's common case (no client id, no check answer) without a method
+            # call on the most frequent command; the record must stay byte-identical to what Journal.place writes.
             if client_order_id is None:
                 syms = self._jsyms
                 i = syms.get(instrument)
@@ -1237,7 +1238,7 @@ class MatchingEngine:
         oid, _, side, price, rem, flags, _, _, _, m, level = o
         ts = self._now()
         jr = self._journal
-        if jr is not None:
+        if jr is not None:  # Journal.cancel inline, as in place()
             a = self._jsyms.get(account)
             if a is None:
                 a = jr.symbol(account)
