@@ -62,7 +62,10 @@ class StressTable(IncrementalTable):
         vols = sorted({v for _, v in stress}) or list(VOL_MOVES)
         spots = sorted({s for s, _ in stress}) or list(SPOT_MOVES)
         cols = [("spot", "Spot")] + [(f"v{v:+.2f}", "vol flat" if v == 0 else f"vol {v * 100:+.0f}") for v in vols]
-        self.set_layout(cols, [f"{s:+.2f}" for s in spots])
+        if self.set_layout(cols, [f"{s:+.2f}" for s in spots]):
+            # Sized from its rows, not from ``height: auto``: auto waits for the table to measure itself when idle,
+            # and a table shown (display on) with new rows in the same update could stay laid out 0 lines high.
+            self.styles.height = len(spots) + (self.header_height if self.show_header else 0)
         written = 0
         for s in spots:
             cells: dict[str, Text | str] = {"spot": Text(fmt_pct(s, 0), justify="right")}
