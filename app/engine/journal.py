@@ -9,10 +9,16 @@ A journal is a directory::
 
 A segment is a sequence of *frames* ``[u32 payload length][u32 CRC-32 of payload][payload]``; a payload
 holds one or more binary records packed back to back, each led by an opcode byte: place, cancel, amend
-(fixed-size ``struct`` layouts, strings length-prefixed), an admin command (JSON: rare), or a symbol
-definition that gives an instrument or account name a small integer id for the rest of the segment.
-Each record carries the engine time of the command and, for orders, the outcome of the pre-trade check,
-so a replay needs neither the clock nor the margin engine and reproduces the event stream byte for byte.
+(fixed-size ``struct`` layouts, strings length-prefixed), an admin command (JSON: rare), a symbol
+definition that gives an instrument or account name a small integer id, or a time record. Every command
+has the engine time it ran at and, for orders, the outcome of the pre-trade check, so a replay needs
+neither the clock nor the margin engine and reproduces the event stream byte for byte.
+
+The two most frequent commands are compact (the write cost is on the engine's hot path): a plain place
+(no client id, no check answer) and a cancel take their time from the last time record of the segment,
+which is written only when the time changes, and a cancel names only the order id (a journaled cancel
+was accepted, so the order's owner is known when it is replayed). Symbol ids are fixed for a journal's
+life: each new segment starts by defining again every name known so far, so a segment still reads alone.
 
 Framing follows the durability mode (``sync``): ``"flush"`` and ``"fsync"`` write one frame per record
 (every record reaches the OS, or the disk, before the command runs: survives a process crash or power
@@ -27,7 +33,8 @@ been handed to the OS yet. A bad frame anywhere else is corruption and raises :c
 Snapshots are written to a temporary file, fsynced and renamed, so a snapshot is either whole or absent;
 recovery starts from the newest snapshot and replays the segments after it.
 
-Journals of the first format (one record per frame, opcodes 1-6, JSON tails) are still read.
+Journals of the earlier formats are still read: the first (one record per frame, opcodes 1-6, JSON
+tails) and the second (place and cancel with their own time, cancel with the account: 0x11 and 0x13).
 
     journal = Journal("var/engine", sync="flush")
     engine = MatchingEngine(clock, journal=journal, snapshot_every=100_000)
@@ -56,7 +63,13 @@ _HDR_SIZE = _HDR.size
 PLACE = struct.Struct("<BqIIbqqB")
 """op, ts, instrument symbol, account symbol, side, ticks, lots, flags (no client id, no check)."""
 CANCEL = struct.Struct("<BqIq")
-"""op, ts, account symbol, order id."""
+"""op, ts, account symbol, order id (the second format's cancel: read, no longer written)."""
+PLACE_T = struct.Struct("<BIIbqqB")
+"""op, instrument symbol, account symbol, side, ticks, lots, flags: a plain place at the segment's time."""
+CANCEL_T = struct.Struct("<Bq")
+"""op, order id: a cancel at the segment's time, by the order's owner."""
+TIME = struct.Struct("<Bq")
+"""op, ts: the engine time (epoch ms) of the compact records that follow in the segment."""
 _AMEND = struct.Struct("<BqIqqq")  # then strings: check code, check message
 _SYMBOL = struct.Struct("<BI")  # then one string
 _ADMIN = struct.Struct("<BqI")  # then that many bytes of JSON
@@ -69,6 +82,9 @@ OP_CANCEL = 0x13
 OP_AMEND = 0x14
 OP_SYMBOL = 0x15
 OP_ADMIN = 0x16
+OP_TIME = 0x17
+OP_PLACE_T = 0x18
+OP_CANCEL_T = 0x19
 
 # The first format: one record per frame, the record's tail runs to the end of the frame.
 _V1_PLACE = struct.Struct("<BqIIbqqB")
@@ -85,7 +101,7 @@ FRAME_BYTES = 1 << 16
 
 Record = tuple[Any, ...]
 """A decoded command: ``("place", ts, instrument, account, side, ticks, lots, flags, client_id, check)``,
-``("cancel", ts, account, order_id)``, ``("amend", ts, account, order_id, lots|None, ticks|None, check)``
+``("cancel", ts, account, order_id)`` (account None when the record leaves it to the order's owner), ``("amend", ts, account, order_id, lots|None, ticks|None, check)``
 or ``("admin", ts, op, args)``; ``check`` is None or ``(code, message)`` of a pre-trade rejection."""
 
 
@@ -140,6 +156,7 @@ def scan_segment(path: Path, *, last: bool) -> Scan:
     size = len(data)
     pos = 0
     symbols: dict[int, str] = {}
+    now = [-1]  # time set by the segment's last time record (-1: none yet)
     out: list[Record] = []
     while pos < size:
         torn = False
@@ -162,20 +179,32 @@ def scan_segment(path: Path, *, last: bool) -> Scan:
                 raise JournalCorrupt(f"{path.name}: truncated frame at byte {pos}", path=str(path), offset=pos)
             return Scan(out, pos, size - pos)
         try:
-            _decode_frame(payload, symbols, out)
+            _decode_frame(payload, symbols, out, now)
         except (struct.error, ValueError, KeyError, UnicodeDecodeError) as exc:
             raise JournalCorrupt(f"{path.name}: undecodable frame at byte {pos}: {exc}", path=str(path)) from None
         pos = end
     return Scan(out, pos, 0)
 
 
-def _decode_frame(payload: bytes, symbols: dict[int, str], out: list[Record]) -> None:
-    """Append the records of one frame's payload to ``out`` (symbol definitions update ``symbols``)."""
+def _decode_frame(payload: bytes, symbols: dict[int, str], out: list[Record], now: list[int]) -> None:
+    """Append the records of one frame's payload to ``out`` (symbol definitions update ``symbols``, time
+    records ``now[0]``)."""
     size = len(payload)
     pos = 0
     while pos < size:
         op = payload[pos]
-        if op == OP_PLACE or op == OP_PLACE_X:
+        if op == OP_PLACE_T:
+            _, inst, acct, side, ticks, lots, flags = PLACE_T.unpack_from(payload, pos)
+            pos += PLACE_T.size
+            out.append(("place", _time(now), symbols[inst], symbols[acct], side, ticks, lots, flags, None, None))
+        elif op == OP_CANCEL_T:
+            _, oid = CANCEL_T.unpack_from(payload, pos)
+            pos += CANCEL_T.size
+            out.append(("cancel", _time(now), None, oid))
+        elif op == OP_TIME:
+            _, now[0] = TIME.unpack_from(payload, pos)
+            pos += TIME.size
+        elif op == OP_PLACE or op == OP_PLACE_X:
             _, ts, inst, acct, side, ticks, lots, flags = PLACE.unpack_from(payload, pos)
             pos += PLACE.size
             cid = code = msg = None
@@ -221,6 +250,12 @@ def _decode_frame(payload: bytes, symbols: dict[int, str], out: list[Record]) ->
             raise ValueError(f"unknown opcode {op} at payload byte {pos}")
 
 
+def _time(now: list[int]) -> int:
+    if now[0] < 0:
+        raise ValueError("a compact record before any time record")
+    return now[0]
+
+
 def _decode_v1(payload: bytes, symbols: dict[int, str]) -> Record | None:
     """One record of the first format (the frame's whole payload; tails in JSON)."""
     op = payload[0]
@@ -262,10 +297,12 @@ def _check(value: Any) -> tuple[str, str] | None:
 class Journal:
     """Appends engine commands to the newest segment of a journal directory; writes snapshots.
 
-    The engine's hot path appends place and cancel records itself: it packs :data:`PLACE` /
-    :data:`CANCEL` into :attr:`buf` (names given ids by :meth:`symbol`, looked up in :attr:`symbols`) and
-    calls :meth:`write_frame` when ``len(buf) >= limit``. ``buf`` and ``symbols`` stay the same objects
-    for the journal's life (emptied in place), so the engine may hold them.
+    The engine's hot path appends plain place and cancel records itself, as :meth:`place` and
+    :meth:`cancel` do: a :data:`TIME` record when the time differs from :attr:`ts`, then :data:`PLACE_T`
+    or :data:`CANCEL_T` packed into :attr:`buf` (names given ids by :meth:`symbol`, looked up in
+    :attr:`symbols`), and :meth:`write_frame` when ``len(buf) >= limit``. ``buf`` and ``symbols`` stay the
+    same objects for the journal's life (``buf`` emptied in place), and a symbol id never changes, so the
+    engine may hold them and keep ids.
     """
 
     def __init__(self, directory: str | Path, *, sync: Literal["buffered", "flush", "fsync"] = "buffered") -> None:
@@ -277,7 +314,9 @@ class Journal:
         self.buf = bytearray()
         """Records of the pending frame (the engine appends to it in place)."""
         self.symbols: dict[str, int] = {}
-        """Name -> symbol id in the current segment."""
+        """Name -> symbol id (fixed for the journal's life; each segment defines them again)."""
+        self.ts: int | None = None
+        """Time of the segment's last time record (None: none yet in this segment)."""
         self.limit = FRAME_BYTES if sync == "buffered" else 0
         """A frame is written once ``buf`` holds this many bytes (0: after every record)."""
         self.dropped_bytes = self._repair()
@@ -295,10 +334,12 @@ class Journal:
         self.path = self.directory / SEGMENT.format(index)
         self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - closed in close()
         self.buf.clear()
-        self.symbols.clear()
+        self.ts = None
+        for name, sid in self.symbols.items():
+            self.buf += _SYMBOL.pack(OP_SYMBOL, sid) + _str(name)
 
     def symbol(self, name: str) -> int:
-        """The id of ``name`` in the current segment, defining it (a record in the pending frame) if new."""
+        """The id of ``name``, defining it (a record in the pending frame) if new."""
         sid = self.symbols.get(name)
         if sid is None:
             sid = len(self.symbols) + 1
@@ -342,17 +383,20 @@ class Journal:
         if a is None:
             a = self.symbol(account)
         if cid is None and check is None:
-            self._append(PLACE.pack(OP_PLACE, ts, i, a, side, ticks, lots, flags))
+            if ts != self.ts:
+                self.buf += TIME.pack(OP_TIME, ts)
+                self.ts = ts
+            self._append(PLACE_T.pack(OP_PLACE_T, i, a, side, ticks, lots, flags))
         else:
             tail = _str(cid) + (_str(None) * 2 if check is None else _str(check[0]) + _str(check[1]))
             self._append(PLACE.pack(OP_PLACE_X, ts, i, a, side, ticks, lots, flags) + tail)
 
-    def cancel(self, ts: int, account: str, order_id: int) -> None:
-        """Append a cancel command."""
-        a = self.symbols.get(account)
-        if a is None:
-            a = self.symbol(account)
-        self._append(CANCEL.pack(OP_CANCEL, ts, a, order_id))
+    def cancel(self, ts: int, order_id: int) -> None:
+        """Append an accepted cancel command (the order's owner cancelled it)."""
+        if ts != self.ts:
+            self.buf += TIME.pack(OP_TIME, ts)
+            self.ts = ts
+        self._append(CANCEL_T.pack(OP_CANCEL_T, order_id))
 
     def amend(
         self, ts: int, account: str, order_id: int, lots: int | None, ticks: int | None, check: RejectReason | None

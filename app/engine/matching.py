@@ -117,7 +117,7 @@ from app.engine.events import (
     to_fills,
 )
 from app.engine.fees import FeeSchedule
-from app.engine.journal import CANCEL, OP_CANCEL, OP_PLACE, PLACE
+from app.engine.journal import CANCEL_T, OP_CANCEL_T, OP_PLACE_T, OP_TIME, PLACE_T, TIME
 from app.errors import DeskError, InvalidInput, NotFound, OrderRejected, UnknownInstrument
 
 if TYPE_CHECKING:
@@ -133,8 +133,9 @@ _SELL = Side.SELL
 _NO_LIMIT = 1 << 62
 _ALL_FLAGS = F_MARKET | F_IOC | F_FOK | F_POST_ONLY | F_REDUCE_ONLY | F_REPRICE
 _OPEN = InstrumentState.OPEN
-_pack_place = PLACE.pack
-_pack_cancel = CANCEL.pack
+_pack_place = PLACE_T.pack
+_pack_cancel = CANCEL_T.pack
+_pack_time = TIME.pack
 
 DEFAULT_BANDS: dict[Kind, Decimal | None] = {
     Kind.PERPETUAL: Decimal("0.015"),  # Deribit BTC-PERPETUAL: mark ± 1.5% (deribit.md §3.7)
@@ -183,6 +184,7 @@ class Market:
         "ro",
         "fast_lo",
         "fast_hi",
+        "jsym",
     )
 
     def __init__(
@@ -214,6 +216,7 @@ class Market:
         self.ro: dict[str, dict[int, list[Any]]] = {}  # account -> resting reduce-only orders, oldest first
         self.fast_lo = 1
         self.fast_hi = 0
+        self.jsym = 0  # the instrument's symbol id in the engine's journal (0: no journal)
         self.refresh()
 
     def refresh(self) -> None:
@@ -437,6 +440,8 @@ class MatchingEngine:
         self._jbuf = journal.buf
         self._jsyms = journal.symbols
         self._jlimit = journal.limit
+        for m in self._markets.values():
+            m.jsym = journal.symbol(m.name)
         self._refresh_after()
         journal.admin(
             self._time.ms,
@@ -523,6 +528,8 @@ class MatchingEngine:
     ) -> Market:
         m = Market(inst, state, fees, band, bmt, max_lots)
         self._markets[inst.name] = m
+        if self._journal is not None:
+            m.jsym = self._journal.symbol(inst.name)
         return m
 
     def instruments(self) -> list[Instrument]:
@@ -705,15 +712,14 @@ class MatchingEngine:
             # Write-ahead, inline: Journal.place's common case (no client id, no check answer) without a method
             # call on the most frequent command; the record must stay byte-identical to what Journal.place writes.
             if client_order_id is None:
-                syms = self._jsyms
-                i = syms.get(instrument)
-                if i is None:
-                    i = jr.symbol(instrument)
-                a = syms.get(account)
+                jbuf = self._jbuf
+                if ts != jr.ts:
+                    jbuf += _pack_time(OP_TIME, ts)
+                    jr.ts = ts
+                a = self._jsyms.get(account)
                 if a is None:
                     a = jr.symbol(account)
-                jbuf = self._jbuf
-                jbuf += _pack_place(OP_PLACE, ts, i, a, side, ticks, lots, flags)
+                jbuf += _pack_place(OP_PLACE_T, m.jsym, a, side, ticks, lots, flags)
                 if len(jbuf) >= self._jlimit:
                     jr.write_frame()
             else:
@@ -1267,11 +1273,11 @@ class MatchingEngine:
         ts = self._time.ms
         jr = self._journal
         if jr is not None:  # Journal.cancel inline, as in place()
-            a = self._jsyms.get(account)
-            if a is None:
-                a = jr.symbol(account)
             jbuf = self._jbuf
-            jbuf += _pack_cancel(OP_CANCEL, ts, a, oid)
+            if ts != jr.ts:
+                jbuf += _pack_time(OP_TIME, ts)
+                jr.ts = ts
+            jbuf += _pack_cancel(OP_CANCEL_T, oid)
             if len(jbuf) >= self._jlimit:
                 jr.write_frame()
         lots = level[L_LOTS] - rem
@@ -1708,6 +1714,9 @@ class MatchingEngine:
                 return self.place(account, name, side, ticks, lots, flags, cid)
             if kind == "cancel":
                 _, _, account, oid = rec
+                if account is None:  # a compact record: the owner cancelled it
+                    o = self._orders.get(oid)
+                    account = "" if o is None else o[O_ACCT]
                 return self.cancel(account, oid)
             if kind == "amend":
                 _, _, account, oid, lots, ticks, check = rec

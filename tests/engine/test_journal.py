@@ -13,6 +13,7 @@ import pytest
 
 from app.clock import SimClock
 from app.domain import Instrument, InstrumentState
+from app.engine import journal as J
 from app.engine.events import (
     F_FOK,
     F_IOC,
@@ -248,17 +249,57 @@ def test_torn_buffered_frame_drops_only_unflushed_records(tmp_path: Path) -> Non
             extra.unlink()  # the segment the recovered engine opened
 
 
-def test_journal_of_the_first_format_still_replays() -> None:
-    """A journal written by the first format (one record per frame, JSON tails) replays exactly."""
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_journals_of_earlier_formats_still_replay(version: str) -> None:
+    """Journals written by the first format (one record per frame, JSON tails) and by the second (every
+    place and cancel with its own time, cancels with the account) replay exactly."""
     fixture = Path(__file__).parent.parent / "fixtures" / "engine"
-    expected = json.loads((fixture / "journal_v1.expected.json").read_text())
-    replayed, events = MatchingEngine.replay(fixture / "journal_v1")
+    expected = json.loads((fixture / f"journal_{version}.expected.json").read_text())
+    replayed, events = MatchingEngine.replay(fixture / f"journal_{version}")
     stream = b"\n".join(encode(ev) for ev in events)
     assert len(events) == expected["events"]
     assert hashlib.sha256(stream).hexdigest() == expected["events_sha256"]
     assert hashlib.sha256(canonical(replayed).encode()).hexdigest() == expected["state_sha256"]
-    from_snapshot, _ = MatchingEngine.replay(fixture / "journal_v1", from_snapshot=True)
+    from_snapshot, _ = MatchingEngine.replay(fixture / f"journal_{version}", from_snapshot=True)
     assert canonical(from_snapshot) == canonical(replayed)
+
+
+def test_compact_records_take_the_time_of_the_last_time_record(tmp_path: Path) -> None:
+    """Plain places and cancels carry no time: one time record per change of time, read back per command."""
+    clock = SimClock(1_700_000_000_000)
+    journal = Journal(tmp_path / "j")
+    engine = MatchingEngine(clock, journal=journal)
+    engine.add_instrument(Instrument.parse(LIN), band=None)
+    a = engine.place("a", LIN, 1, 1000, 3)[0].order_id
+    engine.place("b", LIN, 1, 999, 2)
+    clock.advance(7)
+    engine.cancel("a", a)
+    engine.place("a", LIN, -1, 1001, 1)
+    journal.close()
+    (segment,) = (tmp_path / "j").glob("segment-*.log")
+    records = [r for r in scan_segment(segment, last=True).records if r[0] != "admin"]
+    t0 = 1_700_000_000_000
+    assert records == [
+        ("place", t0, LIN, "a", 1, 1000, 3, 0, None, None),
+        ("place", t0, LIN, "b", 1, 999, 2, 0, None, None),
+        ("cancel", t0 + 7, None, a),
+        ("place", t0 + 7, LIN, "a", -1, 1001, 1, 0, None, None),
+    ]
+    # On disk: a time record only where the time changed; names defined once, before their first use.
+    sym = {name: journal.symbols[name] for name in (LIN, "a", "b")}
+    tail = b"".join(
+        [
+            J.TIME.pack(J.OP_TIME, t0),
+            J._SYMBOL.pack(J.OP_SYMBOL, sym["a"]) + J._str("a"),
+            J.PLACE_T.pack(J.OP_PLACE_T, sym[LIN], sym["a"], 1, 1000, 3, 0),
+            J._SYMBOL.pack(J.OP_SYMBOL, sym["b"]) + J._str("b"),
+            J.PLACE_T.pack(J.OP_PLACE_T, sym[LIN], sym["b"], 1, 999, 2, 0),
+            J.TIME.pack(J.OP_TIME, t0 + 7),
+            J.CANCEL_T.pack(J.OP_CANCEL_T, a),
+            J.PLACE_T.pack(J.OP_PLACE_T, sym[LIN], sym["a"], -1, 1001, 1, 0),
+        ]
+    )
+    assert segment.read_bytes().endswith(tail)
 
 
 def test_damaged_snapshot_falls_back_to_an_older_one(tmp_path: Path) -> None:
