@@ -131,6 +131,7 @@ _DOWN = -1
 _BUY = Side.BUY
 _SELL = Side.SELL
 _NO_LIMIT = 1 << 62
+_FAST_MAX = (1 << 30) - 1  # the hot path's price window stays in one-digit ints (compared fastest by CPython)
 _ALL_FLAGS = F_MARKET | F_IOC | F_FOK | F_POST_ONLY | F_REDUCE_ONLY | F_REPRICE
 _OPEN = InstrumentState.OPEN
 _pack_place = PLACE_T.pack
@@ -222,7 +223,7 @@ class Market:
     def refresh(self) -> None:
         """Recompute the price range the engine's hot path may take without further checks."""
         self.fast_lo = self.band_lo
-        self.fast_hi = self.band_hi if self.state is _OPEN and not self.steps else 0
+        self.fast_hi = min(self.band_hi, _FAST_MAX) if self.state is _OPEN and not self.steps else 0
 
     def step_at(self, ticks: int) -> int:
         """The price grid (in ticks) that applies at ``ticks``."""
@@ -713,7 +714,8 @@ class MatchingEngine:
             # call on the most frequent command; the record must stay byte-identical to what Journal.place writes.
             if client_order_id is None:
                 jbuf = self._jbuf
-                if ts != jr.ts:
+                # Same time: most often the very object stored last (identity first, then value).
+                if ts is not jr.ts and ts != jr.ts:
                     jbuf += _pack_time(OP_TIME, ts)
                     jr.ts = ts
                 a = self._jsyms.get(account)
@@ -1274,7 +1276,7 @@ class MatchingEngine:
         jr = self._journal
         if jr is not None:  # Journal.cancel inline, as in place()
             jbuf = self._jbuf
-            if ts != jr.ts:
+            if ts is not jr.ts and ts != jr.ts:
                 jbuf += _pack_time(OP_TIME, ts)
                 jr.ts = ts
             jbuf += _pack_cancel(OP_CANCEL_T, oid)
