@@ -675,11 +675,12 @@ def _print(rec: dict[str, Any]) -> None:
 def _compiled_note() -> str:
     return (
         "note: matching.md on this machine kind: native C++ book 15.1M ops/s (steady, one book), 6.1M (50 books); "
-        "limit-order-book (C++ via Cython, no fills) 5.1M. Our engine on steady (valgrind, 2026-12-03, setup "
-        "excluded): ~14.4k machine instructions per op journal off, ~17.3k with the buffered journal, ~21.0k "
-        "flushing every command (ref_heap ~6.6k), ~3.4k of which are this loop and the Python call that every "
-        "row pays; ~260 Python opcodes per op (ref_heap ~90) "
-        "and ~2.3 typed events per op at ~1.5k instructions (~80 ns) each to build and free. A compiled core "
+        "limit-order-book (C++ via Cython, no fills) 5.1M. Our engine on steady (valgrind instruction counts, "
+        "2026-12-03, ops 50k-150k, setup excluded): ~13.9k machine instructions per op journal off, ~16.1k with "
+        "the buffered journal, ~19.7k flushing every command, ~16.6k with a no-op pre-trade check (ref_heap "
+        "~6.6k); ~1.6k of them are this loop and the Python call that every row pays; ~250 Python opcodes per "
+        "op in the engine, ~29 in this loop; ~2.3 typed events per op at ~1.1k instructions each to build and free more than a "
+        "plain tuple (~2.5k per op); the collector's passes over resting order records ~0.45k. A compiled core "
         "called once per order (C-API/PyO3, ints in) keeps the call (~0.19 us per op here) and, if it hands out "
         "typed Python events, their ~0.2 us: ~2-2.5M ops/s; ~5M if events stay in a native buffer until read; a "
         "batch entry point (arrays of ops in, arrays of fill/event records out) runs at the native 12-15M ops/s "
