@@ -62,8 +62,11 @@ def test_sim_clock() -> None:
     clock = SimClock(1_000)
     assert clock.advance(500) == 1_500
     assert clock.set(2_000) == 2_000
+    assert clock.ms == clock.now_ms() == 2_000  # the attribute hot loops read
     with pytest.raises(InvalidInput):
         clock.advance(-1)
     with pytest.raises(InvalidInput):
         clock.set(10)
+    assert clock.ms == 2_000  # refused moves change nothing
     assert WallClock().now_ms() > 1_600_000_000_000
+    assert abs(WallClock().ms - WallClock().now_ms()) < 60_000

@@ -6,7 +6,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from app.clock import SimClock
+from app.clock import SimClock, WallClock
 from app.domain import Fill, Instrument, Liquidity, OrderRequest, OrderType, Side, TimeInForce
 from app.engine.events import Accepted, BookChanged, Cancelled, Filled
 from app.engine.matching import MatchingEngine
@@ -102,3 +102,33 @@ def test_event_helpers_and_stats(engine: MatchingEngine) -> None:
     assert "inst='BTC-PERPETUAL'" in repr(ev[1])
     assert engine.stats() == {"trades": 1, "volume_lots": 3, "resting_orders": 1, "seq": ev[-1].seq}
     assert engine.order("nope") is None and engine.order(ev[0].order_id) is None
+
+
+class _TickingClock:
+    """A clock of the ``Clock`` protocol only (no ``ms`` attribute): one ms later at every read."""
+
+    def __init__(self) -> None:
+        self.t = 1_700_000_000_000
+
+    def now_ms(self) -> int:
+        self.t += 1
+        return self.t
+
+
+def test_events_carry_the_time_of_any_clock() -> None:
+    """The engine reads a SimClock's ``ms`` attribute, a WallClock's property and other clocks' now_ms()."""
+    sim = SimClock(1_700_000_000_000)
+    e = MatchingEngine(sim)
+    e.add_instrument(Instrument.parse("BTC-PERPETUAL"), band=None)
+    assert e.place("a", "BTC-PERPETUAL", 1, 120_000, 1)[0].ts == 1_700_000_000_000
+    sim.advance(250)
+    assert {ev.ts for ev in e.place("b", "BTC-PERPETUAL", -1, 120_000, 1)} == {1_700_000_000_250}
+    assert e.now_ms == 1_700_000_000_250
+    ticking = _TickingClock()
+    e.use_clock(ticking)  # type: ignore[arg-type]
+    first = e.place("a", "BTC-PERPETUAL", 1, 119_000, 1)[0].ts
+    second = e.cancel("a", e.open_orders("a")[0].order_id)[0].ts
+    assert first == 1_700_000_000_001 and second == 1_700_000_000_002
+    wall = MatchingEngine(WallClock())
+    wall.add_instrument(Instrument.parse("BTC-PERPETUAL"), band=None)
+    assert wall.place("a", "BTC-PERPETUAL", 1, 120_000, 1)[0].ts >= WallClock().now_ms() - 60_000
