@@ -101,8 +101,9 @@ FRAME_BYTES = 1 << 16
 
 Record = tuple[Any, ...]
 """A decoded command: ``("place", ts, instrument, account, side, ticks, lots, flags, client_id, check)``,
-``("cancel", ts, account, order_id)`` (account None when the record leaves it to the order's owner), ``("amend", ts, account, order_id, lots|None, ticks|None, check)``
-or ``("admin", ts, op, args)``; ``check`` is None or ``(code, message)`` of a pre-trade rejection."""
+``("cancel", ts, account, order_id)`` (account None when the record leaves it to the order's owner),
+``("amend", ts, account, order_id, lots|None, ticks|None, check)`` or ``("admin", ts, op, args)``; ``check``
+is None or ``(code, message)`` of a pre-trade rejection."""
 
 
 class JournalCorrupt(DeskError):
