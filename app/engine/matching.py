@@ -708,8 +708,8 @@ class MatchingEngine:
             reason = self._run_check(m, account, side, ticks, lots, flags, client_order_id, _req, ts)
             if reason is not None:
                 return self._reject(m, account, side, ticks, lots, flags, client_order_id, reason, ts, reason)
-        jr = self._journal
-        if jr is not None:
+        if self._journal is not None:
+            jr = self._journal
             # Write-ahead, inline: Journal.place's common case (no client id, no check answer) without a method
             # call on the most frequent command; the record must stay byte-identical to what Journal.place writes.
             if client_order_id is None:
@@ -739,8 +739,10 @@ class MatchingEngine:
             # nothing can cross; at or below it, the live best decides.
             heap = book.ask_heap
             if heap and heap[0] <= limit:
-                top = book.best_ask()
-                if top is not None and top <= limit:
+                levels = book.asks
+                while heap and heap[0] not in levels:
+                    heappop(heap)  # a stale price: its level is gone (OrderBook.best_ask, inline)
+                if heap and heap[0] <= limit:
                     return self._take(m, acc, oid, account, side, ticks, lots, flags, client_order_id, ts, limit, seq)
             if flags:
                 return self._take(m, acc, oid, account, side, ticks, lots, flags, client_order_id, ts, limit, seq)
@@ -762,8 +764,10 @@ class MatchingEngine:
             acc = Accepted((seq, ts, inst, oid, account, _SELL, ticks, lots, flags, client_order_id))
             heap = book.bid_heap
             if heap and -heap[0] >= limit:
-                top = book.best_bid()
-                if top is not None and top >= limit:
+                levels = book.bids
+                while heap and -heap[0] not in levels:
+                    heappop(heap)  # a stale price: its level is gone (OrderBook.best_bid, inline)
+                if heap and -heap[0] >= limit:
                     return self._take(m, acc, oid, account, side, ticks, lots, flags, client_order_id, ts, limit, seq)
             if flags:
                 return self._take(m, acc, oid, account, side, ticks, lots, flags, client_order_id, ts, limit, seq)
@@ -1273,8 +1277,8 @@ class MatchingEngine:
         # Inline of OrderBook.remove plus the index clean-up: the second most frequent command.
         oid, _, side, price, rem, flags, _, _, _, m, level = o
         ts = self._time.ms
-        jr = self._journal
-        if jr is not None:  # Journal.cancel inline, as in place()
+        if self._journal is not None:  # Journal.cancel inline, as in place()
+            jr = self._journal
             jbuf = self._jbuf
             if ts is not jr.ts and ts != jr.ts:
                 jbuf += _pack_time(OP_TIME, ts)
@@ -1295,7 +1299,7 @@ class MatchingEngine:
             level[L_DEAD] = dead
         else:
             del (m.book.bids if side > 0 else m.book.asks)[price]
-        if flags & F_REDUCE_ONLY:
+        if flags and flags & F_REDUCE_ONLY:  # most resting orders have no flags
             ro = m.ro[account]
             del ro[oid]
             if not ro:
