@@ -61,6 +61,9 @@ CASES: list[tuple[str, type[DeskError], str, Callable[[MatchingEngine], Any]]] =
         lambda e: e.submit(OrderRequest(PERP, Side.BUY, D("15"), D("60000"))),
     ),
     ("bad side", InvalidInput, "input.side", lambda e: e.place("a", PERP, 2, 119_000, 1)),
+    ("bool side", InvalidInput, "input.side", lambda e: e.place("a", PERP, True, 119_000, 1)),
+    ("float side", InvalidInput, "input.side", lambda e: e.place("a", PERP, -1.0, 119_000, 1)),
+    ("text side on a market order", InvalidInput, "input.side", lambda e: e.place("a", PERP, "buy", 0, 1, F_MARKET)),
     ("unknown flags", InvalidInput, "input.flags", lambda e: e.place("a", PERP, 1, 119_000, 1, 1 << 9)),
     ("IOC and FOK", InvalidInput, "input.flags", lambda e: e.place("a", PERP, 1, 119_000, 1, F_IOC | F_FOK)),
     (
