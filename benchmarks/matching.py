@@ -18,7 +18,9 @@ with the generator's totals (``agree`` column). ``python -m benchmarks matching 
 [--repeats R] [--gc on|freeze|off] [--json FILE]`` (default 200,000 ops per workload, ``--full``:
 1,000,000 as in matching.md). Repeats go round the implementations (so a change in machine load hits all
 of them alike) and the best run by CPU time is kept; each row also gives its ratio to ``ref_heap`` in
-the same invocation (``x_ref_heap`` on wall time, ``x_ref_heap_cpu`` on CPU time in the JSON).
+the same invocation (``x_ref_heap`` on wall time, ``x_ref_heap_cpu`` on CPU time in the JSON) and, with
+repeats, the median over rounds of the ratio within a round (``x_ref_heap_cpu_median``: the figure least
+moved by a machine whose speed drifts from one run to the next).
 
 Peers: ``ref_heap`` (matching.md's plain-Python reference: dict levels + deque + heapq + dict index),
 ``ref_sortedlist`` (the same with a ``sortedcontainers.SortedList`` of prices), ``orderly_chaos_raw``
@@ -50,6 +52,7 @@ import pickle
 import random
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -717,13 +720,18 @@ def main(argv: list[str]) -> int:
             with open(wl_file, "wb") as fh:
                 pickle.dump(generate(workload, n_ops), fh, protocol=4)
             best: dict[str, dict[str, Any]] = {}
+            rounds: list[dict[str, float]] = []  # CPU ops/s of each implementation, per round
             # Repeats go round the implementations so a change in machine load hits them all alike;
-            # the best run by CPU time is kept (the steadier figure on a shared machine).
+            # the best run by CPU time is kept (the steadier figure on a shared machine), and each round's
+            # ratio to ref_heap gives a paired median.
             for _ in range(max(1, args.repeats)):
+                rounds.append({})
                 for impl in impls:
                     if "ops_per_s" not in best.get(impl, {"ops_per_s": 0}):
                         continue  # skipped or failed: no point repeating
                     rec = _run_isolated(impl, workload, n_ops, args.gc, args.peer_python, wl_file)
+                    if "ops_per_s" in rec:
+                        rounds[-1][impl] = rec["ops_per_cpu_s"]
                     old = best.get(impl)
                     if old is None or ("ops_per_s" in rec and rec["ops_per_cpu_s"] > old["ops_per_cpu_s"]):
                         best[impl] = rec
@@ -733,6 +741,9 @@ def main(argv: list[str]) -> int:
                 if "ops_per_s" in rec and "ops_per_s" in ref:
                     rec["x_ref_heap"] = rec["ops_per_s"] / ref["ops_per_s"]
                     rec["x_ref_heap_cpu"] = rec["ops_per_cpu_s"] / ref["ops_per_cpu_s"]
+                    paired = [r[impl] / r["ref_heap"] for r in rounds if impl in r and "ref_heap" in r]
+                    rec["runs"] = len(paired)
+                    rec["x_ref_heap_cpu_median"] = statistics.median(paired)
                 records.append(rec)
                 _print(rec)
     finally:
@@ -749,6 +760,8 @@ def _print(rec: dict[str, Any]) -> None:
         print(f"{workload:8s} {impl:24s} {rec.get('skipped') or rec.get('error')}", flush=True)
         return
     ratio = f"{rec['x_ref_heap_cpu']:5.2f}x ref" if "x_ref_heap_cpu" in rec else " " * 9
+    if rec.get("runs", 0) > 1:
+        ratio += f", median of {rec['runs']} {rec['x_ref_heap_cpu_median']:4.2f}x"
     print(
         f"{workload:8s} {impl:24s} {rec['ops_per_s']:>10,.0f} ops/s ({rec['ops_per_cpu_s']:>10,.0f} per CPU s, {ratio})  "
         f"trades {'-' if rec['trades'] is None else format(rec['trades'], ','):>8} volume {rec['volume']:>10,}  "
