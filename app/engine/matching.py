@@ -739,10 +739,8 @@ class MatchingEngine:
             # nothing can cross; at or below it, the live best decides.
             heap = book.ask_heap
             if heap and heap[0] <= limit:
-                levels = book.asks
-                while heap and heap[0] not in levels:
-                    heappop(heap)  # a stale price: its level is gone (OrderBook.best_ask, inline)
-                if heap and heap[0] <= limit:
+                top = book.best_ask()
+                if top is not None and top <= limit:
                     return self._take(m, acc, oid, account, side, ticks, lots, flags, client_order_id, ts, limit, seq)
             if flags:
                 return self._take(m, acc, oid, account, side, ticks, lots, flags, client_order_id, ts, limit, seq)
@@ -764,10 +762,8 @@ class MatchingEngine:
             acc = Accepted((seq, ts, inst, oid, account, _SELL, ticks, lots, flags, client_order_id))
             heap = book.bid_heap
             if heap and -heap[0] >= limit:
-                levels = book.bids
-                while heap and -heap[0] not in levels:
-                    heappop(heap)  # a stale price: its level is gone (OrderBook.best_bid, inline)
-                if heap and -heap[0] >= limit:
+                top = book.best_bid()
+                if top is not None and top >= limit:
                     return self._take(m, acc, oid, account, side, ticks, lots, flags, client_order_id, ts, limit, seq)
             if flags:
                 return self._take(m, acc, oid, account, side, ticks, lots, flags, client_order_id, ts, limit, seq)
