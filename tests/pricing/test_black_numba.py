@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -240,7 +240,7 @@ def test_a_large_call_loads_its_path_for_small_arrays(monkeypatch: pytest.Monkey
     assert not black.compiled_for(1000) and not black.compiled_for(10**6, "implied")
 
 
-def test_warm_never_compiles_without_a_cache(tmp_path: Path) -> None:
+def test_warm_never_compiles_without_a_cache(run_on_empty_cache: Callable[[str, int], list[str]]) -> None:
     """A fresh clone (empty numba cache): warming loads numba but compiles nothing and leaves chains on numpy."""
     code = ("import numpy as np\n"
             "from app.pricing import black\n"
@@ -248,11 +248,7 @@ def test_warm_never_compiles_without_a_cache(tmp_path: Path) -> None:
             "kernels = black._compiled()\n"
             "print(black.compiled_ready(), sum(len(kernel.overloads) for kernel in kernels),"
             " black._kernel_for(1000) is None)\n")
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
-    env.pop("DESK_NO_NUMBA", None)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
-                         env=env)
-    assert out.stdout.split() == ["False", "0", "True"]
+    assert run_on_empty_cache(code, 120) == ["False", "0", "True"]
 
 
 @settings(max_examples=150, deadline=None)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -81,15 +78,11 @@ def test_read_only_inputs_are_priced_like_writable_ones(warmed: None) -> None:
     assert len(plain.overloads) == before  # read-only arrays met no new specialisation
 
 
-def test_a_fresh_clone_desk_compiles_nothing(tmp_path: Path) -> None:
+def test_a_fresh_clone_desk_compiles_nothing(run_on_empty_cache: Callable[[str, int], list[str]]) -> None:
     """Empty numba cache: building the simulated Desk and stepping it loads numba but compiles no kernel."""
     code = ("from app.desk import Desk\n"
             "from app.pricing import black\n"
             "desk = Desk(seed=7)\n"
             "desk.advance(3_000)\n"
             "print(sum(len(k.overloads) for k in black._compiled()), black.compiled_ready())\n")
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
-    env.pop("DESK_NO_NUMBA", None)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300,
-                         env=env)
-    assert out.stdout.split() == ["0", "False"]
+    assert run_on_empty_cache(code, 300) == ["0", "False"]
