@@ -113,7 +113,8 @@ def build_paths(*, data: Path | None, start: str | None, end: str | None, day: s
 
 def backtest_command(*, config: Path | None, db: Path | str | None, data: Path | None, start: str | None, end: str | None,
                      day: str | None, paths: int, seed: int, days: float, step_s: float, workers: int | None, ray: str | None,
-                     out: Path | None, json_out: bool, sweep: list[str] | None = None, save: bool = True) -> dict[str, Any]:
+                     out: Path | None, json_out: bool, sweep: list[str] | None = None, save: bool = True,
+                     png: bool = True) -> dict[str, Any]:
     """`desk backtest`: run (a sweep of) configs over paths with a progress bar, write plots, store; return the summary.
 
     The summary's top-level metrics are the first config's (aggregated over paths); ``sweep`` lists every config's.
@@ -177,5 +178,5 @@ def backtest_command(*, config: Path | None, db: Path | str | None, data: Path |
         frontier = [{"rule": str(r["config"].band.rule), "label": ",".join(f"{k}={v}" for k, v in r["settings"].items()),
                      "cost": r["metrics"]["hedge_cost"], "error": r["metrics"]["hedging_error_std"]} for r in rows]
     out_dir = out or (Path(tempfile.gettempdir()) / "deltadesk-backtests" / (summary["backtest_id"] or f"seed{seed}"))
-    summary["report_files"] = [str(p) for p in write_report(first["results"][0], out_dir, frontier=frontier)]
+    summary["report_files"] = [str(p) for p in write_report(first["results"][0], out_dir, frontier=frontier, png=png)]
     return summary

@@ -236,6 +236,7 @@ def backtest(
     workers: Annotated[Optional[int], typer.Option(help="Parallel processes for several paths (default: CPUs).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Folder for the HTML plots.")] = None,
     sweep: Annotated[Optional[list[str]], typer.Option(help="Sweep a config key: KEY=V1,V2 (repeatable; cartesian product).")] = None,
+    png: Annotated[bool, typer.Option("--png/--no-png", help="Also draw the plots as PNG (needs Chrome or Chromium).")] = True,
 ) -> None:
     """Backtest a hedger config (default: the default hedger on a short ATM straddle) over sims or history."""
     import json
@@ -244,7 +245,8 @@ def backtest(
 
     try:
         summary = backtest_command(config=config, db=db, data=data, start=start, end=end, day=day, paths=paths, seed=seed,
-                                   days=days, step_s=step, workers=workers, ray=ray, out=out, json_out=json_out, sweep=sweep)
+                                   days=days, step_s=step, workers=workers, ray=ray, out=out, json_out=json_out, sweep=sweep,
+                                   png=png)
     except DeskError as exc:
         fail(exc)
         return

@@ -27,8 +27,12 @@ SETTINGS: list[tuple[str, str, dict[str, Any]]] = [
     *[("fixed", f"±{b:g}", {"band": {"rule": "fixed", "upper": b, "lower": b}}) for b in (0.025, 0.05, 0.1, 0.2, 0.4)],
     *[("time", f"{h:g}h", {"band": {"rule": "time", "upper": 0.5, "lower": 0.5, "inner_upper": 0.02, "inner_lower": 0.02,
                                     "interval_s": h * 3600}}) for h in (0.25, 1.0, 4.0)],
-    *[("whalley_wilmott", f"γ={g:g}", {"band": {"rule": "whalley_wilmott", "risk_aversion": g}}) for g in (1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5)],
+    *[("whalley_wilmott", f"γ={g:g}", {"band": {"rule": "whalley_wilmott", "risk_aversion": g}}) for g in (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4)],
 ]
+
+
+COST_TIE_USD = 0.005
+"""Costs closer than half a cent (USD per path) compare as the same."""
 
 
 def _config(extra: dict[str, Any]) -> dict[str, Any]:
@@ -44,10 +48,22 @@ def frontier_points(results: list[list[dict[str, Any]]]) -> list[dict[str, Any]]
         agg = aggregate(res)
         # The same error without the vega term: what delta hedging can act on (vol moves it cannot hedge).
         ex_vega = np.array([r["metrics"]["pnl"] - r["metrics"]["pnl_attribution"]["vega"] for r in res])
+        costs = np.array([r["metrics"]["hedge_cost"] for r in res])
+        n = len(res)
+        # Standard errors: of a mean, std/sqrt(n); of a std under normality, std/sqrt(2(n-1)).
         pts.append({"rule": rule, "label": label, "cost": agg["hedge_cost"], "error": agg["hedging_error_std"],
+                    "cost_se": float(np.std(costs, ddof=1) / np.sqrt(n)) if n > 1 else float("nan"),
+                    "error_se": agg["hedging_error_std"] / np.sqrt(2 * (n - 1)) if n > 1 else float("nan"),
                     "error_ex_vega": float(np.std(ex_vega)),
                     "worst": agg["hedging_error_worst"], "hedges": agg["hedges"], "time_outside_band": agg["time_outside_band"]})
     return pts
+
+
+def _per_path(results: list[list[dict[str, Any]]]) -> list[dict[str, list[float]]]:
+    """Per setting, each path's final PnL, its vega term, hedge cost and hedge count (USD; to redo the analysis)."""
+    keys = ("pnl", "hedge_cost", "hedges")
+    return [{**{k: [r["metrics"][k] for r in res] for k in keys},
+             "vega": [r["metrics"]["pnl_attribution"]["vega"] for r in res]} for res in results]
 
 
 def dominance(points: list[dict[str, Any]], key: str = "error") -> dict[str, Any]:
@@ -66,8 +82,10 @@ def dominance(points: list[dict[str, Any]], key: str = "error") -> dict[str, Any
             if len(errs) < 2 or not (errs[0] <= w[key] <= errs[-1]):
                 continue
             c = float(np.interp(w[key], errs, costs))
+            # Two settings that never hedged both cost 0: that is a tie, not a loss for WW.
+            outcome = "cheaper" if w["cost"] < c - COST_TIE_USD else "dearer" if w["cost"] > c + COST_TIE_USD else "same"
             out["comparisons"].append({"ww": w["label"], "vs": other, "error": w[key], "ww_cost": w["cost"], "other_cost": c,
-                                       "ww_cheaper": w["cost"] < c})
+                                       "ww_cheaper": outcome == "cheaper", "outcome": outcome})
     comps = out["comparisons"]
     out["ww_cheaper_share"] = float(np.mean([c["ww_cheaper"] for c in comps])) if comps else float("nan")
     dominated = []
@@ -113,24 +131,26 @@ def main(argv: list[str]) -> int:
     pts = frontier_points(results)
     doms = [dominance(pts, "error"), dominance(pts, "error_ex_vega")]
 
-    print(f"\n{'rule':<16}{'setting':<10}{'cost USD':>10}{'error USD':>11}{'ex-vega':>9}{'worst USD':>11}{'hedges':>8}{'outside':>9}")
+    print(f"\n{'rule':<16}{'setting':<10}{'cost USD':>10}{'±se':>7}{'error USD':>11}{'±se':>7}{'ex-vega':>9}{'worst USD':>11}{'hedges':>8}{'outside':>9}")
     for p in pts:
-        print(f"{p['rule']:<16}{p['label']:<10}{p['cost']:>10.2f}{p['error']:>11.2f}{p['error_ex_vega']:>9.2f}{p['worst']:>11.2f}"
+        print(f"{p['rule']:<16}{p['label']:<10}{p['cost']:>10.2f}{p['cost_se']:>7.2f}{p['error']:>11.2f}{p['error_se']:>7.2f}{p['error_ex_vega']:>9.2f}{p['worst']:>11.2f}"
               f"{p['hedges']:>8.1f}{p['time_outside_band']:>9.1%}")
     for dom in doms:
         print(f"\nWhalley–Wilmott vs the other rules' frontiers at equal hedging error ({dom['error']}):")
         for c in dom["comparisons"]:
             print(f"  WW {c['ww']:<9} error {c['error']:8.2f}: WW cost {c['ww_cost']:8.2f} vs {c['vs']:<5} {c['other_cost']:8.2f} "
-                  f"-> {'WW cheaper' if c['ww_cheaper'] else 'WW dearer'}")
+                  f"-> WW {c['outcome']}")
         if not dom["comparisons"]:
             print("  (no WW point falls inside the error range of the other frontiers)")
-        print(f"  WW cheaper in {dom['ww_cheaper_share']:.0%} of comparisons; dominated settings: {', '.join(dom['dominated']) or 'none'}")
+        same = sum(c["outcome"] == "same" for c in dom["comparisons"])
+        print(f"  WW cheaper in {dom['ww_cheaper_share']:.0%} of comparisons ({same} at the same cost); dominated settings: {', '.join(dom['dominated']) or 'none'}")
     print(f"\nthroughput: {sim_days:.2f} simulated days in {wall:.1f}s wall = {sim_days / wall:.3f} simulated days/s "
           f"({sim_days / busy:.3f} per busy process-second)")
     if args.json:
         args.json.write_text(json.dumps({"settings": [s[:2] for s in SETTINGS], "points": pts, "dominance": doms,
                                          "sim_days": sim_days, "wall_s": wall, "days_per_s": sim_days / wall,
-                                         "days_per_process_s": sim_days / busy, "paths": args.paths, "days": args.days}, indent=1))
+                                         "days_per_process_s": sim_days / busy, "paths": args.paths, "days": args.days,
+                                         "per_path": _per_path(results)}, indent=1))
     if args.html:
         from strategies.reports import frontier_figure
 

@@ -1,14 +1,19 @@
-"""Backtest reports: plotly HTML (and PNG when kaleido is installed) of delta with bands, PnL, cost vs error.
+"""Backtest reports: plotly HTML (and PNG when a browser is there) of delta with bands, PnL, cost vs error.
 
-plotly is imported inside the functions, so importing strategies stays light.
+plotly is imported inside the functions, so importing strategies stays light. PNGs are drawn by kaleido, which
+drives the machine's Chrome or Chromium (Debian's ``chromium`` will do); without one the report keeps its HTML
+and says why it has no PNG.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def _times(ts: Sequence[int]) -> list[datetime]:
@@ -71,8 +76,25 @@ def frontier_figure(points: Sequence[dict[str, Any]]) -> Any:
     return fig
 
 
-def write_report(result: dict[str, Any], out_dir: Path, frontier: Sequence[dict[str, Any]] | None = None) -> list[Path]:
-    """Write the HTML plots of one backtest (and the frontier if given) into ``out_dir``; PNGs when possible."""
+def write_pngs(figs: dict[str, Any], out_dir: Path) -> tuple[list[Path], str | None]:
+    """Each figure as ``out_dir/NAME.png`` in one browser session; the files, or none and the reason."""
+    try:
+        import kaleido  # type: ignore[import-not-found]  # noqa: F401
+        import plotly.io as pio
+    except ImportError:
+        return [], "kaleido is not installed"
+    paths = [out_dir / f"{name}.png" for name in figs]
+    try:
+        pio.write_images(list(figs.values()), paths)
+    except Exception as exc:  # noqa: BLE001 - kaleido raises its own and choreographer's types for a missing browser
+        return [], f"{type(exc).__name__}: {exc}"
+    return paths, None
+
+
+def write_report(result: dict[str, Any], out_dir: Path, frontier: Sequence[dict[str, Any]] | None = None, *,
+                 png: bool = True) -> list[Path]:
+    """Write the HTML plots of one backtest (and the frontier if given) into ``out_dir``, and PNGs when ``png``
+    and a browser allow; the files written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     figs = {"delta": delta_figure(result), "pnl": pnl_figure(result)}
     if frontier:
@@ -82,14 +104,9 @@ def write_report(result: dict[str, Any], out_dir: Path, frontier: Sequence[dict[
         path = out_dir / f"{name}.html"
         fig.write_html(str(path), include_plotlyjs="directory")  # plotly.min.js once, beside: works offline
         written.append(path)
-        try:
-            import kaleido  # type: ignore[import-not-found]  # noqa: F401
-        except ImportError:
-            continue
-        png = out_dir / f"{name}.png"
-        try:
-            fig.write_image(str(png))
-            written.append(png)
-        except Exception:  # noqa: BLE001 - a missing browser for kaleido must not fail the report
-            pass
+    if png:
+        pngs, why = write_pngs(figs, out_dir)
+        if why is not None:
+            log.warning("backtest report without PNG: %s", why)
+        written += pngs
     return written

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,8 @@ from strategies.reports import write_report
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 CRASH_CSV = Path(__file__).resolve().parents[1] / "fixtures" / "backtest" / "btc_usdt_binance_spot_1h_20200304_20200312.csv"
+HAS_BROWSER = Path("/usr/bin/chromium").exists() or any(shutil.which(b) for b in ("chromium", "google-chrome", "chrome"))
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NO_HEDGE = {"active": True, "band": {"upper": 1e9, "lower": 1e9}}  # a band no book leaves: the hedger only watches
 SHORT = PathSpec(kind="sim", seed=5, days=0.05, step_ms=60_000)
 
@@ -58,10 +62,33 @@ def test_same_seed_same_result(result) -> None:
 
 
 def test_report_plots_are_written(result, tmp_path) -> None:
-    files = write_report(result, tmp_path, frontier=[{"rule": "fixed", "label": "0.1", "cost": 1.0, "error": 2.0}])
-    names = {p.name for p in files}
-    assert {"delta.html", "pnl.html", "frontier.html"} <= names
+    files = write_report(result, tmp_path, frontier=[{"rule": "fixed", "label": "0.1", "cost": 1.0, "error": 2.0}], png=False)
+    assert {p.name for p in files} == {"delta.html", "pnl.html", "frontier.html"}
     assert "band upper" in (tmp_path / "delta.html").read_text()
+
+
+@pytest.mark.skipif(not HAS_BROWSER, reason="no Chrome or Chromium for kaleido")
+def test_report_pngs_are_drawn_by_the_browser(result, tmp_path) -> None:
+    files = write_report(result, tmp_path, frontier=[{"rule": "fixed", "label": "0.1", "cost": 1.0, "error": 2.0}])
+    pngs = [p for p in files if p.suffix == ".png"]
+    assert sorted(p.name for p in pngs) == ["delta.png", "frontier.png", "pnl.png"]
+    for p in pngs:
+        data = p.read_bytes()
+        assert data[:8] == PNG_MAGIC and len(data) > 10_000  # a drawn chart, not an empty canvas
+
+
+def test_report_without_a_browser_keeps_the_html_and_says_why(result, tmp_path, monkeypatch, caplog) -> None:
+    import plotly.io as pio
+
+    def no_browser(*_a: object, **_k: object) -> None:
+        raise RuntimeError("Kaleido requires Google Chrome to be installed.")
+
+    monkeypatch.setattr(pio, "write_images", no_browser)
+    with caplog.at_level(logging.WARNING, logger="strategies.reports"):
+        files = write_report(result, tmp_path)
+    assert {p.name for p in files} == {"delta.html", "pnl.html"}
+    assert not list(tmp_path.glob("*.png"))
+    assert "without PNG: RuntimeError: Kaleido requires Google Chrome" in caplog.text
 
 
 def test_sweep_and_aggregate() -> None:
@@ -106,6 +133,9 @@ def test_cli_backtest_json(tmp_path) -> None:
     for k in METRIC_KEYS:
         assert k in out
     assert out["backtest_id"] and (tmp_path / "rep" / "delta.html").exists()
+    if HAS_BROWSER:  # the command draws PNGs by default
+        assert (tmp_path / "rep" / "delta.png").read_bytes()[:8] == PNG_MAGIC
+        assert str(tmp_path / "rep" / "pnl.png") in out["report_files"]
     from storage.store import SqlStore
 
     s = SqlStore(tmp_path / "d.db")
@@ -121,7 +151,7 @@ def test_user_csv_replay(tmp_path) -> None:
     f = tmp_path / "mine.csv"
     f.write_text("\n".join(keep) + "\n")
     r = CliRunner().invoke(app, ["backtest", "--data", str(f), "--from", "2021-05-19T00:00:00Z", "--to", "2021-05-19T02:00:00Z",
-                                 "--step", "60", "--db", str(tmp_path / "d.db"), "--out", str(tmp_path / "rep"), "--json"])
+                                 "--step", "60", "--db", str(tmp_path / "d.db"), "--out", str(tmp_path / "rep"), "--json", "--no-png"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.output.strip().splitlines()[-1])
     assert out["sim_days"] == pytest.approx(2 / 24) and "mine.csv" in out["paths"][0]
@@ -141,7 +171,7 @@ def test_black_thursday_window() -> None:
 def test_stress_days_default_config(day, tmp_path) -> None:
     r = run_backtest(None, PathSpec(kind="replay", day=day), desk_factory=make_desk)
     assert r["metrics"]["sim_days"] == pytest.approx(1.0)
-    assert write_report(r, tmp_path)
+    assert write_report(r, tmp_path, png=False)
 
 
 @pytest.mark.slow
@@ -194,7 +224,7 @@ def test_expand_sweep() -> None:
 
 def test_cli_sweep_writes_a_frontier(tmp_path) -> None:
     r = CliRunner().invoke(app, ["backtest", "--days", "0.01", "--step", "60", "--sweep", "band.upper=0.02,0.2", "--workers", "1",
-                                 "--db", str(tmp_path / "d.db"), "--out", str(tmp_path / "rep"), "--json"])
+                                 "--db", str(tmp_path / "d.db"), "--out", str(tmp_path / "rep"), "--json", "--no-png"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.output.strip().splitlines()[-1])
     assert [s["settings"] for s in out["sweep"]] == [{"band.upper": 0.02}, {"band.upper": 0.2}]
@@ -249,7 +279,7 @@ def test_over_levered_book_is_liquidated_in_the_black_thursday_crash(tmp_path) -
     first = r["liquidation_events"][0]
     assert r["start_ms"] < first["ts"] <= r["end_ms"] and first["maintenance_margin"] >= first["margin_balance"]
     assert m["hedges"] == 0  # the hedger only watched: the venue's liquidator, not the hedger, cut the perpetual
-    write_report(r, tmp_path)
+    write_report(r, tmp_path, png=False)
     assert "liquidation started" in (tmp_path / "pnl.html").read_text()
 
 

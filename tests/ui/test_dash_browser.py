@@ -192,7 +192,7 @@ def stored_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     import subprocess
     import sys
 
-    subprocess.run([sys.executable, "-m", "app.cli", "backtest", "--days", "0.05", "--db", str(path), "--json"],
+    subprocess.run([sys.executable, "-m", "app.cli", "backtest", "--days", "0.05", "--db", str(path), "--json", "--no-png"],
                    check=True, capture_output=True, timeout=300)
     ro = open_store(path, read_only=True)
     server = build_server(StoredSource(ro, label="stored run"), host="127.0.0.1", port=0)
