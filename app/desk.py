@@ -39,6 +39,7 @@ from app.domain import (
     GreeksView,
     IndexPrice,
     Instrument,
+    Kind,
     MarginAlert,
     MarginReport,
     OptionType,
@@ -298,6 +299,8 @@ class Desk:
             for name, h in held.items():
                 if h.size:
                     book.mark(name, *mark_of(name))
+                    if h.inst.kind is Kind.PERPETUAL:
+                        book.set_funding(name, self.venue.funding_of(account, name))
         now = self.now_ms()
         if held and now - self._last_decay >= GREEKS_DECAY_MS:
             book.touch_all()

@@ -733,19 +733,32 @@ class ChainSlice:
 
 @dataclass(frozen=True, slots=True)
 class PositionView:
-    """A position with its mark, PnL (coin and USD) and greeks."""
+    """A position with its mark, PnL (coin and USD) and greeks.
+
+    ``pnl`` is unrealised; ``realized_pnl`` is what closing trades realised (fees apart), ``fees`` what its trades
+    paid, ``funding`` what a perpetual received (negative: paid); all in the settlement currency, since the desk
+    first saw the position. ``net_realized`` adds them up.
+    """
 
     instrument: str
     size: float
     average_price: float
     mark: float
-    pnl: float  # in settlement currency
+    pnl: float  # unrealised, in settlement currency
     pnl_usd: float
     greeks: GreeksView
     expiry_ms: int | None = None
     underlying: str = ""
     account: str = "main"
     tag: str | None = None  # book tag of the position (hedger scope "tag")
+    realized_pnl: float = 0.0
+    fees: float = 0.0
+    funding: float = 0.0
+
+    @property
+    def net_realized(self) -> float:
+        """Realised PnL plus funding minus fees, settlement currency."""
+        return self.realized_pnl + self.funding - self.fees
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ class _Held:
     avg: Decimal = _ZERO
     realized: Decimal = _ZERO
     fees: Decimal = _ZERO
+    funding: Decimal = _ZERO  # received (negative: paid) on a perpetual, settlement currency
     mark: float = float("nan")
     iv: float = float("nan")
     forward: float = float("nan")
@@ -109,6 +110,12 @@ class Book:
             h.forward = forward
         self._dirty.add(name)
         return True
+
+    def set_funding(self, name: str, amount: Decimal) -> None:
+        """The funding received so far (negative: paid) on held perpetual ``name``, settlement currency."""
+        h = self.held.get(name)
+        if h is not None:
+            h.funding = amount
 
     def set_index(self, base: str, price: float) -> None:
         """The index price of ``base`` in USD (for the USD view)."""
@@ -218,7 +225,8 @@ class Book:
             d, dbs, g, v, th = (float(x) for x in h.contrib)
             gv = GreeksView(d, dbs, g, v, th, d * idx, g * idx, v * idx, th * idx)
             out.append(PositionView(n, float(h.size), float(h.avg), h.mark, pnl, pnl * idx, gv, h.inst.expiry_ms,
-                                    h.inst.base, self.account))
+                                    h.inst.base, self.account, realized_pnl=float(h.realized), fees=float(h.fees),
+                                    funding=float(h.funding)))
         return tuple(out)
 
     def settle(self, name: str, delivery: float) -> Position | None:

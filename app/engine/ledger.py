@@ -77,6 +77,7 @@ class Ledger:
             self._precision.update({k.upper(): int(v) for k, v in precision.items()})
         self._balances: dict[tuple[str, str], int] = defaultdict(int)
         self._entries: list[LedgerEntry] = []
+        self._by_ref: dict[tuple[str, str, EntryKind, str], int] = defaultdict(int)
         self._txn = 0
 
     # -- units ----------------------------------------------------------------------------------------
@@ -119,6 +120,8 @@ class Ledger:
             if units == 0:
                 continue
             self._balances[(account, ccy)] += units
+            if ref:
+                self._by_ref[(account, ccy, kind, ref)] += units
             self._entries.append(
                 LedgerEntry(len(self._entries) + 1, self._txn, ts, kind, ccy, account, units, self.from_units(ccy, units), ref)
             )
@@ -147,6 +150,12 @@ class Ledger:
         """Balance of ``account`` in ``currency``."""
         ccy = currency.upper()
         return self.from_units(ccy, self.balance_units(account, ccy))
+
+    def ref_total(self, account: str, currency: str, kind: EntryKind, ref: str) -> Decimal:
+        """What ``account`` was credited (negative: debited) in ``currency`` by entries of ``kind`` booked against
+        ``ref``, e.g. the funding of one perpetual; kept as a running sum, so it costs one lookup."""
+        ccy = currency.upper()
+        return self.from_units(ccy, self._by_ref.get((account, ccy, kind, ref), 0))
 
     def accounts(self, currency: str | None = None, *, include_system: bool = False) -> list[str]:
         """Accounts with any entry (in ``currency`` if given)."""

@@ -79,7 +79,8 @@ class PositionView:
     mark_price: float
     index_price: float
     floating_pnl: float = 0.0
-    realized_pnl: float = 0.0
+    realized_pnl: float = 0.0  # funding included, fees not (Deribit's realized_profit_loss)
+    realized_funding: float = 0.0
     delta: float = 0.0
     gamma: float = 0.0
     vega: float = 0.0

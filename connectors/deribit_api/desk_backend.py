@@ -219,6 +219,8 @@ class DeskBackend:
                     mark_price=p.mark,
                     index_price=float(index or 0.0),
                     floating_pnl=p.pnl,
+                    realized_pnl=p.realized_pnl + p.funding,
+                    realized_funding=p.funding,
                     delta=p.greeks.delta,
                     gamma=p.greeks.gamma,
                     vega=p.greeks.vega,

@@ -312,7 +312,7 @@ def position_json(p: PositionView, inst: Instrument) -> dict[str, Any]:
         "open_orders_margin": 0.0,
         "delta": p.delta,
         "leverage": 50 if not inst.is_option else None,
-        "realized_funding": 0.0,
+        "realized_funding": p.realized_funding,
         "interest_value": 0.0,
     }
     if inst.is_option:

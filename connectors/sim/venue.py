@@ -55,6 +55,7 @@ from app.domain import (
 )
 from app.engine import events as ev
 from app.engine.accounts import AccountBook
+from app.engine.ledger import EntryKind
 from app.engine.liquidation import LiquidationEnded, LiquidationStarted, Liquidator
 from app.engine.margin import MarginEngine
 from app.engine.matching import MatchingEngine
@@ -1199,6 +1200,11 @@ class SimVenue:
         mk = self.markets[inst.base]
         k = mk.pos[name]
         return float(mk.mark[k]), (float(mk.iv[k]) if inst.is_option else None), float(mk.fwd[k])
+
+    def funding_of(self, account: str, name: str) -> Decimal:
+        """Funding ``account`` received (negative: paid) on perpetual ``name`` so far, in its settlement coin."""
+        inst = self._inst(name)
+        return self.accounts.ledger.ref_total(account, inst.settlement, EntryKind.FUNDING, name)
 
 
 def _listing_key(inst: Instrument) -> tuple[int, int, float, bool]:

@@ -267,3 +267,36 @@ def test_depth_reads_books_brought_up_to_date() -> None:
     assert float(bids[0][0]) == q.bid and float(asks[0][0]) == q.ask and bids[0][0] < asks[0][0]
     with pytest.raises(UnknownInstrument):
         desk.depth("BTC-1JAN30", 5)
+
+
+def test_position_view_shows_realised_pnl_fees_and_perpetual_funding() -> None:
+    from app.engine.ledger import EntryKind
+    from connectors.deribit_api.desk_backend import DeskBackend
+    from connectors.deribit_api.shapes import position_json
+
+    desk = _desk()
+    desk.advance(1_000)
+    perp = "BTC-PERPETUAL"
+    _buy_at_ask(desk, perp, "30000")
+    desk.advance(2 * 3_600_000)  # seed 7: the perpetual's premium leaves the dampener within these two hours
+    q = desk.quote(perp)
+    desk.place_now(OrderRequest(perp, Side.SELL, Decimal(10_000), Decimal(repr(q.bid))))  # close a third
+    desk.advance(1_000)
+    p = {p.instrument: p for p in desk.positions()}[perp]
+    ledger = desk.venue.accounts.ledger
+    paid = sum(e.amount for e in ledger.entries(desk.account, "BTC") if e.kind is EntryKind.FUNDING and e.ref == perp)
+    assert paid != 0 and p.funding == float(paid)  # the ledger's own funding entries for this account and perpetual
+    fees = sum(-e.amount for e in ledger.entries(desk.account, "BTC") if e.kind is EntryKind.FEE)
+    assert p.fees == pytest.approx(float(fees), abs=1e-10) and p.fees > 0
+    assert p.realized_pnl != 0 and p.size == 20_000.0  # the closed third realised PnL against the average price
+    assert p.net_realized == pytest.approx(p.realized_pnl + p.funding - p.fees)
+    # Deribit's get_positions: realized_profit_loss includes funding, not fees; realized_funding on its own.
+    inst = desk.venue.instruments_by_name[perp]
+    wire = position_json(next(v for v in DeskBackend(desk).positions(desk.account) if v.instrument == perp), inst)
+    assert wire["realized_funding"] == p.funding
+    assert wire["realized_profit_loss"] == pytest.approx(p.realized_pnl + p.funding)
+    # An option has no funding column value: nothing is booked against it.
+    opt = _atm_option(desk)
+    _buy_at_ask(desk, opt, "1")
+    desk.advance(1_000)
+    assert {p.instrument: p for p in desk.positions()}[opt].funding == 0.0

@@ -85,6 +85,13 @@ def test_funding_formula_and_payments() -> None:
     assert ab.balance("a", "BTC") == D("10") - D("0.0004")
     assert ab.balance("b", "BTC") == D("10") + D("0.0004")
     conserved(ab)
+    # The running total per perpetual is what the positions view shows, and it equals the entries it sums.
+    Settlement(ab).funding(PERP, -0.0002, 65_000.0, 8 * 3600 * 1000, 6)
+    funding = ab.ledger.ref_total("a", "btc", EntryKind.FUNDING, PERP.name)
+    assert funding == D("-0.0004") + D("0.0002")
+    assert funding == sum(e.amount for e in ab.ledger.entries("a", "BTC") if e.kind is EntryKind.FUNDING and e.ref == PERP.name)
+    assert ab.ledger.ref_total("b", "BTC", EntryKind.FUNDING, PERP.name) == -funding
+    assert ab.ledger.ref_total("a", "BTC", EntryKind.FUNDING, "BTC-27JUN25") == 0
     with pytest.raises(InvalidInput):
         Settlement(ab).funding(FUT, 0.001, 65_000.0, 1000, 5)
 

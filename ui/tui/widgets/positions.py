@@ -39,6 +39,8 @@ POSITION_COLUMNS = (
     ("mark", "Mark"),
     ("pnl", "PnL"),
     ("pnl_usd", "PnL $"),
+    ("rpnl", "Realised"),
+    ("funding", "Funding"),
     ("delta", "Δ (prem-adj)"),
     ("delta_bs", "Δ BS"),
     ("delta_usd", "Δ $"),
@@ -86,7 +88,9 @@ class PositionsTable(IncrementalTable):
 
     HELP = """\
 ## Positions
-Grouped by underlying and expiry, with a total per group. **PnL** is in the settlement coin, **PnL $** in USD.
+Grouped by underlying and expiry, with a total per group. **PnL** (unrealised) is in the settlement coin, **PnL $**
+in USD. **Realised**: what closing trades realised, plus funding, minus fees (settlement coin, since the desk started);
+**Funding**: what a perpetual received (negative: paid), already in Realised.
 **Δ (prem-adj)** is the premium-adjusted delta in coin (what an inverse option exposes), **Δ BS** the
 Black-Scholes delta, **Δ $** the delta in USD. **u** shows gamma, vega (per 1% vol) and theta (per day) in USD.
 **b** / **s**: ticket to add to / reduce the position under the cursor.
@@ -115,16 +119,20 @@ Black-Scholes delta, **Δ $** the delta in USD. **u** shows gamma, vega (per 1% 
                     "mark": Text(_fmt_price(p.instrument, p.mark), justify="right"),
                     "pnl": _pnl_text(p.pnl, fmt_signed(p.pnl)),
                     "pnl_usd": _pnl_text(p.pnl_usd, fmt_usd(p.pnl_usd)),
+                    "rpnl": _pnl_text(p.net_realized, fmt_signed(p.net_realized)),
+                    "funding": _pnl_text(p.funding, fmt_signed(p.funding, 6)) if p.expiry_ms is None else "",
                     **_greek_cells(p.greeks, show_usd),
                 }
                 written += self.set_row(p.instrument, cells)
             total = sum_greeks(p.greeks for p in members)
             pnl = sum(p.pnl for p in members)
             pnl_usd = sum(p.pnl_usd for p in members)
+            rpnl = sum(p.net_realized for p in members)
             cells = {
                 "inst": Text("  total", style="italic"),
                 "pnl": _pnl_text(pnl, fmt_signed(pnl)),
                 "pnl_usd": _pnl_text(pnl_usd, fmt_usd(pnl_usd)),
+                "rpnl": _pnl_text(rpnl, fmt_signed(rpnl)),
                 **_greek_cells(total, show_usd),
             }
             written += self.set_row(f"t|{underlying}|{exp}", cells)
