@@ -38,6 +38,7 @@ class PositionStatusReport:
     size: Decimal
     average_price: Decimal
     ts: int
+    realized_funding: Decimal | None = None  # as the venue reports it (Deribit: this session), settlement currency
 
 
 @dataclass(frozen=True, slots=True)

@@ -235,6 +235,8 @@ class VenueDesk:
                            abs(p.size), Decimal(0), inst.settlement, Liquidity.MAKER, now, self.account,
                            venue=self.venue_name)
             self.book.apply_fill(opening, inst)
+            if p.realized_funding is not None:
+                self.book.set_funding(p.instrument, p.realized_funding)
             self._mark(p.instrument)
         for r in reports:
             if r.client_order_id:
@@ -551,6 +553,9 @@ class VenueDesk:
         if reports is None:
             return 0
         venue = {p.instrument: p for p in reports if p.instrument in self.instruments_by_name}
+        for name, rep in venue.items():
+            if rep.realized_funding is not None:
+                self.book.set_funding(name, rep.realized_funding)
         ours = {p.instrument: p for p in self.book.positions()}
         fixed = 0
         drift_now: dict[str, Decimal] = {}

@@ -391,11 +391,13 @@ def position_from_ccxt(p: dict[str, Any], name: str, tbl: VenueTable, size: Deci
     amount = abs(from_venue_amount(p.get("contracts"), size, tbl))
     if p.get("side") == "short":
         amount = -amount
+    info = p.get("info") or {}
     return PositionStatusReport(
         instrument=name,
         size=amount,
         average_price=dec(p.get("entryPrice")) or Decimal(0),
         ts=int(p.get("timestamp") or 0),
+        realized_funding=dec(info.get("realized_funding")),  # Deribit's field; other venues leave it None
     )
 
 

@@ -130,6 +130,22 @@ async def test_a_marketable_order_fills_and_the_position_margin_and_what_if_foll
         vd.what_if([OrderRequest("ETH-NOPE", Side.BUY, D("1"), D("1"))])
 
 
+async def test_the_venues_funding_shows_on_the_position(world) -> None:  # type: ignore[no-untyped-def]
+    desk, _, vd = world
+    await wait_for(lambda: {p.instrument for p in vd.positions()} == {"BTC-PERPETUAL"})
+    inst = desk.venue.instruments_by_name["BTC-PERPETUAL"]
+    # The served venue books a large 8-hour funding (0.4 %, longs pay) on our 200 USD long.
+    desk.venue.settlement.funding(inst, 0.004, desk.index_price("BTC"), 8 * 3_600_000, desk.now_ms())
+    paid = -200 * 0.004 / desk.index_price("BTC")
+
+    def served() -> float:
+        return float(desk.venue.funding_of(desk.account, inst.name))
+
+    assert served() == pytest.approx(paid, rel=0.01)  # (plus the sim's own funding, a few 1e-9 BTC a step)
+    await wait_for(lambda: vd.positions()[0].funding == pytest.approx(served(), rel=1e-3))  # through get_positions
+    assert vd.positions()[0].net_realized < paid * 0.99
+
+
 async def test_a_restart_reconciles_without_rebooking_or_resending(world) -> None:  # type: ignore[no-untyped-def]
     desk, server, vd = world
     resting = await vd.place(OrderRequest("BTC-PERPETUAL", Side.BUY, D("100"), far_bid(desk), client_order_id="vd-open"))
