@@ -88,18 +88,25 @@ def tui(
     db: DbOpt = None,
     seed: Annotated[int, typer.Option(help="Seed of the simulated market.")] = 7,
     speed: Annotated[Optional[float], typer.Option(help="Simulated seconds per wall second (default: sim.speed of the config).")] = None,
+    venue: Annotated[str, typer.Option(help="sim, or a configured [venues.NAME] to trade there.")] = "sim",
 ) -> None:
     """Open the trader's terminal (option chain, positions, margin, ticket, hedger)."""
     try:
         from functools import partial
 
         from app.config import load_settings
-        from app.terminal import StoredDesk, add_default_hedger, close_session, open_sim_desk
+        from app.terminal import StoredDesk, add_default_hedger, ccxt_venue, close_session, open_sim_desk
         from ui.tui.app import DeskTui
 
         settings = load_settings(config)
         if db is not None:
             terminal = DeskTui(StoredDesk.open(db), settings=settings)
+        elif venue != "sim":
+            from app.venue_desk import VenueDesk
+
+            connector = ccxt_venue(settings, venue)  # a missing section or key is refused before the screen opens
+            terminal = DeskTui(partial(VenueDesk, connector, settings), settings=settings, new_hedger=add_default_hedger,
+                               start_hedger=True, starting=f"connecting to {venue}…")
         else:
             # The market is built off the event loop once the screen is up (start-up time).
             terminal = DeskTui(partial(open_sim_desk, settings, seed=seed, speed=speed), settings=settings,
@@ -123,6 +130,7 @@ def dash(
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 8050,
     allow_trading: Annotated[bool, typer.Option("--allow-trading", help="Let the page send orders.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the simulated market.")] = 7,
+    venue: Annotated[str, typer.Option(help="sim, or a configured [venues.NAME] to follow that account.")] = "sim",
 ) -> None:
     """Serve the analyst's dashboard (live beside a Desk, or on a stored run with --db)."""
     try:
@@ -137,10 +145,11 @@ def dash(
                 raise NotFound(f"no store at {db}", code="store.missing")
             serve_stored(open_store(db, read_only=True), host=host, port=port, label=f"stored run {db}", echo=typer.echo)
         else:
-            from app.terminal import add_default_hedger, open_sim_desk
+            from app.terminal import add_default_hedger, open_sim_desk, open_venue_desk
 
-            desk = open_sim_desk(settings, seed=seed)
-            serve_live(desk, host=host, port=port, allow_trading=allow_trading, setup=add_default_hedger, echo=typer.echo)
+            desk = open_sim_desk(settings, seed=seed) if venue == "sim" else open_venue_desk(settings, venue)
+            serve_live(desk, host=host, port=port, allow_trading=allow_trading, setup=add_default_hedger, echo=typer.echo,
+                       label="simulated market" if venue == "sim" else f"{venue} account")
     except DeskError as exc:
         fail(exc)
 
@@ -182,9 +191,9 @@ def run(
         if venue not in ("sim", "replay") and venue in settings.venues:
             # An external venue through ccxt: wall clock, the venue's markets, orders and margin.
             from app.headless import run_venue_headless
-            from app.venue_desk import VenueDesk
+            from app.terminal import open_venue_desk
 
-            desk = VenueDesk(_ccxt_venue(settings, venue), settings, store=store)
+            desk = open_venue_desk(settings, venue, store=store)
             asyncio.run(run_venue_headless(desk, list(strategy or []), settings, duration_ms=duration_ms,
                                            json_lines=json_out))
         else:
@@ -195,28 +204,6 @@ def run(
             store.close()
     except DeskError as exc:
         fail(exc)
-
-
-def _ccxt_venue(settings: object, name: str) -> object:
-    """The ccxt connector of ``[venues.NAME]``: URLs from the section, keys from it or ``DESK_<NAME>_KEY``/``_SECRET``
-    (and ``_PASSPHRASE``) in the environment or keyring; never printed."""
-    import os
-
-    from app.errors import ConfigError
-    from connectors.base import Credentials
-    from connectors.ccxt_venue import CcxtVenue
-
-    section = settings.venues.get(name)  # type: ignore[attr-defined]
-    if section is None:
-        raise ConfigError(f"no [venues.{name}] section in the configuration", key=f"venues.{name}")
-    prefix = f"DESK_{name.upper()}"
-    if section.api_key is not None and section.api_secret is not None:
-        creds = Credentials(section.api_key.get_secret_value(), section.api_secret.get_secret_value(),
-                            os.environ.get(f"{prefix}_PASSPHRASE") or None)
-    else:
-        creds = Credentials.from_env(prefix)
-    return CcxtVenue(section.exchange, credentials=creds, rest_url=section.rest_url, ws_url=section.ws_url,
-                     testnet=section.testnet, name=name)
 
 
 @app.command()
@@ -496,22 +483,12 @@ def margin_check(
     import json
 
     from app.config import load_settings
-    from app.errors import ConfigError
-    from connectors.base import Credentials
-    from connectors.ccxt_venue import CcxtVenue
+    from app.terminal import ccxt_venue
     from connectors.margin_check import check_venue
 
     try:
         settings = load_settings(config)
-        section = settings.venues.get(venue)
-        if section is None:
-            raise ConfigError(f"no [venues.{venue}] section in the configuration", key=f"venues.{venue}")
-        if section.api_key is not None and section.api_secret is not None:
-            creds = Credentials(section.api_key.get_secret_value(), section.api_secret.get_secret_value())
-        else:
-            creds = Credentials.from_env(f"DESK_{venue.upper()}")
-        connector = CcxtVenue(section.exchange, credentials=creds, rest_url=section.rest_url, ws_url=section.ws_url,
-                              testnet=section.testnet, name=venue)
+        connector = ccxt_venue(settings, venue)
         rows = asyncio.run(check_venue(connector))
     except DeskError as exc:
         fail(exc)

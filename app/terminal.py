@@ -43,6 +43,36 @@ def open_sim_desk(settings: Settings, *, seed: int, store: Any = None, speed: fl
     return Desk(settings, venue="sim", seed=seed, store=store, speed=speed, kernels="background")
 
 
+def ccxt_venue(settings: Settings, name: str) -> Any:
+    """The ccxt connector of ``[venues.NAME]``: URLs from the section, keys from it or ``DESK_<NAME>_KEY``/``_SECRET``
+    (and ``_PASSPHRASE``) in the environment or keyring; never printed."""
+    import os
+
+    from app.errors import ConfigError
+    from connectors.base import Credentials
+    from connectors.ccxt_venue import CcxtVenue
+
+    section = settings.venues.get(name)
+    if section is None:
+        known = ", ".join(["sim", *sorted(settings.venues)])
+        raise ConfigError(f"no [venues.{name}] section in the configuration (venues: {known})", key=f"venues.{name}")
+    prefix = f"DESK_{name.upper()}"
+    if section.api_key is not None and section.api_secret is not None:
+        creds = Credentials(section.api_key.get_secret_value(), section.api_secret.get_secret_value(),
+                            os.environ.get(f"{prefix}_PASSPHRASE") or None)
+    else:
+        creds = Credentials.from_env(prefix)
+    return CcxtVenue(section.exchange, credentials=creds, rest_url=section.rest_url, ws_url=section.ws_url,
+                     testnet=section.testnet, name=name)
+
+
+def open_venue_desk(settings: Settings, name: str, *, store: Any = None) -> Any:
+    """A desk over the account at the external venue ``[venues.NAME]`` (wall clock; it connects when started)."""
+    from app.venue_desk import VenueDesk
+
+    return VenueDesk(ccxt_venue(settings, name), settings, store=store)
+
+
 _SCRATCH_DIRS: set[Path] = set()  # temp dirs made by scratch_store, removed by close_session
 
 

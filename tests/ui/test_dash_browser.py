@@ -129,6 +129,49 @@ def test_what_if_trade_changes_the_heatmap(live_url: str, browser: Any) -> None:
     assert not errors, errors
 
 
+def test_the_dashboard_follows_an_account_at_a_venue(browser: Any) -> None:
+    """`desk dash --venue NAME`: a VenueDesk over ccxt, here to the embedded market served over Deribit's API."""
+    import asyncio
+
+    from app.venue_desk import VenueDesk
+    from connectors.base import Backoff, Credentials
+    from connectors.ccxt_venue import CcxtVenue
+    from connectors.deribit_api.desk_backend import DeskBackend
+    from connectors.deribit_api.server import DeribitApiServer
+
+    creds = Credentials("dash-key", "dash-secret")
+    served = DeskThread(Desk(seed=11, speed=60.0, sim=SimConfig(seed=11, listing=SMALL)))  # the venue, on its own loop
+    served.start()
+    api = asyncio.run_coroutine_threadsafe(DeribitApiServer(DeskBackend(served.desk), credentials=creds).start(),
+                                           served.loop).result(30)
+    venue = CcxtVenue("deribit", credentials=creds, rest_url=api.rest_url, ws_url=api.ws_url, enable_rate_limit=False,
+                      backoff=lambda: Backoff(initial_s=0.01, max_s=0.05, seed=3))
+    desk = VenueDesk(venue, stream_expiries=2, margin_interval_s=0.5, tick_s=0.1)
+    ours = DeskThread(desk, publish_every_s=0.2, label="deribit account")
+    source = ours.start()
+    server = build_server(source, host="127.0.0.1", port=0, refresh_ms=300)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        page, errors = _open(browser, url + "/volatility")
+        assert "deribit account · live" in page.inner_text("#mode")
+        page.wait_for_function("document.querySelectorAll('#page .js-plotly-plot .main-svg').length >= 5", timeout=20_000)
+        page.close()
+        page, more = _open(browser, url + "/chain")
+        page.wait_for_function("document.querySelectorAll('#chain-table tbody tr').length > 10", timeout=20_000)
+        page.close()
+        assert not errors + more, errors + more
+        assert desk.connected and source.snapshot() is not None and source.snapshot().chains["BTC"]
+    finally:
+        server.shutdown()
+        thread.join(5)
+        ours.stop()
+        asyncio.run_coroutine_threadsafe(api.stop(), served.loop).result(30)
+        served.stop()
+    assert not desk.connected  # stopping the dashboard closed the venue connection
+
+
 def _status(url: str, headers: dict[str, str] | None = None) -> int:
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=10) as r:

@@ -22,11 +22,11 @@ from ui.dash.source import DashSource, LiveSource, StoredSource
 class DeskThread:
     """A Desk's asyncio loop in a daemon thread, publishing snapshots to a :class:`LiveSource`."""
 
-    def __init__(self, desk: Any, *, publish_every_s: float = 0.5) -> None:
+    def __init__(self, desk: Any, *, publish_every_s: float = 0.5, label: str = "simulated market") -> None:
         self.desk = desk
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="desk-loop", daemon=True)
-        self.source = LiveSource(desk, loop=self.loop)
+        self.source = LiveSource(desk, loop=self.loop, label=label)
         self.publish_every_s = publish_every_s
         self._pump: Any = None
 
@@ -49,11 +49,12 @@ class DeskThread:
             self.source.publish()
 
     def stop(self) -> None:
-        """Stop the pump and the Desk, then the loop."""
+        """Stop the pump and the Desk (closing its venue connection if it has one), then the loop."""
         if self._pump is not None:
             self._pump.cancel()
+        close = getattr(self.desk, "close", None)
         try:
-            asyncio.run_coroutine_threadsafe(self.desk.stop(), self.loop).result(timeout=30)
+            asyncio.run_coroutine_threadsafe(close() if callable(close) else self.desk.stop(), self.loop).result(timeout=30)
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(timeout=10)
@@ -72,9 +73,10 @@ def build_server(source: DashSource, *, host: str, port: int, token: str | None 
 
 
 def serve_live(desk: Any, *, host: str = "127.0.0.1", port: int = 8050, token: str | None = None, allow_trading: bool = False,
-               setup: Callable[[Any], Awaitable[Any]] | None = None, echo: Callable[[str], None] = print) -> None:
-    """Serve the dashboard beside a live Desk until interrupted."""
-    runner = DeskThread(desk)
+               setup: Callable[[Any], Awaitable[Any]] | None = None, echo: Callable[[str], None] = print,
+               label: str = "simulated market") -> None:
+    """Serve the dashboard beside a live Desk until interrupted; ``label`` names what it shows in the header."""
+    runner = DeskThread(desk, label=label)
     source = runner.start(setup)
     server = build_server(source, host=host, port=port, token=token, allow_trading=allow_trading, echo=echo)
     echo(f"deltadesk dashboard on http://{host}:{server.server_port} (live, Ctrl+C to stop)")

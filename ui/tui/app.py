@@ -78,8 +78,11 @@ class DeskTui(App[None]):
         stress: StressFn | None = None,
         new_hedger: Callable[[Any, str], Awaitable[str]] | None = None,
         start_hedger: bool = False,
+        starting: str = "starting the simulated market…",
     ) -> None:
+        """``desk`` or a factory of it (called in a thread once the screen is up; ``starting`` is shown meanwhile)."""
         super().__init__()
+        self._starting = starting
         # A factory is called off the event loop after the first paint: the screen is up while the market builds.
         self._desk_factory: Callable[[], DeskPort] | None = None
         if callable(desk) and not hasattr(desk, "snapshot"):
@@ -134,7 +137,7 @@ class DeskTui(App[None]):
         self.theme = self._theme_name
         self.set_keymap(self._user_keymap)
         if self._desk_factory is not None:
-            self.query_one(StatusLine).update(" starting the simulated market…")
+            self.query_one(StatusLine).update(f" {self._starting}")
             try:
                 self.desk = await asyncio.to_thread(self._desk_factory)
             except DeskError as exc:
@@ -144,7 +147,11 @@ class DeskTui(App[None]):
             self.feed = chain_feed(self.desk)
             self._desk_factory = None
         if self.manage_desk and hasattr(self.desk, "start") and not self.read_only:
-            await maybe_await(self.desk.start())  # type: ignore[attr-defined]
+            try:
+                await maybe_await(self.desk.start())  # type: ignore[attr-defined]
+            except DeskError as exc:  # e.g. a venue that refuses the keys or cannot be reached
+                self.exit(return_code=2, message=str(exc))
+                return
             self._started = True
         try:
             self._sub = self.desk.subscribe(LOG_TOPICS)
@@ -168,7 +175,9 @@ class DeskTui(App[None]):
         if self._sub is not None:
             self._sub.close()
         if self._started:
-            await maybe_await(self.desk.stop())  # type: ignore[attr-defined]
+            # A desk over a venue connection closes it (its close stops it first); the embedded one just stops.
+            close = getattr(self.desk, "close", None)
+            await maybe_await(close() if callable(close) else self.desk.stop())  # type: ignore[attr-defined]
             self._started = False
 
     # -- shortcuts --------------------------------------------------------------------------------
