@@ -152,11 +152,13 @@ def main(argv: list[str]) -> int:
                                          "days_per_process_s": sim_days / busy, "paths": args.paths, "days": args.days,
                                          "per_path": _per_path(results)}, indent=1))
     if args.html:
-        from strategies.reports import frontier_figure
+        from strategies.reports import frontier_figure, write_pngs
 
         args.html.mkdir(parents=True, exist_ok=True)
-        frontier_figure(pts).write_html(str(args.html / "frontier.html"), include_plotlyjs="directory")
-        print(f"frontier plot: {args.html / 'frontier.html'}")
+        fig = frontier_figure(pts)
+        fig.write_html(str(args.html / "frontier.html"), include_plotlyjs="directory")
+        pngs, why = write_pngs({"frontier": fig}, args.html)
+        print(f"frontier plot: {args.html / 'frontier.html'}" + (f" and {pngs[0]}" if pngs else f" (no PNG: {why})"))
     return 0
 
 

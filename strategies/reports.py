@@ -63,14 +63,19 @@ def pnl_figure(result: dict[str, Any]) -> Any:
 
 
 def frontier_figure(points: Sequence[dict[str, Any]]) -> Any:
-    """Cost vs hedging error, one marker per setting, one colour per rule: ``{"rule", "label", "cost", "error"}``."""
+    """Cost vs hedging error, one marker per setting, one colour per rule: ``{"rule", "label", "cost", "error"}``,
+    with ``cost_se`` / ``error_se`` drawn as error bars when given (USD)."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
     for rule in sorted({p["rule"] for p in points}):
         pts = sorted((p for p in points if p["rule"] == rule), key=lambda p: p["cost"])
+        bars = {}
+        if all("cost_se" in p and "error_se" in p for p in pts):
+            bars = {"error_x": {"type": "data", "array": [p["cost_se"] for p in pts], "thickness": 1},
+                    "error_y": {"type": "data", "array": [p["error_se"] for p in pts], "thickness": 1}}
         fig.add_trace(go.Scatter(x=[p["cost"] for p in pts], y=[p["error"] for p in pts], mode="lines+markers+text", name=rule,
-                                 text=[p["label"] for p in pts], textposition="top center"))
+                                 text=[p["label"] for p in pts], textposition="top center", **bars))
     fig.update_layout(title="Hedge cost vs hedging error (lower-left is better)", xaxis_title="hedge cost per path (USD)",
                       yaxis_title="hedging error: std of final PnL across paths (USD)", template="plotly_white")
     return fig
@@ -79,16 +84,28 @@ def frontier_figure(points: Sequence[dict[str, Any]]) -> Any:
 def write_pngs(figs: dict[str, Any], out_dir: Path) -> tuple[list[Path], str | None]:
     """Each figure as ``out_dir/NAME.png`` in one browser session; the files, or none and the reason."""
     try:
-        import kaleido  # type: ignore[import-not-found]  # noqa: F401
+        import kaleido  # type: ignore[import-not-found]
         import plotly.io as pio
     except ImportError:
         return [], "kaleido is not installed"
-    paths = [out_dir / f"{name}.png" for name in figs]
-    try:
-        pio.write_images(list(figs.values()), paths)
-    except Exception as exc:  # noqa: BLE001 - kaleido raises its own and choreographer's types for a missing browser
-        return [], f"{type(exc).__name__}: {exc}"
-    return paths, None
+    opts = {"format": "png", "width": pio.defaults.default_width, "height": pio.defaults.default_height, "scale": 1}
+    todo = {out_dir / f"{name}.png": fig for name, fig in figs.items()}
+    why = ""
+    for _ in range(2):  # a figure the browser failed to draw (seen now and then on a loaded machine) gets a retry
+        for path in todo:
+            path.unlink(missing_ok=True)
+        specs = [{"fig": fig.to_dict(), "path": path, "opts": opts} for path, fig in todo.items()]
+        try:
+            # Called directly, not through plotly.io.write_images, which drops the errors kaleido returns.
+            errors = kaleido.write_fig_from_object_sync(specs, cancel_on_error=False)
+        except Exception as exc:  # noqa: BLE001 - kaleido raises its own and choreographer's types for a missing browser
+            errors = (exc,)
+        todo = {path: fig for path, fig in todo.items() if not path.exists()}
+        if not todo:
+            return [out_dir / f"{name}.png" for name in figs], None
+        why = "; ".join(f"{type(e).__name__}: {e}" for e in errors or ()) or "no file written"
+        log.info("PNG not drawn (%s): %s", ", ".join(p.name for p in todo), why)
+    return [p for p in (out_dir / f"{name}.png" for name in figs) if p.exists()], why
 
 
 def write_report(result: dict[str, Any], out_dir: Path, frontier: Sequence[dict[str, Any]] | None = None, *,

@@ -68,27 +68,51 @@ def test_report_plots_are_written(result, tmp_path) -> None:
 
 
 @pytest.mark.skipif(not HAS_BROWSER, reason="no Chrome or Chromium for kaleido")
-def test_report_pngs_are_drawn_by_the_browser(result, tmp_path) -> None:
-    files = write_report(result, tmp_path, frontier=[{"rule": "fixed", "label": "0.1", "cost": 1.0, "error": 2.0}])
+def test_report_pngs_are_drawn_by_the_browser(result, tmp_path, caplog) -> None:
+    with caplog.at_level(logging.WARNING, logger="strategies.reports"):
+        files = write_report(result, tmp_path, frontier=[{"rule": "fixed", "label": "0.1", "cost": 1.0, "error": 2.0}])
     pngs = [p for p in files if p.suffix == ".png"]
-    assert sorted(p.name for p in pngs) == ["delta.png", "frontier.png", "pnl.png"]
+    assert sorted(p.name for p in pngs) == ["delta.png", "frontier.png", "pnl.png"], caplog.text
     for p in pngs:
         data = p.read_bytes()
         assert data[:8] == PNG_MAGIC and len(data) > 10_000  # a drawn chart, not an empty canvas
 
 
 def test_report_without_a_browser_keeps_the_html_and_says_why(result, tmp_path, monkeypatch, caplog) -> None:
-    import plotly.io as pio
+    import kaleido
 
-    def no_browser(*_a: object, **_k: object) -> None:
+    calls = []
+
+    def no_browser(specs: list[dict[str, object]], **_k: object) -> None:
+        calls.append(len(specs))
         raise RuntimeError("Kaleido requires Google Chrome to be installed.")
 
-    monkeypatch.setattr(pio, "write_images", no_browser)
+    monkeypatch.setattr(kaleido, "write_fig_from_object_sync", no_browser)
     with caplog.at_level(logging.WARNING, logger="strategies.reports"):
         files = write_report(result, tmp_path)
     assert {p.name for p in files} == {"delta.html", "pnl.html"}
-    assert not list(tmp_path.glob("*.png"))
+    assert not list(tmp_path.glob("*.png")) and calls == [2, 2]  # tried twice, both figures each time
     assert "without PNG: RuntimeError: Kaleido requires Google Chrome" in caplog.text
+
+
+def test_a_figure_the_browser_failed_to_draw_is_drawn_again(result, tmp_path, monkeypatch, caplog) -> None:
+    import kaleido
+
+    calls: list[list[str]] = []
+
+    def flaky(specs: list[dict[str, object]], **kw: object) -> tuple[Exception, ...]:
+        # kaleido hands back (does not raise) what failed when cancel_on_error is False: here the first delta.png
+        assert kw.get("cancel_on_error") is False
+        calls.append([Path(str(s["path"])).name for s in specs])
+        for s in specs:
+            if len(calls) > 1 or Path(str(s["path"])).name != "delta.png":
+                Path(str(s["path"])).write_bytes(PNG_MAGIC)
+        return () if len(calls) > 1 else (TimeoutError("render timed out"),)
+
+    monkeypatch.setattr(kaleido, "write_fig_from_object_sync", flaky)
+    files = write_report(result, tmp_path)
+    assert calls == [["delta.png", "pnl.png"], ["delta.png"]]  # only the missing one again
+    assert sorted(p.name for p in files if p.suffix == ".png") == ["delta.png", "pnl.png"]
 
 
 def test_sweep_and_aggregate() -> None:
