@@ -55,6 +55,7 @@ def frontier_points(results: list[list[dict[str, Any]]]) -> list[dict[str, Any]]
                     "cost_se": float(np.std(costs, ddof=1) / np.sqrt(n)) if n > 1 else float("nan"),
                     "error_se": agg["hedging_error_std"] / np.sqrt(2 * (n - 1)) if n > 1 else float("nan"),
                     "error_ex_vega": float(np.std(ex_vega)),
+                    "error_ex_vega_se": float(np.std(ex_vega)) / np.sqrt(2 * (n - 1)) if n > 1 else float("nan"),
                     "worst": agg["hedging_error_worst"], "hedges": agg["hedges"], "time_outside_band": agg["time_outside_band"]})
     return pts
 
@@ -99,7 +100,7 @@ def dominance(points: list[dict[str, Any]], key: str = "error") -> dict[str, Any
 
 
 def main(argv: list[str]) -> int:
-    """Run the frontier and throughput benchmark; print a table; optionally write JSON and the frontier plot."""
+    """Run the frontier and throughput benchmark; print a table; optionally write JSON and the frontier plots."""
     ap = argparse.ArgumentParser(prog="python -m benchmarks hedging", description=__doc__.split("\n")[0])
     ap.add_argument("--paths", type=int, default=4, help="seeded simulated paths per setting (the issue: 500)")
     ap.add_argument("--days", type=float, default=0.25, help="simulated days per path")
@@ -107,9 +108,27 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--workers", type=int, default=None, help="parallel processes (default: CPUs)")
     ap.add_argument("--seed", type=int, default=100, help="seed of the first path")
     ap.add_argument("--json", type=Path, default=None, help="write the results as JSON")
-    ap.add_argument("--html", type=Path, default=None, help="write the frontier plot (frontier.html) here")
+    ap.add_argument("--html", type=Path, default=None, help="write the frontier plots (HTML, and PNG with a browser) here")
+    ap.add_argument("--from-json", type=Path, default=None, help="report a run saved with --json instead of running")
     args = ap.parse_args(argv)
 
+    if args.from_json is not None:
+        run = json.loads(args.from_json.read_text())
+    else:
+        run = _run(args)
+        if args.json:
+            args.json.write_text(json.dumps(run, indent=1))
+    pts = run["points"]
+    for p, pp in zip(pts, run["per_path"]):  # runs saved before the ex-vega standard error was kept
+        n = len(pp["pnl"])
+        p.setdefault("error_ex_vega_se", p["error_ex_vega"] / np.sqrt(2 * (n - 1)) if n > 1 else float("nan"))
+    _print(pts, [dominance(pts, "error"), dominance(pts, "error_ex_vega")], run)
+    if args.html:
+        _plots(pts, args.html)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> dict[str, Any]:
     from app.backtest_desk import make_desk
     from strategies.backtest import PathSpec, run_sweep
 
@@ -128,13 +147,19 @@ def main(argv: list[str]) -> int:
     wall = time.perf_counter() - t0
     sim_days = sum(r["metrics"]["sim_days"] for res in results for r in res)
     busy = sum(r["metrics"]["wall_s"] for res in results for r in res)
-    pts = frontier_points(results)
-    doms = [dominance(pts, "error"), dominance(pts, "error_ex_vega")]
+    return {"settings": [s[:2] for s in SETTINGS], "points": frontier_points(results), "sim_days": sim_days, "wall_s": wall,
+            "days_per_s": sim_days / wall, "days_per_process_s": sim_days / busy, "paths": args.paths, "days": args.days,
+            "step_s": args.step, "per_path": _per_path(results)}
 
-    print(f"\n{'rule':<16}{'setting':<10}{'cost USD':>10}{'±se':>7}{'error USD':>11}{'±se':>7}{'ex-vega':>9}{'worst USD':>11}{'hedges':>8}{'outside':>9}")
+
+def _print(pts: list[dict[str, Any]], doms: list[dict[str, Any]], run: dict[str, Any]) -> None:
+    print(f"\n{run['paths']} paths x {run['days']:g} simulated days per setting; USD; ±se = standard error")
+    print(f"{'rule':<16}{'setting':<10}{'cost':>8}{'±se':>6}{'error':>9}{'±se':>6}{'ex-vega':>9}{'±se':>6}{'worst':>10}"
+          f"{'hedges':>8}{'outside':>9}")
     for p in pts:
-        print(f"{p['rule']:<16}{p['label']:<10}{p['cost']:>10.2f}{p['cost_se']:>7.2f}{p['error']:>11.2f}{p['error_se']:>7.2f}{p['error_ex_vega']:>9.2f}{p['worst']:>11.2f}"
-              f"{p['hedges']:>8.1f}{p['time_outside_band']:>9.1%}")
+        print(f"{p['rule']:<16}{p['label']:<10}{p['cost']:>8.2f}{p['cost_se']:>6.2f}{p['error']:>9.2f}{p['error_se']:>6.2f}"
+              f"{p['error_ex_vega']:>9.2f}{p['error_ex_vega_se']:>6.2f}{p['worst']:>10.2f}{p['hedges']:>8.1f}"
+              f"{p['time_outside_band']:>9.1%}")
     for dom in doms:
         print(f"\nWhalley–Wilmott vs the other rules' frontiers at equal hedging error ({dom['error']}):")
         for c in dom["comparisons"]:
@@ -143,23 +168,25 @@ def main(argv: list[str]) -> int:
         if not dom["comparisons"]:
             print("  (no WW point falls inside the error range of the other frontiers)")
         same = sum(c["outcome"] == "same" for c in dom["comparisons"])
-        print(f"  WW cheaper in {dom['ww_cheaper_share']:.0%} of comparisons ({same} at the same cost); dominated settings: {', '.join(dom['dominated']) or 'none'}")
-    print(f"\nthroughput: {sim_days:.2f} simulated days in {wall:.1f}s wall = {sim_days / wall:.3f} simulated days/s "
-          f"({sim_days / busy:.3f} per busy process-second)")
-    if args.json:
-        args.json.write_text(json.dumps({"settings": [s[:2] for s in SETTINGS], "points": pts, "dominance": doms,
-                                         "sim_days": sim_days, "wall_s": wall, "days_per_s": sim_days / wall,
-                                         "days_per_process_s": sim_days / busy, "paths": args.paths, "days": args.days,
-                                         "per_path": _per_path(results)}, indent=1))
-    if args.html:
-        from strategies.reports import frontier_figure, write_pngs
+        print(f"  WW cheaper in {dom['ww_cheaper_share']:.0%} of comparisons ({same} at the same cost); "
+              f"dominated settings: {', '.join(dom['dominated']) or 'none'}")
+    print(f"\nthroughput: {run['sim_days']:.2f} simulated days in {run['wall_s']:.1f}s wall = {run['days_per_s']:.3f} "
+          f"simulated days/s ({run['days_per_process_s']:.3f} per busy process-second)")
 
-        args.html.mkdir(parents=True, exist_ok=True)
-        fig = frontier_figure(pts)
-        fig.write_html(str(args.html / "frontier.html"), include_plotlyjs="directory")
-        pngs, why = write_pngs({"frontier": fig}, args.html)
-        print(f"frontier plot: {args.html / 'frontier.html'}" + (f" and {pngs[0]}" if pngs else f" (no PNG: {why})"))
-    return 0
+
+def _plots(pts: list[dict[str, Any]], out: Path) -> None:
+    """The frontier on the total error and on the error without the vega term (what delta hedging acts on)."""
+    from strategies.reports import frontier_figure, write_pngs
+
+    out.mkdir(parents=True, exist_ok=True)
+    ex_vega = [{**p, "error": p["error_ex_vega"], "error_se": p["error_ex_vega_se"]} for p in pts]
+    figs = {"frontier": frontier_figure(pts), "frontier-ex-vega": frontier_figure(ex_vega)}
+    figs["frontier-ex-vega"].update_layout(title="Hedge cost vs hedging error without the vega term (lower-left is better)",
+                                           yaxis_title="std of final PnL minus its vega term, across paths (USD)")
+    for name, fig in figs.items():
+        fig.write_html(str(out / f"{name}.html"), include_plotlyjs="directory")
+    pngs, why = write_pngs(figs, out, width=1000, height=600)
+    print(f"frontier plots in {out}: " + ", ".join(f"{n}.html" for n in figs) + (f", {len(pngs)} PNG" if pngs else f" (no PNG: {why})"))
 
 
 if __name__ == "__main__":

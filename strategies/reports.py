@@ -81,14 +81,17 @@ def frontier_figure(points: Sequence[dict[str, Any]]) -> Any:
     return fig
 
 
-def write_pngs(figs: dict[str, Any], out_dir: Path) -> tuple[list[Path], str | None]:
-    """Each figure as ``out_dir/NAME.png`` in one browser session; the files, or none and the reason."""
+def write_pngs(figs: dict[str, Any], out_dir: Path, *, width: int | None = None,
+               height: int | None = None) -> tuple[list[Path], str | None]:
+    """Each figure as ``out_dir/NAME.png`` (``width`` x ``height`` px, plotly's defaults if not given) in one browser
+    session; the files, or none and the reason."""
     try:
         import kaleido  # type: ignore[import-not-found]
         import plotly.io as pio
     except ImportError:
         return [], "kaleido is not installed"
-    opts = {"format": "png", "width": pio.defaults.default_width, "height": pio.defaults.default_height, "scale": 1}
+    opts = {"format": "png", "width": width or pio.defaults.default_width, "height": height or pio.defaults.default_height,
+            "scale": 1}
     todo = {out_dir / f"{name}.png": fig for name, fig in figs.items()}
     why = ""
     for _ in range(2):  # a figure the browser failed to draw (seen now and then on a loaded machine) gets a retry
