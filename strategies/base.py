@@ -140,6 +140,16 @@ class Strategy(Protocol):
         ...
 
 
+def copy_state(obj: Any) -> Any:
+    """A deep copy of a strategy state made of plain JSON types (dicts and lists copied, the rest shared as they are
+    immutable); several times faster than ``copy.deepcopy``, which the runner would pay on every save."""
+    if isinstance(obj, dict):
+        return {k: copy_state(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [copy_state(v) for v in obj]
+    return obj
+
+
 def underlying_base(underlying: str) -> str:
     """``btc_usd``/``BTC``/``btc`` -> ``BTC``."""
     return underlying.split("_")[0].upper()

@@ -33,7 +33,7 @@ from app.domain import (
 )
 from app.errors import InvalidInstrument
 from strategies.bands import Band, hedge_size, make_band
-from strategies.base import DeskView, Intent, underlying_base
+from strategies.base import DeskView, Intent, copy_state, underlying_base
 from strategies.execution import HedgeWork
 from strategies.hedger_config import HedgerConfig
 
@@ -80,12 +80,12 @@ class DeltaHedger:
     # -- Strategy protocol ----------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         """JSON-serialisable state (the runner persists it)."""
-        return _deepcopy(self._s)
+        return copy_state(self._s)
 
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from a saved state."""
         fresh = _fresh_state()
-        fresh.update(_deepcopy(state))
+        fresh.update(copy_state(state))
         self._s = fresh
 
     def take_decisions(self) -> list[dict[str, Any]]:
@@ -463,14 +463,6 @@ class DeltaHedger:
 
 
 # -- helpers --------------------------------------------------------------------------------------------
-
-
-def _deepcopy(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _deepcopy(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_deepcopy(v) for v in obj]
-    return obj
 
 
 def _parse(name: str) -> Instrument | None:

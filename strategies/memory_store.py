@@ -7,12 +7,12 @@ runs have a status and a single-writer lease.
 
 from __future__ import annotations
 
-import copy
 from collections import deque
 from typing import Any
 
 from app.domain import Fill, Order, OrderRequest
 from app.errors import DeskError, LeaseHeld, NotFound
+from strategies.base import copy_state
 
 _NEXT = {"pending": {"pending", "sent", "acked", "failed"}, "sent": {"sent", "acked", "failed"}, "acked": {"acked"}, "failed": {"failed"}}
 
@@ -72,12 +72,12 @@ class MemoryStore:
 
     def save_strategy_state(self, run_id: str, state: dict[str, Any]) -> None:
         """Keep a copy of the state."""
-        self.states[run_id] = copy.deepcopy(state)
+        self.states[run_id] = copy_state(state)
 
     def load_strategy_state(self, run_id: str) -> dict[str, Any] | None:
         """A copy of the last state, or None."""
         s = self.states.get(run_id)
-        return None if s is None else copy.deepcopy(s)
+        return None if s is None else copy_state(s)
 
     def record_decision(self, run_id: str, decision: dict[str, Any]) -> None:
         """Keep (or only count) a decision."""
