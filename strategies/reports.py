@@ -84,7 +84,7 @@ def frontier_figure(points: Sequence[dict[str, Any]]) -> Any:
 def write_pngs(figs: dict[str, Any], out_dir: Path, *, width: int | None = None,
                height: int | None = None) -> tuple[list[Path], str | None]:
     """Each figure as ``out_dir/NAME.png`` (``width`` x ``height`` px, plotly's defaults if not given) in one browser
-    session; the files, or none and the reason."""
+    session; the files drawn and, when one is missing, why (None when all were drawn)."""
     try:
         import kaleido  # type: ignore[import-not-found]
         import plotly.io as pio
