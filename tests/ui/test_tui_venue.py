@@ -78,3 +78,22 @@ def test_tui_and_dash_refuse_an_unconfigured_venue(tmp_path) -> None:  # type: i
 @pytest.fixture(autouse=True)
 def _no_user_config(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DESK_CONFIG", raising=False)
+
+
+async def test_a_venue_that_cannot_be_reached_ends_the_terminal_with_its_error() -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    venue = CcxtVenue("deribit", credentials=CREDS, rest_url=f"http://127.0.0.1:{port}", ws_url=f"ws://127.0.0.1:{port}/ws",
+                      enable_rate_limit=False, backoff=lambda: Backoff(initial_s=0.01, max_s=0.05, seed=3))
+    desk = VenueDesk(venue, stream_expiries=1, tick_s=0.05)
+    app = DeskTui(lambda: desk, refresh_s=None, starting="connecting to deribit…")
+    said: list[str] = []
+    exit_ = app.exit
+    app.exit = lambda result=None, return_code=0, message=None: (said.append(str(message)), exit_(result, return_code, message))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.return_code is not None, "the terminal gave up")
+    assert app.return_code == 2 and not desk.connected
+    assert said and said[0].startswith("[connector.network]") and f"127.0.0.1:{port}" in said[0]  # the typed error
