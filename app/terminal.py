@@ -54,8 +54,8 @@ def ccxt_venue(settings: Settings, name: str) -> Any:
 
     section = settings.venues.get(name)
     if section is None:
-        known = ", ".join(["sim", *sorted(settings.venues)])
-        raise ConfigError(f"no [venues.{name}] section in the configuration (venues: {known})", key=f"venues.{name}")
+        known = ", ".join(sorted(settings.venues)) or "none"
+        raise ConfigError(f"no [venues.{name}] section in the configuration (configured: {known})", key=f"venues.{name}")
     prefix = f"DESK_{name.upper()}"
     if section.api_key is not None and section.api_secret is not None:
         creds = Credentials(section.api_key.get_secret_value(), section.api_secret.get_secret_value(),
