@@ -88,19 +88,30 @@ def tui(
     db: DbOpt = None,
     seed: Annotated[int, typer.Option(help="Seed of the simulated market.")] = 7,
     speed: Annotated[Optional[float], typer.Option(help="Simulated seconds per wall second (default: sim.speed of the config).")] = None,
-    venue: Annotated[str, typer.Option(help="sim, or a configured [venues.NAME] to trade there.")] = "sim",
+    venue: Annotated[str, typer.Option(help="sim, replay, or a configured [venues.NAME] to trade there.")] = "sim",
+    day: Annotated[Optional[str], typer.Option(help="Replay: the UTC day to replay (default 2020-03-12).")] = None,
 ) -> None:
     """Open the trader's terminal (option chain, positions, margin, ticket, hedger)."""
     try:
         from functools import partial
 
         from app.config import load_settings
-        from app.terminal import StoredDesk, add_default_hedger, ccxt_venue, close_session, open_sim_desk
+        from app.terminal import (
+            StoredDesk,
+            add_default_hedger,
+            ccxt_venue,
+            close_session,
+            open_replay_desk,
+            open_sim_desk,
+        )
         from ui.tui.app import DeskTui
 
         settings = load_settings(config)
         if db is not None:
             terminal = DeskTui(StoredDesk.open(db), settings=settings)
+        elif venue == "replay":
+            terminal = DeskTui(partial(open_replay_desk, settings, day=day, seed=seed, speed=speed), settings=settings,
+                               new_hedger=add_default_hedger, start_hedger=True, starting=f"loading {day or '2020-03-12'}…")
         elif venue != "sim":
             from app.venue_desk import VenueDesk
 
@@ -130,7 +141,8 @@ def dash(
     port: Annotated[int, typer.Option(help="Port to serve on.")] = 8050,
     allow_trading: Annotated[bool, typer.Option("--allow-trading", help="Let the page send orders.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the simulated market.")] = 7,
-    venue: Annotated[str, typer.Option(help="sim, or a configured [venues.NAME] to follow that account.")] = "sim",
+    venue: Annotated[str, typer.Option(help="sim, replay, or a configured [venues.NAME] to follow that account.")] = "sim",
+    day: Annotated[Optional[str], typer.Option(help="Replay: the UTC day to replay (default 2020-03-12).")] = None,
 ) -> None:
     """Serve the analyst's dashboard (live beside a Desk, or on a stored run with --db)."""
     try:
@@ -145,11 +157,16 @@ def dash(
                 raise NotFound(f"no store at {db}", code="store.missing")
             serve_stored(open_store(db, read_only=True), host=host, port=port, label=f"stored run {db}", echo=typer.echo)
         else:
-            from app.terminal import add_default_hedger, open_sim_desk, open_venue_desk
+            from app.terminal import add_default_hedger, open_replay_desk, open_sim_desk, open_venue_desk
 
-            desk = open_sim_desk(settings, seed=seed) if venue == "sim" else open_venue_desk(settings, venue)
+            if venue == "sim":
+                desk, label = open_sim_desk(settings, seed=seed), "simulated market"
+            elif venue == "replay":
+                desk, label = open_replay_desk(settings, day=day, seed=seed), f"replay of {day or '2020-03-12'}"
+            else:
+                desk, label = open_venue_desk(settings, venue), f"{venue} account"
             serve_live(desk, host=host, port=port, allow_trading=allow_trading, setup=add_default_hedger, echo=typer.echo,
-                       label="simulated market" if venue == "sim" else f"{venue} account")
+                       label=label)
     except DeskError as exc:
         fail(exc)
 

@@ -43,6 +43,20 @@ def open_sim_desk(settings: Settings, *, seed: int, store: Any = None, speed: fl
     return Desk(settings, venue="sim", seed=seed, store=store, speed=speed, kernels="background")
 
 
+REPLAY_SPEED = 60.0
+"""Simulated seconds per wall second of a replay in a front when no speed is given: a day in 24 minutes."""
+
+
+def open_replay_desk(settings: Settings, *, day: str | None, seed: int, speed: float | None = None) -> Any:
+    """A Desk on a replayed UTC ``day`` of real prices (``shared/data``; default 2020-03-12), 10 s market steps."""
+    from app.desk import Desk
+    from connectors.replay import ReplayConfig
+
+    cfg = ReplayConfig(day=day or "2020-03-12", seed=seed, margin_model=settings.margin.model, step_ms=10_000)
+    return Desk(settings, venue="replay", seed=seed, speed=REPLAY_SPEED if speed is None else speed, replay=cfg,
+                kernels="background")
+
+
 def ccxt_venue(settings: Settings, name: str) -> Any:
     """The ccxt connector of ``[venues.NAME]``: URLs from the section, keys from it or ``DESK_<NAME>_KEY``/``_SECRET``
     (and ``_PASSPHRASE``) in the environment or keyring; never printed."""

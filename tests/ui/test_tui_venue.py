@@ -1,5 +1,6 @@
-"""The terminal over a real venue connection: a VenueDesk speaking ccxt to the embedded market served over Deribit's
-API on loopback (the same path as `desk tui --venue NAME`), from the chain to a fill booked at the venue."""
+"""The terminal over other venues than the simulated market: a VenueDesk speaking ccxt to the embedded market served
+over Deribit's API on loopback (the path of `desk tui --venue NAME`), from the chain to a fill booked at the venue; and
+a replayed day of real prices (`desk tui --venue replay --day DAY`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from connectors.base import Backoff, Credentials
 from connectors.ccxt_venue import CcxtVenue
 from connectors.deribit_api.desk_backend import DeskBackend
 from connectors.deribit_api.server import DeribitApiServer
+from connectors.replay import default_data_dir
 from tests.ui.tui_desk import goto_25_delta_put, open_ticket, settle, show_tab
 from ui.tui.app import DeskTui
 from ui.tui.screens.ticket import TicketScreen
@@ -97,3 +99,21 @@ async def test_a_venue_that_cannot_be_reached_ends_the_terminal_with_its_error()
         await settle(pilot, lambda: app.return_code is not None, "the terminal gave up")
     assert app.return_code == 2 and not desk.connected
     assert said and said[0].startswith("[connector.network]") and f"127.0.0.1:{port}" in said[0]  # the typed error
+
+
+@pytest.mark.skipif(not (default_data_dir() / "btc_usdt_binance_spot_1h.csv").exists(), reason="shared/data is absent")
+async def test_the_terminal_replays_black_thursday() -> None:
+    from app.config import Settings
+    from app.terminal import open_replay_desk
+    from ui.tui.widgets.log import StatusLine
+
+    app = DeskTui(lambda: open_replay_desk(Settings(), day="2020-03-12", seed=7, speed=600.0), refresh_s=None,
+                  starting="loading 2020-03-12…")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.chain.current is not None, "the replayed chain on screen")
+        chain = app.chain.current
+        assert chain.underlying == "BTC" and 7_000 < chain.forward < 8_500  # BTC opened 2020-03-12 near 7,900 USD
+        t0 = app.desk.now_ms()
+        await settle(pilot, lambda: app.desk.now_ms() >= t0 + 600_000, "ten replayed minutes")
+        await app.refresh_view()
+        assert "2020-03-12" in str(app.query_one(StatusLine).content)
