@@ -56,9 +56,11 @@ def pnl_figure(result: dict[str, Any]) -> Any:
     a = result["metrics"]["pnl_attribution"]
     parts = ", ".join(f"{k} {v:+,.0f}" for k, v in a.items())
     fig.update_layout(title=f"PnL of the hedged book - {result['label']}<br><sup>attribution (USD): {parts}</sup>",
-                      template="plotly_white", xaxis_title="time (UTC)")
+                      template="plotly_white", xaxis_title="time (UTC)",
+                      # the legend above the plot: at the right it sat on the index axis' tick labels
+                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0})
     fig.update_yaxes(title_text="PnL (USD)", secondary_y=False)
-    fig.update_yaxes(title_text="index (USD)", secondary_y=True)
+    fig.update_yaxes(title_text="index (USD)", tickformat=",.0f", secondary_y=True)
     return fig
 
 
