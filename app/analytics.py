@@ -78,6 +78,30 @@ def chain_table(snap: DeskSnapshot | None, underlying: str | None) -> list[dict[
     return rows
 
 
+def positions_table(snap: DeskSnapshot | None) -> list[dict[str, Any]]:
+    """Rows of the positions for a table: PnL, realised (with funding, fees off) and funding in the settlement coin,
+    unrealised PnL also in USD, greeks in coin (vega per 1 %, theta per day)."""
+    if snap is None:
+        return []
+    return [
+        {
+            "instrument": p.instrument,
+            "size": p.size,
+            "average": round(p.average_price, 6),
+            "mark": round(p.mark, 6) if p.mark == p.mark else None,
+            "pnl": round(p.pnl, 8),
+            "pnl_usd": round(p.pnl_usd, 2),
+            "realised": round(p.net_realized, 8),
+            "funding": round(p.funding, 8),
+            "delta": round(p.greeks.delta, 6),
+            "gamma": float(f"{p.greeks.gamma:.4g}"),
+            "vega": round(p.greeks.vega, 6),
+            "theta": round(p.greeks.theta, 6),
+        }
+        for p in sorted(snap.positions, key=lambda p: (p.underlying, p.expiry_ms or 2**62, p.instrument))
+    ]
+
+
 # --------------------------------------------------------------------------------------------------
 # Volatility surface
 # --------------------------------------------------------------------------------------------------

@@ -106,3 +106,22 @@ def test_decision_views() -> None:
     assert rows[1]["rule"] == "hedge.band" and rows[1]["size"] == -0.2
     f = analytics.run_frontier([{"run_id": "r", "summary": {"fees_usd": 2.0, "slippage_usd": 1.0}}], lambda _: decisions)
     assert f.cost == [3.0] and f.error[0] == pytest.approx(np.std([0.05, 0.2]))
+
+
+def test_positions_table_rows() -> None:
+    d = Desk(seed=21, sim=SimConfig(seed=21, listing=SMALL))
+    d.advance(5_000)
+    for req in [*_short_straddle(d), OrderRequest("BTC-PERPETUAL", Side.BUY, Decimal(2_000), None, OrderType.MARKET)]:
+        d.place_now(req)
+    d.advance(2_000)
+    snap = d.snapshot()
+    rows = analytics.positions_table(snap)
+    views = {p.instrument: p for p in snap.positions}
+    assert [r["instrument"] for r in rows][-1] == "BTC-PERPETUAL" and {r["instrument"] for r in rows} == set(views)
+    assert len(rows) == 3  # the two legs by expiry first, the perpetual (no expiry) last
+    for r in rows:
+        p = views[r["instrument"]]
+        assert r["size"] == p.size and r["pnl_usd"] == round(p.pnl_usd, 2)
+        assert r["realised"] == round(p.realized_pnl + p.funding - p.fees, 8) < 0  # only fees so far
+        assert r["delta"] == round(p.greeks.delta, 6)
+    assert analytics.positions_table(None) == []

@@ -115,6 +115,17 @@ def test_a_live_value_changes_over_time(live_url: str, browser: Any) -> None:
     assert not errors, errors
 
 
+def test_the_overview_lists_the_positions(live_url: str, browser: Any) -> None:
+    page, errors = _open(browser, live_url + "/")
+    # one instrument cell per position: the straddle's two legs and the perpetual
+    page.wait_for_function("document.querySelectorAll('#overview-positions td[data-dash-column=\"instrument\"]').length == 3",
+                           timeout=20_000)
+    text = page.inner_text("#overview-positions")
+    assert "BTC-PERPETUAL" in text and "realised" in text and "funding" in text
+    page.close()
+    assert not errors, errors
+
+
 def test_what_if_trade_changes_the_heatmap(live_url: str, browser: Any) -> None:
     page, errors = _open(browser, live_url + "/risk")
     page.wait_for_selector("#risk-heatmap .js-plotly-plot", timeout=20_000)

@@ -1,4 +1,4 @@
-"""Overview: equity, PnL, portfolio greeks (coin and USD), margin usage and distance to liquidation, alerts."""
+"""Overview: equity, PnL, portfolio greeks (coin and USD), margin usage and distance to liquidation, alerts, positions."""
 
 from __future__ import annotations
 
@@ -7,16 +7,19 @@ from typing import Any
 import numpy as np
 from dash import Dash, Input, Output, html
 
+from app import analytics
 from app.domain import Alert, DeskSnapshot, MarginAlert
 from ui.dash.figures.margin import usage_gauge
 from ui.dash.figures.overview import equity_pnl
 from ui.dash.figures.style import empty_figure
 from ui.dash.source import DashSource
-from ui.dash.widgets import card, fmt, graph, kpi, thin
+from ui.dash.widgets import card, fmt, graph, kpi, table, thin
 
 NAME = "overview"
 PATH = "/"
 TITLE = "Overview"
+POSITION_COLUMNS = ["instrument", "size", "average", "mark", "pnl", "pnl_usd", "realised", "funding", "delta", "gamma",
+                    "vega", "theta"]
 
 
 def kpis(snap: DeskSnapshot | None) -> list[Any]:
@@ -79,6 +82,10 @@ def layout(source: DashSource) -> html.Div:
                 ],
                 className="grid",
             ),
+            card([html.H4("Positions"),
+                  html.Span("PnL, realised (closing trades plus funding minus fees) and funding in the settlement coin; "
+                            "greeks in coin, vega per 1 %, theta per day", className="note"),
+                  table("overview-positions", analytics.positions_table(snap), POSITION_COLUMNS, page_size=20)]),
         ]
     )
 
@@ -90,10 +97,11 @@ def register(app: Dash, source: DashSource) -> None:
         Output("overview-kpis", "children"),
         Output("overview-alerts", "children"),
         Output("equity-graph", "extendData"),
+        Output("overview-positions", "data"),
         Input("tick", "n_intervals"),
         prevent_initial_call=True,
     )
-    def refresh(_: int) -> tuple[Any, Any, Any]:
+    def refresh(_: int) -> tuple[Any, Any, Any, Any]:
         snap = source.snapshot()
         extend = None
         if snap is not None and snap.margin:
@@ -101,7 +109,7 @@ def register(app: Dash, source: DashSource) -> None:
             pnl_usd = sum(p.pnl_usd for p in snap.positions)
             x = str(_iso(snap.ts))
             extend = ({"x": [[x], [x]], "y": [[equity_usd], [pnl_usd]]}, [0, 1], 5000)
-        return kpis(snap), alerts(snap), extend
+        return kpis(snap), alerts(snap), extend, analytics.positions_table(snap)
 
 
 def _iso(ts_ms: int) -> str:
