@@ -110,8 +110,11 @@ def tui(
         if db is not None:
             terminal = DeskTui(StoredDesk.open(db), settings=settings)
         elif venue == "replay":
+            from connectors.replay import DEFAULT_DAY
+
+            day = day or DEFAULT_DAY
             terminal = DeskTui(partial(open_replay_desk, settings, day=day, seed=seed, speed=speed), settings=settings,
-                               new_hedger=add_default_hedger, start_hedger=True, starting=f"loading {day or '2020-03-12'}…")
+                               new_hedger=add_default_hedger, start_hedger=True, starting=f"loading {day}…")
         elif venue != "sim":
             from app.venue_desk import VenueDesk
 
@@ -162,7 +165,10 @@ def dash(
             if venue == "sim":
                 desk, label = open_sim_desk(settings, seed=seed), "simulated market"
             elif venue == "replay":
-                desk, label = open_replay_desk(settings, day=day, seed=seed), f"replay of {day or '2020-03-12'}"
+                from connectors.replay import DEFAULT_DAY
+
+                day = day or DEFAULT_DAY
+                desk, label = open_replay_desk(settings, day=day, seed=seed), f"replay of {day}"
             else:
                 desk, label = open_venue_desk(settings, venue), f"{venue} account"
             serve_live(desk, host=host, port=port, allow_trading=allow_trading, setup=add_default_hedger, echo=typer.echo,
@@ -198,10 +204,10 @@ def run(
         store = None if no_store else open_run_store(db)
         replay_cfg = None
         if venue == "replay":
-            from connectors.replay import ReplayConfig
+            from connectors.replay import DEFAULT_DAY, ReplayConfig
 
             # A replayed day at 10-second steps runs in minutes; hourly or 5-minute bars have no finer detail.
-            replay_cfg = ReplayConfig(day=day or "2020-03-12", seed=seed, margin_model=settings.margin.model,
+            replay_cfg = ReplayConfig(day=day or DEFAULT_DAY, seed=seed, margin_model=settings.margin.model,
                                       step_ms=step_ms or 10_000)
             if duration_ms is None:
                 duration_ms = replay_cfg.window()[1] - replay_cfg.window()[0]

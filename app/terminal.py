@@ -50,9 +50,9 @@ REPLAY_SPEED = 60.0
 def open_replay_desk(settings: Settings, *, day: str | None, seed: int, speed: float | None = None) -> Any:
     """A Desk on a replayed UTC ``day`` of real prices (``shared/data``; default 2020-03-12), 10 s market steps."""
     from app.desk import Desk
-    from connectors.replay import ReplayConfig
+    from connectors.replay import DEFAULT_DAY, ReplayConfig
 
-    cfg = ReplayConfig(day=day or "2020-03-12", seed=seed, margin_model=settings.margin.model, step_ms=10_000)
+    cfg = ReplayConfig(day=day or DEFAULT_DAY, seed=seed, margin_model=settings.margin.model, step_ms=10_000)
     return Desk(settings, venue="replay", seed=seed, speed=REPLAY_SPEED if speed is None else speed, replay=cfg,
                 kernels="background")
 

@@ -31,6 +31,8 @@ from connectors.sim.market_model import MarketModel, UnderlyingParams
 from connectors.sim.venue import SimConfig, SimVenue
 
 STRESS_DAYS = ("2020-03-12", "2021-05-19", "2022-11-09", "2024-08-05")
+DEFAULT_DAY = STRESS_DAYS[0]
+"""The day replayed when none is given: Black Thursday."""
 """The stress days backtests replay (data.md §5)."""
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -186,7 +188,7 @@ class ReplayModel(MarketModel):
 class ReplayConfig:
     """What to replay: a UTC ``day`` (or ``start``/``end`` ISO times), which coins, from which data folder."""
 
-    day: str | None = "2020-03-12"
+    day: str | None = DEFAULT_DAY
     start: str | None = None
     end: str | None = None
     underlyings: tuple[str, ...] = ("BTC", "ETH")
