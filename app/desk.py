@@ -229,6 +229,11 @@ class Desk:
         if self._task is not None:
             await self._task
 
+    async def close(self) -> None:
+        """End the session: :meth:`stop` (the embedded venue holds no connection to release, unlike
+        :meth:`app.venue_desk.VenueDesk.close`, whose lifecycle this mirrors so a front can end either alike)."""
+        await self.stop()
+
     async def stop(self) -> None:
         """Stop the market task and the strategies, flush the store; idempotent."""
         self._stopping = True

@@ -52,9 +52,8 @@ class DeskThread:
         """Stop the pump and the Desk (closing its venue connection if it has one), then the loop."""
         if self._pump is not None:
             self._pump.cancel()
-        close = getattr(self.desk, "close", None)
         try:
-            asyncio.run_coroutine_threadsafe(close() if callable(close) else self.desk.stop(), self.loop).result(timeout=30)
+            asyncio.run_coroutine_threadsafe(self.desk.close(), self.loop).result(timeout=30)
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(timeout=10)

@@ -175,9 +175,7 @@ class DeskTui(App[None]):
         if self._sub is not None:
             self._sub.close()
         if self._started:
-            # A desk over a venue connection closes it (its close stops it first); the embedded one just stops.
-            close = getattr(self.desk, "close", None)
-            await maybe_await(close() if callable(close) else self.desk.stop())  # type: ignore[attr-defined]
+            await maybe_await(self.desk.close())  # type: ignore[attr-defined]  # stops it, and ends a venue connection
             self._started = False
 
     # -- shortcuts --------------------------------------------------------------------------------
