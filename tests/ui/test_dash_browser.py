@@ -145,19 +145,15 @@ def test_the_dashboard_follows_an_account_at_a_venue(browser: Any) -> None:
     import asyncio
 
     from app.venue_desk import VenueDesk
-    from connectors.base import Backoff, Credentials
-    from connectors.ccxt_venue import CcxtVenue
     from connectors.deribit_api.desk_backend import DeskBackend
     from connectors.deribit_api.server import DeribitApiServer
+    from tests.app.test_venue_desk import CREDS, make_venue
 
-    creds = Credentials("dash-key", "dash-secret")
     served = DeskThread(Desk(seed=11, speed=60.0, sim=SimConfig(seed=11, listing=SMALL)))  # the venue, on its own loop
     served.start()
-    api = asyncio.run_coroutine_threadsafe(DeribitApiServer(DeskBackend(served.desk), credentials=creds).start(),
+    api = asyncio.run_coroutine_threadsafe(DeribitApiServer(DeskBackend(served.desk), credentials=CREDS).start(),
                                            served.loop).result(30)
-    venue = CcxtVenue("deribit", credentials=creds, rest_url=api.rest_url, ws_url=api.ws_url, enable_rate_limit=False,
-                      backoff=lambda: Backoff(initial_s=0.01, max_s=0.05, seed=3))
-    desk = VenueDesk(venue, stream_expiries=2, margin_interval_s=0.5, tick_s=0.1)
+    desk = VenueDesk(make_venue(api), stream_expiries=2, margin_interval_s=0.5, tick_s=0.1)
     ours = DeskThread(desk, publish_every_s=0.2, label="deribit account")
     source = ours.start()
     server = build_server(source, host="127.0.0.1", port=0, refresh_ms=300)

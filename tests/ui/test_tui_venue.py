@@ -10,17 +10,17 @@ from typer.testing import CliRunner
 from app.cli import app as cli
 from app.desk import Desk
 from app.venue_desk import VenueDesk
-from connectors.base import Backoff, Credentials
+from connectors.base import Backoff
 from connectors.ccxt_venue import CcxtVenue
 from connectors.deribit_api.desk_backend import DeskBackend
 from connectors.deribit_api.server import DeribitApiServer
 from connectors.replay import default_data_dir
+from tests.app.test_venue_desk import CREDS, make_venue
 from tests.ui.tui_desk import goto_25_delta_put, open_ticket, settle, show_tab
 from ui.tui.app import DeskTui
 from ui.tui.screens.ticket import TicketScreen
 from ui.tui.widgets.positions import PositionsTable
 
-CREDS = Credentials("tui-key", "tui-secret")
 SIZE = (160, 45)
 
 
@@ -28,9 +28,7 @@ async def test_the_terminal_trades_on_a_venue_through_ccxt() -> None:
     served = Desk(seed=7, speed=30.0)  # the venue: the embedded market, answering Deribit's API v2
     await served.start()
     server = await DeribitApiServer(DeskBackend(served), credentials=CREDS).start()
-    venue = CcxtVenue("deribit", credentials=CREDS, rest_url=server.rest_url, ws_url=server.ws_url, enable_rate_limit=False,
-                      backoff=lambda: Backoff(initial_s=0.01, max_s=0.05, seed=3))
-    desk = VenueDesk(venue, stream_expiries=1, margin_interval_s=0.2, reconcile_interval_s=0.3, tick_s=0.05)
+    desk = VenueDesk(make_venue(server), stream_expiries=1, margin_interval_s=0.2, reconcile_interval_s=0.3, tick_s=0.05)
     app = DeskTui(lambda: desk, refresh_s=None, starting="connecting to deribit…")
     try:
         async with app.run_test(size=SIZE) as pilot:
