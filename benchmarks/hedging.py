@@ -50,14 +50,19 @@ def frontier_points(results: list[list[dict[str, Any]]]) -> list[dict[str, Any]]
         ex_vega = np.array([r["metrics"]["pnl"] - r["metrics"]["pnl_attribution"]["vega"] for r in res])
         costs = np.array([r["metrics"]["hedge_cost"] for r in res])
         n = len(res)
-        # Standard errors: of a mean, std/sqrt(n); of a std under normality, std/sqrt(2(n-1)).
+        # Standard error of a mean: std/sqrt(n).
         pts.append({"rule": rule, "label": label, "cost": agg["hedge_cost"], "error": agg["hedging_error_std"],
                     "cost_se": float(np.std(costs, ddof=1) / np.sqrt(n)) if n > 1 else float("nan"),
-                    "error_se": agg["hedging_error_std"] / np.sqrt(2 * (n - 1)) if n > 1 else float("nan"),
+                    "error_se": std_se(agg["hedging_error_std"], n),
                     "error_ex_vega": float(np.std(ex_vega)),
-                    "error_ex_vega_se": float(np.std(ex_vega)) / np.sqrt(2 * (n - 1)) if n > 1 else float("nan"),
+                    "error_ex_vega_se": std_se(float(np.std(ex_vega)), n),
                     "worst": agg["hedging_error_worst"], "hedges": agg["hedges"], "time_outside_band": agg["time_outside_band"]})
     return pts
+
+
+def std_se(std: float, n: int) -> float:
+    """Standard error of a standard deviation ``std`` of ``n`` normal samples, std/sqrt(2(n-1)) (same unit)."""
+    return std / np.sqrt(2 * (n - 1)) if n > 1 else float("nan")
 
 
 def _per_path(results: list[list[dict[str, Any]]]) -> list[dict[str, list[float]]]:
@@ -121,7 +126,7 @@ def main(argv: list[str]) -> int:
     pts = run["points"]
     for p, pp in zip(pts, run["per_path"]):  # runs saved before the ex-vega standard error was kept
         n = len(pp["pnl"])
-        p.setdefault("error_ex_vega_se", p["error_ex_vega"] / np.sqrt(2 * (n - 1)) if n > 1 else float("nan"))
+        p.setdefault("error_ex_vega_se", std_se(p["error_ex_vega"], n))
     _print(pts, [dominance(pts, "error"), dominance(pts, "error_ex_vega")], run)
     if args.html:
         _plots(pts, args.html)
