@@ -33,7 +33,7 @@ $(PEERS)/.done:
 	-$(PYTHON) -m venv $(PEERS)/pvv && $(PEERS)/pvv/bin/pip install -q numpy py_vollib_vectorized==0.1.1 py_vollib==1.0.1 py_lets_be_rational==1.0.1
 	-$(PYTHON) -m venv $(PEERS)/vollib && $(PEERS)/vollib/bin/pip install -q numpy vollib
 	-PY313=$$(ls -d $$HOME/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | head -1); [ -n "$$PY313" ] || PY313=$$(command -v python3.13); \
-	  if [ -n "$$PY313" ]; then $$PY313 -m venv $(PEERS)/py313 && $(PEERS)/py313/bin/pip install -q numpy matching-engine limit-order-book; fi
+	  if [ -n "$$PY313" ]; then $$PY313 -m venv $(PEERS)/py313 && $(PEERS)/py313/bin/pip install -q numpy matching-engine limit-order-book orderly-chaos; fi
 	touch $@
 
 install: $(VENV)/.installed

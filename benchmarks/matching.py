@@ -33,6 +33,10 @@ interpreter (``matching-engine`` >= 3.12, ``limit-order-book`` >= 3.13) run unde
     python -m benchmarks matching --peer-python /tmp/peer313/bin/python --json out.jsonl
 
 and are skipped with the reason printed otherwise; this file runs there as a plain script (stdlib only).
+``orderly_chaos_raw_peer`` runs ``orderly_chaos_raw`` there too (with ``orderly-chaos`` installed in
+that venv): matching.md measured every peer under 3.13, where a ctypes call costs ~1.7x what it costs under
+the project's 3.11 (``labs``: 312 against 181 ns here), so its 0.61M for ``orderly-chaos`` is not the figure
+the same library reaches beside our engine under 3.11.
 ``deltadesk*`` rows: the engine's integer API with events, fees and positions on; ``_journal`` buffered
 journal (one checksummed frame per 64 KiB), ``_journal_flush`` one frame per command handed to the OS,
 ``_check`` a no-op pre-trade check. Each row runs in a fresh interpreter; ``ops_per_cpu_s`` (process
@@ -66,6 +70,9 @@ from typing import Any
 SEED = 20240601
 ANCHOR = 1_000_000
 ACCOUNTS = 16
+
+AS_PEER = "DESK_BENCH_AS_PEER"
+"""Set in the environment of a run under ``--peer-python``."""
 
 # Op kinds in a workload.
 LIMIT, MARKET, CANCEL = 0, 1, 2
@@ -581,6 +588,14 @@ def run_orderly_chaos_raw(wl: dict[str, Any]) -> dict[str, Any] | str:
     return {"seconds": dt, "cpu_seconds": cpu, "trades": None, "volume": volume, "note": "filled lots only"}
 
 
+def run_orderly_chaos_raw_peer(wl: dict[str, Any]) -> dict[str, Any] | str:
+    """``orderly_chaos_raw`` under the peer interpreter (3.13), where matching.md measured its 0.61M: a ctypes
+    call costs more there than under the project's 3.11 (instruction counts: 13.7k per op against 9.3k)."""
+    if not os.environ.get(AS_PEER):
+        return "runs only under --peer-python (with orderly-chaos installed there)"
+    return run_orderly_chaos_raw(wl)
+
+
 def run_orderly_chaos_cb(wl: dict[str, Any]) -> dict[str, Any] | str:
     """``orderly-chaos`` through its public Python API with its per-trade callback: every fill reported."""
     try:
@@ -617,10 +632,11 @@ IMPLS: dict[str, Callable[[dict[str, Any]], dict[str, Any] | str]] = {
     "ref_sortedlist": run_ref_sortedlist,
     "orderly_chaos_raw": run_orderly_chaos_raw,
     "orderly_chaos_cb": run_orderly_chaos_cb,
+    "orderly_chaos_raw_peer": run_orderly_chaos_raw_peer,
     "matching_engine": run_matching_engine_peer,
     "limit_order_book": run_limit_order_book_peer,
 }
-PEERS = ("matching_engine", "limit_order_book")
+PEERS = ("matching_engine", "limit_order_book", "orderly_chaos_raw_peer")
 """Implementations that run under ``--peer-python`` (an interpreter with those packages) when given."""
 
 
@@ -632,9 +648,12 @@ def _run_isolated(
     if impl in PEERS and peer_python:
         # The peer interpreter has no deltadesk: it runs this file as a plain script (stdlib only).
         cmd = [peer_python, str(Path(__file__).resolve()), *args]
+        env = {**os.environ, AS_PEER: "1"}
     else:
         cmd = [sys.executable, "-m", "benchmarks.matching", *args]
-    res = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=Path(__file__).resolve().parent.parent)
+        env = None
+    root = Path(__file__).resolve().parent.parent
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=root, env=env)
     if res.returncode != 0:
         return {"impl": impl, "workload": workload, "error": res.stderr.strip().splitlines()[-1:] or ["failed"]}
     result: dict[str, Any] = json.loads(res.stdout.strip().splitlines()[-1])
@@ -702,7 +721,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument(
         "--peer-python",
         default=os.environ.get("DESK_BENCH_PEER_PYTHON"),
-        help="a Python >= 3.13 with matching-engine and limit-order-book installed (e.g. made by make bench)",
+        help="a Python >= 3.13 with matching-engine, limit-order-book and orderly-chaos installed (made by make bench)",
     )
     ap.add_argument("--json", dest="json_path", help="write one JSON record per (impl, workload) here")
     args = ap.parse_args(argv)
