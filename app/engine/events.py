@@ -74,7 +74,7 @@ class Event(tuple):  # type: ignore[type-arg]
     """Base of the engine's events: a tuple whose fields are the annotated names of the subclass.
 
     Build one from its values in field order: ``Filled(values)``. A subclass must not define
-    ``__new__`` (that would put a Python call back on every event)."""
+    ``__new__`` (that would put a Python call back on every event) and must declare ``__slots__ = ()``."""
 
     __slots__ = ()
     _fields: ClassVar[tuple[str, ...]] = ()
@@ -83,6 +83,9 @@ class Event(tuple):  # type: ignore[type-arg]
         super().__init_subclass__(**kwargs)
         if "__new__" in cls.__dict__:
             raise TypeError(f"{cls.__name__} must not define __new__")
+        if "__slots__" not in cls.__dict__:
+            # Without it every event carries an (empty) __dict__: mutable, larger, slower to build and free.
+            raise TypeError(f"{cls.__name__} must declare __slots__ = ()")
         fields = tuple(name for name in cls.__dict__.get("__annotations__", {}) if not name.startswith("_"))
         cls._fields = fields
         cls.__match_args__ = fields
@@ -112,6 +115,8 @@ class Event(tuple):  # type: ignore[type-arg]
 class Accepted(Event):
     """An order passed every check; ``lots`` is the accepted amount (reduce-only may clip it)."""
 
+    __slots__ = ()
+
     seq: int
     ts: int
     inst: Instrument
@@ -137,6 +142,8 @@ class Accepted(Event):
 class Rejected(Event):
     """A command refused for a business reason (``code`` like ``order.rejected.band``); nothing changed."""
 
+    __slots__ = ()
+
     seq: int
     ts: int
     instrument: str
@@ -149,6 +156,8 @@ class Rejected(Event):
 
 class Filled(Event):
     """One trade between a resting (maker) and an incoming (taker) order; fees in 1e-10 units."""
+
+    __slots__ = ()
 
     seq: int
     ts: int
@@ -202,6 +211,8 @@ class Filled(Event):
 class BookChanged(Event):
     """A price level changed: its new total ``lots`` and order ``count`` (0 lots: the level is gone)."""
 
+    __slots__ = ()
+
     seq: int
     ts: int
     inst: Instrument
@@ -229,6 +240,8 @@ class Cancelled(Event):
     at the price band).
     """
 
+    __slots__ = ()
+
     seq: int
     ts: int
     inst: Instrument
@@ -241,6 +254,8 @@ class Cancelled(Event):
 
 class Amended(Event):
     """An order was amended to ``price_ticks`` with ``lots`` remaining; ``kept_priority`` tells if it kept its place."""
+
+    __slots__ = ()
 
     seq: int
     ts: int
@@ -255,6 +270,8 @@ class Amended(Event):
 class Expired(Event):
     """An order was removed because its instrument expired or settled."""
 
+    __slots__ = ()
+
     seq: int
     ts: int
     inst: Instrument
@@ -265,6 +282,8 @@ class Expired(Event):
 
 class StateChanged(Event):
     """An instrument changed state (open, halted, expired, settled)."""
+
+    __slots__ = ()
 
     seq: int
     ts: int
