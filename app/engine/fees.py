@@ -58,12 +58,15 @@ class FeeSchedule:
         tick = Fraction(inst.tick_size)
         if inst.kind is Kind.OPTION:
             self._mode = _OPTION
+            # An option's amount counts contracts of ``contract_size`` coin each (1 for BTC/ETH; a multiplier for
+            # some linear options): fee and premium are per coin of underlying.
+            coin = lot * Fraction(inst.contract_size)
             # 12.5% of the premium of one lot at one tick, in fee units.
-            self._cap = OPTION_FEE_CAP * tick * lot * FEE_SCALE
+            self._cap = OPTION_FEE_CAP * tick * coin * FEE_SCALE
             if inst.inverse:
-                self._set_option_base(lot)
+                self._set_option_base(coin)
             else:
-                self._set_option_base(lot * Fraction(inst.strike or 0))
+                self._set_option_base(coin * Fraction(inst.strike or 0))
         elif inst.inverse:
             # coin = rate × lots × lot_usd / (ticks × tick)
             self._mode = _INVERSE
@@ -109,8 +112,8 @@ class FeeSchedule:
             return
         if not isinstance(index_price, Decimal) or not index_price.is_finite() or index_price <= 0:
             raise InvalidInput(f"index price {index_price!r} must be a positive Decimal", code="input.index")
-        lot = Fraction(self._inst.min_amount)
-        self._set_option_base(lot * Fraction(index_price))
+        coin = Fraction(self._inst.min_amount) * Fraction(self._inst.contract_size)
+        self._set_option_base(coin * Fraction(index_price))
 
     def coefficients(self, ticks: int) -> tuple[int, int, int]:
         """``(maker, taker, den)`` at a price: a fill of ``lots`` pays ``round_half_up(coef × lots / den)``

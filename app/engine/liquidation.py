@@ -263,8 +263,11 @@ class Liquidator:
             if inst is None or abs(delta) <= 0:
                 continue
             index = self.margin.index[pair]
-            size = Decimal(repr(abs(delta) * index)) if inst.inverse else Decimal(repr(abs(delta)))
-            size = min(size, Decimal(repr(self.params(ccy).future_step_usd)))
+            step_usd = Decimal(repr(self.params(ccy).future_step_usd))
+            if inst.inverse:  # amount in USD
+                size = min(Decimal(repr(abs(delta) * index)), step_usd)
+            else:  # amount in coin: the USD step at the perpetual's mark, as _step_amount does
+                size = min(Decimal(repr(abs(delta))), step_usd / Decimal(repr(self.margin.mark_of(inst.name))))
             size = (size / inst.min_amount).to_integral_value(ROUND_DOWN) * inst.min_amount
             if size <= 0:
                 continue
@@ -305,7 +308,9 @@ class Liquidator:
     def _fee(self, inst: Instrument, filled: Decimal, coin_notional: Decimal) -> Decimal:
         p = self.params(inst.settlement)
         if inst.kind is Kind.OPTION:
-            return filled * Decimal(repr(p.option_fee_per_contract))
+            # Coin per contract of underlying (§3.2); a linear option pays it in USDC at the index.
+            fee = filled * inst.contract_size * Decimal(repr(p.option_fee_per_contract))
+            return fee if inst.inverse else fee * Decimal(repr(self.margin._index_for(inst)))
         if inst.inverse:
             return coin_notional * Decimal(repr(p.future_fee))
         return coin_notional * Decimal(repr(self.margin._index_for(inst))) * Decimal(repr(p.future_fee))

@@ -41,6 +41,7 @@ from app.bus import Bus
 from app.clock import Clock
 from app.domain import Instrument, Kind, MarginAlert, MarginReport, OrderRequest, OrderType, Side
 from app.engine.accounts import AccountBook, PositionState
+from app.engine.fees import OPTION_FEE_CAP
 from app.engine.margin_params import ALERT_LEVELS, DEFAULT_PM, MARGIN_PARAMS, PMParams
 from app.engine.margin_pm import (
     MarkInput,
@@ -59,6 +60,7 @@ from app.pricing import black76_price
 Model = Literal["sm", "pm"]
 REGION_VOL_SHIFTS = (-0.5, -0.25, 0.0, 0.25, 0.5, 1.0)
 """Relative IV shifts of the PM spot x vol liquidation region."""
+_OPTION_FEE_CAP = float(OPTION_FEE_CAP)
 _DOWN_GRID = -np.array([0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
 _UP_GRID = np.array([0.0025, 0.00625, 0.0125, 0.01875, 0.025, 0.0375, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0])
 
@@ -727,7 +729,7 @@ class MarginEngine:
             extra[inst.name] = extra.get(inst.name, Decimal(0)) + signed
             ccys.add(inst.settlement)
             price = float(req.price) if req.price is not None and req.type is OrderType.LIMIT else self.mark_of(inst.name)
-            fee = float(inst.taker_fee) * self._fee_base(inst, float(req.amount), price)
+            fee = self.taker_fee(inst, float(req.amount), price)
             c = -fee
             if inst.kind is Kind.OPTION:
                 c -= float(signed) * price * float(inst.contract_size)
@@ -749,13 +751,18 @@ class MarginEngine:
             out[ccy] = rep
         return out
 
-    @staticmethod
-    def _fee_base(inst: Instrument, amount: float, price: float) -> float:
+    def taker_fee(self, inst: Instrument, amount: float, price: float) -> float:
+        """Taker fee of ``amount`` (the instrument's amount unit) at ``price``, in the settlement currency, as a
+        fill is charged (``fees.FeeSchedule``, deribit.md §4.5): options pay ``rate × coin`` (× index for linear
+        ones) capped at 12.5% of the premium; inverse futures ``rate × USD / price``; linear ``rate × amount × price``."""
+        rate = float(inst.taker_fee)
         if inst.kind is Kind.OPTION:
-            return amount * float(inst.contract_size)
+            coin = amount * float(inst.contract_size)
+            base = coin if inst.inverse else coin * self.index.get(inst.underlying, float(inst.strike or 0))
+            return min(rate * base, _OPTION_FEE_CAP * price * coin)
         if inst.inverse:
-            return amount / price
-        return amount * price
+            return rate * amount / price
+        return rate * amount * price
 
     # ------------------------------------------------------------------------------------------------
     # distance to liquidation
@@ -850,11 +857,11 @@ class MarginEngine:
             finally:
                 self.remove_order(account, "__probe__")
         else:
-            im_new = self._sm_check_im(account, cache, info, buy, q, price, mk)
-        if info.is_option:
-            fee = info.taker_fee * amount * info.contract_size
-        elif info.futures_inverse:
+            im_new = self._sm_check_im(account, cache, info, buy, q, amount, price, mk)
+        if info.futures_inverse:
             fee = info.taker_fee * amount / price
+        elif info.is_option:
+            fee = self.taker_fee(info.inst, amount, price)
         else:
             fee = info.taker_fee * amount * price
         need = im_new + (fee if im_new > cache.im else 0.0)
@@ -938,7 +945,9 @@ class MarginEngine:
         dshock = delta_shock(net, index, pair, self.pm_params.choices.delta_shock_rate)
         return worst + (roll + dshock) * coin_to_ccy
 
-    def _sm_check_im(self, account: str, cache: _Cache, info: _InstInfo, buy: bool, q: float, price: float, mk: MarkInput) -> float:
+    def _sm_check_im(
+        self, account: str, cache: _Cache, info: _InstInfo, buy: bool, q: float, amount: float, price: float, mk: MarkInput
+    ) -> float:
         inst = info.inst
         name = info.name
         pos = self.accounts.get(account).positions.get(name)
@@ -967,7 +976,8 @@ class MarginEngine:
         if buy:
             b += q
             if info.is_option:
-                buys.append(OpenOrder(inst, Side.BUY, Decimal(repr(q)), Decimal(repr(price))))
+                # In amount units like the resting orders (q is coin): option_buy_premium scales by contract size.
+                buys.append(OpenOrder(inst, Side.BUY, Decimal(repr(amount)), Decimal(repr(price))))
         else:
             s += q
         oo_new = self._sm_side_margin(inst, n_coin, pim, mk, und, idx, b, s, buys)

@@ -80,6 +80,6 @@ def position_margin(
     return 0.0, 0.0
 
 
-def option_buy_premium(inst: Instrument, size_coin: float, price: float) -> float:
-    """Premium a buy order of ``size_coin`` at ``price`` reserves (settlement currency)."""
-    return max(size_coin, 0.0) * price * float(inst.contract_size)
+def option_buy_premium(inst: Instrument, amount: float, price: float) -> float:
+    """Premium a buy order of ``amount`` (contracts, the order's unit) at ``price`` reserves (settlement currency)."""
+    return max(amount, 0.0) * price * float(inst.contract_size)
