@@ -1,11 +1,14 @@
 """Oracle: index prices from several sources, futures marks from the book, option marks from the surface.
 
 Index (deribit.md §3.4): from each source take the mid of its best bid and ask; drop sources that are stale
-(older than ``max_age_ms``), NaN, crossed, or further than ``max_deviation`` from the median of the fresh
-ones (each drop is counted by reason); clamp the remaining mids to +/-0.5 % around their median; the index is
-their equally weighted average. With fewer than ``quorum`` usable sources (or two that disagree by more than
-``two_source_max_diff``) the index is *stale*: the last good price is kept, flagged stale, and the bus says so
-(an ``IndexPrice`` with ``stale=True`` and an ``Alert``) so the hedger and liquidations pause.
+(older than ``max_age_ms``), NaN or crossed (each drop is counted by reason); clamp the mids to +/-0.5 % around
+their median ("values that fall outside the +/-0.5% range of the median price are adjusted to the closest
+bandwidth price limit", so one exchange printing ~0 among five moves the index by ~0.1 %, as Deribit's
+flash-crash note says); the index is their equally weighted average. One valid source is the index. With no
+usable source (or two that disagree by more than ``two_source_max_diff``) the index is *stale*: the last good
+price is kept, flagged stale, and the bus says so (an ``IndexPrice`` with ``stale=True`` and an ``Alert``) so
+the hedger and liquidations pause. ``max_deviation`` (off by default, not Deribit's rule) drops sources that far
+from the median before clamping, and ``quorum`` can ask for more than one source.
 
 Futures mark (older official formula, §3.6): ``mark = index + EMA(market price - index)`` with the market
 price the last trade clamped into [best bid, best ask] (mid when no trade), EMA over ``ema_ms`` (30 s),
@@ -37,8 +40,8 @@ class OracleParams:
 
     clamp: float = 0.005
     max_age_ms: int = 15_000
-    max_deviation: float = 0.05
-    quorum: int = 2
+    max_deviation: float | None = None
+    quorum: int = 1
     two_source_max_diff: float = 0.01
     sample_interval_ms: int = 4_000
 
@@ -117,7 +120,7 @@ class Oracle:
                 dropped[name] = "stale"
             else:
                 mids[name] = 0.5 * (s.bid + s.ask)
-        if mids:
+        if mids and p.max_deviation is not None:
             med = _median(list(mids.values()))
             for name, mid in list(mids.items()):
                 if abs(mid / med - 1.0) > p.max_deviation:
