@@ -140,7 +140,9 @@ class ContractSpec:
 
 _D = Decimal
 # Deribit conventions (deribit.md §4.4-4.5). Unconfirmed ones (ETH futures tick, linear grids) are the
-# documented most-likely values; read `get_instruments` for a real venue.
+# documented most-likely values; read `get_instruments` for a real venue. Futures pay one maker rate whatever
+# their expiry: the pre-Aug-2026 table's -0.01% for weeklies is gone ("elimination of differentiated futures fees
+# by expiry date", §4.5).
 _OPTION_STEPS: TickSteps = ((_D("0.005"), _D("0.0005")),)
 CONTRACT_SPECS: dict[tuple[str, Kind, bool], ContractSpec] = {
     ("BTC", Kind.OPTION, True): ContractSpec(_D("0.0001"), _D("0.1"), _D("1"), _OPTION_STEPS, _D("0.0003"), _D("0.0003")),

@@ -74,7 +74,9 @@ def position_margin(
     """(IM, MM) of one position under standard margin, in its settlement currency."""
     p = sm_params_for(inst)
     if inst.kind is Kind.OPTION:
-        return option_margin(inst, size_coin, mark, underlying, p)
+        # Inverse options use the underlying's mark (the forward, §1.3); the USD form for linear options is
+        # written with S = the index price in USDC (§1.4, secondary source).
+        return option_margin(inst, size_coin, mark, underlying if inst.inverse else index_price, p)
     if inst.kind in (Kind.FUTURE, Kind.PERPETUAL):
         return future_margin(inst, size_coin, index_price, p, None if p.increment_per_instrument else rate_size)
     return 0.0, 0.0

@@ -73,3 +73,15 @@ def test_unknown_currency_is_typed() -> None:
     with pytest.raises(InvalidInput) as exc:
         currency_params("DOGE")
     assert exc.value.code == "margin.unknown_currency"
+
+
+def test_a_short_linear_option_is_margined_on_the_index_and_an_inverse_one_on_its_forward() -> None:
+    # §1.4 (USD form, secondary): IM = max(0.15 - OTM/S, 0.1) x S + mark with S the index in USDC.
+    idx, fwd, mark = 65_000.0, 66_500.0, 2_000.0
+    lin = Instrument.parse("BTC_USDC-27SEP24-70000-C")
+    im, mm = position_margin(lin, -1.0, mark, fwd, idx)
+    assert im == pytest.approx(max(0.15 - (70_000 - idx) / idx, 0.1) * idx + mark)
+    assert mm == pytest.approx(0.075 * idx + mark)
+    # §1.3: inverse options take the underlying's mark (the forward).
+    inv = Instrument.parse("BTC-27SEP24-70000-C")
+    assert position_margin(inv, -1.0, 0.03, fwd, idx) == option_margin(inv, -1.0, 0.03, fwd, currency_params("BTC").sm)
