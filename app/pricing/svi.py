@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.optimize import minimize_scalar
 
 _LEE_SLOPE = 2.0  # max wing slope of total variance (Lee 2004)
 _G_TOL = -1e-9  # butterfly density tolerance
@@ -80,9 +81,35 @@ def _g(k: np.ndarray, w: np.ndarray, w1: np.ndarray, w2: np.ndarray) -> np.ndarr
     return np.where(w > 0, g, -np.inf)
 
 
+_LOCAL = np.linspace(-10.0, 10.0, 801)
+"""Extra check points around a slice's vertex, in units of its σ: g(k) changes over a few σ around m, which a
+fixed grid misses when σ is below its step (very short expiries; a dip of g below 0 can be 0.1σ wide)."""
+
+
+def _with_vertex_points(params: SVIParams, k_grid: np.ndarray) -> np.ndarray:
+    """``k_grid`` plus points within 10 σ of the slice's vertex m that fall inside the grid's range, sorted."""
+    local = params.m + params.sigma * _LOCAL
+    local = local[(local >= k_grid.min()) & (local <= k_grid.max())]
+    return np.sort(np.concatenate([k_grid, local]))
+
+
+def min_density_g(params: SVIParams, k_grid: ArrayLike) -> float:
+    """Smallest g(k) over the grid's range: sampled on the grid and near the vertex, then minimised between the
+    neighbours of the lowest sample (so a dip narrower than the sampling is still found)."""
+    k = _with_vertex_points(params, np.asarray(k_grid, dtype=float))
+    g = params.density_g(k)
+    i = int(np.argmin(g))
+    if not np.isfinite(g[i]) or k.size < 3:
+        return float(g[i])
+    lo, hi = k[max(i - 1, 0)], k[min(i + 1, k.size - 1)]
+    res = minimize_scalar(lambda x: float(params.density_g(x)), bounds=(lo, hi), method="bounded",
+                          options={"xatol": 1e-12 + 1e-6 * params.sigma})
+    return float(min(g[i], res.fun))
+
+
 def butterfly_ok(params: SVIParams, k_grid: ArrayLike) -> bool:
-    """True when g(k) ≥ 0 (no butterfly arbitrage) and w(k) > 0 at every k of the grid."""
-    return bool(np.all(params.density_g(k_grid) >= _G_TOL))
+    """True when g(k) ≥ 0 (no butterfly arbitrage) and w(k) > 0 over the grid's range (see :func:`min_density_g`)."""
+    return min_density_g(params, k_grid) >= _G_TOL
 
 
 def calendar_ok(earlier: SVIParams, later: SVIParams, k_grid: ArrayLike) -> bool:
@@ -178,14 +205,24 @@ def _with_shrunk(k: np.ndarray, w: np.ndarray, wt: np.ndarray, a: np.ndarray, c:
 
 def _candidate_arbitrage(a: np.ndarray, c: np.ndarray, d: np.ndarray, m: np.ndarray, sig: np.ndarray,
                          k_grid: np.ndarray, floor: np.ndarray | None, ceiling: np.ndarray | None) -> np.ndarray:
-    """Arbitrage measure per candidate: max(−min g, 0) + calendar breaches of floor/ceiling (0 = free)."""
+    """Arbitrage measure per candidate: max(−min g, 0) + calendar breaches of floor/ceiling (0 = free); g is
+    checked on the grid and near each candidate's vertex (see :func:`butterfly_ok`)."""
     y = (k_grid[None, :] - m[:, None]) / sig[:, None]
     z = np.sqrt(y * y + 1.0)
     w = a[:, None] + d[:, None] * y + c[:, None] * z
     w1 = (d[:, None] + c[:, None] * y / z) / sig[:, None]
     w2 = c[:, None] / (sig[:, None] ** 2 * z**3)
     g = _g(k_grid[None, :], w, w1, w2)
-    arb = np.maximum(-(g.min(axis=1) - _G_TOL), 0.0)
+    g_min = g.min(axis=1)
+    # In the candidate's own coordinates y = (k - m) / σ the vertex points are the same for all of them.
+    yl = np.broadcast_to(_LOCAL, (m.size, _LOCAL.size))
+    kl = m[:, None] + sig[:, None] * yl
+    zl = np.sqrt(yl * yl + 1.0)
+    wl = a[:, None] + d[:, None] * yl + c[:, None] * zl
+    gl = _g(kl, wl, (d[:, None] + c[:, None] * yl / zl) / sig[:, None], c[:, None] / (sig[:, None] ** 2 * zl**3))
+    inside = (kl >= k_grid.min()) & (kl <= k_grid.max())
+    g_min = np.minimum(g_min, np.where(inside, gl, np.inf).min(axis=1))
+    arb = np.maximum(-(g_min - _G_TOL), 0.0)
     if floor is not None:
         arb = arb + np.maximum((floor[None, :] - w).max(axis=1) - _CAL_TOL, 0.0)
     if ceiling is not None:

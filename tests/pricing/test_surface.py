@@ -13,7 +13,7 @@ from app.domain import Instrument, ms_from_utc
 from app.errors import InvalidInput
 from app.pricing import black76_price
 from app.pricing.surface import SVIParams, VolSurface, butterfly_ok, calendar_ok, fit_svi
-from app.pricing.svi import fit_svi_slice
+from app.pricing.svi import fit_svi_slice, min_density_g
 from benchmarks import _chains
 
 # Gatheral & Jacquier (2014), example 3.1 (Axel Vogt): a raw SVI slice with butterfly arbitrage
@@ -175,3 +175,16 @@ def test_fitted_slices_are_free_of_butterfly_arbitrage(a: float, b: float, rho: 
     if butterfly_ok(true, fit.check_grid) and max(true.wing_slopes()) <= 2.0:
         # an arbitrage-free truth is followed: within 3 vol points of the 1%-noisy quotes
         assert np.max(np.abs(fit.params.iv(k, t) - iv)) < 0.03 + 0.05 * float(np.max(iv))
+
+
+def test_a_density_dip_narrower_than_the_check_grid_is_found() -> None:
+    # The BTC 14MAY20 slice (2.3 hours) once fitted to this: σ = 0.0019 is below the 61-point grid's step of
+    # 0.0033, and g < 0 only for k in [-0.0241, -0.0240], 4.2σ left of the vertex: a 0.1σ-wide dip.
+    p = SVIParams(a=0.0002302633556691603, b=0.009149376990026133, rho=-1.0, m=-0.01592592018174762,
+                  sigma=0.0019168625998013215)
+    grid = np.linspace(-0.1, 0.1, 61)
+    assert p.density_g(grid).min() > 0  # every grid point misses it
+    dense = np.linspace(-0.03, -0.02, 200_001)
+    assert p.density_g(dense).min() < -1e-6
+    assert min_density_g(p, grid) == pytest.approx(p.density_g(dense).min(), rel=1e-3)
+    assert not butterfly_ok(p, grid)
