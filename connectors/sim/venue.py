@@ -60,7 +60,7 @@ from app.engine.liquidation import LiquidationEnded, LiquidationStarted, Liquida
 from app.engine.margin import MarginEngine
 from app.engine.matching import MatchingEngine
 from app.engine.oracle import Oracle
-from app.engine.settlement import Settlement, funding_rate_8h
+from app.engine.settlement import Settlement, funding_rate_8h, next_settlement_ms
 from app.errors import DeskError, InsufficientMargin, InvalidInput, NotFound, OrderRejected, UnknownInstrument
 from app.ports import AccountReport, OrderStatusReport, PositionStatusReport
 from app.pricing.inverse_flat import inverse_greeks_1d
@@ -321,6 +321,10 @@ class SimVenue:
         self._last_changed: list[Any] = []
         self._last_listing_ms = -1
         self._next_expiry_ms = 0
+        # The 08:00 UTC daily settlement is due on its own clock: a day without expiries (a listing without
+        # dailies, as backtests use) still books every futures session PnL.
+        self._next_daily_ms = next_settlement_ms(self.clock.now_ms())
+        self.daily_settlements: list[int] = []  # epoch ms of each daily settlement run
         self._last_return = np.zeros(len(cfg.underlyings))
         self._refresh_listing(initial=True)
         self._observe_index(0.0)
@@ -669,6 +673,8 @@ class SimVenue:
         if now >= self._next_expiry_ms or now - self._last_listing_ms >= HOUR_MS:
             self._settle_expired(now)
             self._refresh_listing()
+        elif now >= self._next_daily_ms:
+            self._settle_daily(now)
         self._compute_marks()
         if self._watched:
             self._mark_margin(self._watched.keys())
@@ -793,10 +799,9 @@ class SimVenue:
                     self._oid_slot[int(s.oid[k])] = (base, mk, sign, int(k))
 
     def _settle_expired(self, now: int) -> None:
-        """Deliver expired instruments at the 30-minute index TWAP and book the daily futures settlement."""
+        """Deliver expired instruments at the 30-minute index TWAP, then book the daily settlement when 08:00 UTC
+        was crossed (so an 08:00 expiry is delivered before the other futures' session PnL is booked)."""
         gone = self.schedule.expire(now)
-        if not gone:
-            return
         by_base: dict[str, list[Instrument]] = {}
         for inst in gone:
             by_base.setdefault(inst.base, []).append(inst)
@@ -820,13 +825,22 @@ class SimVenue:
                                        message=f"{len(names)} {base} instruments delivered at {price:.2f}"))
             for fn in self._settlement_listeners:
                 fn(base, price, insts)
-        # The 08:00 daily settlement books every futures session PnL at the current marks.
+        self._settle_daily(now)
+
+    def _settle_daily(self, now: int) -> None:
+        """Book every futures session PnL at the current marks once ``now`` (epoch ms) passed 08:00 UTC."""
+        if now < self._next_daily_ms:
+            return
         prices = {}
         for name, inst in self.instruments_by_name.items():
             if not inst.is_option:
                 mark, _, _ = self.mark_of(name)
                 prices[name] = Decimal(repr(mark)).quantize(inst.tick_size)
         self.settlement.daily(prices, now)
+        self.daily_settlements.append(now)
+        # One booking per step even if a (very long) step crossed several 08:00s: they would all book at the same
+        # instant and prices, and every one after the first books nothing.
+        self._next_daily_ms = next_settlement_ms(now)
 
     def on_settlement(self, listener: Callable[[str, float, list[Instrument]], None]) -> None:
         """Call ``listener(base, delivery_price_usd, instruments)`` when instruments expire."""
