@@ -79,7 +79,8 @@ class PositionGreeks:
 
 
 def position_greeks(book: Book, forward: ArrayLike, vol: ArrayLike, rate: ArrayLike = 0.0) -> PositionGreeks:
-    """Greeks of each position in the coin view (coin, per USD, per 1 vol point, per day)."""
+    """Greeks of each position in the coin view (coin, per USD, per 1 vol point, per day); inverse options'
+    delta and gamma premium-adjusted."""
     f = _per_position(book, forward, "forward")
     if np.any(f <= 0):
         raise InvalidInput("forwards must be positive", code="risk.input")
@@ -94,8 +95,11 @@ def position_greeks(book: Book, forward: ArrayLike, vol: ArrayLike, rate: ArrayL
     delta_bs_opt = n * g.delta
     fut_delta = np.where(book.inverse, n / f, n)  # inverse: USD notional / F coin; linear: coin amount
     delta_bs = np.where(opt, delta_bs_opt, fut_delta)
-    delta = np.where(opt & book.inverse, n * (g.delta - price_coin), delta_bs)
-    gamma = np.where(opt, n * g.gamma, 0.0)
+    pa = opt & book.inverse
+    delta = np.where(pa, n * (g.delta - price_coin), delta_bs)
+    # Gamma is the change of the delta shown per USD: of the premium-adjusted delta for inverse options
+    # (d/dF of delta - V/F), as the chain and the desk's positions show it; plain for linear options.
+    gamma = np.where(pa, n * (g.gamma - (g.delta - price_coin) / f), np.where(opt, n * g.gamma, 0.0))
     vega = np.where(opt, n * g.vega / f * 0.01, 0.0)
     theta = np.where(opt, n * g.theta / f / DAYS_PER_YEAR, 0.0)
     return PositionGreeks(n * price_coin, delta, delta_bs, gamma, vega, theta, f)

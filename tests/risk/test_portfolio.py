@@ -40,7 +40,10 @@ def test_option_greeks_match_pricing_library() -> None:
     usd = black76(F, book.strike, book.t, vol, book.is_call)
     np.testing.assert_allclose(pg.delta, book.size * inv.delta, rtol=1e-14)
     np.testing.assert_allclose(pg.delta_bs, book.size * usd.delta, rtol=1e-14)
-    np.testing.assert_allclose(pg.gamma, book.size * usd.gamma, rtol=1e-14)
+    np.testing.assert_allclose(pg.gamma, book.size * inv.gamma, rtol=1e-12)  # of the premium-adjusted delta
+    bump = 1e-5 * F
+    up, down = position_greeks(book, F + bump, vol), position_greeks(book, F - bump, vol)
+    np.testing.assert_allclose(pg.gamma, (up.delta - down.delta) / (2 * bump), rtol=1e-4, atol=1e-12)
     np.testing.assert_allclose(pg.vega, book.size * usd.vega / F / 100, rtol=1e-14)
     np.testing.assert_allclose(pg.theta, book.size * usd.theta / F / 365, rtol=1e-14)
 
@@ -61,6 +64,8 @@ def test_linear_options_are_not_premium_adjusted() -> None:
     book = Book.options([55000.0, 65000.0], 0.1, [False, True], [2.0, -1.0], inverse=False)
     pg = position_greeks(book, F, 0.6)
     np.testing.assert_allclose(pg.delta, pg.delta_bs)
+    usd = black76(F, book.strike, book.t, 0.6, book.is_call)
+    np.testing.assert_allclose(pg.gamma, book.size * usd.gamma, rtol=1e-14)
 
 
 def test_futures_and_perpetuals() -> None:
