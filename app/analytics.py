@@ -163,7 +163,9 @@ def _slice_arrays(sl: ChainSlice) -> dict[str, np.ndarray]:
         "bid": np.array([nan if r.bid_iv is None else r.bid_iv for r in rows]),
         "ask": np.array([nan if r.ask_iv is None else r.ask_iv for r in rows]),
         "mark": np.array([r.mark_iv for r in rows]),
-        "delta": np.array([r.delta for r in rows]),
+        # The 25-delta RR/BF are read at the plain Black-Scholes delta, as the market quotes them (and Deribit's
+        # tickers give): an inverse option's row carries the premium-adjusted coin delta, BS delta minus its price.
+        "delta": np.array([r.delta + r.mark if Instrument.parse(r.instrument).inverse else r.delta for r in rows]),
         "is_call": np.array([r.option_type.value == "call" for r in rows]),
     }
 

@@ -125,3 +125,18 @@ def test_positions_table_rows() -> None:
         assert r["realised"] == round(p.realized_pnl + p.funding - p.fees, 8) < 0  # only fees so far
         assert r["delta"] == round(p.greeks.delta, 6)
     assert analytics.positions_table(None) == []
+
+
+def test_the_25_delta_risk_reversal_is_read_at_the_plain_black_scholes_delta(desk: Desk) -> None:
+    from app.pricing import black76
+
+    snap = desk.snapshot()
+    sl = next(s for s in snap.chains["BTC"] if s.expiry_ms > snap.ts and len(s.rows) >= 6)
+    arrays = analytics._slice_arrays(sl)
+    rows = {r.strike: r for r in sl.rows if (r.option_type.value == "put") == (r.strike < sl.forward)}
+    t = (sl.expiry_ms - snap.ts) / analytics.MS_PER_YEAR
+    for k, d in zip(arrays["k"], arrays["delta"], strict=True):
+        r = rows[k]
+        # The chain row's coin delta is premium-adjusted; the RR's axis is the plain delta.
+        want = float(black76(sl.forward, k, t, r.mark_iv, r.option_type.value == "call").delta)
+        assert d == pytest.approx(want, abs=2e-3)
