@@ -7,6 +7,10 @@
   to fee income; then pending socialised losses are recovered from the session's winners.
 - **Expiry**: options are cash-settled in coin (inverse call pays ``max(0, D - K) / D`` per coin, put
   ``max(0, K - D) / D``; linear ``max(0, D - K)`` in USDC); futures book their session PnL at D and close.
+  Every delivered position pays a **delivery fee** (§4.5, :class:`DeliveryFees`): a fraction of the delivered
+  underlying (futures 0.025 %, options 0.02 %), an option's never more than 12.5 % of its value at delivery, so
+  an option that expires worthless pays none. These are Deribit's historical rates; the current ones are
+  UNCONFIRMED.
 - **Funding** of perpetuals (§3.6): ``premium = (mark - index) / index``;
   ``rate_8h = clamp(max(d, P) + min(-d, P), -cap, cap)`` with dampener d = 0.025 %; a position pays
   ``rate_8h * size_coin * elapsed / 8h`` (longs pay shorts when positive), in coin for inverse perpetuals.
@@ -74,7 +78,8 @@ class IndexTWAP:
         if len(xs) < min_samples:
             raise StaleData(
                 f"only {len(xs)} index samples of {index} in the 30 min before expiry (need {min_samples})",
-                code="settlement.samples", index=index,
+                code="settlement.samples",
+                index=index,
             )
         return Decimal(repr(sum(xs) / len(xs))).quantize(Decimal("1e-8"))
 
@@ -96,12 +101,48 @@ def funding_rate_8h(mark: float, index: float, p: FundingParams = FundingParams(
     return max(-p.cap, min(p.cap, rate))
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryFees:
+    """Delivery fee rates: fractions of the delivered underlying, and the options' cap as a fraction of their value.
+
+    deribit.md §4.5: historically "half the fees of taker orders": 0.025 % for futures, 0.02 % for options, an
+    option's capped at 12.5 % of its value (a secondary copy gives 0.015 % for options). The current delivery fees
+    are UNCONFIRMED: these are the documented historical rates, kept as parameters to change in one place.
+    """
+
+    future: Decimal = Decimal("0.00025")
+    option: Decimal = Decimal("0.0002")
+    option_cap: Decimal = Decimal("0.125")
+
+
+DELIVERY_FEES = DeliveryFees()
+NO_DELIVERY_FEES = DeliveryFees(ZERO, ZERO, ZERO)
+
+
+def delivery_fee(inst: Instrument, size: Decimal, delivery: Decimal, fees: DeliveryFees = DELIVERY_FEES) -> Decimal:
+    """Fee of delivering ``size`` (amount units, either sign) of ``inst`` at ``delivery`` (USD), settlement currency."""
+    if size == 0:
+        return ZERO
+    n = abs(size)
+    if inst.kind is Kind.OPTION:
+        coin = n * inst.contract_size
+        base = fees.option * coin if inst.inverse else fees.option * coin * delivery
+        # The cap is 12.5 % of the option's value at delivery: an option that expires worthless is not delivered and
+        # pays nothing (§3.5/§4.5 name no fee for it; Deribit charges delivery only on what is delivered).
+        return min(base, fees.option_cap * option_payoff(inst, delivery) * coin)
+    if inst.kind is Kind.FUTURE:
+        # Inverse futures' amounts are USD: the coin notional is n / D; linear ones are coin, the fee in the quote.
+        return fees.future * _div(n, delivery) if inst.inverse else fees.future * n * delivery
+    return ZERO  # perpetuals and spot are never delivered
+
+
 class Settlement:
     """Books settlements, deliveries, funding and socialised-loss recovery on an AccountBook."""
 
-    def __init__(self, accounts: AccountBook) -> None:
+    def __init__(self, accounts: AccountBook, delivery_fees: DeliveryFees = DELIVERY_FEES) -> None:
         self.accounts = accounts
         self.ledger = accounts.ledger
+        self.delivery_fees = delivery_fees
 
     # -- daily --------------------------------------------------------------------------------------
     def daily(self, prices: Mapping[str, Decimal], ts: int) -> dict[str, int]:
@@ -171,7 +212,8 @@ class Settlement:
 
     # -- expiry -------------------------------------------------------------------------------------
     def expire(self, inst: Instrument, delivery: Decimal, ts: int) -> int:
-        """Deliver every position in ``inst`` at ``delivery`` (USD); returns the number of positions closed."""
+        """Deliver every position in ``inst`` at ``delivery`` (USD), charging the delivery fee; returns the number of
+        positions closed."""
         _check_price(inst.name, delivery)
         n = 0
         posted = 0
@@ -179,15 +221,24 @@ class Settlement:
             pos = self.accounts.get(name).positions.get(inst.name)
             if pos is None:
                 continue
+            size = pos.size
             if pos.is_futures_like:
                 self.accounts.book_session(name, inst.name, delivery, ts, "delivery")
-            elif pos.size != 0:
-                payoff = option_payoff(inst, delivery) * pos.size * inst.contract_size
+            elif size != 0:
+                payoff = option_payoff(inst, delivery) * size * inst.contract_size
                 units = self.ledger.to_units(inst.settlement, payoff)
                 if units:
-                    self.ledger.post(ts, EntryKind.DELIVERY, inst.settlement, [(name, units), (CLEARING, -units)], inst.name)
+                    self.ledger.post(
+                        ts, EntryKind.DELIVERY, inst.settlement, [(name, units), (CLEARING, -units)], inst.name
+                    )
                     posted += units
                 pos.realized_pnl += payoff - pos.premium_paid
+            # The delivery fee is income of the venue like a trading fee (the ledger has no kind of its own for it):
+            # booked as FEE against the instrument, straight to @fees, so conservation holds without @clearing.
+            fee = self.ledger.to_units(inst.settlement, delivery_fee(inst, size, delivery, self.delivery_fees))
+            if fee:
+                self.ledger.post(ts, EntryKind.FEE, inst.settlement, [(name, -fee), (FEES, fee)], inst.name)
+                pos.realized_pnl -= self.ledger.from_units(inst.settlement, fee)
             self.accounts.close_position(name, inst.name)
             self.accounts._changed(name, inst.settlement)
             n += 1
@@ -236,4 +287,6 @@ def option_payoff(inst: Instrument, delivery: Decimal) -> Decimal:
 
 def _check_price(name: str, price: Decimal) -> None:
     if not isinstance(price, Decimal) or not price.is_finite() or price <= 0:
-        raise InvalidInput(f"settlement price of {name} must be a positive finite Decimal, got {price!r}", code="input.nan")
+        raise InvalidInput(
+            f"settlement price of {name} must be a positive finite Decimal, got {price!r}", code="input.nan"
+        )
