@@ -8,6 +8,11 @@ do not hold costs a dict lookup and a quote on one we hold costs one small vecto
 Units: option amounts in coin, inverse future amounts in USD; every total is in coin (delta in coin,
 premium-adjusted for inverse options; gamma in coin per USD; vega in coin per 1 vol point; theta in coin per
 day); the ``*_usd`` fields of :class:`app.domain.GreeksView` are the coin figures times the index price.
+
+Settlement window (deribit.md §1.7): during the 30 minutes before an expiry the delta of the expiring options and
+futures decays linearly to 0 (half of it 15 minutes before), as the delivery price (the index TWAP of those 30
+minutes, §3.5) gets fixed; perpetuals are unaffected. The deltas this book reports (``delta``, ``delta_bs``, per
+position and in the totals) carry that decay; every flush in the window recomputes the positions it covers.
 """
 
 from __future__ import annotations
@@ -18,10 +23,26 @@ from decimal import Decimal
 import numpy as np
 
 from app.domain import MS_PER_YEAR, Fill, GreeksView, Instrument, Kind, Position, PositionView
+from app.engine.settlement import TWAP_WINDOW_MS
 from app.pricing.inverse_flat import inverse_greeks_1d
 
 _ZERO = Decimal(0)
 _REBASE_EVERY = 10_000  # recompute totals from scratch this often, so float drift stays bounded
+_NEVER = 1 << 62
+
+SETTLEMENT_WINDOW_MS = TWAP_WINDOW_MS
+"""The settlement window before an expiry (ms) over which delta decays to 0: the delivery price's TWAP window."""
+
+
+def delta_decay(expiry_ms: int | None, now_ms: int) -> float:
+    """Fraction (0 to 1) of a position's delta left at ``now_ms`` (epoch ms): 1 until 30 minutes before its expiry
+    (``expiry_ms``, epoch ms; None for a perpetual, never decayed), then linearly down to 0 at the expiry."""
+    if expiry_ms is None:
+        return 1.0
+    left = expiry_ms - now_ms
+    if left >= SETTLEMENT_WINDOW_MS:
+        return 1.0
+    return max(0.0, left / SETTLEMENT_WINDOW_MS)
 
 
 @dataclass
@@ -62,6 +83,11 @@ class Book:
         self._now_ms = 0
         self._updates = 0
         self._static: tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray, list[str]] | None = None
+        # Delta decay: positions inside their settlement window are recomputed at every flush (time alone moves
+        # their delta); ``_next_window`` is the earliest window of a held position not yet entered, so a flush
+        # outside every window costs one comparison.
+        self._decaying: set[str] = set()
+        self._next_window = _NEVER
 
     # -- inputs --------------------------------------------------------------------------------------
     def apply_fill(self, fill: Fill, inst: Instrument) -> Position:
@@ -69,6 +95,8 @@ class Book:
         h = self.held.get(fill.instrument)
         if h is None:
             h = self.held[fill.instrument] = _Held(inst)
+            if inst.expiry_ms is not None:
+                self._next_window = min(self._next_window, inst.expiry_ms - SETTLEMENT_WINDOW_MS)
         signed = fill.amount if fill.side.sign > 0 else -fill.amount
         old = h.size
         new = old + signed
@@ -125,6 +153,10 @@ class Book:
     def flush(self, now_ms: int) -> int:
         """Recompute greeks of dirty positions (all options when time moved a lot); return how many changed."""
         self._now_ms = now_ms
+        if now_ms >= self._next_window:
+            self._enter_windows(now_ms)
+        if self._decaying:
+            self._dirty.update(self._decaying)
         if not self._dirty:
             return 0
         held = self.held
@@ -143,6 +175,9 @@ class Book:
             units[:, 3], units[:, 4] = g.vega * 0.01, g.theta / 365.0
             if not np.isfinite(units).all():
                 units = np.nan_to_num(units)
+            # Delta decay in the settlement window (1 before it). Deribit's delta total is BS delta minus the mark
+            # (§1.7) and "NTD uses the decayed mark price", so the premium-adjusted delta takes the same factor.
+            units[:, :2] *= np.clip((expiry - now_ms) / SETTLEMENT_WINDOW_MS, 0.0, 1.0)[:, None]
             new = units * np.array([float(h.size) for h in opts])[:, None]
             diff = new - np.stack([h.contrib for h in opts])
             unique = dict.fromkeys(bases)
@@ -159,14 +194,33 @@ class Book:
                 continue
             ref = h.mark if h.mark == h.mark else self.index.get(h.inst.base, float("nan"))
             delta = float(h.size) / ref if h.inst.inverse and ref == ref and ref > 0 else float(h.size)
+            delta *= delta_decay(h.inst.expiry_ms, now_ms)
             new_f = np.array([delta, delta, 0.0, 0.0, 0.0])
             tot = self.totals.setdefault(h.inst.base, np.zeros(5))
             tot += new_f - h.contrib
             h.contrib = new_f
+        if self._decaying:
+            # Past its expiry a position's delta is 0 and stays so until it is delivered: no need to recompute it
+            # each flush any more (a new mark or fill still does, at 0).
+            self._decaying = {n for n in self._decaying if n in held and (held[n].inst.expiry_ms or 0) > now_ms}
         self._updates += len(names)
         if self._updates >= _REBASE_EVERY:
             self._rebase()
         return len(names)
+
+    def _enter_windows(self, now_ms: int) -> None:
+        """Move held positions whose settlement window has begun at ``now_ms`` (epoch ms) into the decaying set."""
+        nxt = _NEVER
+        for n, h in self.held.items():
+            exp = h.inst.expiry_ms
+            if exp is None or n in self._decaying:
+                continue
+            start = exp - SETTLEMENT_WINDOW_MS
+            if start <= now_ms:
+                self._decaying.add(n)
+            else:
+                nxt = min(nxt, start)
+        self._next_window = nxt
 
     def _static_of(self, opts: list[_Held]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
         """Strikes (USD), call flags, expiries (epoch ms) and underlyings of ``opts``, kept while the set is the same."""
@@ -234,6 +288,8 @@ class Book:
         h = self.held.pop(name, None)
         if h is None:
             return None
+        self._decaying.discard(name)
+        self._dirty.discard(name)
         self.totals.setdefault(h.inst.base, np.zeros(5))
         self.totals[h.inst.base] -= h.contrib
         d = Decimal(repr(delivery))
