@@ -23,7 +23,7 @@ from decimal import Decimal
 import numpy as np
 
 from app.domain import MS_PER_YEAR, Fill, GreeksView, Instrument, Kind, Position, PositionView
-from app.engine.settlement import TWAP_WINDOW_MS
+from app.engine.settlement import DELIVERY_FEES, TWAP_WINDOW_MS, DeliveryFees, delivery_fee
 from app.pricing.inverse_flat import inverse_greeks_1d
 
 _ZERO = Decimal(0)
@@ -226,9 +226,13 @@ class Book:
         """Strikes (USD), call flags, expiries (epoch ms) and underlyings of ``opts``, kept while the set is the same."""
         key = tuple(h.inst.name for h in opts)
         if self._static is None or self._static[0] != key:
-            self._static = (key, np.array([float(h.inst.strike or 0) for h in opts]),
-                            np.array([h.inst.is_call for h in opts]),
-                            np.array([h.inst.expiry_ms or 0 for h in opts], dtype=np.int64), [h.inst.base for h in opts])
+            self._static = (
+                key,
+                np.array([float(h.inst.strike or 0) for h in opts]),
+                np.array([h.inst.is_call for h in opts]),
+                np.array([h.inst.expiry_ms or 0 for h in opts], dtype=np.int64),
+                [h.inst.base for h in opts],
+            )
         return self._static[1:]
 
     def touch_all(self) -> None:
@@ -278,13 +282,28 @@ class Book:
             pnl = _pnl(h.inst, h.size, h.avg, h.mark)
             d, dbs, g, v, th = (float(x) for x in h.contrib)
             gv = GreeksView(d, dbs, g, v, th, d * idx, g * idx, v * idx, th * idx)
-            out.append(PositionView(n, float(h.size), float(h.avg), h.mark, pnl, pnl * idx, gv, h.inst.expiry_ms,
-                                    h.inst.base, self.account, realized_pnl=float(h.realized), fees=float(h.fees),
-                                    funding=float(h.funding)))
+            out.append(
+                PositionView(
+                    n,
+                    float(h.size),
+                    float(h.avg),
+                    h.mark,
+                    pnl,
+                    pnl * idx,
+                    gv,
+                    h.inst.expiry_ms,
+                    h.inst.base,
+                    self.account,
+                    realized_pnl=float(h.realized),
+                    fees=float(h.fees),
+                    funding=float(h.funding),
+                )
+            )
         return tuple(out)
 
-    def settle(self, name: str, delivery: float) -> Position | None:
-        """Deliver a held instrument at ``delivery`` (USD): realise its payoff and drop it; the final position."""
+    def settle(self, name: str, delivery: float, fees: DeliveryFees = DELIVERY_FEES) -> Position | None:
+        """Deliver a held instrument at ``delivery`` (USD): realise its payoff, pay the delivery fee (settlement
+        currency, at ``fees``' rates: the simulated venue's) and drop it; the final position."""
         h = self.held.pop(name, None)
         if h is None:
             return None
@@ -301,5 +320,8 @@ class Book:
             h.realized += h.size * (payoff - h.avg)
         elif h.size != 0:
             h.realized += h.size * (1 / h.avg - 1 / d) if inst.inverse else h.size * (d - h.avg)
+        # The venue charges it with the delivery (app.engine.settlement): the book's fees follow, so the settled PnL
+        # matches the account's cash.
+        h.fees += delivery_fee(inst, h.size, d, fees)
         self.settled_pnl[inst.settlement] = self.settled_pnl.get(inst.settlement, _ZERO) + h.realized - h.fees
         return Position(name, _ZERO, h.avg, h.realized, self.account)

@@ -128,3 +128,46 @@ def test_the_hedger_reads_decayed_option_deltas() -> None:
     b.flush(now)
     m = DeltaHedger(HedgerConfig(delta_basis="bs")).measure(_View(b, now))  # type: ignore[arg-type]
     assert m["delta_options_bs"] == pytest.approx(1.0, abs=1e-6)  # 2 coin of delta-1 calls, half decayed
+
+
+def test_delivery_charges_the_delivery_fee_in_the_book() -> None:
+    # The desk's book pays what the venue charges at delivery (deribit.md §4.5, historical rates): the settled PnL
+    # is the payoff less premium, trading fees and the delivery fee.
+    from app.engine.settlement import NO_DELIVERY_FEES
+
+    b = Book()
+    b.apply_fill(_fill(CALL, "2", "0.3", EXPIRY - 60_000), CALL)
+    b.apply_fill(_fill(FUT, "60000", "60000", EXPIRY - 60_000), FUT)
+    final = b.settle(CALL.name, 60_000.0)
+    assert final is not None and final.realized_pnl == 2 * (D(20_000) / D(60_000) - D("0.3"))
+    assert b.settled_pnl["BTC"] == final.realized_pnl - D("0.0004")  # 0.02 % of 2 coin
+    fut = b.settle(FUT.name, 66_000.0, NO_DELIVERY_FEES)
+    assert fut is not None
+    assert b.settled_pnl["BTC"] == final.realized_pnl - D("0.0004") + fut.realized_pnl
+
+
+def test_the_sim_desk_settled_pnl_is_the_cash_the_venue_booked() -> None:
+    # An in-the-money call bought 10 minutes before its 08:00 expiry on the simulated venue: after delivery, the
+    # desk's settled PnL is exactly the change of the account's balance (premium, trading fee, payoff, delivery fee).
+    from app.desk import Desk
+    from app.domain import OrderRequest
+    from connectors.sim.listing import ListingConfig
+    from connectors.sim.venue import SimConfig
+
+    small = ListingConfig(weekly_days=8, monthly_days=0, quarterly_days=100, strikes_per_expiry=12)
+    desk = Desk(seed=7, sim=SimConfig(seed=7, listing=small, start_ms=ms("2024-01-01T07:50:00"), step_ms=10_000))
+    first = min(desk.expiries("BTC"))
+    sl = desk.chain("BTC", first)
+    row = min(
+        (r for r in sl.rows if r.option_type.value == "call" and r.strike < sl.forward * 0.98), key=lambda r: -r.strike
+    )
+    before = desk.venue.accounts.balance("main", "BTC")
+    q = desk.quote(row.instrument)
+    assert q is not None and q.ask is not None
+    desk.place_now(OrderRequest(row.instrument, Side.BUY, D("1"), D(repr(q.ask))))
+    desk.advance(20 * 60_000)
+    assert row.instrument not in {p.instrument for p in desk.positions()}
+    fee_entries = [e for e in desk.venue.accounts.ledger.entries("main", "BTC") if e.ref == row.instrument]
+    assert any(e.kind.value == "fee" and e.ts == ms("2024-01-01T08:00:00") for e in fee_entries)
+    cash = desk.venue.accounts.balance("main", "BTC") - before
+    assert desk.book.settled_pnl["BTC"] == pytest.approx(cash, abs=D("1e-9"))
