@@ -50,12 +50,16 @@ class TickerView:
     ask_iv: float | None = None
     greeks: Greeks | None = None
     open_interest: float = 0.0
-    volume: float = 0.0
-    min_price: float | None = None
+    volume: float = 0.0  # 24h, coin
+    min_price: float | None = None  # the venue's price band now; None when it has none
     max_price: float | None = None
     state: str = "open"
     funding_8h: float | None = None
     interest_rate: float = 0.0
+    volume_usd: float = 0.0  # 24h, USD
+    high: float | None = None  # 24h, None without trades
+    low: float | None = None
+    price_change: float | None = None  # 24h, percent
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +91,8 @@ class PositionView:
     theta: float = 0.0
     initial_margin: float = 0.0
     maintenance_margin: float = 0.0
+    open_orders_margin: float = 0.0
+    estimated_liquidation_price: float | None = None  # futures: the margin engine's, None where undefined
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,4 +169,14 @@ class ApiBackend(Protocol):
 
     def subscribe(self, topics: Sequence[str]) -> Subscription:
         """A bus subscription to venue events (quote, book_update, trade, index_price, order_update, fill_event)."""
+        ...
+
+
+@runtime_checkable
+class MarkSource(Protocol):
+    """Optional: a backend that tells the marks at an instant, so trades carry Deribit's ``mark_price``,
+    ``iv`` and ``underlying_price`` (the server asks it once per public trade: it must be cheap)."""
+
+    def marks(self, instrument: str) -> tuple[float, float | None, float | None] | None:
+        """(mark price in price units, mark IV as a fraction or None, underlying price USD or None), or None."""
         ...

@@ -9,7 +9,12 @@ Any Deribit client (ccxt, a bot) paper-trades against it by changing its base UR
 Deribit's channel names (``ticker.{name}.{interval}``, ``book.{name}.{interval}``, ``trades.{name}.{interval}``,
 ``deribit_price_index.{index}``, ``user.orders.*``, ``user.trades.*``, ``user.portfolio.{currency}``); ``100ms``
 channels are coalesced and flushed every 100 ms (wall time), ``raw`` ones are sent at once. Books are sent as a
-snapshot then ``change`` messages whose ``prev_change_id`` equals the previous ``change_id``.
+snapshot then ``change`` messages whose ``prev_change_id`` equals the previous ``change_id``; the change ids are
+one sequence per instrument shared with ``public/get_order_book``, so a REST snapshot chains into the stream.
+Grouped books (``book.{name}.none.{depth}.{interval}``) are full snapshots of ``depth`` levels.
+
+``user.changes.*`` is not served: deribit.md does not document its notification, and an unsupported channel is
+left out of the subscribe answer, which is what Deribit answers for a channel it cannot subscribe.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,8 +35,9 @@ from app.domain import BookUpdate, Event, FillEvent, IndexPrice, Instrument, Ord
 from connectors.base import Credentials
 from connectors.deribit_api import shapes
 from connectors.deribit_api.auth import Authenticator, Session
-from connectors.deribit_api.backend import ApiBackend
+from connectors.deribit_api.backend import ApiBackend, BookView, MarkSource
 from connectors.deribit_api.methods import Methods
+from connectors.deribit_api.tape import TradeInfo
 from connectors.deribit_api.wire import (
     BAD_REQUEST,
     INTERNAL,
@@ -46,6 +53,8 @@ log = logging.getLogger(__name__)
 
 FLUSH_S = 0.1
 TOPICS = ("quote", "book_update", "trade", "index_price", "order_update", "fill_event")
+BOOK_INTERVALS = ("raw", "100ms", "agg2")
+GROUPED_DEPTHS = ("1", "10", "20")
 
 
 @dataclass(slots=True)
@@ -74,6 +83,7 @@ class _Conn:
     ws: web.WebSocketResponse
     session: Session | None = None
     channels: set[str] = field(default_factory=set)
+    book_ready: set[str] = field(default_factory=set)  # book channels whose snapshot was sent: changes follow
     pending: dict[str, Any] = field(default_factory=dict)  # channel -> data (100ms channels, coalesced)
     lists: dict[str, list[Any]] = field(default_factory=dict)  # channel -> items (trades, orders)
     limit: RateLimit = field(default_factory=RateLimit)
@@ -91,10 +101,10 @@ class _Conn:
 
 @dataclass(slots=True)
 class _BookState:
-    bids: dict[float, float] = field(default_factory=dict)
-    asks: dict[float, float] = field(default_factory=dict)
-    change_id: int = 0
-    started: bool = False
+    bids: dict[float, float]
+    asks: dict[float, float]
+    change_id: int
+    ts: int
 
 
 class DeribitApiServer:
@@ -123,11 +133,19 @@ class DeribitApiServer:
         self.min_heartbeat_s = min_heartbeat_s
         self._http_limits: dict[str, RateLimit] = {}
         self._conns: set[_Conn] = set()
+        # Every book a client has seen (REST or websocket), kept so its change ids never restart.
         self._books: dict[str, _BookState] = {}
+        self._book_lock = asyncio.Lock()  # one book change at a time: each client sees change ids in order
         self._dirty: set[str] = set()
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._trade_seq = 0
+        self._sub: Any = None
+        # Events read off the bus but not yet routed, with the tape's info of each public trade.
+        self._backlog: deque[tuple[Event, TradeInfo | None]] = deque()
+        self._queued = asyncio.Event()  # set when the backlog has events to route
+        self._marks = backend if isinstance(backend, MarkSource) else None
+        self.methods.absorb = self._absorb
+        self.methods.book_feed = self._book_view
         self.port: int | None = None
         self.host = "127.0.0.1"
         self.dropped_connections = 0
@@ -152,7 +170,11 @@ class DeribitApiServer:
         self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         self.host = host
         self._sub = self.backend.subscribe(TOPICS)
-        self._tasks = [asyncio.create_task(self._pump()), asyncio.create_task(self._flusher())]
+        self._tasks = [
+            asyncio.create_task(self._read()),
+            asyncio.create_task(self._pump()),
+            asyncio.create_task(self._flusher()),
+        ]
         return self
 
     async def stop(self) -> None:
@@ -347,12 +369,14 @@ class DeribitApiServer:
             if method == "unsubscribe":
                 for ch in channels:
                     conn.channels.discard(ch)
+                    conn.book_ready.discard(ch)
                 return channels, None
             accepted = [ch for ch in channels if self._channel_ok(conn, ch, private=scope == "private")]
             conn.channels.update(accepted)
             return accepted, lambda: self._initial(conn, accepted)
         if scope == "public" and method in ("unsubscribe_all",):
             conn.channels.clear()
+            conn.book_ready.clear()
             return "ok", None
         if scope == "public" and method == "set_heartbeat":
             return self._set_heartbeat(conn, params), None
@@ -372,11 +396,23 @@ class DeribitApiServer:
         if head == "user":
             if conn.session is None:
                 raise RpcError(13009, "unauthorized", {"reason": f"{channel} needs authentication"})
-            return len(parts) >= 3 and parts[1] in ("orders", "trades", "portfolio", "changes")
+            # user.changes.* is refused (left out of the answer): its notification is not documented here
+            return len(parts) >= 3 and parts[1] in ("orders", "trades", "portfolio")
         if parts[-1] == "raw" and conn.session is None:
             raise RpcError(13009, "unauthorized", {"reason": "raw interval is only available to authorized users"})
         listed = self.methods.instruments()
-        if head in ("ticker", "book", "trades", "quote", "incremental_ticker"):
+        if head == "book":
+            if len(parts) == 3:
+                return parts[1] in listed and parts[2] in BOOK_INTERVALS
+            # grouped: book.{name}.{group}.{depth}.{interval}, only ungrouped prices ("none") here
+            return (
+                len(parts) == 5
+                and parts[1] in listed
+                and parts[2] == "none"
+                and parts[3] in GROUPED_DEPTHS
+                and parts[4] in BOOK_INTERVALS
+            )
+        if head in ("ticker", "trades", "quote", "incremental_ticker"):
             return len(parts) >= 2 and (parts[1] in listed or (head == "trades" and len(parts) == 4))
         if head == "deribit_price_index":
             return len(parts) == 2 and self.backend.index_price(parts[1]) is not None
@@ -407,7 +443,7 @@ class DeribitApiServer:
         return self.methods.instruments().get(name)
 
     def _ticker_data(self, name: str) -> dict[str, Any] | None:
-        inst, t = self._instrument(name), self.backend.ticker(name)
+        inst, t = self._instrument(name), self.methods.ticker_view(name)
         return None if inst is None or t is None else shapes.ticker_json(t, inst)
 
     def _quote_data(self, name: str) -> dict[str, Any] | None:
@@ -425,78 +461,142 @@ class DeribitApiServer:
 
     def _levels(self, name: str) -> tuple[dict[float, float], dict[float, float], int]:
         view = self.backend.depth(name, self.book_depth)
-        return dict(view.bids), dict(view.asks), view.ts
+        return dict(view.bids), dict(view.asks), view.ts or self.backend.now_ms()
 
-    async def _book_snapshot(self, conn: _Conn, channel: str, name: str) -> None:
-        await self._book_flush(name)  # existing subscribers first, so the snapshot's change_id is current
-        state = self._books.setdefault(name, _BookState())
-        if not state.started:
-            state.bids, state.asks, _ = self._levels(name)
-            state.change_id += 1
-            state.started = True
-        data = {
-            "type": "snapshot",
-            "timestamp": self.backend.now_ms(),
-            "instrument_name": name,
-            "change_id": state.change_id,
-            "bids": [["new", p, a] for p, a in sorted(state.bids.items(), reverse=True)],
-            "asks": [["new", p, a] for p, a in sorted(state.asks.items())],
-        }
-        await conn.send(notification(channel, data))
-
-    async def _book_flush(self, name: str) -> None:
-        state = self._books.get(name)
-        if state is None or not state.started:
-            return
+    async def _book_sync(self, name: str) -> _BookState:
+        """Bring the tracked book of ``name`` up to the venue's (hold ``_book_lock``): a difference is one new
+        change id, sent at once to every websocket that already has the book's snapshot."""
         bids, asks, ts = self._levels(name)
-        bid_changes = _diff(state.bids, bids)
-        ask_changes = _diff(state.asks, asks)
+        state = self._books.get(name)
+        if state is None:
+            state = self._books[name] = _BookState(bids, asks, 1, ts)
+            return state
+        bid_changes, ask_changes = _diff(state.bids, bids), _diff(state.asks, asks)
         if not bid_changes and not ask_changes:
-            return
+            return state
         prev = state.change_id
         state.change_id += 1
-        state.bids, state.asks = bids, asks
-        data = {
+        state.bids, state.asks, state.ts = bids, asks, ts
+        change = {
             "type": "change",
-            "timestamp": ts or self.backend.now_ms(),
+            "timestamp": ts,
             "instrument_name": name,
             "prev_change_id": prev,
             "change_id": state.change_id,
             "bids": bid_changes,
             "asks": ask_changes,
         }
+        prefix = f"book.{name}."
         for conn in list(self._conns):
-            for ch in conn.channels:
-                if ch.startswith(f"book.{name}."):
-                    await conn.send(notification(ch, data))
+            for ch in list(conn.book_ready):
+                if ch.startswith(prefix):
+                    await conn.send(notification(ch, change if ch.count(".") == 2 else _grouped(state, name, ch)))
+        return state
+
+    async def _book_view(self, name: str, depth: int) -> BookView:
+        """``public/get_order_book``'s book: the tracked book (``depth`` levels) and its current change id."""
+        async with self._book_lock:
+            state = await self._book_sync(name)
+        return BookView(
+            name,
+            state.ts,
+            sorted(state.bids.items(), reverse=True)[:depth],
+            sorted(state.asks.items())[:depth],
+            state.change_id,
+        )
+
+    async def _book_snapshot(self, conn: _Conn, channel: str, name: str) -> None:
+        async with self._book_lock:
+            state = await self._book_sync(name)  # changes before the snapshot go to earlier subscribers only
+            if channel.count(".") == 2:
+                data: dict[str, Any] = {
+                    "type": "snapshot",
+                    "timestamp": state.ts,
+                    "instrument_name": name,
+                    "change_id": state.change_id,
+                    "bids": [["new", p, a] for p, a in sorted(state.bids.items(), reverse=True)],
+                    "asks": [["new", p, a] for p, a in sorted(state.asks.items())],
+                }
+            else:
+                data = _grouped(state, name, channel)
+            await conn.send(notification(channel, data))
+            conn.book_ready.add(channel)
+
+    async def _read(self) -> None:
+        # Waits on the bus; _absorb (called here and by answers that show trades) drains it into the backlog.
+        while True:
+            event = await self._sub.get()
+            self._backlog.append((event, self._observe(event)))
+            self._absorb()
 
     async def _pump(self) -> None:
         while True:
-            event = await self._sub.get()
-            try:
-                await self._route(event)
-            except Exception:
-                log.exception("dropping event %s", type(event).__name__)
+            await self._queued.wait()
+            self._queued.clear()
+            while self._backlog:
+                event, info = self._backlog.popleft()
+                try:
+                    await self._route(event, info)
+                except Exception:
+                    log.exception("dropping event %s", type(event).__name__)
 
-    async def _route(self, event: Event) -> None:
+    def _absorb(self) -> None:
+        """Read every event waiting on the bus into the tape (in bus order, the venue's order of execution) and
+        queue it for routing: an answer built now numbers its trades as the channels will."""
+        sub = self._sub
+        if sub is None:
+            return
+        for event in sub.drain():
+            self._backlog.append((event, self._observe(event)))
+        if self._backlog:
+            self._queued.set()
+
+    def _observe(self, event: Event) -> TradeInfo | None:
+        if isinstance(event, Trade):
+            inst = self._instrument(event.instrument)
+            marks = self._marks.marks(event.instrument) if self._marks is not None else None
+            mark, iv, underlying = marks if marks is not None else (None, None, None)
+            index = self.backend.index_price(inst.underlying) if inst is not None else None
+            return self.methods.tape.observe(
+                inst,
+                event.instrument,
+                event.trade_id,
+                event.ts,
+                event.price,
+                event.amount,
+                mark_price=mark,
+                index_price=index,
+                iv=iv if inst is not None and inst.is_option else None,
+                underlying_price=underlying if inst is not None and inst.is_option else None,
+            )
+        if isinstance(event, FillEvent):
+            self.methods.tape.pin(event.fill.trade_id)
+            self.methods.note_fill(event.fill)
+        return None
+
+    async def _route(self, event: Event, info: TradeInfo | None = None) -> None:
         if isinstance(event, (Quote, BookUpdate)):
             self._dirty.add(event.instrument)
             return
         if isinstance(event, Trade):
             self._dirty.add(event.instrument)
-            self._trade_seq += 1
+            inst = self._instrument(event.instrument)
+            if info is None:
+                info = self._observe(event)
+                assert info is not None
             item = shapes.public_trade_json(
-                event.trade_id or f"T-{self._trade_seq}",
+                event.trade_id or f"{event.instrument}-{info.seq}",
                 event.instrument,
                 event.ts,
                 event.price,
                 event.amount,
                 event.side.value,
-                self._trade_seq,
+                info,
+                inst,
             )
             for conn in list(self._conns):
-                for ch in conn.channels:
-                    if _trades_match(ch, event.instrument, self._instrument(event.instrument)):
+                for ch in list(conn.channels):
+                    if _trades_match(ch, event.instrument, inst):
                         await self._emit_list(conn, ch, item)
             return
         if isinstance(event, IndexPrice):
@@ -518,7 +618,7 @@ class DeribitApiServer:
             for conn in list(self._conns):
                 if conn.session is None or conn.session.account != order.request.account:
                     continue
-                for ch in conn.channels:
+                for ch in list(conn.channels):
                     if ch.startswith("user.orders.") and _user_match(ch, inst):
                         if ch.endswith(".raw"):
                             await conn.send(notification(ch, data))
@@ -530,17 +630,17 @@ class DeribitApiServer:
             inst = self._instrument(fill.instrument)
             if inst is None:
                 return
-            self._trade_seq += 1
-            data = shapes.trade_json(fill, inst, self._trade_seq, self.methods._order_type.get(fill.order_id, "limit"))
+            data = self.methods.trade_row(fill, inst)
             for conn in list(self._conns):
                 if conn.session is None or conn.session.account != fill.account:
                     continue
-                for ch in conn.channels:
+                for ch in list(conn.channels):
                     if ch.startswith("user.trades.") and _user_match(ch, inst):
                         await self._emit_list(conn, ch, data)
                     elif ch == f"user.portfolio.{inst.settlement.lower()}" or ch == f"user.portfolio.{inst.settlement}":
-                        report = self.backend.account_summary(conn.session.account, inst.settlement)
-                        conn.pending[ch] = shapes.account_summary_json(report, 0, conn.session.account)
+                        account = conn.session.account
+                        report = self.backend.account_summary(account, inst.settlement)
+                        conn.pending[ch] = shapes.account_summary_json(report, shapes.instrument_id(account), account)
 
     async def _emit_list(self, conn: _Conn, channel: str, item: dict[str, Any]) -> None:
         if channel.endswith(".raw"):
@@ -557,14 +657,15 @@ class DeribitApiServer:
                 log.exception("flush failed")
 
     async def _flush(self) -> None:
+        await self.methods.expire_day_orders()
         dirty, self._dirty = self._dirty, set()
-        for name in list(self._books):
-            if any(ch.startswith(f"book.{name}.") for conn in self._conns for ch in conn.channels):
-                await self._book_flush(name)
-            else:
-                self._books.pop(name, None)
+        watched = {ch.split(".")[1] for conn in self._conns for ch in conn.book_ready}
+        if watched:
+            async with self._book_lock:
+                for name in sorted(watched):
+                    await self._book_sync(name)
         for conn in list(self._conns):
-            for ch in conn.channels:
+            for ch in list(conn.channels):
                 parts = ch.split(".")
                 if parts[0] in ("ticker", "incremental_ticker", "quote") and parts[1] in dirty:
                     data = self._ticker_data(parts[1]) if parts[0] != "quote" else self._quote_data(parts[1])
@@ -576,6 +677,18 @@ class DeribitApiServer:
                 await conn.send(notification(ch, data))
             for ch, items in lists.items():
                 await conn.send(notification(ch, items))
+
+
+def _grouped(state: _BookState, name: str, channel: str) -> dict[str, Any]:
+    """A grouped-book notification: the ``depth`` best levels of each side as ``[price, amount]``."""
+    depth = int(channel.split(".")[3])
+    return {
+        "timestamp": state.ts,
+        "instrument_name": name,
+        "change_id": state.change_id,
+        "bids": [[p, a] for p, a in sorted(state.bids.items(), reverse=True)[:depth]],
+        "asks": [[p, a] for p, a in sorted(state.asks.items())[:depth]],
+    }
 
 
 def _diff(old: dict[float, float], new: dict[float, float]) -> list[list[Any]]:

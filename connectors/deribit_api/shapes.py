@@ -7,14 +7,32 @@ options, ``expiration_timestamp`` of perpetuals 32503708800000, option ``quote_c
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from app.domain import Fill, Instrument, Kind, Liquidity, MarginReport, Order, OrderStatus, OrderType
 from connectors.deribit_api.backend import BookView, PositionView, TickerView
+from connectors.deribit_api.tape import TradeInfo
 
 PERPETUAL_EXPIRY_MS = 32503708800000
+FALLBACK_BAND = 0.10  # half-width of the stand-in price band when the venue reports none (fraction of mark)
+
+
+@dataclass(slots=True)
+class OrderMeta:
+    """What Deribit echoes of an order that the venue's Order does not keep (as the client sent it)."""
+
+    created_ms: int
+    order_type: str = "limit"
+    time_in_force: str = "good_til_cancelled"
+    post_only: bool = False
+    reject_post_only: bool = False
+    reduce_only: bool = False
+    market_price: Decimal | None = None  # the band edge a market order may execute to (Deribit's ``price``)
+    expires_ms: int | None = None  # good_til_day: cancelled at this venue time (epoch ms)
+    account: str = ""
 
 
 def num(value: Decimal | float | int | None) -> float | None:
@@ -89,9 +107,27 @@ def instrument_json(inst: Instrument, created_ms: int) -> dict[str, Any]:
     return out
 
 
+def price_band(t: TickerView) -> tuple[float, float]:
+    """(min_price, max_price) in price units: the venue's band, or a stand-in of mark ±10% when it has none."""
+    if t.min_price is not None and t.max_price is not None:
+        return t.min_price, t.max_price
+    # The engine has no band before it has a mark: clients still expect numbers here, and nothing enforces these.
+    return t.mark_price * (1.0 - FALLBACK_BAND), t.mark_price * (1.0 + FALLBACK_BAND)
+
+
+def _stats(t: TickerView) -> dict[str, Any]:
+    return {
+        "volume": t.volume,
+        "volume_usd": t.volume_usd,
+        "high": t.high,
+        "low": t.low,
+        "price_change": t.price_change,
+    }
+
+
 def ticker_json(t: TickerView, inst: Instrument) -> dict[str, Any]:
     """``public/ticker`` result (and ``ticker.*`` channel data)."""
-    mid_band = t.mark_price
+    min_price, max_price = price_band(t)
     out: dict[str, Any] = {
         "instrument_name": t.instrument,
         "timestamp": t.ts,
@@ -105,17 +141,17 @@ def ticker_json(t: TickerView, inst: Instrument) -> dict[str, Any]:
         "last_price": t.last_price,
         "estimated_delivery_price": t.index_price,
         "settlement_price": t.mark_price,
-        "min_price": t.min_price if t.min_price is not None else mid_band * 0.9,
-        "max_price": t.max_price if t.max_price is not None else mid_band * 1.1,
+        "min_price": min_price,
+        "max_price": max_price,
         "open_interest": t.open_interest,
-        "stats": {"volume": t.volume, "price_change": None, "low": None, "high": None, "volume_usd": 0.0},
+        "stats": _stats(t),
     }
     if inst.is_option:
         g = t.greeks
         out.update(
             {
                 "underlying_price": t.underlying_price,
-                "underlying_index": t.underlying_index or f"index_price:{inst.underlying}",
+                "underlying_index": t.underlying_index or "index_price",
                 "interest_rate": t.interest_rate,
                 "mark_iv": _pct(t.mark_iv),
                 "bid_iv": _pct(t.bid_iv) if t.bid_iv is not None else 0.0,
@@ -170,28 +206,27 @@ def book_summary_json(inst: Instrument, t: TickerView | None, created_ms: int) -
         "mid_price": (bid + ask) / 2 if bid is not None and ask is not None else None,
         "mark_price": t.mark_price if t else None,
         "last": t.last_price if t else None,
-        "high": None,
-        "low": None,
+        "high": t.high if t else None,
+        "low": t.low if t else None,
         "volume": t.volume if t else 0.0,
-        "volume_usd": 0.0,
-        "volume_notional": 0.0,
+        "volume_usd": t.volume_usd if t else 0.0,
+        # quote-currency volume: USD for inverse futures and linear instruments, coin for inverse options
+        "volume_notional": (t.volume if inst.is_option and inst.inverse else t.volume_usd) if t else 0.0,
         "open_interest": t.open_interest if t else 0.0,
         "estimated_delivery_price": t.index_price if t else None,
-        "price_change": None,
+        "price_change": t.price_change if t else None,
     }
     if inst.is_option:
         out.update(
             {
                 "mark_iv": _pct(t.mark_iv) if t else None,
                 "underlying_price": t.underlying_price if t else None,
-                "underlying_index": (
-                    t.underlying_index if t and t.underlying_index else f"index_price:{inst.underlying}"
-                ),
+                "underlying_index": t.underlying_index if t and t.underlying_index else "index_price",
                 "interest_rate": t.interest_rate if t else 0.0,
             }
         )
     if inst.kind is Kind.PERPETUAL:
-        out.update({"funding_8h": t.funding_8h if t else 0.0, "current_funding": 0.0})
+        out.update({"funding_8h": (t.funding_8h or 0.0) if t else 0.0, "current_funding": 0.0})
     return out
 
 
@@ -205,28 +240,37 @@ _STATE = {
 }
 
 
-def order_json(order: Order, inst: Instrument, created_ms: int | None = None) -> dict[str, Any]:
-    """A Deribit order object."""
+def order_json(
+    order: Order, inst: Instrument, meta: OrderMeta | None = None, commission: Decimal | float = 0
+) -> dict[str, Any]:
+    """A Deribit order object; ``commission`` is the order's fees so far (settlement currency)."""
     req = order.request
-    market = req.type is OrderType.MARKET
+    if meta is None:
+        meta = OrderMeta(order.ts, req.type.value, req.tif.value, req.post_only, reduce_only=req.reduce_only)
+    if req.type is OrderType.MARKET:
+        # Deribit shows a market order's price as the limit it executes to (the band's edge; 207.3 for fills at
+        # 203.3 in deribit.md 5.8); the string "market_price" is only for untriggered trigger orders.
+        price = meta.market_price if meta.market_price is not None else order.average_price
+    else:
+        price = req.price
     return {
         "order_id": order.order_id,
         "order_state": _STATE[order.status],
         "order_type": req.type.value,
         "original_order_type": req.type.value,
-        "time_in_force": req.tif.value,
+        "time_in_force": meta.time_in_force,
         "instrument_name": req.instrument,
         "direction": req.side.value,
-        "price": "market_price" if market and req.price is None else num(req.price),
+        "price": num(price),
         "amount": float(req.amount),
         "contracts": float(req.amount / inst.contract_size),
         "filled_amount": float(order.filled),
-        "average_price": num(order.average_price) or 0.0,
+        "average_price": num(order.average_price) if order.filled > 0 and order.average_price is not None else 0.0,
         "label": req.client_order_id or "",
         "post_only": req.post_only,
-        "reject_post_only": False,
+        "reject_post_only": meta.reject_post_only,
         "reduce_only": req.reduce_only,
-        "creation_timestamp": created_ms if created_ms is not None else order.ts,
+        "creation_timestamp": meta.created_ms,
         "last_update_timestamp": order.ts,
         "api": True,
         "web": False,
@@ -238,58 +282,81 @@ def order_json(order: Order, inst: Instrument, created_ms: int | None = None) ->
         "triggered": False,
         "cancel_reason": "user_request" if order.status is OrderStatus.CANCELLED else None,
         "advanced": None,
-        "commission": 0.0,
+        "commission": float(commission),
     }
 
 
 def trade_json(
-    fill: Fill, inst: Instrument, seq: int, order_type: str = "limit", state: str = "filled"
+    fill: Fill,
+    inst: Instrument,
+    info: TradeInfo,
+    order_type: str = "limit",
+    state: str = "filled",
+    *,
+    post_only: bool = False,
+    reduce_only: bool = False,
 ) -> dict[str, Any]:
     """A Deribit user trade (``private/buy`` ``trades[]``, ``get_user_trades_*``, ``user.trades.*``)."""
     out: dict[str, Any] = {
         "trade_id": fill.trade_id,
-        "trade_seq": seq,
+        "trade_seq": info.seq,
         "instrument_name": fill.instrument,
         "timestamp": fill.ts,
         "order_id": fill.order_id,
         "order_type": order_type,
         "direction": fill.side.value,
-        "tick_direction": 0,
+        "tick_direction": info.tick_direction,
         "price": float(fill.price),
         "amount": float(fill.amount),
         "contracts": float(fill.amount / inst.contract_size),
         "fee": float(fill.fee),
         "fee_currency": fill.fee_currency,
         "liquidity": "M" if fill.liquidity is Liquidity.MAKER else "T",
-        "index_price": fill.index_price,
-        "mark_price": float(fill.price),
+        "index_price": fill.index_price if fill.index_price is not None else info.index_price,
+        "mark_price": info.mark_price if info.mark_price is not None else float(fill.price),
         "label": fill.client_order_id or "",
         "state": state,
         "matching_id": None,
-        "reduce_only": False,
-        "post_only": False,
+        "reduce_only": reduce_only,
+        "post_only": post_only,
         "api": True,
         "profit_loss": 0.0,
     }
+    if inst.is_option:
+        out["iv"] = _pct(info.iv)
+        out["underlying_price"] = info.underlying_price
     return out
 
 
 def public_trade_json(
-    trade_id: str, name: str, ts: int, price: float, amount: float, side: str, seq: int
+    trade_id: str,
+    name: str,
+    ts: int,
+    price: float,
+    amount: float,
+    side: str,
+    info: TradeInfo,
+    inst: Instrument | None = None,
 ) -> dict[str, Any]:
     """A public trade print (``trades.*`` channel)."""
-    return {
+    out: dict[str, Any] = {
         "trade_id": trade_id,
-        "trade_seq": seq,
+        "trade_seq": info.seq,
         "instrument_name": name,
         "timestamp": ts,
         "price": price,
         "amount": amount,
         "direction": side,
-        "tick_direction": 0,
-        "index_price": None,
-        "mark_price": price,
+        "tick_direction": info.tick_direction,
+        "index_price": info.index_price,
+        "mark_price": info.mark_price if info.mark_price is not None else price,
     }
+    if inst is not None:
+        out["contracts"] = amount / float(inst.contract_size)
+        if inst.is_option:
+            out["iv"] = _pct(info.iv)
+            out["underlying_price"] = info.underlying_price
+    return out
 
 
 def position_json(p: PositionView, inst: Instrument) -> dict[str, Any]:
@@ -309,26 +376,44 @@ def position_json(p: PositionView, inst: Instrument) -> dict[str, Any]:
         "total_profit_loss": p.floating_pnl + p.realized_pnl,
         "initial_margin": p.initial_margin,
         "maintenance_margin": p.maintenance_margin,
-        "open_orders_margin": 0.0,
+        "open_orders_margin": p.open_orders_margin,
         "delta": p.delta,
-        "leverage": 50 if not inst.is_option else None,
         "realized_funding": p.realized_funding,
         "interest_value": 0.0,
     }
     if inst.is_option:
-        out.update({"gamma": p.gamma, "vega": p.vega, "theta": p.theta})
-    elif inst.inverse and p.mark_price:
-        out["size_currency"] = size / p.mark_price
-        out["estimated_liquidation_price"] = None
+        out.update({"gamma": p.gamma, "vega": p.vega, "theta": p.theta, "leverage": None})
+        return out
+    if inst.inverse:
+        size_currency = size / p.mark_price if p.mark_price else 0.0
     else:
-        out["size_currency"] = size
+        size_currency = size
+    out["size_currency"] = size_currency
+    # Deribit's leverage of a futures position: its coin size over its initial margin (deribit.md 5.9: 34 for
+    # 0.006687487 BTC on 0.000197283 IM); none without margin.
+    out["leverage"] = round(abs(size_currency) / p.initial_margin) if p.initial_margin > 0 else None
+    out["estimated_liquidation_price"] = p.estimated_liquidation_price
     return out
 
 
+def _f(d: dict[str, Any], key: str) -> float:
+    value = d.get(key)
+    return 0.0 if value is None else float(value)
+
+
 def account_summary_json(r: MarginReport, account_id: int, username: str) -> dict[str, Any]:
-    """``private/get_account_summary`` result from a margin report (amounts in the currency)."""
+    """``private/get_account_summary`` result from a margin report (amounts in the currency).
+
+    PnL, delta and liquidation figures come from ``r.details`` (the desk backend puts them there; 0 when absent):
+    ``session_upl``/``session_rpl`` add the futures and options session parts, ``total_pl`` = futures_pl +
+    options_pl (the identities hold in deribit.md 5.10's example).
+    """
     d = r.details or {}
-    return {
+    fut_upl, fut_rpl = _f(d, "futures_session_upl"), _f(d, "futures_session_rpl")
+    opt_upl, opt_rpl = _f(d, "options_session_upl"), _f(d, "options_session_rpl")
+    futures_pl, options_pl = _f(d, "futures_pl"), _f(d, "options_pl")
+    delta_total = _f(d, "delta_total")
+    out: dict[str, Any] = {
         "currency": r.currency,
         "balance": r.balance,
         "equity": r.equity,
@@ -339,13 +424,28 @@ def account_summary_json(r: MarginReport, account_id: int, username: str) -> dic
         "available_withdrawal_funds": max(0.0, min(r.available_funds, r.balance)),
         "projected_initial_margin": r.initial_margin,
         "projected_maintenance_margin": r.maintenance_margin,
-        "session_upl": float(d.get("session_upl", r.equity - r.balance)),
-        "session_rpl": float(d.get("session_rpl", 0.0)),
-        "total_pl": float(d.get("total_pl", r.equity - r.balance)),
-        "options_value": float(d.get("options_value", 0.0)),
-        "delta_total": float(d.get("delta_total", 0.0)),
-        "projected_delta_total": float(d.get("delta_total", 0.0)),
-        "estimated_liquidation_ratio": r.mm_usage,
+        "session_upl": fut_upl + opt_upl,
+        "session_rpl": fut_rpl + opt_rpl,
+        "total_pl": futures_pl + options_pl,
+        "futures_session_upl": fut_upl,
+        "futures_session_rpl": fut_rpl,
+        "futures_pl": futures_pl,
+        "options_session_upl": opt_upl,
+        "options_session_rpl": opt_rpl,
+        "options_pl": options_pl,
+        "options_value": _f(d, "options_value"),
+        "options_delta": _f(d, "options_delta"),
+        "options_gamma": _f(d, "options_gamma"),
+        "options_vega": _f(d, "options_vega"),
+        "options_theta": _f(d, "options_theta"),
+        "options_gamma_map": dict(d.get("options_gamma_map") or {}),
+        "options_vega_map": dict(d.get("options_vega_map") or {}),
+        "options_theta_map": dict(d.get("options_theta_map") or {}),
+        "delta_total": delta_total,
+        "delta_total_map": dict(d.get("delta_total_map") or {}),
+        "projected_delta_total": delta_total,
+        "estimated_liquidation_ratio": _f(d, "estimated_liquidation_ratio"),
+        "estimated_liquidation_ratio_map": dict(d.get("estimated_liquidation_ratio_map") or {}),
         "fee_balance": 0.0,
         "spot_reserve": 0.0,
         "portfolio_margining_enabled": r.model == "pm",
@@ -357,3 +457,4 @@ def account_summary_json(r: MarginReport, account_id: int, username: str) -> dic
         "system_name": username,
         "email": f"{username}@deltadesk.invalid",
     }
+    return out
