@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import signal
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any, Protocol
 
 import numpy as np
 
 from app.bus import Subscription
-from app.domain import Fill, Instrument, MarginReport, Order, OrderRequest, Quote
+from app.domain import Fill, Instrument, Kind, MarginReport, Order, OrderRequest, Quote
 from app.domain import PositionView as DeskPosition
-from app.errors import NotFound
+from app.engine.settlement import funding_rate_8h
+from app.errors import DeskError, NotFound
 from app.pricing import black76
+from app.pricing.black import bsm
+from app.pricing.implied import implied_vol, implied_vol_coin
 from connectors.base import Credentials
 from connectors.deribit_api.backend import BookView, Greeks, PlaceResult, PositionView, TickerView
 from connectors.deribit_api.server import DeribitApiServer
@@ -35,6 +40,7 @@ class DeskLike(Protocol):
     def now_ms(self) -> int: ...
     def instruments(self, underlying: str | None = None) -> list[Instrument]: ...
     def quote(self, instrument: str, venue: str | None = None) -> Quote | None: ...
+    def depth(self, instrument: str, levels: int = 10) -> tuple[list[Any], list[Any]]: ...
     def index_price(self, underlying: str) -> float | None: ...
     async def place(self, req: OrderRequest) -> Order: ...
     async def cancel(self, order_id: str) -> Order: ...
@@ -102,27 +108,38 @@ class DeskBackend:
         return self._listed.get(name)
 
     def ticker(self, instrument: str) -> TickerView | None:
-        """Ticker from the desk's quote, with Black-76 greeks (USD; vega per 1%, theta per day) for options."""
+        """Ticker from the desk's quote: the engine's price band, Black greeks of options as Deribit shows them
+        (USD; vega and rho per 1%, theta per day), bid/ask IVs solved from the best prices (fractions)."""
         inst = self._inst(instrument)
         q = self.desk.quote(instrument)
         if inst is None or q is None:
             return None
         index = self.desk.index_price(inst.base) or q.index_price or 0.0
         mark = q.mark_price if q.mark_price is not None else ((q.bid or 0.0) + (q.ask or 0.0)) / 2
+        band = self.desk.engine.band(instrument)
         greeks = None
         underlying = None
+        bid_iv = ask_iv = None
+        funding = None
         if inst.is_option and inst.strike is not None:
             underlying = q.underlying_price or index
             t = inst.years_to_expiry(self.now_ms())
             if q.mark_iv and t > 0 and underlying > 0:
                 g = black76(underlying, float(inst.strike), t, q.mark_iv, inst.is_call)
+                # Deribit's rho is the spot-fixed one (positive for calls: 130.6 for the deribit.md 5.4 call);
+                # Black-76's own rho holds the forward fixed and is -T·V.
+                rho = bsm(underlying, float(inst.strike), t, q.mark_iv, inst.is_call).rho
                 greeks = Greeks(
                     delta=round(float(np.asarray(g.delta)), 5),
                     gamma=round(float(np.asarray(g.gamma)), 8),
                     vega=round(float(np.asarray(g.vega)) * 0.01, 5),
                     theta=round(float(np.asarray(g.theta)) / 365.0, 5),
-                    rho=round(float(np.asarray(g.rho)) * 0.01, 5),
+                    rho=round(float(np.asarray(rho)) * 0.01, 5),
                 )
+            bid_iv = q.bid_iv if q.bid_iv is not None else self._iv(inst, q.bid, underlying, t)
+            ask_iv = q.ask_iv if q.ask_iv is not None else self._iv(inst, q.ask, underlying, t)
+        elif inst.kind is Kind.PERPETUAL and index > 0 and mark > 0:
+            funding = funding_rate_8h(float(mark), float(index))
         return TickerView(
             instrument=instrument,
             ts=q.ts or self.now_ms(),
@@ -133,23 +150,59 @@ class DeskBackend:
             mark_price=float(mark),
             index_price=float(index),
             underlying_price=underlying,
-            underlying_index=f"index_price:{inst.underlying}" if inst.is_option else "",
+            underlying_index=self._underlying_index(inst, underlying, index) if inst.is_option else "",
             mark_iv=q.mark_iv if inst.is_option else None,
-            bid_iv=q.bid_iv if inst.is_option else None,
-            ask_iv=q.ask_iv if inst.is_option else None,
+            bid_iv=bid_iv,
+            ask_iv=ask_iv,
             greeks=greeks,
             open_interest=q.open_interest,
+            min_price=float(band[0]) if band is not None else None,
+            max_price=float(band[1]) if band is not None else None,
+            funding_8h=funding,
         )
 
+    @staticmethod
+    def _iv(inst: Instrument, price: float | None, underlying: float, t: float) -> float | None:
+        """Implied vol (fraction) of an option price (coin for inverse options, USD for linear); None if none."""
+        if price is None or price <= 0 or t <= 0 or underlying <= 0 or inst.strike is None:
+            return None
+        solve = implied_vol_coin if inst.inverse else implied_vol
+        with np.errstate(all="ignore"):
+            iv = float(np.asarray(solve(price, underlying, float(inst.strike), t, inst.is_call)))
+        return iv if math.isfinite(iv) and iv > 0 else None
+
+    def _underlying_index(self, inst: Instrument, underlying: float | None, index: float) -> str:
+        """Deribit's ``underlying_index`` of an option: the future of its expiry when one is listed, else the
+        synthetic ``SYN.{prefix}-{expiry}`` forward, or ``index_price`` when the forward is the index itself."""
+        for other in self._listed.values():
+            if (
+                other.kind is Kind.FUTURE
+                and other.expiry_ms == inst.expiry_ms
+                and other.base == inst.base
+                and other.settlement == inst.settlement
+            ):
+                return other.name
+        if underlying is None or index <= 0 or abs(underlying - index) <= 1e-9 * index:
+            return "index_price"
+        prefix, expiry = inst.name.split("-")[:2]
+        return f"SYN.{prefix}-{expiry}"
+
+    def marks(self, instrument: str) -> tuple[float, float | None, float | None] | None:
+        """The venue's (mark, mark IV fraction, forward USD) of ``instrument`` now; None if it has none."""
+        try:
+            mark, iv, forward = self.desk.venue.mark_of(instrument)
+        except DeskError:
+            return None
+        return float(mark), iv, forward
+
     def depth(self, instrument: str, levels: int) -> BookView:
-        """The engine's book, ``levels`` per side."""
-        bids, asks = self.desk.engine.depth(instrument, levels)
+        """The venue's book, ``levels`` per side, its makers' quotes brought up to date first (lazy quoting)."""
+        bids, asks = self.desk.depth(instrument, levels)
         return BookView(
             instrument,
             self.now_ms(),
             [(float(p), float(a)) for p, a, _ in bids],
             [(float(p), float(a)) for p, a, _ in asks],
-            change_id=self.now_ms(),
         )
 
     def index_price(self, index: str) -> float | None:
@@ -199,11 +252,15 @@ class DeskBackend:
         return list(await self.desk.fill_reports(since_ms))
 
     def positions(self, account: str) -> Sequence[PositionView]:
-        """Positions with marks, PnL, greeks and the margin engine's per-position IM/MM."""
+        """Positions with marks, PnL, greeks, the margin engine's per-position IM/MM and, for futures, its
+        estimated liquidation price (None where no move within its search range liquidates)."""
         self._check(account)
         per: dict[str, dict[str, float]] = {}
+        liquidation: dict[str, float | None] = {}
         for report in self.desk.margin().values():
-            per.update(report.details.get("positions", {}) if report.details else {})
+            details = report.details or {}
+            per.update(details.get("positions", {}))
+            liquidation.update((details.get("liquidation") or {}).get("estimated_liquidation_price", {}))
         out = []
         for p in self.desk.positions():
             if p.size == 0:
@@ -227,17 +284,75 @@ class DeskBackend:
                     theta=p.greeks.theta,
                     initial_margin=float(m.get("initial_margin", 0.0)),
                     maintenance_margin=float(m.get("maintenance_margin", 0.0)),
+                    open_orders_margin=float(m.get("open_orders_margin", 0.0)),
+                    estimated_liquidation_price=liquidation.get(p.instrument),
                 )
             )
         return out
 
     def account_summary(self, account: str, currency: str) -> MarginReport:
-        """The margin engine's report of the account in ``currency`` (zero when it holds none)."""
+        """The margin engine's report of the account in ``currency`` (zero when it holds none), its details
+        completed with Deribit's PnL split, greeks and estimated liquidation ratio (see :meth:`_summary`)."""
         self._check(account)
         report = self.desk.margin().get(currency)
         if report is None:
             return MarginReport(account, currency, "sm", 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-        return report
+        return replace(report, details={**(report.details or {}), **self._summary(report)})
+
+    def _summary(self, report: MarginReport) -> dict[str, Any]:
+        """Deribit's account figures the margin report lacks, from the desk's positions in the report's currency.
+
+        Amounts in the currency. ``delta_total``: futures' coin size plus options' premium-adjusted delta (Deribit's
+        "net transaction delta"). Options' upl is their mark value less the premium paid; options' "session" rpl
+        is what closing option trades realised since the desk first saw the position (the venue keeps no option
+        session). ``futures_pl``/``options_pl``: unrealised + realised (+ funding) of the open positions.
+        Options' gamma is per USD (coin), vega per 1% and theta per day in USD, as the ticker's greeks.
+        ``estimated_liquidation_ratio``: 1 + the spot move at which the margin engine finds MM reaching the margin
+        balance, in the direction the account loses (down when delta_total > 0, up when < 0), so that ratio ×
+        a future's price is its estimated liquidation price (deribit.md 1.2); 0 without delta or without a
+        liquidating move in the engine's search range ([-95%, +400%]).
+        """
+        ccy = report.currency
+        fut_pl = opt_upl = opt_rpl = 0.0
+        delta: dict[str, float] = {}
+        greeks: dict[str, dict[str, float]] = {"delta": {}, "gamma": {}, "vega": {}, "theta": {}}
+        for p in self.desk.positions():
+            inst = self._inst(p.instrument)
+            if inst is None or inst.settlement != ccy:
+                continue
+            idx = inst.underlying
+            delta[idx] = delta.get(idx, 0.0) + p.greeks.delta
+            if inst.is_option:
+                opt_upl += p.pnl
+                opt_rpl += p.realized_pnl
+                for name, value in (
+                    ("delta", p.greeks.delta),
+                    ("gamma", p.greeks.gamma),
+                    ("vega", p.greeks.vega_usd),
+                    ("theta", p.greeks.theta_usd),
+                ):
+                    greeks[name][idx] = greeks[name].get(idx, 0.0) + value
+            else:
+                fut_pl += p.pnl + p.realized_pnl + p.funding
+        delta_total = sum(delta.values())
+        dist = (report.details or {}).get("liquidation") or {}
+        move = dist.get("down") if delta_total > 0 else dist.get("up") if delta_total < 0 else None
+        ratio = 1.0 + move if move is not None else 0.0
+        out: dict[str, Any] = {
+            "options_session_upl": opt_upl,
+            "options_session_rpl": opt_rpl,
+            "options_pl": opt_upl + opt_rpl,
+            "futures_pl": fut_pl,
+            "delta_total": delta_total,
+            "delta_total_map": delta,
+            "estimated_liquidation_ratio": ratio,
+            "estimated_liquidation_ratio_map": {idx: ratio for idx in delta},
+        }
+        for name, by_index in greeks.items():
+            out[f"options_{name}"] = sum(by_index.values())
+            if name != "delta":
+                out[f"options_{name}_map"] = by_index
+        return out
 
     def subscribe(self, topics: Sequence[str]) -> Subscription:
         """The desk's bus."""
