@@ -87,6 +87,8 @@ class DeskBackend:
     def __init__(self, desk: DeskLike) -> None:
         self.desk = desk
         self._listed: dict[str, Instrument] = {}
+        self._futures: dict[tuple[str, str, int | None], str] = {}  # (base, settlement, expiry) -> future name
+        self._indices: set[str] = set()
 
     def _check(self, account: str) -> None:
         if account != self.desk.account:
@@ -100,6 +102,8 @@ class DeskBackend:
         """Every listed instrument."""
         insts = self.desk.instruments()
         self._listed = {i.name: i for i in insts}
+        self._futures = {(i.base, i.settlement, i.expiry_ms): i.name for i in insts if i.kind is Kind.FUTURE}
+        self._indices = {i.underlying for i in insts}
         return insts
 
     def _inst(self, name: str) -> Instrument | None:
@@ -174,14 +178,9 @@ class DeskBackend:
     def _underlying_index(self, inst: Instrument, underlying: float | None, index: float) -> str:
         """Deribit's ``underlying_index`` of an option: the future of its expiry when one is listed, else the
         synthetic ``SYN.{prefix}-{expiry}`` forward, or ``index_price`` when the forward is the index itself."""
-        for other in self._listed.values():
-            if (
-                other.kind is Kind.FUTURE
-                and other.expiry_ms == inst.expiry_ms
-                and other.base == inst.base
-                and other.settlement == inst.settlement
-            ):
-                return other.name
+        future = self._futures.get((inst.base, inst.settlement, inst.expiry_ms))
+        if future is not None:
+            return future
         if underlying is None or index <= 0 or abs(underlying - index) <= 1e-9 * index:
             return "index_price"
         prefix, expiry = inst.name.split("-")[:2]
@@ -206,8 +205,9 @@ class DeskBackend:
         )
 
     def index_price(self, index: str) -> float | None:
-        """Index of ``btc_usd``."""
-        if not any(i.underlying == index for i in self.listed()):
+        """Index of ``btc_usd`` (USD); None for an index no listed instrument uses."""
+        # Asked once per public trade: the listing is re-read only for an index not seen in it.
+        if index not in self._indices and not any(i.underlying == index for i in self.listed()):
             return None
         return self.desk.index_price(index)
 

@@ -172,7 +172,7 @@ async def test_positions_and_account_summary_follow_the_margin_engine(world) -> 
 
 async def test_good_til_day_orders_end_with_the_trading_day(world) -> None:  # type: ignore[no-untyped-def]
     desk, server, c = world
-    far = float(Decimal(repr(desk.quote(PERP).bid * 0.9)).quantize(Decimal("0.5")))
+    far = float(Decimal(repr(desk.quote(PERP).bid - 20)).quantize(Decimal("0.5")))  # passive, inside the band
     res = await c.get(
         "private/buy", instrument_name=PERP, amount=100, type="limit", price=far, time_in_force="good_til_day"
     )
