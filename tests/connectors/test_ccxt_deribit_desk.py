@@ -102,8 +102,8 @@ async def test_tickers_stream_and_survive_a_dropped_socket(world) -> None:  # ty
 
 async def test_place_amend_cancel_fill_and_reconcile_after_restart(world) -> None:  # type: ignore[no-untyped-def]
     desk, server, venue, sub = world
-    index = desk.index_price("BTC")
-    far = D(int(index * 0.8)) - D(int(index * 0.8)) % D("0.5")
+    # passive (below the best bid) but inside the engine's price band, which refuses prices far from the mark
+    far = D(repr(desk.quote("BTC-PERPETUAL").bid - 20)).quantize(D("0.5"))
     rest = await venue.place(OrderRequest("BTC-PERPETUAL", Side.BUY, D("100"), far, client_order_id="e2e-1"))
     assert rest.status is OrderStatus.OPEN
     assert [o.request.client_order_id for o in desk.open_orders()] == ["e2e-1"]
