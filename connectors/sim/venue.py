@@ -80,6 +80,11 @@ from connectors.sim.takers import TakerParams, Takers
 
 HOUR_MS = 3_600_000
 _SINGLE_SYNCS = 3  # books a lazy step brings to the targets one by one before it computes them all
+# Options' marks move a tick or more on hundreds of instruments a step, and a band costs a few microseconds to
+# move: with eager quoting a step moves an option's band (mark ± 50 %, deribit.md §3.7, matching.DEFAULT_BANDS) only
+# when its mark moved by 1 % of itself (its edges then lag by at most 2 % of its half-width); with lazy quoting no
+# order reaches an option's book but through ``sync``, which re-centres the band on the current mark first.
+_OPTION_MARK_SLACK = 0.01
 
 
 @dataclass
@@ -329,6 +334,7 @@ class SimVenue:
         self._refresh_listing(initial=True)
         self._observe_index(0.0)
         self._compute_marks()
+        self._set_engine_marks()
         self._requote()
         self._publish_quotes()
 
@@ -676,6 +682,7 @@ class SimVenue:
         elif now >= self._next_daily_ms:
             self._settle_daily(now)
         self._compute_marks()
+        self._set_engine_marks()
         if self._watched:
             self._mark_margin(self._watched.keys())
         self._requote()
@@ -886,6 +893,31 @@ class SimVenue:
             mk.delta[o] = g.delta[sl]
             mk.vega[o] = g.vega[sl]
 
+    def _set_engine_marks(self) -> None:
+        """Centre the matching engine's price bands (deribit.md §3.7) on the marks just computed: a perpetual's or
+        future's whenever its mark moved by a tick; an option's, with eager quoting, when its mark moved by a tick and
+        by 1 % of itself (with lazy quoting an option's band is moved when its book is used: :meth:`sync`)."""
+        lazy = self._lazy_now()
+        for mk in self.markets.values():
+            o = mk.opt_slice
+            n = o.start if lazy else len(mk.mark)
+            mark = mk.mark[:n]
+            gap = np.abs(mark - mk.mark_set[:n])
+            due = ~(gap < mk.tick[:n])  # never set (NaN) counts as due
+            if not lazy and o.start < n:
+                due[o] &= ~(gap[o] < _OPTION_MARK_SLACK * mark[o])
+            for k in np.flatnonzero(due).tolist():
+                self._set_mark(mk, k)
+
+    def _set_mark(self, mk: _Market, k: int) -> None:
+        """Give the engine the mark of instrument ``k`` of ``mk`` (price units)."""
+        x = float(mk.mark[k])
+        if x != x:
+            return
+        # An option worth nothing still gets a band: the engine's minimum ticks around half a tick.
+        self.engine.set_mark(mk.names[k], Decimal(repr(max(x, float(mk.half_tick[k])))))
+        mk.mark_set[k] = x
+
     def _lazy_now(self) -> bool:
         """Lazy quoting: books are brought to the makers' targets only when someone trades or reads them."""
         mode = self.config.quoting
@@ -1009,12 +1041,15 @@ class SimVenue:
                 self.sync(name)
 
     def sync(self, name: str) -> None:
-        """Bring one instrument's book to the makers' current targets (lazy quoting); no-op when already there."""
+        """Bring one instrument's book to the makers' current targets (lazy quoting) and its price band to the current
+        mark; no-op when already there."""
         inst = self.instruments_by_name.get(name)
         if inst is None:
             return
         mk = self.markets[inst.base]
         k = mk.pos[name]
+        if not abs(mk.mark[k] - mk.mark_set[k]) < mk.tick[k]:
+            self._set_mark(mk, k)  # an order is coming: its band is centred on the current mark to the tick
         if mk.synced[k] == self._step_no:
             return
         mk.synced[k] = self._step_no

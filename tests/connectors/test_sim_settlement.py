@@ -1,12 +1,16 @@
-"""The simulated venue's settlements: the 08:00 UTC daily settlement runs on every day, expiries or not."""
+"""The simulated venue's settlements (the 08:00 UTC daily settlement runs on every day, expiries or not) and the
+engine's price bands around the simulated marks."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from app.domain import OrderRequest, Side, TimeInForce
+import pytest
+
+from app.domain import OrderRequest, OrderStatus, Side, TimeInForce
 from app.engine.ledger import EntryKind
+from app.errors import OrderRejected
 from connectors.sim.listing import ListingConfig
 from connectors.sim.venue import SimConfig, SimVenue
 
@@ -74,3 +78,73 @@ def test_expiry_is_delivered_before_the_daily_settlement_and_once() -> None:
     assert max(delivered) < min(daily)
     assert any(e.account == "main" and e.ref == "daily" for e in at_8)
     assert v.daily_settlements == [at]
+
+
+# -- price bands (deribit.md §3.7) ------------------------------------------------------------------------------------
+
+
+def _band_venue(quoting: str = "auto") -> SimVenue:
+    return SimVenue(SimConfig(seed=5, listing=SMALL, quoting=quoting))
+
+
+def test_engine_bands_follow_the_sim_marks() -> None:
+    from app.engine.matching import DEFAULT_BANDS
+
+    v = _band_venue()
+    v.advance(30_000)
+    futures = [n for n, i in v.instruments_by_name.items() if not i.is_option]
+    assert futures and all(v.engine.band(n) is not None for n in futures)  # set every step
+    for name in futures + [n for n, i in v.instruments_by_name.items() if i.is_option][::25]:
+        inst = v.instruments_by_name[name]
+        v.quote(name)  # a book read or traded is brought to the current mark first
+        mark = D(repr(v.mark_of(name)[0]))
+        assert abs(v.engine.mark(name) - mark) < inst.tick_size
+        lo, hi = v.engine.band(name)
+        width = DEFAULT_BANDS[inst.kind] * mark
+        if width > 10 * inst.tick_size:  # wider than the engine's minimum of 10 ticks a side
+            assert abs(hi - (mark + width)) <= 2 * inst.tick_size and abs(lo - (mark - width)) <= 2 * inst.tick_size
+
+
+def _on_tick(price: Decimal, tick: Decimal) -> Decimal:
+    return (price / tick).to_integral_value() * tick
+
+
+def test_orders_outside_the_band_are_rejected_through_the_desk() -> None:
+    from app.desk import Desk
+
+    desk = Desk(seed=5, sim=SimConfig(seed=5, listing=SMALL))
+    desk.advance(5_000)
+    name = "BTC-PERPETUAL"
+    mark = D(repr(desk.venue.mark_of(name)[0]))
+    far = _on_tick(mark * D("0.97"), D("0.5"))  # 3 % under the mark: outside its ±1.5 % band
+    with pytest.raises(OrderRejected) as err:
+        desk.place_now(OrderRequest(name, Side.BUY, D(100), far))
+    assert err.value.code == "order.rejected.band"
+    near = _on_tick(mark * D("0.99"), D("0.5"))  # inside the band: rests
+    assert desk.place_now(OrderRequest(name, Side.BUY, D(100), near)).status is OrderStatus.OPEN
+    opt = max(
+        (i for i in desk.venue.instruments_by_name.values() if i.is_option), key=lambda i: desk.venue.mark_of(i.name)[0]
+    )
+    omark = D(repr(desk.venue.mark_of(opt.name)[0]))
+    with pytest.raises(OrderRejected) as err:  # an option's band is ±50 % of its mark
+        desk.place_now(OrderRequest(opt.name, Side.SELL, D(1), _on_tick(omark * D("1.6"), D("0.0005"))))
+    assert err.value.code == "order.rejected.band"
+
+
+@pytest.mark.parametrize("quoting", ["eager", "lazy"])
+def test_makers_and_takers_quote_and_trade_inside_the_bands(quoting: str) -> None:
+    from app.engine import events as ev
+
+    v = _band_venue(quoting)
+    refused: list[str] = []
+    v.engine.on_event(
+        lambda e: refused.append(e.code) if type(e) is ev.Rejected and e.code == "order.rejected.band" else None
+    )
+    v.advance(120_000)
+    assert v.trade_count > 0
+    assert refused == []  # no maker quote and no taker order fell outside a band
+    for name in list(v.instruments_by_name)[::7]:
+        q = v.quote(name)
+        lo, hi = v.engine.band(name)
+        for px in (q.bid, q.ask):
+            assert px is None or float(lo) <= px <= float(hi)
