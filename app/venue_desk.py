@@ -163,7 +163,7 @@ class VenueDesk:
         self._stopping = False
         self.connected = False
         self.counters = {"orders": 0, "rejects": 0, "fills": 0, "steps": 0, "events": 0, "resends_avoided": 0,
-                         "position_drifts": 0, "errors": 0}
+                         "position_drifts": 0, "errors": 0, "deliveries": 0}
         self.reconciled: dict[str, int] = {}
         self.bus.on(None, self._on_event)
 
@@ -559,16 +559,22 @@ class VenueDesk:
         ours = {p.instrument: p for p in self.book.positions()}
         fixed = 0
         drift_now: dict[str, Decimal] = {}
-        for name in set(venue) | set(ours):
+        for name in sorted(set(venue) | set(ours)):
             want = venue[name].size if name in venue else Decimal(0)
             have = ours[name].size if name in ours else Decimal(0)
             diff = want - have
             if diff == 0:
                 continue
+            inst = self.instruments_by_name[name]
+            if name not in venue and inst.expiry_ms is not None and self.now_ms() >= inst.expiry_ms:
+                # Gone at the venue after its expiry: delivered, not a drift (no fill can be in flight on an expired
+                # instrument, so there is no need to see it twice).
+                if await self._deliver(inst):
+                    fixed += 1
+                    continue
             if self._drift.get(name) != diff:
                 drift_now[name] = diff
                 continue
-            inst = self.instruments_by_name[name]
             price = venue[name].average_price if name in venue and venue[name].average_price > 0 else (
                 ours[name].average_price if name in ours else Decimal(1))
             fix = Fill(f"drift:{name}:{self.now_ms()}", "", name, Side.BUY if diff > 0 else Side.SELL, price, abs(diff),
@@ -584,6 +590,34 @@ class VenueDesk:
             self.book.flush(self.now_ms())
             self._margin_dirty = True
         return fixed
+
+    async def _deliver(self, inst: Instrument) -> bool:
+        """Settle our expired position in ``inst`` at its delivery price (USD): the venue's when the connector reports
+        it (an optional ``delivery_price(inst)`` coroutine), else the last index price the desk saw of its underlying.
+        False (the caller books a drift) when neither is known."""
+        price: float | None = None
+        source = "venue delivery price"
+        getter = getattr(self.venue, "delivery_price", None)
+        if callable(getter):
+            got = await self._guard(f"delivery price of {inst.name}", getter(inst))
+            if got is not None and math.isfinite(float(got)) and float(got) > 0:
+                price = float(got)
+        if price is None:
+            source = "last index price"
+            price = self.index_prices.get(inst.base)
+        if price is None or not (math.isfinite(price) and price > 0):
+            log.warning("%s: %s expired but no delivery or index price is known", self.venue_name, inst.name)
+            return False
+        pos = self.book.settle(inst.name, price)
+        if pos is None:
+            return False
+        self.quotes.pop(inst.name, None)
+        self.counters["deliveries"] += 1
+        self._margin_dirty = True
+        log.info("%s: %s delivered at %.2f (%s)", self.venue_name, inst.name, price, source)
+        self._alert(f"{inst.name} expired: delivered at {price:.2f} ({source})", "info", "position.delivered")
+        self.bus.publish(PositionUpdate(self.now_ms(), pos))
+        return True
 
     def _store_history(self) -> None:
         if self.store is None:
