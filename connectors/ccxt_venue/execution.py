@@ -232,32 +232,26 @@ class Execution:
         return len(opens)
 
     # -- reports (reconciliation) -------------------------------------------------------------------
-    async def _per_currency(self, fn: Callable[..., Any], *args: Any) -> list[dict[str, Any]]:
+    async def _scoped(self, call: str, fn: Callable[..., Any], *args: Any) -> list[dict[str, Any]]:
+        """``fn(*args, params)`` once per segment of the listing (currency, instType or category), concatenated."""
         out: list[dict[str, Any]] = []
-        settles = sorted({i.settlement for i in self.catalog.by_name.values()})
-        for ccy in settles:
-            if self.table.exchange == "deribit":
-                out.extend(await self._call(fn, *args, {"code": ccy}))
-            else:
-                out.extend(await self._call(fn, *args, {}))
-                break
+        for params in self.table.scopes(call, self.catalog.markets.values()):
+            out.extend(await self._call(fn, *args, dict(params)))
         return out
 
     async def orders(self, open_only: bool = True) -> list[Order]:
-        """Our orders as the venue reports them (open ones, or open and recently closed)."""
-        raws = await self._per_currency(self.ex.fetch_open_orders, None, None, None)
+        """Our orders as the venue reports them (open ones, or open and recently ended: filled or cancelled)."""
+        raws = await self._scoped("open", self.ex.fetch_open_orders, None, None, None)
         if not open_only:
             try:
-                raws += await self._per_currency(self.ex.fetch_closed_orders, None, None, None)
+                raws += await self._scoped("closed", self.table.closed_orders, self.ex)
             except OrderRejected:
                 pass
-        out = []
-        for raw in raws:
-            name = self.catalog.name(str(raw.get("symbol")))
-            if name is None:
-                continue
-            out.append(self._remember(raw, self.requests.get(str(raw["id"]))))
-        return out
+        latest: dict[str, dict[str, Any]] = {}
+        for raw in raws:  # an order that ended between the two queries is in both: the history row is newer
+            if self.catalog.name(str(raw.get("symbol"))) is not None:
+                latest[str(raw["id"])] = raw
+        return [self._remember(raw, self.requests.get(oid)) for oid, raw in latest.items()]
 
     async def order_reports(self, open_only: bool = False) -> Sequence[OrderStatusReport]:
         """Orders as reconciliation reports."""
@@ -265,7 +259,7 @@ class Execution:
 
     async def fill_reports(self, since_ms: int = 0) -> Sequence[Fill]:
         """Our fills since ``since_ms`` (client order ids recovered from the venue's labels)."""
-        raws = await self._per_currency(self.ex.fetch_my_trades, None, since_ms or None, 100)
+        raws = await self._scoped("trades", self.ex.fetch_my_trades, None, since_ms or None, 100)
         out = []
         for t in raws:
             name = self.catalog.name(str(t.get("symbol")))
@@ -278,7 +272,7 @@ class Execution:
 
     async def position_reports(self) -> Sequence[PositionStatusReport]:
         """Positions as the venue reports them."""
-        raws = await self._call(self.ex.fetch_positions)
+        raws = await self._scoped("positions", self.ex.fetch_positions, None)
         out = []
         for p in raws:
             name = self.catalog.name(str(p.get("symbol")))

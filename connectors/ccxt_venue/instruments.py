@@ -21,12 +21,14 @@ class Catalog:
         self.symbol_of: dict[str, str] = {}
         self.name_of: dict[str, str] = {}  # ccxt symbol -> desk name
         self.sizes: dict[str, Decimal] = {}  # desk name -> the venue's contract size (ccxt contractSize)
+        self.markets: dict[str, dict[str, Any]] = {}  # desk name -> ccxt market (type, settle, raw info)
 
     def load(self, markets: dict[str, dict[str, Any]]) -> int:
         """Rebuild from ccxt's ``markets``; returns how many instruments the desk can trade."""
         by_name: dict[str, Instrument] = {}
         symbol_of: dict[str, str] = {}
         sizes: dict[str, Decimal] = {}
+        by_market: dict[str, dict[str, Any]] = {}
         for symbol, market in markets.items():
             if market.get("active") is False:
                 continue
@@ -36,7 +38,8 @@ class Catalog:
             by_name[inst.name] = inst
             symbol_of[inst.name] = symbol
             sizes[inst.name] = Decimal(str(market.get("contractSize") or 1))
-        self.by_name, self.symbol_of, self.sizes = by_name, symbol_of, sizes
+            by_market[inst.name] = market
+        self.by_name, self.symbol_of, self.sizes, self.markets = by_name, symbol_of, sizes, by_market
         self.name_of = {s: n for n, s in symbol_of.items()}
         return len(by_name)
 

@@ -6,7 +6,7 @@ Everything else (markets, tickers, books, orders, positions) goes through the sa
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -174,6 +174,89 @@ async def _okx_chain_ivs(ex: Any, base: str) -> dict[str, dict[str, Any]]:
     return {row["instId"]: row for row in response.get("data") or []}
 
 
+# -- scopes: which queries cover every order, fill and position of the instruments the desk trades ---------------
+#
+# Without a symbol, ccxt fills in a default market type (OKX: instType=SPOT; Bybit: category=linear with
+# settleCoin=USDT), so a symbol-less query silently misses options, inverse and USDC-settled contracts. Each venue
+# therefore gets one query per segment of the listing the desk loaded. ``call`` is "open" (open orders), "closed"
+# (order history), "trades" (our executions) or "positions".
+
+Scope = dict[str, Any]  # ccxt params of one query
+
+
+def _dedupe(scopes: list[Scope]) -> list[Scope]:
+    out: list[Scope] = []
+    for scope in scopes:
+        if scope not in out:
+            out.append(scope)
+    return out
+
+
+def _deribit_scopes(call: str, markets: Iterable[dict[str, Any]]) -> list[Scope]:
+    if call == "positions":
+        return [{}]  # private/get_positions without a currency answers for every currency
+    # the *_by_currency endpoints take one settlement currency (BTC, ETH, USDC) each
+    return [{"code": c} for c in sorted({str(m.get("settle") or m.get("quote")) for m in markets})]
+
+
+_OKX_INST_TYPE = {"option": "OPTION", "swap": "SWAP", "future": "FUTURES"}
+
+
+def _okx_scopes(call: str, markets: Iterable[dict[str, Any]]) -> list[Scope]:
+    if call == "positions":
+        return [{}]  # /account/positions without instType answers for every instrument type
+    # /trade/orders-history and /trade/fills-history REQUIRE instType (ccxt would send SPOT); instFamily (BTC-USD)
+    # narrows each query to one underlying so its 100-row page holds only what the desk trades.
+    pairs = set()
+    for m in markets:
+        info = m.get("info") or {}
+        kind = _OKX_INST_TYPE.get(str(m.get("type")))
+        if kind is not None:
+            pairs.add((kind, str(info.get("instFamily") or info.get("uly") or "")))
+    return [{"instType": t, "instFamily": f} if f else {"instType": t} for t, f in sorted(pairs)]
+
+
+def _bybit_scopes(call: str, markets: Iterable[dict[str, Any]]) -> list[Scope]:
+    # Bybit v5 answers one ``category`` per query; linear (and ccxt's inverse) open orders and positions also need
+    # a settle coin. Params are ccxt's documented ones: ``type`` option|swap, ``subType`` linear|inverse, ``settleCoin``.
+    segments = set()
+    for m in markets:
+        if m.get("type") == "option":
+            segments.add(("option", ""))  # one option query covers every settle coin
+        else:
+            segments.add(("inverse" if m.get("inverse") else "linear", str(m.get("settle") or "")))
+    out: list[Scope] = []
+    for category, settle in sorted(segments):
+        if category == "option":
+            out.append({"type": "option"})
+            continue
+        scope: Scope = {"type": "swap", "subType": category}
+        if call != "trades" and settle:  # /v5/execution/list has no settleCoin filter: one query per category
+            scope["settleCoin"] = settle
+        out.append(scope)
+    return _dedupe(out)
+
+
+# -- closed orders: every order that ended (filled, cancelled with or without fills) --------------------------------
+
+
+async def _closed_unified(ex: Any, params: Scope) -> list[dict[str, Any]]:
+    # Deribit's order history holds filled and cancelled orders alike
+    return list(await ex.fetch_closed_orders(None, None, None, params))
+
+
+async def _closed_bybit(ex: Any, params: Scope) -> list[dict[str, Any]]:
+    # fetch_closed_orders sends orderStatus=Filled; without orderStatus /v5/order/history returns every final state
+    return list(await ex.fetch_canceled_and_closed_orders(None, None, None, params))
+
+
+async def _closed_okx(ex: Any, params: Scope) -> list[dict[str, Any]]:
+    # ccxt's fetch_closed_orders always sends state=filled and fetch_canceled_orders state=canceled; OKX's
+    # /trade/orders-history without ``state`` returns both (and mmp_canceled), so a cancelled order with fills is seen.
+    response = await ex.private_get_trade_orders_history(dict(params))
+    return list(ex.parse_orders(response.get("data") or []))
+
+
 @dataclass(frozen=True, slots=True)
 class VenueTable:
     """One venue's differences: ccxt id, client-order-id field, where IVs live, amount unit, URL layout."""
@@ -195,6 +278,8 @@ class VenueTable:
     fetch_order_params: dict[str, Any] = field(default_factory=dict)
     needs_passphrase: bool = False
     book_sequence: bool = False  # book deltas carry change_id / prev_change_id (Deribit)
+    scopes: Callable[[str, Iterable[dict[str, Any]]], list[Scope]] = _deribit_scopes  # queries per listing segment
+    closed_orders: Callable[[Any, Scope], Awaitable[list[dict[str, Any]]]] = _closed_unified  # ended orders
 
 
 DERIBIT = VenueTable(
@@ -225,6 +310,8 @@ OKX = VenueTable(
     label_pattern=re.compile(r"^[A-Za-z0-9]{1,32}$"),
     chain_ivs=_okx_chain_ivs,
     needs_passphrase=True,
+    scopes=_okx_scopes,
+    closed_orders=_closed_okx,
 )
 
 BYBIT = VenueTable(
@@ -245,6 +332,8 @@ BYBIT = VenueTable(
     max_label=36,
     label_pattern=re.compile(r"^[A-Za-z0-9_-]{1,36}$"),
     fetch_order_params={"acknowledged": True},
+    scopes=_bybit_scopes,
+    closed_orders=_closed_bybit,
 )
 
 TABLES: dict[str, VenueTable] = {t.exchange: t for t in (DERIBIT, OKX, BYBIT)}

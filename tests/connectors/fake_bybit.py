@@ -3,6 +3,10 @@
 Private calls are checked as Bybit documents them: ``X-BAPI-SIGN = hex(HMAC-SHA256(secret, timestamp + apiKey +
 recvWindow + (query | body)))`` with the timestamp inside the receive window. Envelopes are
 ``{"retCode": 0, "retMsg": "OK", "result": {...}, "retExtInfo": {}, "time": ms}``.
+
+Private lists filter as Bybit v5 documents: /v5/order/realtime, /v5/order/history, /v5/execution/list and
+/v5/position/list require ``category`` (linear | inverse | option | spot) and return only rows of it; open orders and
+positions of ``linear`` also need ``symbol``, ``settleCoin`` or ``baseCoin`` (``settleCoin`` filters by it).
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT",
 
 
 class FakeBybit:
-    """Two BTC USDC options (tick 5 USDC, 0.01 BTC lots) and BTCUSDT, with resting orders and market fills."""
+    """Two BTC USDC options (tick 5 USDC, 0.01 BTC lots) and BTCUSDT (and BTCPERP, USDC-settled, with
+    ``usdc_perp``), with resting orders, market fills, executions and positions."""
 
-    def __init__(self) -> None:
+    def __init__(self, usdc_perp: bool = False) -> None:
         exp = (datetime.now(timezone.utc) + timedelta(days=20)).replace(hour=8, minute=0, second=0, microsecond=0)
         while exp.weekday() != 4:
             exp += timedelta(days=1)
@@ -36,7 +41,19 @@ class FakeBybit:
             self.put: ([("1800", "5")], [("1900", "4")]),
             self.perp: ([("59999.9", "10")], [("60000.1", "10")]),
         }
+        self.usdc_perp = "BTCPERP"
+        if usdc_perp:
+            self.books[self.usdc_perp] = ([("59999.5", "10")], [("60000.5", "10")])
         self.orders: dict[str, dict[str, Any]] = {}
+        self.execs: list[dict[str, Any]] = []  # our executions, newest last (execution/list rows)
+        self.exec_fee = "0.5"  # execFee of the next execution (negative: a maker rebate, as Bybit sends it)
+        self.queries: list[tuple[str, dict[str, Any]]] = []  # private list queries as sent
+        # account-wide USD figures and per-coin rows of /v5/account/wallet-balance (UNIFIED)
+        self.wallet: dict[str, Any] = {
+            "totalInitialMargin": "182.60183684",
+            "totalMaintenanceMargin": "0.38106773",
+            "coins": {"USDC": ("1000", "150.5", "20.25", "3.75"), "USDT": ("500", "0", "0", "0")},
+        }
         self._ids = itertools.count(1)
         self.app = web.Application()
         self.app.router.add_get("/v5/public/option", self.ws_public)
@@ -118,7 +135,7 @@ class FakeBybit:
             for k, v in rest.items()
             if k not in ("bid1Price", "bid1Size", "ask1Price", "ask1Size", "bid1Iv", "ask1Iv", "markIv")
         }
-        if sym == self.perp:
+        if self._linear(sym):
             out.update(
                 {
                     "bid1Price": rest["bid1Price"],
@@ -269,7 +286,10 @@ class FakeBybit:
                 "fundingInterval": 480,
                 "copyTrading": "both",
             }
-            return self.ok({"category": "linear", "nextPageCursor": "", "list": [row]})
+            rows = [row]
+            if self.usdc_perp in self.books:
+                rows.append({**row, "symbol": self.usdc_perp, "quoteCoin": "USDC", "settleCoin": "USDC"})
+            return self.ok({"category": "linear", "nextPageCursor": "", "list": rows})
         return self.ok({"category": cat, "nextPageCursor": "", "list": []})
 
     def _ticker(self, sym: str) -> dict[str, Any]:
@@ -291,7 +311,7 @@ class FakeBybit:
             "prevPrice24h": bids[0][0],
             "price24hPcnt": "0",
         }
-        if sym != self.perp:
+        if not self._linear(sym):
             out.update(
                 {
                     "bid1Iv": "0.54",
@@ -361,7 +381,7 @@ class FakeBybit:
         if p.get("category") == "option" and not p.get("orderLinkId"):
             return self.err(10001, "orderLinkId is required for options")
         price = p.get("price")
-        if price is not None and float(price) % 5 != 0 and sym != self.perp:
+        if price is not None and float(price) % 5 != 0 and not self._linear(sym):
             return self.err(110004, "Order price is not a multiple of the tick size")
         oid = f"b-{next(self._ids)}"
         now = str(int(time.time() * 1000))
@@ -387,8 +407,73 @@ class FakeBybit:
             "updatedTime": now,
             "reduceOnly": False,
             "category": p.get("category"),
+            "positionIdx": 0,
         }
+        if crosses:
+            self._execute(self.orders[oid], p["qty"], best, maker=False)
         return self.ok({"orderId": oid, "orderLinkId": p.get("orderLinkId", "")})
+
+    # -- what only the venue does (tests drive it) ---------------------------------------------------
+    def _linear(self, sym: str) -> bool:
+        return sym in (self.perp, self.usdc_perp)
+
+    def category_of(self, sym: str) -> str:
+        """Bybit category of a symbol of this fake."""
+        return "linear" if self._linear(sym) else "option"
+
+    def settle_of(self, sym: str) -> str:
+        """Settle coin of a symbol of this fake."""
+        return "USDT" if sym == self.perp else "USDC"
+
+    def _execute(self, o: dict[str, Any], qty: str, price: str, maker: bool) -> None:
+        self.execs.append(
+            {
+                "symbol": o["symbol"],
+                "orderType": o["orderType"],
+                "underlyingPrice": "",
+                "orderLinkId": o["orderLinkId"],
+                "side": o["side"],
+                "indexPrice": "",
+                "orderId": o["orderId"],
+                "stopOrderType": "UNKNOWN",
+                "leavesQty": o["leavesQty"],
+                "execTime": str(int(time.time() * 1000)),
+                "isMaker": maker,
+                "execFee": self.exec_fee,
+                "feeRate": "-0.0001" if self.exec_fee.startswith("-") else "0.0003",
+                "execId": f"e-{len(self.execs) + 1}",
+                "tradeIv": "",
+                "blockTradeId": "",
+                "markPrice": price,
+                "execPrice": price,
+                "markIv": "",
+                "orderQty": o["qty"],
+                "orderPrice": o["price"],
+                "execValue": str(float(price) * float(qty)),
+                "execType": "Trade",
+                "execQty": qty,
+                "closedSize": "",
+                "category": o["category"],
+            }
+        )
+
+    def fill_resting(self, oid: str, qty: str | None = None) -> None:
+        """Someone trades against our resting order: all of it, or ``qty`` (then it stays partially filled)."""
+        o = self.orders[oid]
+        take = qty or o["leavesQty"]
+        done = float(o["cumExecQty"]) + float(take)
+        left = float(o["qty"]) - done
+        o["cumExecQty"], o["leavesQty"] = repr(done), repr(max(left, 0.0))
+        o["avgPrice"] = o["price"]
+        o["orderStatus"] = "Filled" if left <= 1e-12 else "PartiallyFilled"
+        o["updatedTime"] = str(int(time.time() * 1000))
+        self._execute(o, take, o["price"], maker=True)
+
+    def cancel_by_venue(self, oid: str) -> None:
+        """The venue cancels our order (e.g. market-maker protection); fills so far stay."""
+        o = self.orders[oid]
+        o["orderStatus"], o["updatedTime"] = "Cancelled", str(int(time.time() * 1000))
+        o["leavesQty"] = "0"
 
     def _open(self, oid: str) -> dict[str, Any] | None:
         o = self.orders.get(oid)
@@ -411,16 +496,117 @@ class FakeBybit:
             o["qty"] = o["leavesQty"] = p["qty"]
         return self.ok({"orderId": o["orderId"], "orderLinkId": o["orderLinkId"]})
 
+    def _scoped(self, name: str, q: dict[str, Any], rows: list[dict[str, Any]], need_settle: bool) -> Any:
+        """Rows of the query's category (and settleCoin), or the error Bybit sends for a missing filter."""
+        self.queries.append((name, dict(q)))
+        cat = q.get("category")
+        if cat not in ("linear", "inverse", "option", "spot"):
+            return self.err(10001, "params error: category is invalid")
+        if need_settle and cat == "linear" and not (q.get("symbol") or q.get("settleCoin") or q.get("baseCoin")):
+            return self.err(10001, "Missing some parameters that must be filled in, symbol or settleCoin or baseCoin")
+        rows = [r for r in rows if self.category_of(r["symbol"]) == cat]
+        if q.get("symbol"):
+            rows = [r for r in rows if r["symbol"] == q["symbol"]]
+        if q.get("settleCoin"):
+            rows = [r for r in rows if self.settle_of(r["symbol"]) == q["settleCoin"]]
+        if q.get("baseCoin"):
+            rows = [r for r in rows if r["symbol"].startswith(q["baseCoin"])]
+        return rows
+
+    def _list(self, q: dict[str, Any], rows: Any) -> web.Response:
+        if isinstance(rows, web.Response):
+            return rows
+        return self.ok({"category": q.get("category"), "nextPageCursor": "", "list": rows})
+
     def h_order_realtime(self, q: dict[str, Any]) -> web.Response:
         rows = list(self.orders.values())
-        if q.get("orderId"):
+        if q.get("orderId"):  # one order by id: open or recently closed
             rows = [o for o in rows if o["orderId"] == q["orderId"]]
         else:
             rows = [o for o in rows if o["orderStatus"] in ("New", "PartiallyFilled")]
-        if q.get("symbol"):
-            rows = [o for o in rows if o["symbol"] == q["symbol"]]
-        return self.ok({"category": q.get("category"), "nextPageCursor": "", "list": rows})
+        return self._list(q, self._scoped("order/realtime", q, rows, need_settle=not q.get("orderId")))
 
     def h_order_history(self, q: dict[str, Any]) -> web.Response:
         rows = [o for o in self.orders.values() if q.get("orderId") in (None, o["orderId"])]
-        return self.ok({"category": q.get("category"), "nextPageCursor": "", "list": rows})
+        rows = [o for o in rows if o["orderStatus"] not in ("New", "PartiallyFilled")]
+        if q.get("orderStatus"):
+            rows = [o for o in rows if o["orderStatus"] == q["orderStatus"]]
+        return self._list(q, self._scoped("order/history", q, rows, need_settle=False))
+
+    def h_execution_list(self, q: dict[str, Any]) -> web.Response:
+        rows = [e for e in self.execs if int(e["execTime"]) >= int(q.get("startTime") or 0)]
+        return self._list(q, self._scoped("execution/list", q, rows[::-1], need_settle=False))
+
+    def h_position_list(self, q: dict[str, Any]) -> web.Response:
+        net: dict[str, tuple[float, str]] = {}
+        for e in self.execs:
+            sign = 1 if e["side"] == "Buy" else -1
+            net[e["symbol"]] = (net.get(e["symbol"], (0.0, ""))[0] + sign * float(e["execQty"]), e["execPrice"])
+        now = str(int(time.time() * 1000))
+        rows = [
+            {
+                "positionIdx": 0,
+                "riskId": 1,
+                "riskLimitValue": "",
+                "symbol": sym,
+                "side": "Buy" if size > 0 else "Sell",
+                "size": repr(abs(size)),
+                "avgPrice": price,
+                "positionValue": repr(abs(size) * float(price)),
+                "tradeMode": 0,
+                "autoAddMargin": 0,
+                "positionStatus": "Normal",
+                "leverage": "",
+                "markPrice": price,
+                "liqPrice": "",
+                "bustPrice": "",
+                "positionIM": "0",
+                "positionMM": "0",
+                "unrealisedPnl": "0",
+                "cumRealisedPnl": "0",
+                "createdTime": now,
+                "updatedTime": now,
+            }
+            for sym, (size, price) in net.items()
+            if abs(size) > 1e-12
+        ]
+        return self._list(q, self._scoped("position/list", q, rows, need_settle=True))
+
+    def h_account_wallet_balance(self, q: dict[str, Any]) -> web.Response:
+        w = self.wallet
+        coins = [
+            {
+                "coin": c,
+                "equity": eq,
+                "usdValue": eq,
+                "walletBalance": eq,
+                "availableToWithdraw": "",
+                "locked": "0",
+                "borrowAmount": "0",
+                "accruedInterest": "0",
+                "totalOrderIM": order_im,
+                "totalPositionIM": pos_im,
+                "totalPositionMM": pos_mm,
+                "unrealisedPnl": "0",
+                "cumRealisedPnl": "0",
+                "bonus": "0",
+                "marginCollateral": True,
+                "collateralSwitch": True,
+            }
+            for c, (eq, pos_im, pos_mm, order_im) in w["coins"].items()
+        ]
+        account = {
+            "accountType": q.get("accountType", "UNIFIED"),
+            "totalEquity": "1500",
+            "accountIMRate": "0.1217",
+            "totalMarginBalance": "1500",
+            "totalInitialMargin": w["totalInitialMargin"],
+            "totalAvailableBalance": "1317.4",
+            "accountMMRate": "0.0003",
+            "totalPerpUPL": "0",
+            "totalWalletBalance": "1500",
+            "accountLTV": "0",
+            "totalMaintenanceMargin": w["totalMaintenanceMargin"],
+            "coin": coins,
+        }
+        return self.ok({"list": [account]})

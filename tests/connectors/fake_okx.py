@@ -3,6 +3,11 @@
 Signatures are checked as OKX documents them: ``OK-ACCESS-SIGN = base64(HMAC-SHA256(secret, timestamp + METHOD +
 requestPath(+query) + body))`` with key, passphrase and an ISO timestamp within 30 s. Envelopes are
 ``{"code": "0", "msg": "", "data": [...]}``; order errors carry ``sCode``/``sMsg`` per item.
+
+Private lists filter as OKX documents: /trade/orders-history and /trade/fills-history REQUIRE ``instType`` (SPOT,
+MARGIN, SWAP, FUTURES, OPTION) and return only rows of it; ``instFamily`` and (orders-history) ``state`` narrow
+further; /trade/orders-pending and /account/positions take them optionally. Fees are signed as OKX sends them:
+negative = charged, positive = rebate.
 """
 
 from __future__ import annotations
@@ -44,6 +49,10 @@ class FakeOkx:
             self.swap: ([("59999.9", "1000")], [("60000.1", "1000")]),
         }
         self.orders: dict[str, dict[str, Any]] = {}
+        self.fills: list[dict[str, Any]] = []  # our fills, newest last (fills-history rows)
+        self.fill_fee = "-0.00001"  # fee of the next fill as OKX sends it (negative: charged; positive: rebate)
+        self.positions: list[dict[str, Any]] | None = None  # /account/positions rows; None: net rows from our fills
+        self.queries: list[tuple[str, dict[str, Any]]] = []  # private list queries as sent
         self._ids = itertools.count(1000)
         self.log: list[tuple[str, str]] = []
         self.app = web.Application()
@@ -381,7 +390,7 @@ class FakeOkx:
         best = asks[0][0] if p["side"] == "buy" else bids[0][0]
         crosses = market or (float(p["px"]) >= float(best) if p["side"] == "buy" else float(p["px"]) <= float(best))
         self.orders[oid] = {
-            "instType": "OPTION",
+            "instType": self.inst_type(inst_id),
             "instId": inst_id,
             "ordId": oid,
             "clOrdId": cl,
@@ -402,12 +411,15 @@ class FakeOkx:
             "uTime": now,
             "reduceOnly": "false",
             "category": "normal",
+            "instFamily": "BTC-USD",
         }
+        if crosses:
+            self._fill(self.orders[oid], p["sz"], best, maker=False)
         return {"ordId": oid, "clOrdId": cl, "tag": p.get("tag", ""), "ts": now, "sCode": "0", "sMsg": ""}
 
     def h_trade_cancel_order(self, p: dict[str, Any]) -> web.Response:
         o = self.orders.get(p.get("ordId", ""))
-        if o is None or o["state"] != "live":
+        if o is None or o["state"] not in ("live", "partially_filled"):
             return self.err(
                 "1",
                 "Operation failed",
@@ -424,7 +436,7 @@ class FakeOkx:
 
     def h_trade_amend_order(self, p: dict[str, Any]) -> web.Response:
         o = self.orders.get(p.get("ordId", ""))
-        if o is None or o["state"] != "live":
+        if o is None or o["state"] not in ("live", "partially_filled"):
             return self.err(
                 "1",
                 "Operation failed",
@@ -443,5 +455,142 @@ class FakeOkx:
         o["uTime"] = str(int(time.time() * 1000))
         return self.ok([{"ordId": o["ordId"], "clOrdId": o["clOrdId"], "reqId": "", "sCode": "0", "sMsg": ""}])
 
+    # -- history, fills, positions ---------------------------------------------------------------------
+    def inst_type(self, inst_id: str) -> str:
+        """OKX instType of an instrument of this fake."""
+        return "SWAP" if inst_id == self.swap else "OPTION"
+
+    def _fill(self, o: dict[str, Any], sz: str, px: str, maker: bool) -> None:
+        n = len(self.fills) + 1
+        self.fills.append(
+            {
+                "instType": o["instType"],
+                "instId": o["instId"],
+                "instFamily": "BTC-USD",
+                "tradeId": f"t{o['ordId']}-{n}",
+                "ordId": o["ordId"],
+                "clOrdId": o["clOrdId"],
+                "billId": f"b{n}",
+                "subType": "1",
+                "tag": "",
+                "fillPx": px,
+                "fillSz": sz,
+                "fillIdxPx": "60000",
+                "fillPnl": "0",
+                "fillPxVol": "",
+                "fillPxUsd": "",
+                "fillMarkVol": "",
+                "fillFwdPx": "",
+                "fillMarkPx": px,
+                "side": o["side"],
+                "posSide": "net",
+                "execType": "M" if maker else "T",
+                "feeCcy": "BTC",
+                "fee": self.fill_fee,
+                "ts": str(int(time.time() * 1000)),
+                "fillTime": str(int(time.time() * 1000)),
+            }
+        )
+
+    def fill_resting(self, oid: str, sz: str | None = None) -> None:
+        """Someone trades against our resting order: all of it, or ``sz`` contracts (then partially filled)."""
+        o = self.orders[oid]
+        take = sz or str(int(float(o["sz"]) - float(o["accFillSz"])))
+        done = float(o["accFillSz"]) + float(take)
+        o["accFillSz"] = str(int(done))
+        o["fillPx"] = o["avgPx"] = o["px"]
+        o["state"] = "filled" if done >= float(o["sz"]) else "partially_filled"
+        o["uTime"] = str(int(time.time() * 1000))
+        self._fill(o, take, o["px"], maker=True)
+
+    def cancel_by_venue(self, oid: str) -> None:
+        """The venue cancels our order (market-maker protection, expiry); fills so far stay."""
+        o = self.orders[oid]
+        o["state"], o["uTime"] = "canceled", str(int(time.time() * 1000))
+
+    def _filtered(self, name: str, q: dict[str, Any], rows: list[dict[str, Any]], required: bool) -> Any:
+        self.queries.append((name, dict(q)))
+        if required and not q.get("instType"):
+            return self.err("50014", "Parameter instType can not be empty")
+        for key in ("instType", "instFamily", "instId", "ordId"):
+            if q.get(key):
+                rows = [r for r in rows if r.get(key) == q[key]]
+        return rows
+
+    def _answer(self, rows: Any) -> web.Response:
+        return rows if isinstance(rows, web.Response) else self.ok(rows)
+
     def h_trade_orders_pending(self, q: dict[str, Any]) -> web.Response:
-        return self.ok([o for o in self.orders.values() if o["state"] == "live"])
+        live = [o for o in self.orders.values() if o["state"] in ("live", "partially_filled")]
+        return self._answer(self._filtered("orders-pending", q, live, required=False))
+
+    def h_trade_orders_history(self, q: dict[str, Any]) -> web.Response:
+        ended = [o for o in self.orders.values() if o["state"] not in ("live", "partially_filled")]
+        if q.get("state"):
+            ended = [o for o in ended if o["state"] == q["state"]]
+        return self._answer(self._filtered("orders-history", q, ended[::-1], required=True))
+
+    def h_trade_fills_history(self, q: dict[str, Any]) -> web.Response:
+        rows = [f for f in self.fills if int(f["ts"]) >= int(q.get("begin") or 0)]
+        return self._answer(self._filtered("fills-history", q, rows[::-1], required=True))
+
+    def h_account_positions(self, q: dict[str, Any]) -> web.Response:
+        rows = self.positions if self.positions is not None else self._net_positions()
+        return self._answer(self._filtered("positions", q, rows, required=False))
+
+    def _net_positions(self) -> list[dict[str, Any]]:
+        net: dict[str, tuple[float, str]] = {}
+        for f in self.fills:
+            sign = 1 if f["side"] == "buy" else -1
+            net[f["instId"]] = (net.get(f["instId"], (0.0, ""))[0] + sign * float(f["fillSz"]), f["fillPx"])
+        now = str(int(time.time() * 1000))
+        return [
+            position_row(inst_id, self.inst_type(inst_id), "net", str(int(size)), px, now)
+            for inst_id, (size, px) in net.items()
+            if size
+        ]
+
+
+def position_row(inst_id: str, inst_type: str, pos_side: str, pos: str, avg_px: str, ts: str) -> dict[str, Any]:
+    """An /account/positions row as OKX sends it (``pos`` in contracts; signed in net mode, positive per leg in
+    long/short mode)."""
+    return {
+        "adl": "1",
+        "availPos": pos.lstrip("-"),
+        "avgPx": avg_px,
+        "cTime": ts,
+        "ccy": "BTC",
+        "deltaBS": "",
+        "deltaPA": "",
+        "gammaBS": "",
+        "gammaPA": "",
+        "imr": "",
+        "instId": inst_id,
+        "instFamily": "BTC-USD",
+        "instType": inst_type,
+        "interest": "0",
+        "last": avg_px,
+        "lever": "10",
+        "liab": "",
+        "liabCcy": "",
+        "liqPx": "",
+        "markPx": avg_px,
+        "margin": "",
+        "mgnMode": "cross",
+        "mgnRatio": "",
+        "mmr": "",
+        "notionalUsd": "100",
+        "optVal": "",
+        "pos": pos,
+        "posCcy": "",
+        "posId": f"{inst_id}-{pos_side}",
+        "posSide": pos_side,
+        "thetaBS": "",
+        "thetaPA": "",
+        "tradeId": "1",
+        "uTime": ts,
+        "upl": "0",
+        "uplRatio": "0",
+        "vegaBS": "",
+        "vegaPA": "",
+    }
