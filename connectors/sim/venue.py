@@ -166,6 +166,7 @@ class _Market:
         self.pub_top: list[tuple[int, int, int, int]] = [(-1, -1, 0, 0)] * n  # top of book last published (ints)
         self.oi = np.zeros(n)
         self.tick = np.array([float(i.tick_size) for i in insts])
+        self.tick_list = self.tick.tolist()
         self.half_tick = self.tick * 0.5
         self.name_array = np.array(self.names, dtype=object)
         # Exact float prices and sizes: ticks·num/den with integers, so 0.0525 prints as 0.0525, not 0.052500000001.
@@ -900,13 +901,17 @@ class SimVenue:
         lazy = self._lazy_now()
         for mk in self.markets.values():
             o = mk.opt_slice
-            n = o.start if lazy else len(mk.mark)
-            mark = mk.mark[:n]
-            gap = np.abs(mark - mk.mark_set[:n])
-            due = ~(gap < mk.tick[:n])  # never set (NaN) counts as due
-            if not lazy and o.start < n:
-                due[o] &= ~(gap[o] < _OPTION_MARK_SLACK * mark[o])
-            for k in np.flatnonzero(due).tolist():
+            # The few perpetuals and futures in plain floats (cheaper than array operations on a handful).
+            n = o.start
+            for k, (m, last, tick) in enumerate(zip(mk.mark[:n].tolist(), mk.mark_set[:n].tolist(), mk.tick_list)):
+                if not abs(m - last) < tick:  # never set (NaN) counts as due
+                    self._set_mark(mk, k)
+            if lazy or o.start == len(mk.mark):
+                continue
+            mark = mk.mark[o]
+            gap = np.abs(mark - mk.mark_set[o])
+            due = ~(gap < mk.tick[o]) & ~(gap < _OPTION_MARK_SLACK * mark)
+            for k in (np.flatnonzero(due) + o.start).tolist():
                 self._set_mark(mk, k)
 
     def _set_mark(self, mk: _Market, k: int) -> None:
