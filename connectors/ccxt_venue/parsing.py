@@ -364,8 +364,12 @@ def fill_from_ccxt(
     labels: dict[str, str],
     account: str = "main",
 ) -> Fill:
-    """A ccxt ``my trade`` as a desk Fill (fee in its currency; client order id from the venue or our map)."""
+    """A ccxt ``my trade`` as a desk Fill: fee in its currency, positive = paid, negative = a maker rebate; client
+    order id from the venue or our map."""
     info = t.get("info") or {}
+    # ccxt's unified fee.cost is positive when paid and negative for a rebate on every venue (it negates OKX's
+    # fee, where the wire's negative means charged; Bybit's execFee and Deribit's fee already read that way), which
+    # is the desk's convention: the sign is kept, or rebates would be booked as charges.
     fee = t.get("fee") or {}
     order_id = str(t.get("order") or "")
     return Fill(
@@ -375,7 +379,7 @@ def fill_from_ccxt(
         side=Side(str(t["side"])),
         price=dec(t["price"]) or Decimal(0),
         amount=from_venue_amount(t.get("amount"), size, tbl),
-        fee=abs(dec(fee.get("cost")) or Decimal(0)),
+        fee=dec(fee.get("cost")) or Decimal(0),
         fee_currency=str(fee.get("currency") or inst.settlement),
         liquidity=Liquidity.MAKER if t.get("takerOrMaker") == "maker" else Liquidity.TAKER,
         ts=int(t.get("timestamp") or 0),
