@@ -108,7 +108,7 @@ class MarketData:
         if inst.is_option and not self.table.ivs_in_ticker:
             greeks = await self._call(self.ex.fetch_greeks, sym)
             extra = greeks.get("info") or {}
-        return quote_from_ticker(ticker, name, self.table, self.now_ms(), extra)
+        return quote_from_ticker(ticker, name, self.table, self.now_ms(), extra, self.catalog.size(name))
 
     async def chain(self, base: str) -> list[Quote]:
         """Every listed option of ``base`` in one call (``fetch_option_chain``), IVs read from the raw rows."""
@@ -228,7 +228,8 @@ class MarketData:
                     continue
                 last[sym] = t
                 self.stats.messages += 1
-                self.publish(quote_from_ticker(t, self.catalog.name_of[sym], self.table, self.now_ms()))
+                name = self.catalog.name_of[sym]
+                self.publish(quote_from_ticker(t, name, self.table, self.now_ms(), size=self.catalog.size(name)))
 
         return once
 

@@ -192,22 +192,31 @@ def instrument_from_market(m: dict[str, Any], tbl: VenueTable) -> Instrument | N
 
 
 def quote_from_ticker(
-    t: dict[str, Any], name: str, tbl: VenueTable, now_ms: int, extra: dict[str, Any] | None = None
+    t: dict[str, Any],
+    name: str,
+    tbl: VenueTable,
+    now_ms: int,
+    extra: dict[str, Any] | None = None,
+    size: Decimal = Decimal(1),
 ) -> Quote:
-    """A ccxt ticker as a Quote: prices as sent, IVs (fractions) and greeks from the venue's raw payload."""
+    """A ccxt ticker as a Quote: prices as sent, bid/ask sizes in desk amounts (contracts x ``size``, the venue's
+    contract size, where ccxt counts contracts: OKX), IVs (fractions) and greeks from the venue's raw payload."""
     info = dict(t.get("info") or {})
     if extra:
         info.update(extra)
     ivs = tbl.ivs_of(info)
+    mult = float(size) if tbl.amount_in_contracts else 1.0  # as book_from_ccxt, so a quote and a book agree
     bid, ask = fnum(t.get("bid")), fnum(t.get("ask"))
     bid_size, ask_size = fnum(t.get("bidVolume")), fnum(t.get("askVolume"))
+    bid_size = bid_size if bid_size is not None else ivs.bid_size
+    ask_size = ask_size if ask_size is not None else ivs.ask_size
     return Quote(
         ts=int(t.get("timestamp") or now_ms),
         instrument=name,
         bid=bid if bid is not None else ivs.bid,
         ask=ask if ask is not None else ivs.ask,
-        bid_size=(bid_size if bid_size is not None else ivs.bid_size) or 0.0,
-        ask_size=(ask_size if ask_size is not None else ivs.ask_size) or 0.0,
+        bid_size=bid_size * mult if bid_size else 0.0,
+        ask_size=ask_size * mult if ask_size else 0.0,
         mark_price=fnum(t.get("markPrice")),
         mark_iv=ivs.mark_iv,
         bid_iv=ivs.bid_iv,

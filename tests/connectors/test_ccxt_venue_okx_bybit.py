@@ -56,6 +56,10 @@ async def test_okx_quotes_chain_and_book(okx: fake_okx.FakeOkx) -> None:
         call = next(i for i in await venue.instruments() if i.is_option and i.is_call)
         q = await venue.quote(call.name)
         assert q.bid == 0.04 and q.ask == 0.042 and q.mark_iv == pytest.approx(0.55) and q.venue_delta == 0.5
+        # sizes in desk amounts like the book's: 50 and 40 contracts x 0.01 BTC; the swap's 1000 x 100 USD
+        assert (q.bid_size, q.ask_size) == (pytest.approx(0.5), pytest.approx(0.4))
+        perp = await venue.quote("BTC-PERPETUAL")
+        assert perp.bid_size == pytest.approx(100_000) == (await venue.book("BTC-PERPETUAL", 5)).bids[0][1]
         chain = await venue.chain("BTC")
         assert len(chain) == 2 and all(c.mark_iv == pytest.approx(0.55) for c in chain)
         book = await venue.book(call.name, 5)
@@ -207,6 +211,7 @@ async def test_okx_streams_tickers_and_books_through_ccxt_pro_and_survives_a_dro
         assert latest.bids == ((0.041, pytest.approx(0.5)),) and latest.asks == ((0.043, pytest.approx(0.4)),)
         quotes = [e for e in list(sub._queue) if isinstance(e, Quote)]
         assert quotes[-1].bid == 0.041 and quotes[-1].venue == "okx"
+        assert quotes[-1].bid_size == pytest.approx(0.5)  # streamed sizes in desk amounts too
         sub.drain()
         assert await okx.drop() == 1
         await wait_for(lambda: venue.stats.disconnects >= 1 and books())
