@@ -104,10 +104,17 @@ class MarketData:
         inst = self.catalog.get(name)
         sym = self.catalog.symbol(name)
         ticker = await self._call(self.ex.fetch_ticker, sym)
-        extra = None
+        extra: dict[str, Any] = {}
         if inst.is_option and not self.table.ivs_in_ticker:
             greeks = await self._call(self.ex.fetch_greeks, sym)
-            extra = greeks.get("info") or {}
+            extra.update(greeks.get("info") or {})
+        if not self.table.oi_in_ticker:  # OKX tickers have no open interest: its own endpoint, raw row kept
+            try:
+                interest = await self._call(self.ex.fetch_open_interest, sym)
+            except Exception as exc:  # the quote stands without it (open interest 0), as chain() would show
+                log.debug("open interest of %s: %s", name, exc)
+            else:
+                extra.update({k: v for k, v in (interest.get("info") or {}).items() if k in ("oi", "oiCcy")})
         return quote_from_ticker(ticker, name, self.table, self.now_ms(), extra, self.catalog.size(name))
 
     async def chain(self, base: str) -> list[Quote]:
@@ -124,7 +131,7 @@ class MarketData:
             extra = ivs.get(str((row.get("info") or {}).get("instId") or ""))
             if extra:
                 row = {**row, "info": {**(row.get("info") or {}), **extra}}
-            out.append(quote_from_chain_row(row, name, self.table, self.now_ms()))
+            out.append(quote_from_chain_row(row, name, self.table, self.now_ms(), self.catalog.size(name)))
         return sorted(out, key=lambda q: q.instrument)
 
     async def book(self, name: str, depth: int = 20) -> BookUpdate:

@@ -223,7 +223,7 @@ def quote_from_ticker(
         ask_iv=ivs.ask_iv,
         underlying_price=ivs.underlying_price,
         index_price=fnum(t.get("indexPrice")),
-        open_interest=fnum(info.get("open_interest")) or 0.0,
+        open_interest=open_interest(t.get("openInterest"), info, tbl, size),
         venue=tbl.exchange,
         venue_delta=ivs.delta,
         venue_gamma=ivs.gamma,
@@ -232,8 +232,23 @@ def quote_from_ticker(
     )
 
 
-def quote_from_chain_row(row: dict[str, Any], name: str, tbl: VenueTable, now_ms: int) -> Quote:
-    """A ``fetch_option_chain`` row as a Quote; ccxt leaves impliedVolatility empty, so IVs come from ``info``."""
+def open_interest(unified: Any, info: dict[str, Any], tbl: VenueTable, size: Decimal = Decimal(1)) -> float:
+    """Open interest in desk amounts (coin for options and linear contracts, USD for inverse futures): ccxt's unified
+    ``openInterest`` when it has one, else the venue's raw key (Deribit ``open_interest``, Bybit ``openInterest``,
+    OKX ``oi``); contracts x ``size`` where ccxt counts contracts (OKX). 0.0 when the venue sent none."""
+    value = fnum(unified)
+    if value is None:
+        value = fnum(info.get(tbl.oi_key))
+    if value is None:
+        return 0.0
+    return value * float(size) if tbl.amount_in_contracts else value
+
+
+def quote_from_chain_row(
+    row: dict[str, Any], name: str, tbl: VenueTable, now_ms: int, size: Decimal = Decimal(1)
+) -> Quote:
+    """A ``fetch_option_chain`` row as a Quote; ccxt leaves impliedVolatility empty, so IVs come from ``info``;
+    open interest in desk amounts (``size``: the venue's contract size)."""
     info = row.get("info") or {}
     ivs = tbl.ivs_of(info)
     return Quote(
@@ -244,7 +259,7 @@ def quote_from_chain_row(row: dict[str, Any], name: str, tbl: VenueTable, now_ms
         mark_price=fnum(row.get("markPrice")),
         mark_iv=ivs.mark_iv if ivs.mark_iv is not None else fnum(row.get("impliedVolatility")),
         underlying_price=fnum(row.get("underlyingPrice")),
-        open_interest=fnum(row.get("openInterest")) or 0.0,
+        open_interest=open_interest(row.get("openInterest"), info, tbl, size),
         venue=tbl.exchange,
     )
 

@@ -169,9 +169,15 @@ def _set_urls_bybit(ex: Any, rest: str | None, ws: str | None) -> None:
 
 
 async def _okx_chain_ivs(ex: Any, base: str) -> dict[str, dict[str, Any]]:
-    # OKX option tickers carry no IV; the option summary of the underlying does (one call per chain).
-    response = await ex.public_get_public_opt_summary({"uly": f"{base}-USD"})
-    return {row["instId"]: row for row in response.get("data") or []}
+    # OKX option tickers carry no IV and no open interest; the option summary of the underlying has the IVs and
+    # public/open-interest the ``oi`` (contracts) of every option of it: one call each per chain.
+    uly = f"{base}-USD"
+    response = await ex.public_get_public_opt_summary({"uly": uly})
+    rows = {row["instId"]: dict(row) for row in response.get("data") or []}
+    interest = await ex.public_get_public_open_interest({"instType": "OPTION", "uly": uly})
+    for row in interest.get("data") or []:
+        rows.setdefault(row["instId"], {}).update({k: row.get(k) for k in ("oi", "oiCcy")})
+    return rows
 
 
 # -- scopes: which queries cover every order, fill and position of the instruments the desk trades ---------------
@@ -280,6 +286,8 @@ class VenueTable:
     book_sequence: bool = False  # book deltas carry change_id / prev_change_id (Deribit)
     scopes: Callable[[str, Iterable[dict[str, Any]]], list[Scope]] = _deribit_scopes  # queries per listing segment
     closed_orders: Callable[[Any, Scope], Awaitable[list[dict[str, Any]]]] = _closed_unified  # ended orders
+    oi_key: str = "open_interest"  # raw ticker key of open interest (venue units: contracts on OKX)
+    oi_in_ticker: bool = True  # False: a quote asks the venue's open-interest endpoint (OKX)
 
 
 DERIBIT = VenueTable(
@@ -312,6 +320,8 @@ OKX = VenueTable(
     needs_passphrase=True,
     scopes=_okx_scopes,
     closed_orders=_closed_okx,
+    oi_key="oi",
+    oi_in_ticker=False,
 )
 
 BYBIT = VenueTable(
@@ -334,6 +344,7 @@ BYBIT = VenueTable(
     fetch_order_params={"acknowledged": True},
     scopes=_bybit_scopes,
     closed_orders=_closed_bybit,
+    oi_key="openInterest",
 )
 
 TABLES: dict[str, VenueTable] = {t.exchange: t for t in (DERIBIT, OKX, BYBIT)}

@@ -326,6 +326,21 @@ class FakeOkx:
             )
         return self.ok(rows)
 
+    def h_public_open_interest(self, q: dict[str, Any]) -> web.Response:
+        # instType required; for OPTION uly or instFamily too (OKX's documented filters)
+        kind = q.get("instType")
+        if kind not in ("SWAP", "FUTURES", "OPTION"):
+            return self.err("50014", "Parameter instType can not be empty")
+        if kind == "OPTION" and not (q.get("uly") or q.get("instFamily")):
+            return self.err("50014", "Parameter uly or instFamily can not be empty")
+        ts = str(int(time.time() * 1000))
+        rows = [
+            {"instType": self.inst_type(i), "instId": i, "oi": oi, "oiCcy": ccy, "oiUsd": "0", "ts": ts}
+            for i, oi, ccy in ((self.call, "300", "3"), (self.put, "120", "1.2"), (self.swap, "5000", "8.33"))
+            if self.inst_type(i) == kind and q.get("instId") in (None, i)
+        ]
+        return self.ok(rows)
+
     def h_market_books(self, q: dict[str, Any]) -> web.Response:
         bids, asks = self.books[q["instId"]]
         return self.ok(

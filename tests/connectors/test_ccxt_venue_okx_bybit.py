@@ -60,6 +60,9 @@ async def test_okx_quotes_chain_and_book(okx: fake_okx.FakeOkx) -> None:
         assert (q.bid_size, q.ask_size) == (pytest.approx(0.5), pytest.approx(0.4))
         perp = await venue.quote("BTC-PERPETUAL")
         assert perp.bid_size == pytest.approx(100_000) == (await venue.book("BTC-PERPETUAL", 5)).bids[0][1]
+        # open interest (OKX oi, contracts, from its own endpoint) in desk amounts, the same in quote and chain
+        assert q.open_interest == pytest.approx(3.0) and perp.open_interest == pytest.approx(500_000)
+        assert {c.instrument: c.open_interest for c in await venue.chain("BTC")}[call.name] == pytest.approx(3.0)
         chain = await venue.chain("BTC")
         assert len(chain) == 2 and all(c.mark_iv == pytest.approx(0.55) for c in chain)
         book = await venue.book(call.name, 5)
@@ -145,6 +148,7 @@ async def test_bybit_usdc_options_market_data(bybit) -> None:  # type: ignore[no
         q = await venue.quote(call.name)
         assert (q.bid, q.ask, q.mark_iv, q.venue_delta, q.underlying_price) == (2400.0, 2500.0, 0.55, 0.5, 60100.0)
         chain = await venue.chain("BTC")
+        assert q.open_interest == 12.5 == {c.instrument: c for c in chain}[call.name].open_interest  # openInterest
         assert {c.instrument for c in chain} == {n for n in insts if n.startswith("BTC_USDC-")}
         assert all(c.mark_iv == pytest.approx(0.55) for c in chain)
         book = await venue.book(call.name, 5)
