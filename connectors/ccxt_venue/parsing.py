@@ -429,33 +429,116 @@ def position_from_ccxt(p: dict[str, Any], name: str, tbl: VenueTable, size: Deci
     )
 
 
+def _first(items: Any) -> dict[str, Any]:
+    return items[0] if isinstance(items, list) and items and isinstance(items[0], dict) else {}
+
+
+def _dsum(*values: Any) -> Decimal | None:
+    parts = [d for d in (dec(v) for v in values) if d is not None]
+    return sum(parts, Decimal(0)) if parts else None
+
+
+def _margin_figures(info: Any, currency: str) -> dict[str, Any] | None:
+    """The venue's own account figures of ``currency`` from ccxt's raw balance ``info``, or None for a shape not known.
+
+    Keys: raw (the venue's row, plus ``margin_balance`` where the venue names one), balance, equity, available, im,
+    mm (Decimals or None). Units are the currency's own, except ``USD``: the account-wide figures of a cross-currency
+    margin account (OKX multi-currency / portfolio margin, Bybit UNIFIED), which the venues report in USD.
+    """
+    if not isinstance(info, dict):
+        return None
+    # Deribit: get_account_summary(currency) or get_account_summaries, in the currency (coin, or USDC)
+    summary = info if info.get("currency") == currency else None
+    for row in info.get("summaries") or []:
+        if row.get("currency") == currency:
+            summary = row
+    if summary is not None:
+        return {
+            "raw": dict(summary),
+            "balance": dec(summary.get("balance")),
+            "equity": dec(summary.get("equity")),
+            "available": dec(summary.get("available_funds")),
+            "im": dec(summary.get("initial_margin")),
+            "mm": dec(summary.get("maintenance_margin")),
+        }
+    # OKX /account/balance: data[0] is the account (imr/mmr/adjEq/totalEq in USD, filled in multi-currency and
+    # portfolio margin modes); details[] one row per currency (imr/mmr in the currency, filled in futures mode with
+    # cross positions)
+    okx = _first(info.get("data"))
+    if "details" in okx:
+        if currency == "USD":
+            account = {k: v for k, v in okx.items() if k != "details"}
+            equity = dec(okx.get("adjEq")) or dec(okx.get("totalEq"))
+            im = dec(okx.get("imr"))
+            return {
+                "raw": {**account, "margin_balance": okx.get("adjEq") or okx.get("totalEq")},
+                "balance": dec(okx.get("totalEq")),
+                "equity": equity,
+                "available": equity - im if equity is not None and im is not None else None,
+                "im": im,
+                "mm": dec(okx.get("mmr")),
+            }
+        row = next((d for d in okx.get("details") or [] if d.get("ccy") == currency), None)
+        if row is None:
+            return None
+        return {
+            "raw": dict(row),
+            "balance": dec(row.get("cashBal")),
+            "equity": dec(row.get("eq")),
+            "available": dec(row.get("availEq")) or dec(row.get("availBal")),
+            "im": dec(row.get("imr")),
+            "mm": dec(row.get("mmr")),
+        }
+    # Bybit /v5/account/wallet-balance: result.list[0] is the account (total* in USD, account-wide in UNIFIED);
+    # coin[] one row per coin (totalPositionIM + totalOrderIM, totalPositionMM in the coin; empty in portfolio margin)
+    result = info.get("result")
+    bybit = _first(result.get("list")) if isinstance(result, dict) else {}
+    if "coin" in bybit:
+        if currency == "USD":
+            account = {k: v for k, v in bybit.items() if k != "coin"}
+            return {
+                "raw": {**account, "margin_balance": bybit.get("totalMarginBalance")},
+                "balance": dec(bybit.get("totalWalletBalance")),
+                "equity": dec(bybit.get("totalEquity")),
+                "available": dec(bybit.get("totalAvailableBalance")),
+                "im": dec(bybit.get("totalInitialMargin")),
+                "mm": dec(bybit.get("totalMaintenanceMargin")),
+            }
+        row = next((c for c in bybit.get("coin") or [] if c.get("coin") == currency), None)
+        if row is None:
+            return None
+        return {
+            "raw": dict(row),
+            "balance": dec(row.get("walletBalance")),
+            "equity": dec(row.get("equity")),
+            "available": dec(row.get("availableToWithdraw")),
+            "im": _dsum(row.get("totalPositionIM"), row.get("totalOrderIM")),
+            "mm": dec(row.get("totalPositionMM")),
+        }
+    return None
+
+
 def account_from_balance(bal: dict[str, Any], currency: str) -> AccountReport:
-    """A ccxt balance of one currency as an AccountReport; IM/MM from the venue's raw summary when present."""
-    raw: dict[str, Any] = {}
-    info = bal.get("info") or {}
-    if isinstance(info, dict):
-        if info.get("currency") == currency:
-            raw = info
-        for s in info.get("summaries") or []:
-            if s.get("currency") == currency:
-                raw = s
+    """A ccxt balance of one currency as an AccountReport, IM/MM as the venue computes them, in ``currency``.
+
+    Deribit: the account summary of the currency. OKX: the currency's ``details`` row (imr, mmr: futures mode).
+    Bybit: the coin row (totalPositionIM + totalOrderIM, totalPositionMM). ``currency="USD"`` on OKX and Bybit:
+    the account-wide USD figures of a cross-currency margin account (OKX imr/mmr/adjEq, Bybit UNIFIED
+    totalInitialMargin/totalMaintenanceMargin/totalMarginBalance); ``raw["margin_balance"]`` holds its margin balance.
+    """
     cur = bal.get(currency) or {}
+    found = _margin_figures(bal.get("info"), currency) or {}
+    total = dec(cur.get("total"))
 
-    def pick(*keys: str) -> Decimal:
-        for key in keys:
-            value = dec(raw.get(key))
-            if value is not None:
-                return value
-        return Decimal(0)
+    def first(*values: Decimal | None) -> Decimal:
+        return next((v for v in values if v is not None), Decimal(0))
 
-    total = dec(cur.get("total")) or pick("equity")
-    free = dec(cur.get("free")) or pick("available_funds")
     return AccountReport(
         currency=currency,
-        balance=pick("balance") or total,
-        equity=pick("equity") or total,
-        initial_margin=pick("initial_margin", "totalInitialMargin", "imr"),
-        maintenance_margin=pick("maintenance_margin", "totalMaintenanceMargin", "mmr"),
-        available_funds=free,
-        raw=dict(raw),
+        balance=first(found.get("balance"), total),
+        equity=first(found.get("equity"), total),
+        initial_margin=first(found.get("im")),
+        maintenance_margin=first(found.get("mm")),
+        available_funds=first(dec(cur.get("free")), found.get("available")),
+        raw=dict(found.get("raw") or {}),
     )

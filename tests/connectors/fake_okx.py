@@ -53,6 +53,12 @@ class FakeOkx:
         self.fill_fee = "-0.00001"  # fee of the next fill as OKX sends it (negative: charged; positive: rebate)
         self.positions: list[dict[str, Any]] | None = None  # /account/positions rows; None: net rows from our fills
         self.queries: list[tuple[str, dict[str, Any]]] = []  # private list queries as sent
+        # /account/balance: account-level figures (USD; OKX fills imr/mmr/adjEq in multi-currency and portfolio
+        # margin modes, "" in futures mode) and per-currency rows (imr/mmr in the currency: futures mode, cross)
+        self.account: dict[str, str] = {"adjEq": "", "imr": "", "mmr": "", "mgnRatio": "", "totalEq": "90000"}
+        self.details: dict[str, dict[str, str]] = {
+            "BTC": {"eq": "1.5", "cashBal": "1.45", "availEq": "1.488", "imr": "0.012", "mmr": "0.004", "upl": "0.05"}
+        }
         self._ids = itertools.count(1000)
         self.log: list[tuple[str, str]] = []
         self.app = web.Application()
@@ -373,6 +379,43 @@ class FakeOkx:
                 }
                 for c in ("BTC", "USDT")
             ]
+        )
+
+    def h_account_balance(self, q: dict[str, Any]) -> web.Response:
+        now = str(int(time.time() * 1000))
+        details = [
+            {
+                "availBal": "",
+                "availEq": row["availEq"],
+                "cashBal": row["cashBal"],
+                "ccy": ccy,
+                "crossLiab": "",
+                "disEq": "0",
+                "eq": row["eq"],
+                "eqUsd": "0",
+                "fixedBal": "0",
+                "frozenBal": "0",
+                "imr": row["imr"],
+                "interest": "",
+                "isoEq": "0",
+                "isoLiab": "",
+                "isoUpl": "0",
+                "liab": "",
+                "maxLoan": "",
+                "mgnRatio": "",
+                "mmr": row["mmr"],
+                "notionalLever": "0",
+                "ordFrozen": "0",
+                "twap": "0",
+                "uTime": now,
+                "upl": row["upl"],
+                "uplLiab": "",
+            }
+            for ccy, row in self.details.items()
+            if q.get("ccy") in (None, ccy)
+        ]
+        return self.ok(
+            [{**self.account, "details": details, "isoEq": "0", "notionalUsd": "", "ordFroz": "", "uTime": now}]
         )
 
     def h_trade_order(self, p: dict[str, Any]) -> web.Response:
