@@ -3,8 +3,10 @@
 One :class:`MatchingEngine` sequences all instruments. Every command either raises a typed error for
 malformed input (unknown instrument, zero/negative/NaN size, off-tick price, unknown order id) and changes
 nothing, or yields a list of events (:mod:`app.engine.events`) stamped with a global, gap-free ``seq``.
-Business refusals (halted instrument, outside the price band, post-only would cross, reduce-only with
-nothing to reduce, over the maximum size, the pre-trade check said no) are a :class:`Rejected` event.
+Business refusals (halted instrument, a buy above or a sell below the price band around the mark, post-only
+would cross, reduce-only with nothing to reduce, over the maximum size, the pre-trade check said no) are a
+:class:`Rejected` event. The band binds the aggressive side only, as Deribit's clamps do (deribit.md §3.7): a bid
+under its bottom or an offer over its top rests, and no trade happens outside it.
 
 Two entry points for orders:
 
@@ -923,9 +925,9 @@ class MatchingEngine:
         if lots > m.max_lots:
             msg = f"size {inst.from_lots(lots)} is above the maximum {inst.from_lots(m.max_lots)} of {m.name}"
             return "order.rejected.max_size", msg, ticks, lots
-        if not flags & F_MARKET and (ticks < m.band_lo or ticks > m.band_hi):
+        if not flags & F_MARKET and (ticks > m.band_hi if side > 0 else ticks < m.band_lo):
             msg = (
-                f"price {inst.from_ticks(ticks)} is outside the band [{inst.from_ticks(m.band_lo)}, "
+                f"{_SIDE[side].value} at {inst.from_ticks(ticks)} is outside the band [{inst.from_ticks(m.band_lo)}, "
                 f"{inst.from_ticks(m.band_hi)}] around mark {m.mark} of {m.name}"
             )
             return "order.rejected.band", msg, ticks, lots
@@ -1388,10 +1390,10 @@ class MatchingEngine:
         elif new_rem > m.max_lots:
             code = "order.rejected.max_size"
             msg = f"size {m.inst.from_lots(new_rem)} is above the maximum {m.inst.from_lots(m.max_lots)} of {m.name}"
-        elif new_ticks != o[O_PRICE] and (new_ticks < m.band_lo or new_ticks > m.band_hi):
+        elif new_ticks != o[O_PRICE] and (new_ticks > m.band_hi if side > 0 else new_ticks < m.band_lo):
             code = "order.rejected.band"
             msg = (
-                f"price {m.inst.from_ticks(new_ticks)} is outside the band [{m.inst.from_ticks(m.band_lo)}, "
+                f"{_SIDE[side].value} at {m.inst.from_ticks(new_ticks)} is outside the band [{m.inst.from_ticks(m.band_lo)}, "
                 f"{m.inst.from_ticks(m.band_hi)}] around mark {m.mark} of {m.name}"
             )
         elif o[O_FLAGS] & F_POST_ONLY:

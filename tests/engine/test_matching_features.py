@@ -254,6 +254,26 @@ def test_price_band_reject_names_the_band(eng: MatchingEngine) -> None:
     assert "59100.0" in out[0].message and "60900.0" in out[0].message
     out = eng.submit(OrderRequest("BTC-PERPETUAL", Side.BUY, D("10"), D("60900"), account="a"))
     assert isinstance(out[0], Accepted)
+    out = eng.submit(OrderRequest("BTC-PERPETUAL", Side.SELL, D("10"), D("59000"), account="a"))
+    assert out[0].code == "order.rejected.band" and out[0].message.startswith("sell at 59000")
+
+
+def test_a_passive_order_beyond_the_far_edge_of_the_band_rests_and_trades_only_inside_it(eng: MatchingEngine) -> None:
+    # Deribit §3.7: the band clamps buys above its top and sells below its bottom; a bid far under the market
+    # (a resting "catch the wick" order) is no trade outside the band, so it rests.
+    eng.add_instrument(Instrument.parse("BTC-PERPETUAL"))
+    eng.set_mark("BTC-PERPETUAL", D("60000"))
+    bid = eng.submit(OrderRequest("BTC-PERPETUAL", Side.BUY, D("10"), D("48000"), account="a"))
+    ask = eng.submit(OrderRequest("BTC-PERPETUAL", Side.SELL, D("10"), D("72000"), account="b"))
+    assert isinstance(bid[0], Accepted) and isinstance(ask[0], Accepted)
+    assert eng.best_bid_ask("BTC-PERPETUAL") == (D("48000.0"), D("72000.0"))
+    # A market sell stops at the band's bottom: it does not reach the bid at 48,000.
+    out = eng.submit(OrderRequest("BTC-PERPETUAL", Side.SELL, D("10"), None, OrderType.MARKET, TimeInForce.IOC, account="c"))
+    assert not any(isinstance(e, Filled) for e in out)
+    # Amending it further away is allowed too; amending it across the top of the band is not.
+    oid = bid[0].order_id
+    assert isinstance(eng.amend("a", oid, price=D("47000"))[0], Amended)
+    assert eng.amend("a", oid, price=D("61000"))[0].code == "order.rejected.band"
 
 
 def test_max_order_size() -> None:
