@@ -10,6 +10,7 @@ figure builders and the TUI stay pure.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -87,19 +88,24 @@ def positions_table(snap: DeskSnapshot | None) -> list[dict[str, Any]]:
         {
             "instrument": p.instrument,
             "size": p.size,
-            "average": round(p.average_price, 6),
-            "mark": round(p.mark, 6) if p.mark == p.mark else None,
-            "pnl": round(p.pnl, 8),
-            "pnl_usd": round(p.pnl_usd, 2),
-            "realised": round(p.net_realized, 8),
-            "funding": round(p.funding, 8),
-            "delta": round(p.greeks.delta, 6),
-            "gamma": float(f"{p.greeks.gamma:.4g}"),
-            "vega": round(p.greeks.vega, 6),
-            "theta": round(p.greeks.theta, 6),
+            "average": _rounded(p.average_price, 6),
+            "mark": _rounded(p.mark, 6),
+            "pnl": _rounded(p.pnl, 8),
+            "pnl_usd": _rounded(p.pnl_usd, 2),
+            "realised": _rounded(p.net_realized, 8),
+            "funding": _rounded(p.funding, 8),
+            "delta": _rounded(p.greeks.delta, 6),
+            "gamma": None if not math.isfinite(p.greeks.gamma) else float(f"{p.greeks.gamma:.4g}"),
+            "vega": _rounded(p.greeks.vega, 6),
+            "theta": _rounded(p.greeks.theta, 6),
         }
         for p in sorted(snap.positions, key=lambda p: (p.underlying, p.expiry_ms or 2**62, p.instrument))
     ]
+
+
+def _rounded(x: float, digits: int) -> float | None:
+    # An unknown figure (NaN: a stored run has no marks) is an empty cell, not a number.
+    return round(x, digits) if math.isfinite(x) else None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -416,8 +422,26 @@ def risk_matrix(report: MarginReport | None) -> RiskMatrix | None:
     return RiskMatrix(labels, cols, pnl, worst)
 
 
+GREEK_FIELDS = ("delta", "delta_bs", "gamma", "vega", "theta", "delta_usd", "gamma_usd", "vega_usd", "theta_usd")
+"""The portfolio greeks a history row keeps per underlying (coin, and USD for the ``_usd`` ones)."""
+
+
+def _distance_cell(report: MarginReport, distance: float | None, none_in_range: float) -> float:
+    # A report asked without distances has None there too: only a report that searched (its details carry the
+    # "liquidation" solve) says "none within range", stored as ±inf; a distance never asked is unknown, NaN.
+    if distance is not None:
+        return float(distance)
+    return none_in_range if "liquidation" in (report.details or {}) else float("nan")
+
+
 def history_row(snap: DeskSnapshot) -> dict[str, float]:
-    """One flat row of history (what ``desk`` snapshots store): equity, IM, MM per currency; USD totals; deltas."""
+    """One flat row of history (what ``desk`` snapshots store), every figure a float, NaN where unknown.
+
+    Per currency (settlement-currency amounts): ``equity``, ``balance``, ``margin_balance``, ``im``, ``mm``,
+    ``available``, ``im_usage``/``mm_usage`` (fractions of the margin balance), ``alert_level``, ``pm`` (1.0 under
+    portfolio margin), ``dist_down``/``dist_up`` (spot move fractions; ∓inf: none within range). Per underlying the
+    greeks of :data:`GREEK_FIELDS`; ``equity_usd`` and ``pnl_usd`` (unrealised) in USD.
+    """
     row: dict[str, float] = {"ts": float(snap.ts)}
     equity_usd = 0.0
     for ccy, m in snap.margin.items():
@@ -426,13 +450,20 @@ def history_row(snap: DeskSnapshot) -> dict[str, float]:
         row[f"{ccy}.im"] = m.initial_margin
         row[f"{ccy}.mm"] = m.maintenance_margin
         row[f"{ccy}.mm_usage"] = m.mm_usage
+        row[f"{ccy}.im_usage"] = m.im_usage
+        row[f"{ccy}.balance"] = m.balance
+        row[f"{ccy}.margin_balance"] = m.margin_balance
+        row[f"{ccy}.available"] = m.available_funds
+        row[f"{ccy}.alert_level"] = m.alert_level
+        row[f"{ccy}.pm"] = 1.0 if m.model == "pm" else 0.0
+        row[f"{ccy}.dist_down"] = _distance_cell(m, m.distance_down, -float("inf"))
+        row[f"{ccy}.dist_up"] = _distance_cell(m, m.distance_up, float("inf"))
         equity_usd += m.equity * px
     row["equity_usd"] = equity_usd
     row["pnl_usd"] = sum(p.pnl_usd for p in snap.positions)
     for und, g in snap.portfolio.items():
-        row[f"{und}.delta"] = g.delta
-        row[f"{und}.delta_usd"] = g.delta_usd
-        row[f"{und}.vega"] = g.vega
+        for name in GREEK_FIELDS:
+            row[f"{und}.{name}"] = getattr(g, name)
     return row
 
 
@@ -573,21 +604,97 @@ def backtest_comparison(runs: Sequence[dict[str, Any]]) -> BacktestComparison:
     return BacktestComparison(labels, metrics, metrics["hedge_cost"], metrics["hedging_error_std"], groups, rows, ["id", "name", *COMPARED_METRICS])
 
 
-def snapshot_from_row(row: dict[str, Any]) -> DeskSnapshot:
-    """Rebuild a (chain-less) snapshot from a stored history row: margin per currency and greeks per underlying."""
+@dataclass(frozen=True, slots=True)
+class StoredSnapshot(DeskSnapshot):
+    """A snapshot rebuilt from a stored history row; ``pnl_usd`` is the row's total unrealised PnL (USD, NaN if not stored)."""
+
+    pnl_usd: float = float("nan")
+
+
+def total_pnl_usd(snap: DeskSnapshot) -> float:
+    """Unrealised PnL of the whole book in USD: the stored total of a stored row, else the positions' sum (NaN if unknown)."""
+    if isinstance(snap, StoredSnapshot):
+        return snap.pnl_usd
+    return float(sum(p.pnl_usd for p in snap.positions))
+
+
+def _cell(row: dict[str, Any], key: str) -> float:
+    value = row.get(key)
+    try:
+        return float(value) if value is not None else float("nan")
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _ratio(num: float, den: float) -> float:
+    return num / den if math.isfinite(num) and math.isfinite(den) and den > 0 else float("nan")
+
+
+def _stored_distance(value: float) -> float | None:
+    # ±inf: the desk searched and found no liquidation within range (None in a report); NaN: never searched (unknown).
+    return None if math.isinf(value) else value
+
+
+def margin_from_row(row: dict[str, Any], currency: str, account: str = "main") -> MarginReport:
+    """The margin report of ``currency`` as stored in a history row; figures the row lacks are NaN (unknown).
+
+    Older rows hold only equity, IM, MM and MM usage: the margin balance is then MM / MM usage (how the engine
+    computed the usage), and what cannot be derived (balance, the margin model, distances) stays unknown.
+    """
+    c = currency
+    equity, im, mm = _cell(row, f"{c}.equity"), _cell(row, f"{c}.im"), _cell(row, f"{c}.mm")
+    mm_usage = _cell(row, f"{c}.mm_usage")
+    mb = _cell(row, f"{c}.margin_balance")
+    if math.isnan(mb) and mm > 0 and math.isfinite(mm_usage) and mm_usage > 0:
+        mb = mm / mm_usage
+    im_usage = _cell(row, f"{c}.im_usage")
+    if math.isnan(im_usage):
+        im_usage = _ratio(im, mb)
+    if math.isnan(mm_usage):
+        mm_usage = _ratio(mm, mb)
+    available = _cell(row, f"{c}.available")
+    if math.isnan(available):
+        available = mb - im
+    pm = _cell(row, f"{c}.pm")
+    return MarginReport(
+        account=account, currency=c, model="pm" if pm == 1.0 else "sm", balance=_cell(row, f"{c}.balance"),
+        equity=equity, margin_balance=mb, initial_margin=im, maintenance_margin=mm, available_funds=available,
+        im_usage=im_usage, mm_usage=mm_usage, distance_down=_stored_distance(_cell(row, f"{c}.dist_down")),
+        distance_up=_stored_distance(_cell(row, f"{c}.dist_up")), alert_level=_cell(row, f"{c}.alert_level"),
+        details={"stored": True, "model_known": not math.isnan(pm)},
+    )
+
+
+def model_label(report: MarginReport) -> str | None:
+    """``"pm"`` or ``"sm"``, or None when the report came from a stored row that did not keep the model."""
+    return None if (report.details or {}).get("model_known") is False else report.model
+
+
+def snapshot_from_row(row: dict[str, Any]) -> StoredSnapshot:
+    """Rebuild a (chain-less, position-less) snapshot from a stored history row: margin per currency, greeks per
+    underlying and the total PnL, each as stored; a figure the row does not hold is NaN (shown as unknown), never 0."""
     from app.domain import GreeksView
 
     ts = int(row.get("ts", 0))
     currencies = sorted({k.split(".")[0] for k in row if k.endswith(".mm")})
-    margin = {}
-    for c in currencies:
-        eq = float(row.get(f"{c}.equity", 0.0))
-        im = float(row.get(f"{c}.im", 0.0))
-        mm = float(row.get(f"{c}.mm", 0.0))
-        margin[c] = MarginReport(
-            account="main", currency=c, model="sm", balance=eq, equity=eq, margin_balance=eq, initial_margin=im,
-            maintenance_margin=mm, available_funds=eq - im, im_usage=im / eq if eq else 0.0, mm_usage=mm / eq if eq else 0.0,
-        )
+    margin = {c: margin_from_row(row, c) for c in currencies}
     unds = sorted({k.split(".")[0] for k in row if k.endswith(".delta")})
-    portfolio = {u: GreeksView(delta=float(row[f"{u}.delta"]), delta_usd=float(row.get(f"{u}.delta_usd", 0.0)), vega=float(row.get(f"{u}.vega", 0.0))) for u in unds}
-    return DeskSnapshot(ts=ts, venue="stored", index_prices={}, instruments=(), chains={}, quotes={}, positions=(), portfolio=portfolio, margin=margin)
+    portfolio = {u: GreeksView(**{g: _cell(row, f"{u}.{g}") for g in GREEK_FIELDS}) for u in unds}
+    return StoredSnapshot(ts=ts, venue="stored", index_prices={}, instruments=(), chains={}, quotes={}, positions=(),
+                          portfolio=portfolio, margin=margin, pnl_usd=_cell(row, "pnl_usd"))
+
+
+def stored_position(instrument: str, size: float, average_price: float, account: str = "main") -> PositionView:
+    """A position known only by its size and average price (a stored run): mark, PnL, realised and greeks NaN (unknown)."""
+    from app.domain import GreeksView
+
+    nan = float("nan")
+    try:
+        inst: Instrument | None = Instrument.parse(instrument)
+    except InvalidInstrument:
+        inst = None
+    return PositionView(
+        instrument, float(size), float(average_price), nan, nan, nan, GreeksView(**dict.fromkeys(GREEK_FIELDS, nan)),
+        inst.expiry_ms if inst else None, inst.base if inst else instrument.split("-")[0], account,
+        realized_pnl=nan, fees=nan, funding=nan,
+    )

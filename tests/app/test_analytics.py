@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import pytest
@@ -140,3 +142,84 @@ def test_the_25_delta_risk_reversal_is_read_at_the_plain_black_scholes_delta(des
         # The chain row's coin delta is premium-adjusted; the RR's axis is the plain delta.
         want = float(black76(sl.forward, k, t, r.mark_iv, r.option_type.value == "call").delta)
         assert d == pytest.approx(want, abs=2e-3)
+
+
+# --------------------------------------------------------------------------------------------------
+# Stored runs: a history row read back gives the figures the desk had, unknown ones as NaN (never 0)
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def booked() -> Desk:
+    """A short straddle (margin, greeks and PnL all non-zero), margin balance apart from equity."""
+    d = Desk(seed=21, sim=SimConfig(seed=21, listing=SMALL))
+    d.advance(5_000)
+    for req in _short_straddle(d):
+        d.place_now(req)
+    d.advance(30_000)
+    return d
+
+
+def test_a_history_row_reads_back_as_the_desk_s_margin_and_greeks(booked: Desk) -> None:
+    snap = booked.snapshot(chains=False)
+    stored = analytics.snapshot_from_row(analytics.history_row(snap))
+    for ccy, live in snap.margin.items():
+        got = stored.margin[ccy]
+        for f in ("model", "equity", "balance", "margin_balance", "initial_margin", "maintenance_margin",
+                  "available_funds", "im_usage", "mm_usage", "alert_level"):
+            assert getattr(got, f) == pytest.approx(getattr(live, f)), (ccy, f)
+        assert analytics.model_label(got) == live.model
+    btc = snap.margin["BTC"]
+    assert btc.margin_balance != pytest.approx(btc.equity)  # the straddle's value: the two really differ
+    for und, live_g in snap.portfolio.items():
+        assert stored.portfolio[und] == live_g
+    assert stored.portfolio["BTC"].theta > 0 and stored.portfolio["BTC"].delta_bs != 0.0  # short options earn theta
+    assert analytics.total_pnl_usd(stored) == pytest.approx(sum(p.pnl_usd for p in snap.positions)) != 0.0
+
+
+def test_distances_to_liquidation_keep_none_in_range_apart_from_not_asked(booked: Desk) -> None:
+    asked = booked.margin()["BTC"]  # with distances: the solve ran (down found, up none within range)
+    assert asked.distance_down is not None and asked.distance_up is None and "liquidation" in asked.details
+    snap = booked.snapshot(chains=False)
+    back = analytics.snapshot_from_row(analytics.history_row(replace_margin(snap, asked))).margin["BTC"]
+    assert back.distance_down == asked.distance_down and back.distance_up is None
+    cheap = replace_margin(snap, replace(asked, distance_down=None, details={}))  # asked without distances: unknown
+    back = analytics.snapshot_from_row(analytics.history_row(cheap)).margin["BTC"]
+    assert np.isnan(back.distance_down) and np.isnan(back.distance_up)  # type: ignore[arg-type]
+
+
+def replace_margin(snap: Any, report: MarginReport) -> Any:
+    return replace(snap, margin={**snap.margin, report.currency: report})
+
+
+def test_an_older_row_derives_what_it_can_and_leaves_the_rest_unknown() -> None:
+    # What `desk run` stored before rows kept every figure: equity, IM, MM, MM usage, three greeks, PnL.
+    row = {"ts": 1_000, "BTC.equity": 10.2, "BTC.im": 0.6, "BTC.mm": 0.4, "BTC.mm_usage": 0.04,
+           "BTC.delta": -1.5, "BTC.delta_usd": -60_000.0, "BTC.vega": 0.01, "equity_usd": 408_000.0}
+    snap = analytics.snapshot_from_row(row)
+    m = snap.margin["BTC"]
+    assert m.margin_balance == pytest.approx(10.0) and m.available_funds == pytest.approx(9.4)  # MM / MM usage
+    assert m.im_usage == pytest.approx(0.06) and m.mm_usage == 0.04 and m.equity == 10.2
+    assert np.isnan(m.balance) and np.isnan(m.alert_level) and analytics.model_label(m) is None
+    assert np.isnan(m.distance_down) and np.isnan(m.distance_up)  # type: ignore[arg-type]
+    g = snap.portfolio["BTC"]
+    assert g.delta == -1.5 and g.vega == 0.01
+    assert all(np.isnan(getattr(g, f)) for f in ("delta_bs", "gamma", "theta", "gamma_usd", "vega_usd", "theta_usd"))
+    assert np.isnan(analytics.total_pnl_usd(snap))
+    flat = analytics.margin_from_row({"ETH.equity": 5.0, "ETH.im": 0.0, "ETH.mm": 0.0, "ETH.mm_usage": 0.0}, "ETH")
+    assert np.isnan(flat.margin_balance) and np.isnan(flat.available_funds) and flat.mm_usage == 0.0
+
+
+def test_a_stored_position_has_unknown_marks_and_greeks() -> None:
+    p = analytics.stored_position("BTC-27DEC24-60000-P", 2.0, 0.0425)
+    assert p.size == 2.0 and p.average_price == 0.0425 and p.underlying == "BTC" and p.expiry_ms is not None
+    assert all(np.isnan(x) for x in (p.mark, p.pnl, p.pnl_usd, p.net_realized, p.greeks.delta, p.greeks.theta))
+    row = analytics.positions_table(replace(_empty_snapshot(), positions=(p,)))[0]
+    assert row["mark"] is None and row["pnl_usd"] is None and row["theta"] is None and row["gamma"] is None
+
+
+def _empty_snapshot() -> Any:
+    from app.domain import DeskSnapshot
+
+    return DeskSnapshot(ts=0, venue="stored", index_prices={}, instruments=(), chains={}, quotes={}, positions=(),
+                        portfolio={}, margin={})

@@ -5,17 +5,19 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from rich.text import Text
 from textual.widgets import Static
 from typer.testing import CliRunner
 
 from app.cli import app as cli
 from app.config import Settings
-from app.domain import OrderRequest, Side
+from app.domain import DeskSnapshot, OrderRequest, Side
 from app.terminal import StoredDesk, add_default_hedger, open_sim_desk
 from storage.store import SqlStore
 from tests.ui.tui_desk import settle, show_tab
 from ui.tui.app import DeskTui
+from ui.tui.format import DASH, fmt_coin, fmt_sig, fmt_signed
 from ui.tui.screens.ticket import TicketScreen
 from ui.tui.widgets.positions import PositionsTable
 
@@ -27,8 +29,8 @@ def plain(widget: Static) -> str:
     return content.plain if isinstance(content, Text) else Text.from_markup(str(content)).plain
 
 
-async def _record_run(path: Path) -> str:
-    """A short headless run: one option bought, the hedger active for a simulated half minute."""
+async def _record_run(path: Path) -> tuple[str, DeskSnapshot]:
+    """A short headless run: one option bought, the hedger active for a simulated half minute; the last live view."""
     store = SqlStore(path)
     desk = open_sim_desk(Settings(), seed=7, store=store)
     desk.advance(2_000)
@@ -39,13 +41,14 @@ async def _record_run(path: Path) -> str:
     await desk.strategy_control(run_id, "activate")
     await desk.run_for(30_000)
     await desk.stop()
+    last = desk.snapshot(chains=False)
     store.close()
-    return row.instrument
+    return row.instrument, last
 
 
 async def test_stored_run_is_browsed_read_only(tmp_path: Path) -> None:
     db = tmp_path / "run.db"
-    name = await _record_run(db)
+    name, live = await _record_run(db)
     desk = StoredDesk.open(db)
     app = DeskTui(desk, refresh_s=None)
     async with app.run_test(size=SIZE) as pilot:
@@ -56,10 +59,26 @@ async def test_stored_run_is_browsed_read_only(tmp_path: Path) -> None:
         await show_tab(pilot, "2", "positions-table")
         await settle(pilot, lambda: name in app.query_one(PositionsTable).row_keys, "stored position listed")
         assert name in app.query_one(PositionsTable).row_keys
+        # The store keeps a position's size and average only: its mark, PnL and greeks are unknown, not zero.
+        table = app.query_one(PositionsTable)
+        cells = {c: str(table.get_cell(name, c)) for c in ("size", "mark", "pnl", "pnl_usd", "delta", "theta")}
+        assert cells["size"] == "2" and all(cells[c] == DASH for c in ("mark", "pnl", "pnl_usd", "delta", "theta"))
+        # The portfolio line carries the greeks the desk stored, the BS delta and theta included.
+        g = live.portfolio["BTC"]
+        line = plain(app.query_one("#portfolio", Static))
+        assert f"BS {fmt_signed(g.delta_bs)}" in line and f"Θ {fmt_sig(g.theta, 3)} BTC/day" in line and g.theta != 0
         await show_tab(pilot, "3", "margin-pane")
         await app.refresh_view()
         await settle(pilot, lambda: bool(app.query(".margin-figures")), "margin card mounted")
-        assert "equity" in plain(app.query_one(".margin-figures", Static))
+        figures = plain(app.query_one("#margin-BTC .margin-figures", Static))
+        row = desk.store.latest_snapshot("desk")  # what the run stored, written by the desk from its own report
+        m = live.margin["BTC"]
+        assert row["BTC.margin_balance"] == pytest.approx(m.margin_balance, abs=1e-4) and row["BTC.balance"] == m.balance
+        assert abs(m.margin_balance - m.equity) > 1e-4  # the option's value: margin balance and equity differ
+        for shown in (f"equity {fmt_coin(row['BTC.equity'])}", f"margin balance {fmt_coin(row['BTC.margin_balance'])}",
+                      f"balance {fmt_coin(row['BTC.balance'])}", f"available funds {fmt_coin(row['BTC.available'])}"):
+            assert shown in figures, (shown, figures)
+        assert f"{row['BTC.mm_usage'] * 100:.1f}%" in plain(app.query_one("#margin-BTC .margin-bars", Static))
         await show_tab(pilot, "4", "hedger-pane")
         await settle(pilot, lambda: "hedge-btc" in plain(app.query_one("#hedger-status", Static)), "stored run shown")
         assert "hedge-btc" in plain(app.query_one("#hedger-status", Static))

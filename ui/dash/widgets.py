@@ -44,11 +44,24 @@ def table(id: str, rows: Sequence[dict[str, Any]], columns: Sequence[str], *, pa
     )
 
 
+MISSING = "—"
+"""What an unknown figure shows (a stored run that did not keep it), as in the terminal."""
+
+
+def _missing(value: float | None) -> bool:
+    return value is None or value != value
+
+
 def fmt(value: float | None, digits: int = 4, pct: bool = False) -> str:
-    """A number for display; ``–`` for missing."""
-    if value is None or value != value:
-        return "–"
-    return f"{value * 100:.{max(0, digits - 2)}f}%" if pct else f"{value:,.{digits}f}"
+    """A number for display (``pct``: a fraction shown in percent); ``—`` for missing or unknown (NaN)."""
+    if _missing(value):
+        return MISSING
+    return f"{value * 100:.{max(0, digits - 2)}f}%" if pct else f"{value:,.{digits}f}"  # type: ignore[operator]
+
+
+def fmt_spec(value: float | None, spec: str) -> str:
+    """``value`` formatted with a format ``spec`` (``"+.4f"``, ``".2e"``); ``—`` for missing or unknown (NaN)."""
+    return MISSING if _missing(value) else format(value, spec)
 
 
 def thin(cols: dict[str, Any], max_points: int = 4000) -> dict[str, Any]:

@@ -12,10 +12,11 @@ those methods (a stored run, a test double) is read from the snapshot's ``chains
 from __future__ import annotations
 
 import inspect
-from dataclasses import replace
+import math
+from dataclasses import fields, replace
 from typing import Any
 
-from app.domain import ChainSlice, DeskSnapshot
+from app.domain import ChainSlice, DeskSnapshot, GreeksView, PositionView
 from app.errors import NotFound
 
 
@@ -27,8 +28,8 @@ class SnapshotFeed:
         self._snap: DeskSnapshot | None = None
 
     def snapshot(self) -> DeskSnapshot:
-        """A fresh desk snapshot."""
-        self._snap = self.desk.snapshot()
+        """A fresh desk snapshot (a stored run's positions with their unknown figures as NaN)."""
+        self._snap = unknown_stored_figures(self.desk.snapshot())
         return self._snap
 
     def underlyings(self) -> list[str]:
@@ -103,6 +104,30 @@ class DeskFeed(SnapshotFeed):
             except NotFound:
                 continue
         return replace(snap, chains={u: tuple(v) for u, v in chains.items()})
+
+
+_UNKNOWN_GREEKS = GreeksView(**{f.name: math.nan for f in fields(GreeksView)})
+
+
+def unknown_stored_figures(snap: DeskSnapshot) -> DeskSnapshot:
+    """``snap`` with a stored run's position placeholders (mark = average, zero PnL and greeks) as NaN, shown ``—``.
+
+    A store keeps a position's size and average price only: its mark, PnL, realised PnL and greeks are unknown,
+    and a zero there would read as a flat, riskless position.
+    """
+    if snap.venue != "stored":
+        return snap
+
+    def placeholder(p: PositionView) -> bool:
+        return p.mark == p.average_price and p.pnl == 0 and p.pnl_usd == 0 and p.greeks == GreeksView()
+
+    if not any(placeholder(p) for p in snap.positions):
+        return snap
+    nan = math.nan
+    return replace(snap, positions=tuple(
+        replace(p, mark=nan, pnl=nan, pnl_usd=nan, greeks=_UNKNOWN_GREEKS, realized_pnl=nan, fees=nan, funding=nan)
+        if placeholder(p) else p for p in snap.positions
+    ))
 
 
 def chain_feed(desk: Any) -> SnapshotFeed:

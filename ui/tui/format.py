@@ -27,6 +27,11 @@ def _missing(x: float | None) -> bool:
     return x is None or (isinstance(x, float) and not math.isfinite(x))
 
 
+def is_unknown(x: float | None) -> bool:
+    """True for a figure nobody knows: None, or NaN (a stored run that did not keep it); infinities are known."""
+    return x is None or x != x
+
+
 def fmt_coin(x: float | None, decimals: int = 4) -> str:
     """A price or amount in coin (BTC/ETH), 4 decimals by default; an em dash when missing."""
     if _missing(x):

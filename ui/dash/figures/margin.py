@@ -11,11 +11,11 @@ from ui.dash.figures.style import ACCENT, DOWN, UP, WARN, base_figure, empty_fig
 
 
 def usage_gauge(mm_usage: float, im_usage: float, *, currency: str) -> go.Figure:
-    """MM usage gauge (0–120%, alert bands at 50/80/100%) with IM usage in the title."""
+    """MM usage gauge (0–120%, alert bands at 50/80/100%) with IM usage in the title; usages as fractions (NaN: unknown)."""
     fig = go.Figure(
         go.Indicator(
             mode="gauge+number", value=mm_usage * 100, number=dict(suffix="% MM", valueformat=".1f"),
-            title=dict(text=f"{currency} margin usage · IM {im_usage:.1%}"),
+            title=dict(text=f"{currency} margin usage · IM {'—' if im_usage != im_usage else f'{im_usage:.1%}'}"),
             gauge=dict(
                 axis=dict(range=[0, 120]), bar=dict(color=ACCENT),
                 steps=[dict(range=[0, 50], color="#1b3b2f"), dict(range=[50, 80], color="#4a3b10"), dict(range=[80, 120], color="#4a1b1b")],

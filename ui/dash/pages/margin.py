@@ -10,7 +10,7 @@ from dash import Dash, Input, Output, html
 from app import analytics
 from ui.dash.figures.margin import history, risk_matrix
 from ui.dash.source import DashSource
-from ui.dash.widgets import card, fmt, graph, table, thin
+from ui.dash.widgets import MISSING, card, fmt, graph, table, thin
 
 NAME = "margin"
 PATH = "/margin"
@@ -37,7 +37,7 @@ def body(source: DashSource) -> list[Any]:
             out.append(card(graph(f"margin-matrix-{ccy}", risk_matrix(matrix.rows, matrix.columns, matrix.pnl, matrix.worst, currency=ccy))))
         if report is not None:
             figures = [
-                {"figure": "model", "value": report.model.upper()},
+                {"figure": "model", "value": (analytics.model_label(report) or MISSING).upper()},
                 {"figure": "equity", "value": fmt(report.equity)},
                 {"figure": "margin balance", "value": fmt(report.margin_balance)},
                 {"figure": "initial margin", "value": fmt(report.initial_margin)},

@@ -13,7 +13,7 @@ from ui.dash.figures.margin import usage_gauge
 from ui.dash.figures.overview import equity_pnl
 from ui.dash.figures.style import empty_figure
 from ui.dash.source import DashSource
-from ui.dash.widgets import card, fmt, graph, kpi, table, thin
+from ui.dash.widgets import card, fmt, fmt_spec, graph, kpi, table, thin
 
 NAME = "overview"
 PATH = "/"
@@ -31,13 +31,14 @@ def kpis(snap: DeskSnapshot | None) -> list[Any]:
         tiles.append(kpi(f"{ccy} equity", fmt(m.equity), id=f"kpi-equity-{ccy}"))
         tiles.append(kpi(f"{ccy} IM / MM", f"{fmt(m.initial_margin)} / {fmt(m.maintenance_margin)}"))
         tiles.append(kpi(f"{ccy} available", fmt(m.available_funds)))
-        dist = "none in range" if m.distance_down is None else f"{m.distance_down:+.1%}"
+        dist = "none in range" if m.distance_down is None else fmt_spec(m.distance_down, "+.1%")
         tiles.append(kpi(f"{ccy} liquidation at spot", dist, cls="alert-warning" if m.mm_usage >= 0.5 else ""))
-    pnl = sum(p.pnl_usd for p in snap.positions)
-    tiles.append(kpi("PnL (USD)", f"{pnl:,.2f}", id="kpi-pnl"))
+    # A stored run keeps the book's total PnL in its row (no positions with marks): unknown shows as a dash, not 0.
+    tiles.append(kpi("PnL (USD)", fmt_spec(analytics.total_pnl_usd(snap), ",.2f"), id="kpi-pnl"))
     for und, g in sorted(snap.portfolio.items()):
-        tiles.append(kpi(f"{und} Δ coin / USD", f"{g.delta:+.4f} / {g.delta_usd:+,.0f}"))
-        tiles.append(kpi(f"{und} Γ / vega / θ (coin)", f"{g.gamma:.2e} / {g.vega:+.4f} / {g.theta:+.4f}"))
+        tiles.append(kpi(f"{und} Δ coin / USD", f"{fmt_spec(g.delta, '+.4f')} / {fmt_spec(g.delta_usd, '+,.0f')}"))
+        tiles.append(kpi(f"{und} Γ / vega / θ (coin)",
+                         f"{fmt_spec(g.gamma, '.2e')} / {fmt_spec(g.vega, '+.4f')} / {fmt_spec(g.theta, '+.4f')}"))
     return tiles
 
 

@@ -20,7 +20,7 @@ from app.domain import (
     OrderUpdate,
     utc_from_ms,
 )
-from ui.tui.format import fmt_coin, fmt_signed, fmt_usd
+from ui.tui.format import DASH, fmt_coin, fmt_signed, fmt_usd, is_unknown
 from ui.tui.widgets.hedger import STATUS_LABEL, STATUS_STYLE
 
 LOG_TOPICS = ("alert", "margin_alert", "fill_event", "order_update", "lost")
@@ -126,7 +126,8 @@ class StatusLine(Static):
             text.append(f"  {ccy} eq ", style="bold")
             text.append(fmt_coin(m.equity))
             text.append(" MM ")
-            text.append(f"{m.mm_usage * 100:.1f}%", style="red" if m.mm_usage >= 0.5 else "")
+            text.append(DASH if is_unknown(m.mm_usage) else f"{m.mm_usage * 100:.1f}%",
+                        style="red" if m.mm_usage >= 0.5 else "")
         for u, g in sorted(snap.portfolio.items()):
             if g.delta:
                 text.append(f"  Δ{u} ", style="bold")

@@ -7,6 +7,7 @@ liquidation, the portfolio-margin worst scenario, and a spot × vol stress table
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 from rich.text import Text
@@ -15,7 +16,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
 from app.domain import MarginReport
-from ui.tui.format import fmt_coin, fmt_pct, fmt_signed
+from ui.tui.format import DASH, fmt_coin, fmt_pct, fmt_signed, is_unknown
 from ui.tui.widgets.cells import IncrementalTable
 
 SPOT_MOVES = (-0.30, -0.20, -0.10, -0.05, 0.05, 0.10, 0.20, 0.30)
@@ -35,14 +36,30 @@ def level_style(usage: float, alert_levels: Sequence[float]) -> str:
 
 
 def usage_bar(label: str, usage: float, alert_levels: Sequence[float], width: int = 30) -> Text:
-    """A one-line bar ``IM  ████░░░░  38.2%`` coloured by alert level (usage as a fraction of balance)."""
-    filled = max(0, min(width, round(usage * width)))
-    style = level_style(usage, alert_levels)
+    """A one-line bar ``IM  ████░░░░  38.2%`` coloured by alert level (usage as a fraction of balance; NaN: unknown)."""
     text = Text(f"{label:<3} ")
+    if is_unknown(usage):  # a stored run that did not keep it: an empty bar, not a 0% one
+        text.append("░" * width, style="dim")
+        text.append(f" {DASH:>7}", style="dim")
+        return text
+    filled = max(0, min(width, round(usage * width))) if math.isfinite(usage) else width
+    style = level_style(usage, alert_levels)
     text.append("█" * filled, style=style)
     text.append("░" * (width - filled), style="dim")
     text.append(f" {usage * 100:6.1f}%", style=style)
     return text
+
+
+def fmt_distance(distance: float | None) -> str:
+    """A distance to liquidation (spot move fraction): None is none within range, NaN unknown (``—``)."""
+    return "none within range" if distance is None else fmt_pct(distance)
+
+
+def model_text(report: MarginReport) -> str:
+    """``portfolio margin`` / ``standard margin``, or ``margin model unknown`` for a stored row that did not keep it."""
+    if (report.details or {}).get("model_known") is False:
+        return "margin model unknown"
+    return f"{'portfolio' if report.model == 'pm' else 'standard'} margin"
 
 
 def pm_worst_loss(report: MarginReport) -> float | None:
@@ -108,7 +125,7 @@ its bucket are shown. The stress table revalues the portfolio for spot ±5/10/20
         """Display ``report`` and the stress grid; returns cells written in the stress table."""
         c = report.currency
         figures = (
-            f"[b]{c}[/b] ({'portfolio' if report.model == 'pm' else 'standard'} margin, account {report.account})\n"
+            f"[b]{c}[/b] ({model_text(report)}, account {report.account})\n"
             f"equity [b]{fmt_coin(report.equity)}[/b] {c}   margin balance {fmt_coin(report.margin_balance)}   "
             f"balance {fmt_coin(report.balance)}\n"
             f"IM {fmt_coin(report.initial_margin)}   MM {fmt_coin(report.maintenance_margin)}   "
@@ -119,9 +136,7 @@ its bucket are shown. The stress table revalues the portfolio for spot ±5/10/20
             [usage_bar("IM", report.im_usage, alert_levels), usage_bar("MM", report.mm_usage, alert_levels)]
         )
         self.query_one(".margin-bars", Static).update(bars)
-        down = "none within range" if report.distance_down is None else fmt_pct(report.distance_down)
-        up = "none within range" if report.distance_up is None else fmt_pct(report.distance_up)
-        distance = f"distance to liquidation: spot {down} / {up}"
+        distance = f"distance to liquidation: spot {fmt_distance(report.distance_down)} / {fmt_distance(report.distance_up)}"
         if report.model == "pm" and report.worst_bucket:
             distance += f"\nworst scenario: [b]{report.worst_bucket.replace(':', ' · ')}[/b]"
             worst = pm_worst_loss(report)

@@ -1,0 +1,107 @@
+"""The dashboard's pages as Python: layouts and callbacks over a small seeded desk, live or stored (no browser)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.desk import Desk
+from app.domain import OrderRequest, OrderType, Side
+from connectors.sim.listing import ListingConfig
+from connectors.sim.venue import SimConfig
+from ui.dash.pages import margin as margin_page
+from ui.dash.pages import overview
+from ui.dash.source import StoredSource
+from ui.dash.widgets import fmt
+
+MISSING = "—"  # what an unknown figure shows
+
+TINY = ListingConfig(weekly_days=8, monthly_days=0, quarterly_days=0, strikes_per_expiry=6)
+
+
+def small_desk(margin_model: str = "sm", **kwargs: Any) -> Desk:
+    """A desk on a small listing (standard or portfolio margin), two simulated seconds in."""
+    desk = Desk(seed=5, sim=SimConfig(seed=5, listing=TINY, margin_model=margin_model), **kwargs)
+    desk.advance(2_000)
+    return desk
+
+
+def sell_straddle(desk: Desk, amount: str = "1") -> None:
+    """Sell the ATM call and put of the second expiry at market (non-zero margin, greeks and PnL)."""
+    sl = desk.chain("BTC", desk.expiries("BTC")[1])
+    call = min((r for r in sl.rows if r.option_type.value == "call"), key=lambda r: abs(r.strike - sl.forward))
+    for name in (call.instrument, call.instrument[:-1] + "P"):
+        desk.place_now(OrderRequest(name, Side.SELL, Decimal(amount), None, OrderType.MARKET))
+    desk.advance(5_000)
+
+
+def find(component: Any, id_: str) -> Any:
+    """The component with ``id_`` in a Dash layout tree, or None."""
+    if getattr(component, "id", None) == id_:
+        return component
+    children = getattr(component, "children", None)
+    for child in children if isinstance(children, list) else [children]:
+        if child is not None and not isinstance(child, (str, int, float)):
+            hit = find(child, id_)
+            if hit is not None:
+                return hit
+    return None
+
+
+def tiles(components: list[Any]) -> dict[str, str]:
+    """KPI tiles as ``{label: value}``."""
+    return {t.children[0].children: t.children[1].children for t in components}
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StoredSource, Any, dict[str, Any]]]:
+    """A short run written to a store, the desk's last view, and the source that reads the store back read-only."""
+    from storage.store import SqlStore
+
+    path: Path = tmp_path_factory.mktemp("stored") / "run.db"
+    store = SqlStore(path)
+    desk = small_desk(store=store)
+    sell_straddle(desk)
+    asyncio.run(desk.stop())
+    last = desk.snapshot(chains=False)
+    row = store.latest_snapshot("desk")
+    store.close()
+    ro = SqlStore(path, read_only=True)
+    yield StoredSource(ro), last, row
+    ro.close()
+
+
+def test_a_stored_run_shows_the_figures_it_stored(stored: tuple[StoredSource, Any, dict[str, Any]]) -> None:
+    source, last, row = stored
+    snap = source.snapshot()
+    assert snap is not None
+    kpi = tiles(overview.kpis(snap))
+    assert kpi["PnL (USD)"] == f"{row['pnl_usd']:,.2f}" != "0.00"  # the row's total, not a sum over no positions
+    assert row["pnl_usd"] == pytest.approx(sum(p.pnl_usd for p in last.positions), abs=0.01)
+    assert kpi["BTC available"] == fmt(row["BTC.available"])  # margin balance − IM, not equity − IM
+    assert kpi["BTC Γ / vega / θ (coin)"].endswith(f"{row['BTC.theta']:+.4f}") and row["BTC.theta"] > 0
+    figures = find(margin_page.layout(source), "margin-figures-BTC")
+    shown = {r["figure"]: r["value"] for r in figures.data}
+    m = last.margin["BTC"]
+    assert shown["margin balance"] == fmt(row["BTC.margin_balance"]) != fmt(row["BTC.equity"])
+    assert row["BTC.margin_balance"] == pytest.approx(m.margin_balance, abs=1e-6) and shown["model"] == "SM"
+    assert shown["MM usage"] == fmt(m.mm_usage, pct=True)
+
+
+def test_an_older_stored_row_shows_unknowns_as_a_dash() -> None:
+    class _OldStore:
+        def latest_snapshot(self, kind: str) -> dict[str, Any]:
+            return {"ts": 1_000, "BTC.equity": 10.2, "BTC.im": 0.6, "BTC.mm": 0.4, "BTC.mm_usage": 0.04,
+                    "BTC.delta": -1.5, "BTC.delta_usd": -60_000.0, "BTC.vega": 0.01}
+
+    snap = StoredSource(_OldStore()).snapshot()
+    kpi = tiles(overview.kpis(snap))
+    assert kpi["PnL (USD)"] == MISSING and kpi["BTC Γ / vega / θ (coin)"] == f"{MISSING} / +0.0100 / {MISSING}"
+    assert kpi["BTC liquidation at spot"] == MISSING
+    assert kpi["BTC available"] == fmt(10.0 - 0.6)  # margin balance from MM / MM usage
+
