@@ -392,34 +392,74 @@ def exposures(snap: DeskSnapshot | None, underlying: str | None, *, extra: Seque
 
 @dataclass(frozen=True)
 class RiskMatrix:
-    """The PM scenario matrix of a margin report: rows (vol scenarios) × columns (price moves), coin PnL."""
+    """The PM scenario matrix of a margin report: rows (vol scenarios, then the extended moves) × columns (price moves).
+
+    ``pnl`` in the settlement currency after Deribit's offsets (what the worst case is read from); NaN where a row has no
+    scenario (the extended moves are not shocked in vol); ``worst`` is the (row, column) of the report's worst bucket.
+    """
 
     rows: list[str]
     columns: list[str]
     pnl: np.ndarray
     worst: tuple[int, int] | None
+    pair: str = ""
+
+
+_VOL_LABELS = {"up": "vol up", "same": "vol flat", "down": "vol down"}
+
+
+def risk_matrices(report: MarginReport | None) -> list[RiskMatrix]:
+    """One :class:`RiskMatrix` per index pair of a PM report (its ``aggregated_risk_vectors``); [] under standard margin."""
+    if report is None or report.model != "pm":
+        return []
+    details = report.details or {}
+    vectors = details.get("aggregated_risk_vectors") or {}
+    axes = details.get("risk_matrix_axes") or {}
+    wb = (((details.get("pm") or {}).get("initial_margin_details") or {}).get("risk_matrix_margin_details") or {}).get(
+        "worst_case_bucket"
+    )
+    out = []
+    for key, vec in vectors.items():
+        ax = axes.get(key)
+        if ax is None:
+            continue
+        moves = [float(m) for m in ax["price_moves"]]
+        ext_moves = [float(m) for m in ax["extended_moves"]]
+        vols = list(ax["vol_scenarios"])
+        std = np.asarray(vec["standard"], float)
+        ext = np.asarray(vec["extended"], float)
+        nv = len(vols)
+        if std.size != len(moves) * nv or ext.size != len(ext_moves):
+            continue
+        # Standard vector index = bucket * n_vol + vol scenario (Deribit's 27-vector); the extended moves have one
+        # scenario each and sit in their own row, at their own (wider) price moves.
+        columns = sorted(set(moves) | set(ext_moves))
+        col = {m: j for j, m in enumerate(columns)}
+        pnl = np.full((nv + 1, len(columns)), np.nan)
+        for b, m in enumerate(moves):
+            pnl[:nv, col[m]] = std[b * nv:(b + 1) * nv]
+        for i, m in enumerate(ext_moves):
+            pnl[nv, col[m]] = ext[i]
+        worst: tuple[int, int] | None = None
+        if isinstance(wb, dict) and len(vectors) == 1:
+            if wb.get("source") == "extended" and 0 <= int(wb["index"]) < len(ext_moves):
+                worst = (nv, col[ext_moves[int(wb["index"])]])
+            elif wb.get("source") == "standard" and 0 <= int(wb["index"]) < std.size:
+                worst = (int(wb["index"]) % nv, col[moves[int(wb["index"]) // nv]])
+        elif np.isfinite(pnl).any() and np.nanmin(pnl) < 0:
+            r, c = np.unravel_index(int(np.nanargmin(pnl)), pnl.shape)
+            worst = (int(r), int(c))
+        rows = [_VOL_LABELS.get(v, f"vol {v}") for v in vols] + ["extended"]
+        out.append(RiskMatrix(rows, [f"{m:+.0%}" for m in columns], pnl, worst, key))
+    return out
 
 
 def risk_matrix(report: MarginReport | None) -> RiskMatrix | None:
-    """The risk matrix carried in a PM report's details, or None under standard margin."""
-    if report is None or report.model != "pm":
+    """The risk matrix of a PM report's index pair with the worst loss, or None under standard margin (or no details)."""
+    found = risk_matrices(report)
+    if not found:
         return None
-    details = report.details or {}
-    vectors = details.get("aggregated_risk_vectors") or {}
-    if not vectors:
-        return None
-    # Deribit shape: {"BTC": {"<move>": [down, flat, up]} ...} or {"<move>": value}
-    first = next(iter(vectors.values()))
-    table = first if isinstance(first, dict) else vectors
-    cols = list(table)
-    width = max(len(v) if isinstance(v, (list, tuple)) else 1 for v in table.values())
-    labels = ["vol down", "vol flat", "vol up"][:width] if width <= 3 else [f"scenario {i}" for i in range(width)]
-    pnl = np.array([[(v[i] if isinstance(v, (list, tuple)) else v) for v in table.values()] for i in range(width)], float)
-    worst = None
-    if pnl.size:
-        r, c = np.unravel_index(int(np.nanargmin(pnl)), pnl.shape)
-        worst = (int(r), int(c))
-    return RiskMatrix(labels, cols, pnl, worst)
+    return min(found, key=lambda m: float(np.nanmin(m.pnl)) if np.isfinite(m.pnl).any() else 0.0)
 
 
 GREEK_FIELDS = ("delta", "delta_bs", "gamma", "vega", "theta", "delta_usd", "gamma_usd", "vega_usd", "theta_usd")

@@ -682,6 +682,27 @@ class MarginEngine:
             details["pm"] = pm
             wb = pm["initial_margin_details"]["risk_matrix_margin_details"]["worst_case_bucket"]
             worst = None if wb is None else f"{wb['source']}:{wb['bucket']}:{wb['side']}:{wb['index']}"
+            pf = ev.details.get("portfolio")
+            if isinstance(pf, PMPortfolio):
+                # The fronts draw the risk matrix the worst case is read from: Deribit's aggregated_risk_vectors
+                # (after offsets; keys as simulate_pm's) and their axes. Cheap next to the evaluation: one product
+                # of the cached unit vectors per index pair.
+                from app.engine.margin_pm import price_moves
+
+                vectors: dict[str, Any] = {}
+                axes: dict[str, Any] = {}
+                params = pf.params
+                for pair in pf.pairs_of(ccy):
+                    pmr = pair_margin(pf.pair_risk(pair, ccy), params, ccy)
+                    key = f"{pair.split('_')[0]}_{ccy.lower()}"
+                    vectors[key] = {"standard": pmr.standard.tolist(), "extended": pmr.extended.tolist()}
+                    axes[key] = {
+                        "price_moves": price_moves(params.pair(pair), params.general.buckets_count).tolist(),
+                        "vol_scenarios": list(params.choices.vol_order),
+                        "extended_moves": list(params.choices.extended_moves),
+                    }
+                details["aggregated_risk_vectors"] = vectors
+                details["risk_matrix_axes"] = axes
         else:
             details["positions"] = ev.details["positions"]
         level = 0.0

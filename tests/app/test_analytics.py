@@ -86,14 +86,22 @@ def test_payoff_and_exposures(desk: Desk) -> None:
     assert ex.by_strike["gamma"][0] < 0 and ex.by_strike["vega"][0] < 0
 
 
-def test_risk_matrix_from_pm_details() -> None:
-    report = MarginReport(
-        account="a", currency="BTC", model="pm", balance=1, equity=1, margin_balance=1, initial_margin=0.1,
-        maintenance_margin=0.08, available_funds=0.9, im_usage=0.1, mm_usage=0.08,
-        details={"aggregated_risk_vectors": {"BTC": {"-10%": [-0.3, -0.2, -0.1], "0%": [0.0, 0.0, 0.0], "10%": [0.1, 0.05, -0.4]}}},
-    )
+def test_risk_matrix_of_a_pm_account_is_the_one_its_worst_case_is_read_from() -> None:
+    d = Desk(seed=21, sim=SimConfig(seed=21, listing=SMALL, margin_model="pm"))
+    d.advance(5_000)
+    for req in _short_straddle(d):
+        d.place_now(req)
+    d.advance(2_000)
+    report = d.margin()["BTC"]
+    assert report.model == "pm" and report.worst_bucket is not None
     m = analytics.risk_matrix(report)
-    assert m is not None and m.pnl.shape == (3, 3) and m.worst == (2, 2) and m.columns == ["-10%", "0%", "10%"]
+    assert m is not None and m.rows == ["vol up", "vol flat", "vol down", "extended"] and m.pair == "btc_btc"
+    assert m.pnl.shape == (4, len(m.columns)) and "-16%" in m.columns and "+500%" in m.columns
+    assert np.isfinite(m.pnl[:3, m.columns.index("+0%")]).all() and np.isnan(m.pnl[3, m.columns.index("+0%")])
+    worst = report.details["pm"]["initial_margin_details"]["risk_matrix_margin_details"]["worst_case"]
+    assert m.worst is not None and m.pnl[m.worst] == pytest.approx(-worst) == np.nanmin(m.pnl)
+    assert m.rows[m.worst[0]] != "extended" or report.worst_bucket.startswith("extended")
+    assert analytics.risk_matrix(d.margin()["ETH"]) is None  # nothing held in ETH: no vectors
     assert analytics.risk_matrix(None) is None
 
 

@@ -16,7 +16,7 @@ from connectors.sim.listing import ListingConfig
 from connectors.sim.venue import SimConfig
 from ui.dash.pages import margin as margin_page
 from ui.dash.pages import overview
-from ui.dash.source import StoredSource
+from ui.dash.source import LiveSource, StoredSource
 from ui.dash.widgets import fmt
 
 MISSING = "—"  # what an unknown figure shows
@@ -105,3 +105,17 @@ def test_an_older_stored_row_shows_unknowns_as_a_dash() -> None:
     assert kpi["BTC liquidation at spot"] == MISSING
     assert kpi["BTC available"] == fmt(10.0 - 0.6)  # margin balance from MM / MM usage
 
+
+def test_the_margin_page_draws_a_pm_account_s_risk_matrix() -> None:
+    desk = small_desk("pm")
+    sell_straddle(desk)
+    source = LiveSource(desk)
+    report = source.publish().margin["BTC"]
+    fig = find(margin_page.layout(source), "margin-matrix-BTC").figure
+    assert [t.type for t in fig.data] == ["heatmap"] and [a.text for a in fig.layout.annotations] == ["worst"]
+    worst = report.details["pm"]["initial_margin_details"]["risk_matrix_margin_details"]["worst_case"]
+    z = [[float("nan") if v is None else v for v in row] for row in fig.data[0].z]
+    assert min(v for row in z for v in row if v == v) == pytest.approx(-worst)
+    assert list(fig.data[0].y) == ["vol up", "vol flat", "vol down", "extended"]
+    empty = find(margin_page.layout(source), "margin-matrix-ETH").figure  # nothing held in ETH
+    assert not empty.data and "no PM details" in empty.layout.annotations[0].text
