@@ -246,7 +246,10 @@ class DeltaHedger:
             intents = w.step(now, self._quote(view, w.instrument, w.venue), cfg.execution)
             self._s["work"] = w.to_dict()
             self._s["totals"]["orders"] += sum(1 for i in intents if i.kind.value == "place")
-            self._record(now, "working", "hedge.working", f"hedge {w.seq}: {w.remaining} of {w.total} {w.instrument} left", inputs, intents)
+            why = f"hedge {w.seq}: {w.remaining} of {w.total} {w.instrument} left"
+            if intents:
+                why += "; " + "; ".join(i.reason for i in intents)
+            self._record(now, "working", "hedge.working", why, inputs, intents)
             return intents
         self._close_work()
 

@@ -11,6 +11,11 @@ Child orders:
    ``max_payups`` times (never beyond the slippage cap);
 3. then, when ``market_fallback``, an immediate-or-cancel limit at the cap: a market order that cannot pay
    more than ``max_slippage_bps`` beyond the decision mid. What it cannot fill ends the hedge ("cap reached").
+   Without ``market_fallback`` the last pay-up is cancelled after its timeout too and the hedge ends
+   ("unfilled: no market fallback"), so that the next check decides afresh.
+
+With TWAP clips (``clip`` smaller than the hedge) each clip goes through 1-3 on its own: a clip that filled
+resets the pay-ups, so the next one starts as a post-only maker again.
 """
 
 from __future__ import annotations
@@ -109,10 +114,19 @@ class HedgeWork:
         ch = self.child
         if ch is not None:
             if ch["status"] == "open" and ch["kind"] != "ioc" and now_ms - ch["placed_ms"] >= cfg.maker_timeout_s * 1000:
-                if self.payups < cfg.max_payups or cfg.market_fallback:
-                    ch["status"] = "cancelling"
-                    self.payups += 1
-                    return [Intent.cancel(ch["key"], f"hedge {self.seq}: unfilled after {cfg.maker_timeout_s:g}s, paying up", self.venue)]
+                # Every timed-out limit is cancelled, the last pay-up too: left resting without a market fallback it
+                # would hold the hedge "working" (and the hedger blind to delta) until the market trades through it.
+                # What the cancel leaves is re-placed one pay-up further, as an IOC at the cap, or (no fallback) the
+                # hedge ends unfilled and the next check decides afresh.
+                ch["status"] = "cancelling"
+                self.payups += 1
+                if self.payups <= cfg.max_payups:
+                    why = "paying up"
+                elif cfg.market_fallback:
+                    why = "IOC at the slippage cap next"
+                else:
+                    why = "no market fallback, the hedge ends unfilled"
+                return [Intent.cancel(ch["key"], f"hedge {self.seq}: unfilled after {cfg.maker_timeout_s:g}s, {why}", self.venue)]
             return []
         if remaining < inst.min_amount:
             self._finish("filled")
@@ -198,6 +212,10 @@ class HedgeWork:
             return "rejected"
         if status.is_terminal:
             self.child = None
+            if status is OrderStatus.FILLED:
+                # The clip is done: the next clip starts maker-first again. Pay-ups are per clip, or every clip
+                # after the first one that paid up would go straight to the pay-up limit or the IOC.
+                self.payups = 0
             if ch["kind"] == "ioc" and Decimal(self.remaining) >= self.inst.min_amount and status is not OrderStatus.FILLED:
                 self._finish("partly filled: slippage cap reached")
             elif Decimal(self.remaining) < self.inst.min_amount:

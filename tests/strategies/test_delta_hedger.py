@@ -474,3 +474,53 @@ def test_snapshot_view_reads_a_desk_snapshot() -> None:
     v = SnapshotView(snap)
     assert v.now_ms() == 1 and v.index_price("BTC") == 40_000.0 and v.quote("BTC-PERPETUAL", "b") is q
     assert v.quote("BTC-PERPETUAL") is q and v.margin()["BTC"].mm_usage == pytest.approx(0.1)
+
+
+# -- regressions of the hedger audit ---------------------------------------------------------------------------
+
+
+def test_no_market_fallback_cancels_the_last_payup_and_ends_the_hedge() -> None:
+    h, view = make(execution={"maker_timeout_s": 10, "max_payups": 1, "payup_ticks": 1, "market_fallback": False})
+    view.pos = [option_position(CALL, 1, delta=0.5, gamma=0.0)]
+    intents, _ = check(h, view)
+    maker = intents[0]
+    h.on_event(OrderUpdate(view.now, _order(maker, OrderStatus.OPEN)), view)
+    intents, _ = check(h, view, 10_000)
+    assert [i.kind for i in intents] == [IntentKind.CANCEL]
+    payup = h.on_event(OrderUpdate(view.now, _order(maker, OrderStatus.CANCELLED)), view)[0]
+    assert not payup.request.post_only and payup.request.tif is TimeInForce.GTC
+    h.on_event(OrderUpdate(view.now, _order(payup, OrderStatus.OPEN)), view)
+    assert check(h, view, 5_000)[0] == []  # not yet timed out
+    # The last pay-up timed out: cancelled, not left resting until the market trades through it.
+    intents, d = check(h, view, 5_000)
+    assert [i.kind for i in intents] == [IntentKind.CANCEL] and intents[0].key == payup.key
+    assert "no market fallback" in d["reason"]
+    assert h.on_event(OrderUpdate(view.now, _order(payup, OrderStatus.CANCELLED)), view) == []
+    assert not h.working
+    intents, d = check(h, view)
+    assert h.state()["last"]["work"]["outcome"] == "unfilled: no market fallback"
+    assert d["action"] == "hedge" and intents[0].request.post_only  # the next check decides afresh
+
+
+def test_twap_clips_each_start_maker_first() -> None:
+    # 0.5 BTC in 0.25 clips: the first clip pays up to the IOC; the second must still start as a post-only maker.
+    h, view = make(execution={"maker_timeout_s": 5, "max_payups": 1, "twap_clip": 0.25, "twap_interval_s": 10})
+    view.pos = [option_position(CALL, 1, delta=0.5, gamma=0.0)]
+    intents, _ = check(h, view)
+    maker = intents[0]
+    assert maker.request.post_only and maker.request.amount == Decimal("10000")
+    h.on_event(OrderUpdate(view.now, _order(maker, OrderStatus.OPEN)), view)
+    check(h, view)
+    payup = h.on_event(OrderUpdate(view.now, _order(maker, OrderStatus.CANCELLED)), view)[0]
+    h.on_event(OrderUpdate(view.now, _order(payup, OrderStatus.OPEN)), view)
+    check(h, view)
+    ioc = h.on_event(OrderUpdate(view.now, _order(payup, OrderStatus.CANCELLED)), view)[0]
+    assert ioc.request.tif is TimeInForce.IOC
+    _finish_ioc(h, view, ioc)
+    intents, _ = check(h, view, 10_000)
+    clip2 = intents[0]
+    assert clip2.request.post_only and clip2.request.tif is TimeInForce.GTC and clip2.request.amount == Decimal("10000")
+    # A maker clip that fills at once: the next clip is a maker again.
+    h.on_event(FillEvent(view.now, _fill(clip2, "10000", "40000.5", "tc2")), view)
+    h.on_event(OrderUpdate(view.now, _order(clip2, OrderStatus.FILLED, "10000")), view)
+    assert not h.working
