@@ -1,9 +1,10 @@
 """The delta hedger: keeps a book's delta inside a band with every rule of the best hedgers, and says why.
 
-Delta. The book is the positions in scope (all, one underlying, or one tag) of one account. Option delta
-is premium-adjusted (Deribit ``delta_total``: Black-Scholes delta minus the option's price in coin) or plain
-Black-Scholes, read from the desk's greeks; futures and perpetuals count their coin exposure (USD size / price
-for inverse ones, size for linear ones). The USD view is the coin delta times the index.
+Delta. The book is every position of the hedger's underlying in one account (scope ``all`` and ``underlying``
+alike: a hedger hedges one coin with that coin's perpetual or future, so other coins' deltas never count; book
+tags are not supported). Option delta is premium-adjusted (Deribit ``delta_total``: Black-Scholes delta minus the
+option's price in coin) or plain Black-Scholes, read from the desk's greeks; futures and perpetuals count their
+coin exposure (USD size / price for inverse ones, size for linear ones). The USD view is the coin delta times the index.
 
 Each check (a ``Timer`` event every ``check_interval_s``) makes one decision, recorded with its inputs:
 pause (stale index, margin, rejects), keep working the current hedge, no hedge (inside band, small move,
@@ -144,13 +145,9 @@ class DeltaHedger:
 
     # -- measurement ----------------------------------------------------------------------------------
     def _in_scope(self, p: PositionView) -> bool:
-        if p.account != self.cfg.account:
-            return False
-        if self.cfg.scope == "all":
-            return True
-        if self.cfg.scope == "tag":
-            return getattr(p, "tag", None) == self.cfg.tag
-        return _base_of(p.instrument) == self.cfg.underlying
+        # One underlying only, whatever the scope: the hedge instrument is that coin's perpetual or future, and
+        # adding another coin's delta (1 ETH counted as 1 BTC) would hedge a risk the book does not have.
+        return p.account == self.cfg.account and _base_of(p.instrument) == self.cfg.underlying
 
     def measure(self, view: DeskView) -> dict[str, float]:
         """Delta (coin and USD, premium-adjusted or BS as configured) and gamma (coin per USD) of the book."""

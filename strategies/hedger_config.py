@@ -113,8 +113,12 @@ class HedgerConfig(_Section):
     name: str = Field("delta_hedger", min_length=1)
     underlying: str = Field("BTC", pattern=r"^[A-Z][A-Z0-9]{1,9}$")
     account: str = "main"
-    scope: Literal["all", "underlying", "tag"] = "underlying"
-    tag: str | None = None
+    # "all" and "underlying" both mean every position of the underlying in the account, whatever its book: the
+    # hedge is that coin's perpetual or future, so no other coin's delta is ever added. "tag" is refused (below).
+    scope: Literal["all", "underlying", "tag"] = Field(
+        "underlying", description="all | underlying: every position of the underlying in the account"
+    )
+    tag: str | None = Field(None, description="not supported: positions carry no book tag")
     delta_unit: Literal["coin", "usd"] = "coin"
     delta_basis: Literal["premium_adjusted", "bs"] = Field(
         "premium_adjusted", description="Deribit delta_total (BS delta minus option price in coin) or plain BS"
@@ -131,8 +135,16 @@ class HedgerConfig(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> HedgerConfig:
-        if self.scope == "tag" and not self.tag:
-            raise ValueError("scope 'tag' needs a tag")
+        # Refused rather than accepted: no desk position carries a book tag (the venues net positions per
+        # instrument and account), so a tag-scoped hedger would measure a delta of 0 and never hedge, silently.
+        # ConfigError is no ValueError: pydantic lets it through as it is, and parse_hedger_config adds the prefix.
+        if self.scope == "tag" or self.tag is not None:
+            key = "scope" if self.scope == "tag" else "tag"
+            raise ConfigError(
+                f"{key}: book tags are not supported (positions carry no tag, a tag scope would always measure a delta "
+                "of 0); use scope 'underlying' and a separate account per book",
+                code="config.unsupported", key=key,
+            )
         return self
 
     # -- derived ------------------------------------------------------------------------------------
@@ -180,6 +192,11 @@ def parse_hedger_config(
         cfg = HedgerConfig.model_validate(dict(data))
     except ValidationError as exc:
         raise _fail(exc, prefix) from None
+    except ConfigError as exc:
+        if not prefix:
+            raise
+        key = f"{prefix}.{exc.details.get('key', '')}".rstrip(".")
+        raise ConfigError(f"{prefix}.{exc.message}", code=exc.code, **dict(exc.details, key=key)) from None
     check_instruments(cfg, known_instruments, prefix=prefix)
     return cfg
 

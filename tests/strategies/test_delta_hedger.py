@@ -119,15 +119,39 @@ def test_futures_count_in_delta() -> None:
     assert d["inputs"]["delta"] == pytest.approx(0.0) and d["action"] == "none"
 
 
-def test_scope_tag_and_account() -> None:
-    h, view = make(scope="tag", tag="book1")
+def test_scope_account_counts_only_the_hedgers_account() -> None:
+    h, view = make(account="sub")
     view.pos = [
-        option_position(CALL, 1, delta=0.5, gamma=0.0, tag="other"),
-        option_position(CALL, 1, delta=0.05, gamma=0.0, tag="book1"),
-        option_position(CALL, 1, delta=0.5, gamma=0.0, tag="book1", account="sub"),
+        option_position(CALL, 1, delta=0.5, gamma=0.0),
+        option_position(CALL, 1, delta=0.05, gamma=0.0, account="sub"),
     ]
     _, d = check(h, view)
     assert d["inputs"]["delta"] == pytest.approx(0.05)
+
+
+def test_scope_tag_is_refused_not_silently_zero() -> None:
+    # No desk position carries a book tag: a tag-scoped hedger measured delta 0 and never hedged. Refused instead.
+    from app.errors import ConfigError
+
+    for cfg, key in (({"scope": "tag", "tag": "book1"}, "strategies.h.scope"), ({"scope": "tag"}, "strategies.h.scope"),
+                     ({"tag": "book1"}, "strategies.h.tag")):
+        with pytest.raises(ConfigError) as e:
+            parse_hedger_config(cfg, prefix="strategies.h")
+        assert e.value.code == "config.unsupported" and e.value.details["key"] == key
+        assert "not supported" in e.value.message and e.value.message.startswith(key)
+
+
+def test_scope_all_never_adds_other_coins_deltas() -> None:
+    # 10 ETH calls (+5 ETH of delta) must not be hedged with the BTC perpetual as if they were +5 BTC.
+    for scope in ("all", "underlying"):
+        h, view = make(scope=scope)
+        view.pos = [
+            option_position("ETH-26JAN24-2000-C", 10, delta=5.0, gamma=0.0),
+            future_position("ETH-PERPETUAL", -40_000, 2_000),
+            option_position(CALL, 1, delta=0.05, gamma=0.0),
+        ]
+        intents, d = check(h, view)
+        assert d["inputs"]["delta_coin"] == pytest.approx(0.05) and d["code"] == "none.inside_band" and intents == []
 
 
 def test_ww_half_width_matches_reference_example() -> None:
@@ -411,8 +435,6 @@ def test_config_rejections_name_the_key(tmp_path) -> None:
     with pytest.raises(ConfigError) as e:
         parse_hedger_config({"instrument": {"mode": "cheapest_carry", "candidates": ["BTC-PERPETUAL", "ETH-PERPETUAL"]}})
     assert e.value.details["key"] == "instrument.candidates.1"
-    with pytest.raises(ConfigError) as e:
-        parse_hedger_config({"scope": "tag"})
     with pytest.raises(ConfigError) as e:
         parse_hedger_config({"limits": {"max_hedges": 3}})
     assert e.value.details["key"] == "limits.max_hedges" and "unknown key" in str(e.value)
