@@ -4,7 +4,8 @@ Delta. The book is every position of the hedger's underlying in one account (sco
 alike: a hedger hedges one coin with that coin's perpetual or future, so other coins' deltas never count; book
 tags are not supported). Option delta is premium-adjusted (Deribit ``delta_total``: Black-Scholes delta minus the
 option's price in coin) or plain Black-Scholes, read from the desk's greeks; futures and perpetuals count their
-coin exposure (USD size / price for inverse ones, size for linear ones). The USD view is the coin delta times the index.
+coin exposure (USD size / price for inverse ones, size for linear ones), decayed linearly to 0 over the 30 minutes
+before a future's expiry like the desk's own greeks (deribit.md §1.7). The USD view is the coin delta times the index.
 
 Each check (a ``Timer`` event every ``check_interval_s``) makes one decision, recorded with its inputs:
 pause (stale index, margin, rejects), keep working the current hedge, no hedge (inside band, small move,
@@ -33,6 +34,7 @@ from app.domain import (
     Timer,
 )
 from app.errors import InvalidInstrument
+from app.portfolio_view import delta_decay
 from strategies.bands import Band, hedge_size, make_band
 from strategies.base import DeskView, Intent, copy_state, underlying_base
 from strategies.execution import HedgeWork
@@ -152,6 +154,7 @@ class DeltaHedger:
     def measure(self, view: DeskView) -> dict[str, float]:
         """Delta (coin and USD, premium-adjusted or BS as configured) and gamma (coin per USD) of the book."""
         spot = self._spot(view)
+        now = view.now_ms()
         delta = 0.0
         delta_bs = 0.0
         gamma = 0.0
@@ -165,8 +168,7 @@ class DeltaHedger:
                 delta_bs += p.greeks.delta_bs
                 gamma += p.greeks.gamma
             elif kind in (Kind.FUTURE, Kind.PERPETUAL, Kind.SPOT):
-                d = _coin_delta_of(p.instrument, p.size, p.mark or spot)
-                futures += d
+                futures += _coin_delta_of(p.instrument, p.size, p.mark or spot, now_ms=now)
         chosen = delta if self.cfg.delta_basis == "premium_adjusted" else delta_bs
         coin = chosen + futures
         return {
@@ -391,6 +393,7 @@ class DeltaHedger:
         return best[1], (best[2] if len(cfg.instrument.venues) > 1 else None), best[3]
 
     def _position_coin(self, view: DeskView, name: str, spot: float) -> float:
+        # Undecayed: max_position limits what is held in the instrument, not its delta in a settlement window.
         for p in view.positions():
             if p.instrument == name and p.account == self.cfg.account:
                 return _coin_delta_of(name, p.size, p.mark or spot)
@@ -482,14 +485,24 @@ def _kind_of(name: str) -> Kind | None:
     return None if inst is None else inst.kind
 
 
-def _coin_delta_of(name: str, size: float, price: float) -> float:
-    """Coin delta of a future/perpetual/spot position: USD size / price for inverse, size for linear."""
+def settlement_decay(expiry_ms: int | None, now_ms: int) -> float:
+    """Fraction (0 to 1) of a future's delta left at ``now_ms`` (epoch ms): 1 until 30 minutes before ``expiry_ms``
+    (epoch ms; None for a perpetual), then linearly down to 0 at the expiry (deribit.md §1.7)."""
+    # The desk book's own rule, so that the hedger's future delta and the desk's greeks agree in the window.
+    return delta_decay(expiry_ms, now_ms)
+
+
+def _coin_delta_of(name: str, size: float, price: float, *, now_ms: int | None = None) -> float:
+    """Coin delta of a future/perpetual/spot position: USD size / price for inverse, size for linear; with
+    ``now_ms`` (epoch ms), decayed in the future's settlement window (:func:`settlement_decay`)."""
     inst = _parse(name)
     if inst is None:
         return 0.0
     if inst.inverse:
-        return float(size) / price if price and math.isfinite(price) else 0.0
-    return float(size)
+        d = float(size) / price if price and math.isfinite(price) else 0.0
+    else:
+        d = float(size)
+    return d if now_ms is None else d * settlement_decay(inst.expiry_ms, now_ms)
 
 
 def _mid(q: Quote | None) -> float | None:

@@ -546,3 +546,18 @@ def test_twap_clips_each_start_maker_first() -> None:
     h.on_event(FillEvent(view.now, _fill(clip2, "10000", "40000.5", "tc2")), view)
     h.on_event(OrderUpdate(view.now, _order(clip2, OrderStatus.FILLED, "10000")), view)
     assert not h.working
+
+
+def test_expiring_future_delta_decays_in_the_settlement_window() -> None:
+    # deribit.md §1.7: an expiring future's delta decays linearly to 0 over the 30 minutes before its expiry.
+    from app.domain import Instrument
+    from strategies.delta_hedger import settlement_decay
+
+    expiry = Instrument.parse("BTC-26JAN24").expiry_ms
+    view = FakeView(now=expiry - 15 * 60_000 - 5_000)  # check() advances 5 s: 15 minutes before the expiry
+    h, view = make(view)
+    view.pos = [future_position("BTC-26JAN24", 20_000, 40_000), future_position("BTC-PERPETUAL", 4_000, 40_000)]
+    _, d = check(h, view)
+    assert d["inputs"]["delta_futures"] == pytest.approx(0.5 * 0.5 + 0.1)  # half of the future, all of the perpetual
+    assert settlement_decay(expiry, expiry - 31 * 60_000) == 1.0 and settlement_decay(None, expiry) == 1.0
+    assert settlement_decay(expiry, expiry - 6 * 60_000) == pytest.approx(0.2) and settlement_decay(expiry, expiry) == 0.0
