@@ -7,6 +7,10 @@ option's price in coin) or plain Black-Scholes, read from the desk's greeks; fut
 coin exposure (USD size / price for inverse ones, size for linear ones), decayed linearly to 0 over the 30 minutes
 before a future's expiry like the desk's own greeks (deribit.md §1.7). The USD view is the coin delta times the index.
 
+Limits and totals count live hedges only: a hedge whose orders the runner did not send (dry run, paused) is
+journaled as what the hedger would have done and counted in ``dry_run_hedges``/``dry_run_orders``, but it does
+not use up the hourly rate and notional limits nor set the small-move filter's last-hedge spot.
+
 Each check (a ``Timer`` event every ``check_interval_s``) makes one decision, recorded with its inputs:
 pause (stale index, margin, rejects), keep working the current hedge, no hedge (inside band, small move,
 limit, below lot) or hedge (outside band / scheduled). A hedge is worked by
@@ -61,11 +65,16 @@ def _fresh_state() -> dict[str, Any]:
         "last_hedge_spot": None,
         "last_scheduled_ms": None,
         "work": None,
-        "hour": [],  # [ts, notional_usd] of hedges in the last hour
+        # The hedge decision behind ``work`` (limits it counts against once live, its guard and end point): a
+        # hedge counts against the hourly limits, the small-move filter and the totals only when the venue took
+        # one of its orders, never when the runner answered "dry run" (dry run or paused).
+        "plan": None,
+        "hour": [],  # [ts, notional_usd] of live hedges in the last hour
         "rejects": 0,
         "paused_until": 0,
         "pause_reason": "",
-        "totals": {"hedges": 0, "orders": 0, "fills": 0, "fees_usd": 0.0, "slippage_usd": 0.0, "notional_usd": 0.0},
+        "totals": {"hedges": 0, "orders": 0, "fills": 0, "fees_usd": 0.0, "slippage_usd": 0.0, "notional_usd": 0.0,
+                   "dry_run_hedges": 0, "dry_run_orders": 0},
         "seen_fills": [],
         "last": {},
     }
@@ -98,8 +107,9 @@ class DeltaHedger:
 
     @property
     def totals(self) -> dict[str, Any]:
-        """Running cost-of-hedge totals (USD) and counts."""
-        return dict(self._s["totals"])
+        """Running cost-of-hedge totals (USD) and counts of live hedges, orders and fills; ``dry_run_hedges`` and
+        ``dry_run_orders`` (what dry run or a pause did not send) only once there are some."""
+        return {k: v for k, v in self._s["totals"].items() if not (k.startswith("dry_run_") and not v)}
 
     @property
     def last_band(self) -> dict[str, Any] | None:
@@ -244,7 +254,6 @@ class DeltaHedger:
                 return intents
             intents = w.step(now, self._quote(view, w.instrument, w.venue), cfg.execution)
             self._s["work"] = w.to_dict()
-            self._s["totals"]["orders"] += sum(1 for i in intents if i.kind.value == "place")
             why = f"hedge {w.seq}: {w.remaining} of {w.total} {w.instrument} left"
             if intents:
                 why += "; " + "; ".join(i.reason for i in intents)
@@ -264,6 +273,7 @@ class DeltaHedger:
                       half_width=band.half_width, cost=cost, instrument=hedge_name, venue=venue)
         self._s["last"]["band"] = {"lower": band.lower, "upper": band.upper, "ts": now, "delta": unit_delta}
 
+        sched_before = self._s["last_scheduled_ms"]
         trigger, to, use = self._trigger(now, unit_delta, band)
         if force:
             trigger, to, use = "manual hedge", "target", band
@@ -321,12 +331,12 @@ class DeltaHedger:
         )
         intents = w.step(now, quote, cfg.execution)
         self._s["work"] = w.to_dict()
-        notional = abs(size_coin) * m["spot"]
-        self._s["hour"].append([now, notional])
-        self._s["last_hedge_ms"] = now
-        self._s["last_hedge_spot"] = m["spot"]
-        self._s["totals"]["hedges"] += 1
-        self._s["totals"]["orders"] += sum(1 for i in intents if i.kind.value == "place")
+        # The limits, the last-hedge spot and the totals are taken when the venue has one of its orders
+        # (_on_order); a dry-run answer leaves them as they were, and gives the time rule its schedule back.
+        self._s["plan"] = {
+            "seq": seq, "ts": now, "notional": abs(size_coin) * m["spot"], "spot": m["spot"], "live": False, "dry": False,
+            "keys": [], "scheduled": trigger == "scheduled hedge", "sched_before": sched_before,
+        }
         inputs.update(side=side.value, amount=str(amount), ref_mid=ref, clip=str(clip_amt))
         why = f"{trigger}: {side.value} {amount} {hedge_name} to bring delta {unit_delta:+.4f} {'to the band edge' if to == 'edge' else 'to the target'}"
         if cfg.hedge_ratio != 1.0:
@@ -347,6 +357,8 @@ class DeltaHedger:
                 self._s["last_scheduled_ms"] = now
                 return None, to, band
             if now - last >= cfg.band.interval_s * 1000:
+                # Taken now (a blocked scheduled hedge waits for the next interval), given back if the hedge turns
+                # out not to be sent (dry run): see _on_order.
                 self._s["last_scheduled_ms"] = now
                 if band.outside_inner(delta):
                     inner = Band(band.inner_lower, band.inner_upper, band.inner_lower, band.inner_upper, band.rule)
@@ -417,11 +429,41 @@ class DeltaHedger:
             self._s["last"]["work"] = {"seq": w["seq"], "outcome": w["outcome"], "filled": w["filled"], "total": w["total"]}
             self._s["work"] = None
 
+    def _count(self, key: str, status: OrderStatus, reject_code: str | None) -> None:
+        """Count the order ``key`` of the current hedge once: live (sent) or dry run; the hedge goes live (and
+        against the limits) with the first order the venue took."""
+        plan = self._s["plan"]
+        if plan is None or key.split(".")[0] != str(plan["seq"]) or reject_code == "not_sent":
+            return
+        tot = self._s["totals"]
+        new = key not in plan["keys"]
+        if new:
+            plan["keys"].append(key)
+        if reject_code == "dry_run":
+            if new:
+                tot["dry_run_orders"] = tot.get("dry_run_orders", 0) + 1
+            if not plan["live"] and not plan["dry"]:
+                plan["dry"] = True
+                tot["dry_run_hedges"] = tot.get("dry_run_hedges", 0) + 1
+                if plan["scheduled"]:
+                    # Not sent: the scheduled hedge is still due.
+                    self._s["last_scheduled_ms"] = plan["sched_before"]
+            return
+        if new:
+            tot["orders"] += 1
+        if status is not OrderStatus.REJECTED and not plan["live"]:
+            plan["live"] = True
+            self._s["hour"].append([plan["ts"], plan["notional"]])
+            self._s["last_hedge_ms"] = plan["ts"]
+            self._s["last_hedge_spot"] = plan["spot"]
+            tot["hedges"] += 1
+
     def _on_order(self, event: OrderUpdate, view: DeskView) -> list[Intent]:
         key = key_of(event.order.request.client_order_id)
         w = self._s["work"]
         if key is None or w is None:
             return []
+        self._count(key, event.order.status, event.order.reject_code)
         hw = HedgeWork.from_dict(w)
         res = hw.on_order(key, event.order.status, event.order.filled, event.order.reject_code, view.now_ms(), self.cfg.execution)
         intents: list[Intent] = []
@@ -434,7 +476,6 @@ class DeltaHedger:
             self._s["rejects"] = 0
         if not intents and not hw.done and hw.child is None:
             intents = hw.step(view.now_ms(), self._quote(view, hw.instrument, hw.venue), self.cfg.execution)
-            self._s["totals"]["orders"] += sum(1 for i in intents if i.kind.value == "place")
         self._s["work"] = hw.to_dict()
         return intents
 

@@ -217,3 +217,40 @@ async def test_saved_order_ids_stay_bounded(store) -> None:
     runner._orders = {f"{i}.1": f"V{i}" for i in range(runner_mod.MAX_ORDER_IDS + 10)}
     runner._save()
     assert len(store.load_strategy_state("h1")["runner"]["orders"]) <= runner_mod.MAX_ORDER_IDS // 2 + 1
+
+
+async def test_dry_run_and_paused_hedges_do_not_use_up_limits_or_totals(store) -> None:
+    # Dry-run "hedges" (never sent) used to take the hourly rate, the small-move filter's last-hedge spot and the
+    # totals: after activation the hedger refused to hedge a delta far outside its band for up to an hour.
+    runner, router, view, clock = setup(store, active=False, limits={"max_hedges_per_hour": 2}, band={"min_move_pct": 1.0})
+    await runner.start()
+    for _ in range(3):
+        await step(runner, view, clock)
+    set_run_mode(store, "h1", "paused")
+    for _ in range(2):
+        await step(runner, view, clock)
+    tot = runner.strategy.totals
+    assert router.placed == [] and tot["hedges"] == 0 and tot["orders"] == 0
+    assert tot["dry_run_hedges"] == 5 and tot["dry_run_orders"] == 5
+    hedges = [d for d in store.decisions("h1") if d["action"] == "hedge"]
+    assert len(hedges) == 5 and {d["mode"] for d in hedges} == {"dry_run", "paused"}  # still journaled
+    assert runner.strategy.state()["last_hedge_spot"] is None and runner.strategy.state()["hour"] == []
+    set_run_mode(store, "h1", "active")
+    await step(runner, view, clock)
+    assert len(router.placed) == 1 and router.placed[0].amount == Decimal("20000")
+    tot = runner.strategy.totals
+    assert tot["hedges"] == 1 and tot["orders"] == 1 and tot["dry_run_hedges"] == 5
+    assert len(runner.strategy.state()["hour"]) == 1 and runner.strategy.state()["last_hedge_spot"] == pytest.approx(40_000)
+
+
+async def test_dry_run_scheduled_hedge_stays_due_after_activation(store) -> None:
+    runner, router, view, clock = setup(store, active=False, delta=0.2,
+                                        band={"rule": "time", "upper": 0.5, "lower": 0.5, "inner_upper": 0.05,
+                                              "inner_lower": 0.05, "interval_s": 60})
+    await runner.start()
+    for _ in range(14):  # the schedule starts, then its first hedge is due (dry run)
+        await step(runner, view, clock)
+    assert [d["code"] for d in store.decisions("h1") if d["action"] == "hedge"][:1] == ["hedge.scheduled_hedge"]
+    set_run_mode(store, "h1", "active")
+    await step(runner, view, clock)
+    assert len(router.placed) == 1  # not an interval later: the dry-run hedge did not use the schedule up
