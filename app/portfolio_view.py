@@ -171,8 +171,15 @@ class Book:
             iv = np.array([h.iv for h in opts])
             g = inverse_greeks_1d(fwd, strike, t, iv, call)
             units = np.empty((len(opts), 5))
-            units[:, 0], units[:, 1], units[:, 2] = g.delta, g.delta_bs, g.gamma
+            # An inverse option's coin delta and gamma are premium-adjusted (its value is in coin); a linear option's
+            # value is in USD, so its coin delta is the plain BS one. Vega and theta are in coin (USD / forward).
+            inverse = np.array([h.inst.inverse for h in opts])
+            units[:, 0] = np.where(inverse, g.delta, g.delta_bs)
+            units[:, 1] = g.delta_bs
+            units[:, 2] = np.where(inverse, g.gamma, g.gamma_bs)
             units[:, 3], units[:, 4] = g.vega * 0.01, g.theta / 365.0
+            # Per contract: an option contract is contract_size coin of underlying (a multiplier on some linear ones).
+            units *= np.array([float(h.inst.contract_size) for h in opts])[:, None]
             if not np.isfinite(units).all():
                 units = np.nan_to_num(units)
             # Delta decay in the settlement window (1 before it). Deribit's delta total is BS delta minus the mark

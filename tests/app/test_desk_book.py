@@ -92,3 +92,31 @@ def test_settlement_realises_the_inverse_payoff(delivery: float, size: int, pric
     assert float(final.realized_pnl) == pytest.approx(size * (payoff - float(px)), abs=1e-9)
     assert b.delta("BTC") == pytest.approx(0.0, abs=1e-12)
     assert b.settle(CALL.name, delivery) is None
+
+
+def test_a_linear_option_shows_its_plain_delta_and_gamma_and_an_inverse_one_the_premium_adjusted() -> None:
+    from app.pricing import black76, black76_price
+
+    lin = Instrument.parse("BTC_USDC-26JAN24-60000-C")
+    t = (lin.expiry_ms - NOW) / (365 * 86_400_000)
+    f, k, iv = 60_000.0, 60_000.0, 0.6
+    b = Book()
+    fill = Fill("t", "o", lin.name, Side.BUY, Decimal("3700"), Decimal("2"), Decimal("0"), "USDC", Liquidity.TAKER, NOW)
+    b.apply_fill(fill, lin)
+    b.mark(lin.name, float(black76_price(f, k, t, iv, True)), iv, f)
+    b.set_index("BTC", f)
+    b.flush(NOW)
+    usd = black76(f, k, t, iv, True)
+    # A USDC option's value is in USD: its hedge ratio in coin is dV/dF, the plain delta (no premium adjustment).
+    bump = 1.0
+    fd = (float(black76_price(f + bump, k, t, iv, True)) - float(black76_price(f - bump, k, t, iv, True))) / (2 * bump)
+    view = b.greeks("BTC")
+    assert view.delta == pytest.approx(2 * fd, rel=1e-6) == pytest.approx(2 * float(usd.delta), rel=1e-9)
+    assert view.gamma == pytest.approx(2 * float(usd.gamma), rel=1e-9)
+    assert view.vega == pytest.approx(2 * float(usd.vega) / f * 0.01, rel=1e-9)  # coin per 1%: USD / forward
+    # The inverse option beside it keeps the premium-adjusted coin delta.
+    b.apply_fill(_fill(CALL, Side.BUY, "1", "0.05"), CALL)
+    b.mark(CALL.name, 0.05, iv, f)
+    b.flush(NOW)
+    inv = inverse_greeks(f, 60_000.0, (CALL.expiry_ms - NOW) / (365 * 86_400_000), iv, True)
+    assert b.greeks("BTC").delta == pytest.approx(2 * float(usd.delta) + float(inv.delta), rel=1e-9)
