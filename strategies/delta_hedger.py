@@ -11,6 +11,12 @@ Limits and totals count live hedges only: a hedge whose orders the runner did no
 journaled as what the hedger would have done and counted in ``dry_run_hedges``/``dry_run_orders``, but it does
 not use up the hourly rate and notional limits nor set the small-move filter's last-hedge spot.
 
+``hedge_ratio`` above 1 over-hedges: the hedge means to carry delta past the target to
+``target + (1 - ratio) x (delta - target)`` (from the band edge with ``rehedge_to = "edge"``). The rest of a hedge
+is dropped only once delta is past that end point, and after a live over-hedge the far side of the band is
+measured from its end point until delta comes back across the target, so that the over-hedge is not bought back
+at the next check (a round trip that only pays costs).
+
 Each check (a ``Timer`` event every ``check_interval_s``) makes one decision, recorded with its inputs:
 pause (stale index, margin, rejects), keep working the current hedge, no hedge (inside band, small move,
 limit, below lot) or hedge (outside band / scheduled). A hedge is worked by
@@ -69,6 +75,7 @@ def _fresh_state() -> dict[str, Any]:
         # hedge counts against the hourly limits, the small-move filter and the totals only when the venue took
         # one of its orders, never when the runner answered "dry run" (dry run or paused).
         "plan": None,
+        "over": None,  # the last live over-hedge (hedge_ratio > 1): {"side", "end"}, until delta is back across target
         "hour": [],  # [ts, notional_usd] of live hedges in the last hour
         "rejects": 0,
         "paused_until": 0,
@@ -246,9 +253,13 @@ class DeltaHedger:
 
         if self.working:
             w = HedgeWork.from_dict(self._s["work"])
-            # The book moved the other way: what is left of the hedge would now add risk.
-            if not w.done and (unit_delta - cfg.target_delta) * (1 if w.side == "sell" else -1) < 0:
-                intents = w.abort("delta crossed the target, rest of the hedge dropped")
+            # The book moved the other way: what is left of the hedge would now add risk. "The other way" is past
+            # the hedge's guard: the target, or an over-hedge's (hedge_ratio > 1) end point beyond it, which the
+            # fills themselves are meant to cross.
+            guard, guard_what = self._guard_of(w)
+            inputs["guard"] = guard
+            if not w.done and (unit_delta - guard) * (1 if w.side == "sell" else -1) < 0:
+                intents = w.abort(f"delta crossed {guard_what}, rest of the hedge dropped")
                 self._s["work"] = w.to_dict()
                 self._record(now, "cancel", "hedge.crossed", w.outcome, inputs, intents)
                 return intents
@@ -274,11 +285,18 @@ class DeltaHedger:
         self._s["last"]["band"] = {"lower": band.lower, "upper": band.upper, "ts": now, "delta": unit_delta}
 
         sched_before = self._s["last_scheduled_ms"]
+        held = self._over_hedge_hold(unit_delta, band)  # every check: it also forgets an over-hedge delta came back from
         trigger, to, use = self._trigger(now, unit_delta, band)
         if force:
-            trigger, to, use = "manual hedge", "target", band
+            trigger, to, use, held = "manual hedge", "target", band, None
         if trigger is None:
             self._record(now, "none", "none.inside_band", f"delta {unit_delta:+.4f} inside [{band.lower:+.4f}, {band.upper:+.4f}]", inputs)
+            return []
+        if held is not None:
+            inputs["over_hedge_end"] = held
+            self._record(now, "none", "none.over_hedged",
+                         f"{trigger}, but delta {unit_delta:+.4f} is within the last over-hedge's range (end point {held:+.4f}, "
+                         f"hedge_ratio {cfg.hedge_ratio:.0%}): not bought back", inputs)
             return []
         last_spot = self._s["last_hedge_spot"]
         if cfg.band.min_move_pct > 0 and last_spot and not force:
@@ -331,13 +349,17 @@ class DeltaHedger:
         )
         intents = w.step(now, quote, cfg.execution)
         self._s["work"] = w.to_dict()
+        # Where the hedge means to take delta (delta units): past the target when hedge_ratio > 1.
+        end = unit_delta + (size_coin if cfg.delta_unit == "coin" else size_coin * m["spot"])
+        beyond = (cfg.target_delta - end) * (1 if side is Side.SELL else -1) > 0
         # The limits, the last-hedge spot and the totals are taken when the venue has one of its orders
         # (_on_order); a dry-run answer leaves them as they were, and gives the time rule its schedule back.
         self._s["plan"] = {
             "seq": seq, "ts": now, "notional": abs(size_coin) * m["spot"], "spot": m["spot"], "live": False, "dry": False,
-            "keys": [], "scheduled": trigger == "scheduled hedge", "sched_before": sched_before,
+            "keys": [], "guard": end if beyond else cfg.target_delta, "end": end, "side": side.value, "over": beyond,
+            "scheduled": trigger == "scheduled hedge", "sched_before": sched_before,
         }
-        inputs.update(side=side.value, amount=str(amount), ref_mid=ref, clip=str(clip_amt))
+        inputs.update(side=side.value, amount=str(amount), ref_mid=ref, clip=str(clip_amt), end=end)
         why = f"{trigger}: {side.value} {amount} {hedge_name} to bring delta {unit_delta:+.4f} {'to the band edge' if to == 'edge' else 'to the target'}"
         if cfg.hedge_ratio != 1.0:
             why += f" at {cfg.hedge_ratio:.0%} of the deviation"
@@ -364,6 +386,34 @@ class DeltaHedger:
                     inner = Band(band.inner_lower, band.inner_upper, band.inner_lower, band.inner_upper, band.rule)
                     return "scheduled hedge", to, inner
         return None, to, band
+
+    def _guard_of(self, w: HedgeWork) -> tuple[float, str]:
+        """The delta level (delta units) past which the rest of hedge ``w`` would add risk, and its name."""
+        plan = self._s["plan"]
+        if plan is not None and plan["seq"] == w.seq and plan.get("over"):
+            return float(plan["guard"]), f"the over-hedge's end point {plan['guard']:+.4f}"
+        return self.cfg.target_delta, "the target"
+
+    def _over_hedge_hold(self, delta: float, band: Band) -> float | None:
+        """The last live over-hedge's end point (delta units) when ``delta`` still lies in its range, else None.
+
+        An over-hedge (hedge_ratio > 1) leaves delta past the target on purpose; trading it back at the next check
+        would undo it at twice the cost. Its range runs from the target to its end point plus the band's width on
+        that side; the memory ends once delta comes back across the target, or leaves the range.
+        """
+        over = self._s["over"]
+        if over is None:
+            return None
+        target = self.cfg.target_delta
+        s = -1.0 if over["side"] == "sell" else 1.0  # the direction the over-hedge moved delta
+        if (delta - target) * s <= 0:
+            self._s["over"] = None
+            return None
+        width = (target - band.lower) if s < 0 else (band.upper - target)
+        if (delta - (over["end"] + s * width)) * s > 0:
+            self._s["over"] = None
+            return None
+        return float(over["end"])
 
     # -- instruments ----------------------------------------------------------------------------------
     def _quote(self, view: DeskView, name: str, venue: str | None) -> Quote | None:
@@ -456,6 +506,7 @@ class DeltaHedger:
             self._s["hour"].append([plan["ts"], plan["notional"]])
             self._s["last_hedge_ms"] = plan["ts"]
             self._s["last_hedge_spot"] = plan["spot"]
+            self._s["over"] = {"side": plan["side"], "end": plan["end"]} if plan["over"] else None
             tot["hedges"] += 1
 
     def _on_order(self, event: OrderUpdate, view: DeskView) -> list[Intent]:

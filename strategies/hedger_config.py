@@ -124,7 +124,11 @@ class HedgerConfig(_Section):
         "premium_adjusted", description="Deribit delta_total (BS delta minus option price in coin) or plain BS"
     )
     target_delta: float = 0.0
-    hedge_ratio: float = Field(1.0, ge=0, le=1.5, description="fraction of the deviation hedged (0-150 %)")
+    hedge_ratio: float = Field(
+        1.0, ge=0, le=1.5,
+        description="fraction of the deviation hedged (0-150 %); above 1 over-hedges past the target, and delta is "
+        "not traded back while it stays between the target and the over-hedge's end point plus the band",
+    )
     check_interval_s: float = Field(5.0, gt=0, description="seconds between decisions")
     active: bool = Field(False, description="send orders at once (else dry-run until `desk hedge activate`)")
     band: BandConfig = BandConfig()

@@ -548,6 +548,92 @@ def test_twap_clips_each_start_maker_first() -> None:
     assert not h.working
 
 
+def _fill_perp(view: FakeView, usd: float) -> None:
+    """Let the book hold ``usd`` (signed) of the perpetual besides its options."""
+    view.pos = [p for p in view.pos if p.instrument != "BTC-PERPETUAL"] + [future_position("BTC-PERPETUAL", usd, 40_000)]
+
+
+def test_hedge_ratio_above_one_is_not_cut_at_the_target_nor_bought_back() -> None:
+    # delta +0.5, ratio 1.5: sell 0.75 BTC (30,000 USD) in 0.2 BTC clips, to an end point of -0.25.
+    h, view = make(hedge_ratio=1.5, execution={"style": "market", "twap_clip": 0.2, "twap_interval_s": 5})
+    view.pos = [option_position(CALL, 1, delta=0.5, gamma=0.0)]
+    intents, d = check(h, view)
+    assert d["inputs"]["end"] == pytest.approx(-0.25)
+    sold = 0
+    deltas = []
+    while True:
+        assert intents and intents[0].kind is IntentKind.PLACE
+        _finish_ioc(h, view, intents[0])
+        sold += int(intents[0].request.amount)
+        _fill_perp(view, -sold)
+        if sold == 30_000:
+            break
+        # Delta passes the target (-0.1 after the third clip) on its way to the end point: the hedge goes on.
+        intents, d = check(h, view)
+        deltas.append(d["inputs"]["delta"])
+        assert d["code"] == "hedge.working"
+    assert min(deltas) == pytest.approx(-0.1)
+    assert not h.working and h.totals["hedges"] == 1 and h.state()["work"]["outcome"] == "filled"
+    intents, d = check(h, view)
+    # Delta -0.25 is outside the +-0.1 band, but it is where the over-hedge meant to go: no buy-back.
+    assert intents == [] and d["code"] == "none.over_hedged"
+    # Further out than the end point plus the band's width: hedged back to the target.
+    view.pos = [option_position(CALL, 1, delta=0.1, gamma=0.0)]
+    _fill_perp(view, -30_000)
+    intents, d = check(h, view)
+    assert d["action"] == "hedge" and intents[0].request.side is Side.BUY
+
+
+def test_over_hedge_memory_ends_when_delta_comes_back_across_the_target() -> None:
+    h, view = make(hedge_ratio=1.5, execution={"style": "market"})
+    view.pos = [option_position(CALL, 1, delta=0.5, gamma=0.0)]
+    intents, _ = check(h, view)
+    _finish_ioc(h, view, intents[0])
+    _fill_perp(view, -30_000)
+    assert check(h, view)[1]["code"] == "none.over_hedged"
+    view.pos = [option_position(CALL, 1, delta=0.8, gamma=0.0)]
+    _fill_perp(view, -30_000)  # delta +0.05: back across the target
+    assert check(h, view)[1]["code"] == "none.inside_band"
+    view.pos = [option_position(CALL, 1, delta=0.5, gamma=0.0)]
+    _fill_perp(view, -30_000)  # -0.25 again, but after the book came back: an ordinary excursion
+    assert check(h, view)[1]["action"] == "hedge"
+
+
+def test_over_hedge_rest_dropped_once_delta_passes_its_end_point() -> None:
+    h, view = make(hedge_ratio=1.5, execution={"style": "market", "twap_clip": 0.25, "twap_interval_s": 0})
+    view.pos = [option_position(CALL, 1, delta=0.5, gamma=0.0)]
+    intents, _ = check(h, view)
+    _finish_ioc(h, view, intents[0])  # the next clip goes out at once (twap_interval_s = 0)
+    h.on_event(OrderUpdate(view.now, _order(_clip_of(h), OrderStatus.OPEN)), view)
+    view.pos = [option_position(CALL, 1, delta=-0.05, gamma=0.0)]
+    _fill_perp(view, -10_000)  # delta -0.3: past the end point -0.25, the rest would add risk
+    intents, d = check(h, view)
+    assert d["code"] == "hedge.crossed" and "end point" in d["reason"] and intents[0].kind is IntentKind.CANCEL
+
+
+def _clip_of(h: DeltaHedger):
+    """An intent-like stand-in for the hedger's working child (for building its order events)."""
+    from types import SimpleNamespace
+
+    from app.domain import OrderRequest
+
+    ch = h.state()["work"]["child"]
+    req = OrderRequest("BTC-PERPETUAL", Side.SELL, Decimal(ch["amount"]), Decimal(ch["price"]), OrderType.LIMIT, TimeInForce.IOC)
+    return SimpleNamespace(key=ch["key"], request=req)
+
+
+def test_ratio_at_most_one_still_guards_at_the_target() -> None:
+    h, view = make(hedge_ratio=0.5)
+    view.pos = [option_position(CALL, 1, delta=0.5, gamma=0.0)]
+    intents, d = check(h, view)
+    assert d["inputs"]["end"] == pytest.approx(0.25)
+    h.on_event(OrderUpdate(view.now, _order(intents[0], OrderStatus.OPEN)), view)
+    view.pos = [option_position(CALL, 1, delta=0.2, gamma=0.0)]  # past the end point, not the target: keep going
+    assert check(h, view)[1]["code"] == "hedge.working"
+    view.pos = [option_position(CALL, 1, delta=-0.01, gamma=0.0)]
+    assert check(h, view)[1]["code"] == "hedge.crossed"
+
+
 def test_expiring_future_delta_decays_in_the_settlement_window() -> None:
     # deribit.md §1.7: an expiring future's delta decays linearly to 0 over the 30 minutes before its expiry.
     from app.domain import Instrument
