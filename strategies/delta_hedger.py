@@ -514,19 +514,38 @@ class DeltaHedger:
         w = self._s["work"]
         if key is None or w is None:
             return []
-        self._count(key, event.order.status, event.order.reject_code)
+        order = event.order
+        now = view.now_ms()
+        self._count(key, order.status, order.reject_code)
         hw = HedgeWork.from_dict(w)
-        res = hw.on_order(key, event.order.status, event.order.filled, event.order.reject_code, view.now_ms(), self.cfg.execution)
+        before = hw.child
+        res = hw.on_order(key, order.status, order.filled, order.reject_code, now, self.cfg.execution)
         intents: list[Intent] = []
+        inputs: dict[str, Any] = {
+            "hedge": hw.seq, "instrument": hw.instrument, "venue": hw.venue, "side": hw.side, "total": hw.total,
+            "order": key, "order_status": order.status.value, "order_filled": str(order.filled), "reject_code": order.reject_code,
+        }
         if res == "rejected":
             self._s["rejects"] += 1
             if self._s["rejects"] >= self.cfg.safety.max_rejects:
-                self._s["paused_until"] = view.now_ms() + int(self.cfg.safety.reject_cooldown_s * 1000)
-                intents = hw.abort(f"{self._s['rejects']} consecutive rejects (last: {event.order.reject_code})")
-        elif event.order.status in (OrderStatus.OPEN, OrderStatus.FILLED) and event.order.status is not OrderStatus.REJECTED:
+                self._s["paused_until"] = now + int(self.cfg.safety.reject_cooldown_s * 1000)
+                intents = hw.abort(f"{self._s['rejects']} consecutive rejects (last: {order.reject_code})")
+                inputs.update(rejects=self._s["rejects"], paused_until=self._s["paused_until"])
+                self._record(now, "pause", "pause.rejects", hw.outcome, inputs, intents)
+        elif order.status in (OrderStatus.OPEN, OrderStatus.FILLED):
             self._s["rejects"] = 0
         if not intents and not hw.done and hw.child is None:
-            intents = hw.step(view.now_ms(), self._quote(view, hw.instrument, hw.venue), self.cfg.execution)
+            quote = self._quote(view, hw.instrument, hw.venue)
+            intents = hw.step(now, quote, self.cfg.execution)
+            if intents:
+                # Orders placed from order events are decisions too: the journal shows every order sent.
+                code = _follow_up_code(before, order.status, hw.child, self.cfg.execution.style)
+                inputs.update(remaining=hw.remaining, filled=hw.filled, payups=hw.payups, clip=hw.clip, ref_mid=hw.ref_mid,
+                              bid=None if quote is None else quote.bid, ask=None if quote is None else quote.ask,
+                              previous=None if before is None else before["kind"])
+                why = f"hedge {hw.seq}: {hw.remaining} of {hw.total} {hw.instrument} left after {key} {order.status.value}; " + \
+                    "; ".join(i.reason for i in intents)
+                self._record(now, "working", code, why, inputs, intents)
         self._s["work"] = hw.to_dict()
         return intents
 
@@ -595,6 +614,22 @@ def _coin_delta_of(name: str, size: float, price: float, *, now_ms: int | None =
     else:
         d = float(size)
     return d if now_ms is None else d * settlement_decay(inst.expiry_ms, now_ms)
+
+
+def _follow_up_code(before: dict[str, Any] | None, status: OrderStatus, child: dict[str, Any] | None, style: str) -> str:
+    """Decision code of an order placed after order ``before`` ended with ``status``: the next TWAP clip after a
+    fill, a pay-up or the IOC fallback after a cancelled limit, else a retry (reject, lost send, venue cancel)."""
+    if child is None:
+        return "hedge.working"
+    if status is OrderStatus.FILLED:
+        return "hedge.clip"
+    if status is OrderStatus.REJECTED or before is None:
+        return "hedge.retry"
+    if child["kind"] == "ioc" and style != "market":
+        return "hedge.ioc"
+    if child["kind"] == "limit":
+        return "hedge.payup"
+    return "hedge.retry"
 
 
 def _mid(q: Quote | None) -> float | None:

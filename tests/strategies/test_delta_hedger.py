@@ -43,6 +43,7 @@ def make(view: FakeView | None = None, **cfg):
 def check(h: DeltaHedger, view: FakeView, advance_ms: int = 5_000):
     view.now += advance_ms
     h.on_event(IndexPrice(view.now, "btc_usd", view.index), view)
+    h.take_decisions()  # those of order events fed since the last check
     intents = h.on_event(Timer(view.now, "check"), view)
     decisions = h.take_decisions()
     assert len(decisions) == 1
@@ -546,6 +547,40 @@ def test_twap_clips_each_start_maker_first() -> None:
     h.on_event(FillEvent(view.now, _fill(clip2, "10000", "40000.5", "tc2")), view)
     h.on_event(OrderUpdate(view.now, _order(clip2, OrderStatus.FILLED, "10000")), view)
     assert not h.working
+
+
+def test_orders_placed_from_order_events_are_journaled() -> None:
+    h, view = make(execution={"maker_timeout_s": 5, "max_payups": 1, "twap_clip": 0.25, "twap_interval_s": 0})
+    view.pos = [option_position(CALL, 1, delta=0.5, gamma=0.0)]
+    intents, _ = check(h, view)
+    maker = intents[0]
+    h.on_event(OrderUpdate(view.now, _order(maker, OrderStatus.OPEN)), view)
+    check(h, view)
+    payup = h.on_event(OrderUpdate(view.now, _order(maker, OrderStatus.CANCELLED)), view)[0]
+    [d_payup] = h.take_decisions()
+    h.on_event(OrderUpdate(view.now, _order(payup, OrderStatus.OPEN)), view)
+    check(h, view)
+    ioc = h.on_event(OrderUpdate(view.now, _order(payup, OrderStatus.CANCELLED)), view)[0]
+    [d_ioc] = h.take_decisions()
+    h.on_event(FillEvent(view.now, _fill(ioc, ioc.request.amount, ioc.request.price, "tj1")), view)
+    clip = h.on_event(OrderUpdate(view.now, _order(ioc, OrderStatus.FILLED, ioc.request.amount)), view)[0]
+    [d_clip] = h.take_decisions()
+    for d, code, intent in ((d_payup, "hedge.payup", payup), (d_ioc, "hedge.ioc", ioc), (d_clip, "hedge.clip", clip)):
+        assert d["code"] == code and d["action"] == "working"
+        assert [i["key"] for i in d["intents"]] == [intent.key]
+        assert d["inputs"]["hedge"] == int(maker.key.split(".")[0]) and "remaining" in d["inputs"] and "bid" in d["inputs"]
+        assert "delta" not in d["inputs"]  # not a measurement: keeps the journal's delta series to the checks
+        json.dumps(d)
+    assert d_clip["inputs"]["previous"] == "ioc" and d_payup["inputs"]["payups"] == 1
+
+
+def test_rejects_pause_is_journaled_from_the_order_event() -> None:
+    h, view = make(safety={"max_rejects": 1, "reject_cooldown_s": 60}, execution={"style": "market"})
+    view.pos = [option_position(CALL, 1, delta=0.5, gamma=0.0)]
+    intents, _ = check(h, view)
+    h.on_event(OrderUpdate(view.now, _order(intents[0], OrderStatus.REJECTED, reject="margin.insufficient")), view)
+    [d] = h.take_decisions()
+    assert d["code"] == "pause.rejects" and d["inputs"]["reject_code"] == "margin.insufficient"
 
 
 def _fill_perp(view: FakeView, usd: float) -> None:
