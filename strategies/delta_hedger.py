@@ -345,7 +345,7 @@ class DeltaHedger:
         seq = self._s["seq"] + 1
         w = HedgeWork(
             seq=seq, instrument=hedge_name, venue=venue, side=side.value, total=str(amount), remaining=str(amount),
-            ref_mid=ref, index=m["spot"], started_ms=now, next_clip_ms=now, clip=str(clip_amt),
+            ref_mid=ref, index=m["spot"], started_ms=now, next_clip_ms=now, clip=str(clip_amt), account=cfg.account,
         )
         intents = w.step(now, quote, cfg.execution)
         self._s["work"] = w.to_dict()

@@ -59,6 +59,7 @@ class HedgeWork:
     started_ms: int
     next_clip_ms: int
     clip: str
+    account: str = "main"  # the hedger's account: its orders trade where it measures delta
     payups: int = 0
     n_children: int = 0
     child: dict[str, Any] | None = None
@@ -150,7 +151,7 @@ class HedgeWork:
             price = cap
             kind = "ioc"
             req = OrderRequest(
-                self.instrument, self.side_, clip, price, OrderType.LIMIT, TimeInForce.IOC, account="main",
+                self.instrument, self.side_, clip, price, OrderType.LIMIT, TimeInForce.IOC, account=self.account,
                 reason=f"hedge {self.seq}: IOC at the {cfg.max_slippage_bps:g} bp slippage cap",
             )
         else:
@@ -172,7 +173,7 @@ class HedgeWork:
                 return []
             kind = "maker" if post_only else "limit"
             req = OrderRequest(
-                self.instrument, self.side_, clip, price, OrderType.LIMIT, TimeInForce.GTC, post_only=post_only,
+                self.instrument, self.side_, clip, price, OrderType.LIMIT, TimeInForce.GTC, post_only=post_only, account=self.account,
                 reason=f"hedge {self.seq}: {'maker' if post_only else f'pay-up {self.payups}'} limit",
             )
         self.n_children += 1

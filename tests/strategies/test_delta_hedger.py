@@ -682,3 +682,11 @@ def test_expiring_future_delta_decays_in_the_settlement_window() -> None:
     assert d["inputs"]["delta_futures"] == pytest.approx(0.5 * 0.5 + 0.1)  # half of the future, all of the perpetual
     assert settlement_decay(expiry, expiry - 31 * 60_000) == 1.0 and settlement_decay(None, expiry) == 1.0
     assert settlement_decay(expiry, expiry - 6 * 60_000) == pytest.approx(0.2) and settlement_decay(expiry, expiry) == 0.0
+
+
+def test_orders_trade_in_the_hedgers_account() -> None:
+    for style in ("maker_first", "market"):
+        h, view = make(account="sub", execution={"style": style})
+        view.pos = [option_position(CALL, 1, delta=0.5, gamma=0.0, account="sub")]
+        intents, _ = check(h, view)
+        assert intents[0].request.account == "sub"
