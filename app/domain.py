@@ -752,7 +752,7 @@ class PositionView:
     expiry_ms: int | None = None
     underlying: str = ""
     account: str = "main"
-    tag: str | None = None  # book tag of the position (hedger scope "tag")
+    tag: str | None = None  # book tag of the position (nothing sets it yet: the hedger refuses scope "tag")
     realized_pnl: float = 0.0
     fees: float = 0.0
     funding: float = 0.0
