@@ -119,3 +119,26 @@ def test_the_margin_page_draws_a_pm_account_s_risk_matrix() -> None:
     assert list(fig.data[0].y) == ["vol up", "vol flat", "vol down", "extended"]
     empty = find(margin_page.layout(source), "margin-matrix-ETH").figure  # nothing held in ETH
     assert not empty.data and "no PM details" in empty.layout.annotations[0].text
+
+
+def callback(app: Any, output: str) -> Any:
+    """The function of the callback that writes ``output`` (``id.property``), callable without a request."""
+    key = next(k for k in app.callback_map if output in k.strip(".").split("...") or k == output)
+    return app.callback_map[key]["callback"].__wrapped__
+
+
+def test_the_overview_gauges_follow_the_live_tick() -> None:
+    from ui.dash.app import create_app
+
+    desk = small_desk()
+    source = LiveSource(desk)
+    source.publish()
+    before = find(overview.layout(source), "gauge-BTC").figure.data[0].value
+    refresh = callback(create_app(source), "overview-gauges.children")
+    sell_straddle(desk, "5")
+    report = source.publish().margin["BTC"]
+    assert report.mm_usage * 100 > before + 1  # the short straddle: MM usage moved well past what the page drew
+    outputs = refresh(1)
+    gauges = {g.id: g.figure.data[0] for g in outputs[1]}
+    assert gauges["gauge-BTC"].value == pytest.approx(report.mm_usage * 100)
+    assert f"IM {report.im_usage:.1%}" in gauges["gauge-BTC"].title.text

@@ -55,7 +55,8 @@ def alerts(snap: DeskSnapshot | None) -> list[Any]:
     return items[:20] or [html.Li("no alerts", className="alert-info")]
 
 
-def _gauges(snap: DeskSnapshot | None) -> list[Any]:
+def gauges(snap: DeskSnapshot | None) -> list[Any]:
+    """An MM-usage gauge per currency (IM usage in its title); a placeholder with no accounts."""
     if snap is None or not snap.margin:
         return [graph("gauge-none", empty_figure("Margin usage", "no accounts"))]
     return [graph(f"gauge-{ccy}", usage_gauge(m.mm_usage, m.im_usage, currency=ccy)) for ccy, m in sorted(snap.margin.items())]
@@ -78,7 +79,7 @@ def layout(source: DashSource) -> html.Div:
             html.Div(
                 [
                     card(graph("equity-graph", equity_pnl(ts, eq, pnl, currency=ccy))),
-                    card(html.Div(_gauges(snap), id="overview-gauges")),
+                    card(html.Div(gauges(snap), id="overview-gauges")),
                     card([html.H4("Alerts"), html.Ul(alerts(snap), id="overview-alerts")]),
                 ],
                 className="grid",
@@ -92,17 +93,18 @@ def layout(source: DashSource) -> html.Div:
 
 
 def register(app: Dash, source: DashSource) -> None:
-    """Live refresh: KPIs and alerts re-rendered, the equity line extended in place (no full redraw)."""
+    """Live refresh: KPIs, margin gauges and alerts re-rendered, the equity line extended in place (no full redraw)."""
 
     @app.callback(
         Output("overview-kpis", "children"),
+        Output("overview-gauges", "children"),
         Output("overview-alerts", "children"),
         Output("equity-graph", "extendData"),
         Output("overview-positions", "data"),
         Input("tick", "n_intervals"),
         prevent_initial_call=True,
     )
-    def refresh(_: int) -> tuple[Any, Any, Any, Any]:
+    def refresh(_: int) -> tuple[Any, Any, Any, Any, Any]:
         snap = source.snapshot()
         extend = None
         if snap is not None and snap.margin:
@@ -110,7 +112,7 @@ def register(app: Dash, source: DashSource) -> None:
             pnl_usd = sum(p.pnl_usd for p in snap.positions)
             x = str(_iso(snap.ts))
             extend = ({"x": [[x], [x]], "y": [[equity_usd], [pnl_usd]]}, [0, 1], 5000)
-        return kpis(snap), alerts(snap), extend, analytics.positions_table(snap)
+        return kpis(snap), gauges(snap), alerts(snap), extend, analytics.positions_table(snap)
 
 
 def _iso(ts_ms: int) -> str:
