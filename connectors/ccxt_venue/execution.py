@@ -7,6 +7,7 @@ more than asked). Amounts that are not a whole number of lots are refused before
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -14,7 +15,18 @@ from decimal import Decimal
 from typing import Any
 
 from app.domain import Event as DomainEvent
-from app.domain import Fill, FillEvent, Instrument, Order, OrderRequest, OrderType, OrderUpdate, Side, TimeInForce
+from app.domain import (
+    Fill,
+    FillEvent,
+    Instrument,
+    Order,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Side,
+    TimeInForce,
+)
 from app.errors import InvalidInput, NotFound, OrderRejected
 from app.ports import AccountReport, OrderStatusReport, PositionStatusReport
 from connectors.ccxt_venue.instruments import Catalog
@@ -31,6 +43,7 @@ from connectors.ccxt_venue.parsing import (
 log = logging.getLogger(__name__)
 
 MAX_NUMBER = Decimal("1e15")  # beyond any real price or amount; larger values overflow tick arithmetic
+MAX_ENDED = 100_000  # ended orders remembered as published (a venue cannot end more between two resyncs)
 _CCXT_TIF = {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC", TimeInForce.FOK: "FOK"}
 
 
@@ -49,6 +62,9 @@ class Execution:
         self.names: dict[str, str] = {}  # venue order id -> desk instrument name
         self.seen_fills: set[str] = set()
         self.requests: dict[str, OrderRequest] = {}  # venue order id -> what we asked for
+        self.open_orders: dict[str, Order] = {}  # venue order id -> our order as last seen open
+        self.ended: dict[str, None] = {}  # venue order ids whose final state was published (oldest first)
+        self._resync_lock = asyncio.Lock()
 
     async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
@@ -116,7 +132,7 @@ class Execution:
         sent = req if price is None else _replace_price(req, price)
         raw = await self._complete(raw, sym)
         order = self._remember(raw, sent)
-        self.publish(OrderUpdate(self.now_ms(), order))
+        self._publish_order(order)
         await self._fills_from_response(raw, inst)
         return order
 
@@ -144,7 +160,21 @@ class Execution:
         self.names[order_id] = name
         if order.request.client_order_id:
             self.labels[order_id] = order.request.client_order_id
+        if order.status is OrderStatus.OPEN:
+            self.open_orders[order_id] = order
+        else:
+            self.open_orders.pop(order_id, None)
         return order
+
+    def _publish_order(self, order: Order) -> None:
+        """Publish an OrderUpdate, remembering which orders were published in a final state."""
+        # Every update goes out: the private stream may deliver a stale "open" after the response's "filled" and
+        # then "filled" again, and the last one must win. Only a resync skips orders already published as ended.
+        if order.status.is_terminal:
+            self.ended[order.order_id] = None
+            while len(self.ended) > MAX_ENDED:
+                self.ended.pop(next(iter(self.ended)))
+        self.publish(OrderUpdate(self.now_ms(), order))
 
     async def _fills_from_response(self, raw: dict[str, Any], inst: Instrument) -> None:
         for t in raw.get("trades") or []:
@@ -177,7 +207,7 @@ class Execution:
             raw = {**raw, "id": order_id}
         raw = await self._complete(raw, sym)
         order = self._remember(raw, self.requests.get(order_id))
-        self.publish(OrderUpdate(self.now_ms(), order))
+        self._publish_order(order)
         return order
 
     async def amend(self, order_id: str, amount: Decimal | None = None, price: Decimal | None = None) -> Order:
@@ -215,7 +245,7 @@ class Execution:
         probe = _replace_price(probe, rounded) if rounded is not None else probe
         self.requests[order_id] = probe
         order = self._remember(raw, probe)
-        self.publish(OrderUpdate(self.now_ms(), order))
+        self._publish_order(order)
         await self._fills_from_response(raw, inst)
         return order
 
@@ -302,12 +332,58 @@ class Execution:
             count += self._emit_fill(fill)
         return count
 
+    async def resync_orders(self) -> int:
+        """After a reconnect: publish what became of the orders we knew as open; returns how many updates.
+
+        Orders still open whose fills changed are republished; every order that is no longer open gets its final
+        state from the venue (``fetch_order``, else the order history) and one OrderUpdate (filled, or cancelled
+        with its filled amount), oldest change first, unless its final state was published already (by the
+        private stream, or an earlier resync). Call after catching up fills, so the desk books them first.
+        """
+        async with self._resync_lock:  # both private streams resync after one drop; the second finds nothing new
+            for oid in [oid for oid in self.open_orders if oid in self.ended]:
+                self.open_orders.pop(oid)  # a stale "open" from the stream after its final state
+            known = dict(self.open_orders)
+            still = {o.order_id: o for o in await self.orders(open_only=True)}
+            changed = [o for oid, o in still.items() if oid in known and o.filled != known[oid].filled]
+            gone = [oid for oid in known if oid not in still]
+            finals = await self._final_states(gone)
+            updates = sorted(changed + finals, key=lambda o: (o.ts, o.order_id))
+            published = 0
+            for order in updates:
+                if order.status.is_terminal and order.order_id in self.ended:
+                    continue  # the private stream told the desk while we asked the venue
+                self._publish_order(order)
+                published += 1
+            return published
+
+    async def _final_states(self, order_ids: list[str]) -> list[Order]:
+        out: list[Order] = []
+        history: dict[str, Order] | None = None
+        for oid in order_ids:
+            order: Order | None = None
+            try:
+                sym = self.catalog.symbol(self.names[oid])
+                raw = await self._call(self.ex.fetch_order, oid, sym, dict(self.table.fetch_order_params))
+                order = self._remember(raw, self.requests.get(oid))
+            except Exception as exc:  # e.g. aged out of the venue's by-id lookup: the order history may have it
+                log.debug("fetch_order %s after reconnect: %s", oid, exc)
+            if order is None or not order.status.is_terminal:
+                if history is None:
+                    history = {o.order_id: o for o in await self.orders(open_only=False)}
+                order = history.get(oid, order)
+            if order is not None and order.status.is_terminal:
+                out.append(order)
+            else:
+                log.warning("%s: order %s is no longer open but its final state is unknown", self.table.exchange, oid)
+        return out
+
     def on_ws_orders(self, raws: list[dict[str, Any]]) -> None:
         """Order updates from the private stream."""
         for raw in raws:
             if self.catalog.name(str(raw.get("symbol"))) is None:
                 continue
-            self.publish(OrderUpdate(self.now_ms(), self._remember(raw, self.requests.get(str(raw["id"])))))
+            self._publish_order(self._remember(raw, self.requests.get(str(raw["id"]))))
 
     def on_ws_trades(self, raws: list[dict[str, Any]]) -> None:
         """Our fills from the private stream."""

@@ -142,10 +142,11 @@ class CcxtVenue:
             self.stats.messages += 1
 
         async def resync_private() -> None:
-            # fills made while the socket was down come back from REST (deduplicated by trade id)
+            # fills made while the socket was down come back from REST (deduplicated by trade id), then the state
+            # of every order that changed meanwhile (after its fills, so the desk books them before the status)
             try:
                 await exe.catch_up_fills(max(0, self._last_fill_ms - 60_000))
-                await exe.orders(open_only=True)
+                await exe.resync_orders()
             except Exception as exc:
                 log.warning("private resync failed: %s", exc)
 
