@@ -474,6 +474,15 @@ def _distance_cell(report: MarginReport, distance: float | None, none_in_range: 
     return none_in_range if "liquidation" in (report.details or {}) else float("nan")
 
 
+def nearest_liquidation(report: MarginReport) -> float | None:
+    """The spot move (signed fraction: -0.23 down, +0.41 up) that liquidates first, the nearer of the two directions;
+    None when neither is within the searched range, NaN when a distance is unknown (a stored row that lacks it)."""
+    moves = [d for d in (report.distance_down, report.distance_up) if d is not None]
+    if any(d != d for d in moves):
+        return float("nan")
+    return min(moves, key=abs) if moves else None
+
+
 def history_row(snap: DeskSnapshot) -> dict[str, float]:
     """One flat row of history (what ``desk`` snapshots store), every figure a float, NaN where unknown.
 

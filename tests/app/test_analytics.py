@@ -231,3 +231,11 @@ def _empty_snapshot() -> Any:
 
     return DeskSnapshot(ts=0, venue="stored", index_prices={}, instruments=(), chains={}, quotes={}, positions=(),
                         portfolio={}, margin={})
+
+
+def test_nearest_liquidation_picks_the_nearer_direction() -> None:
+    base = analytics.margin_from_row({"BTC.equity": 1.0, "BTC.im": 0.0, "BTC.mm": 0.0, "BTC.mm_usage": 0.0}, "BTC")
+    assert analytics.nearest_liquidation(replace(base, distance_down=None, distance_up=0.1)) == 0.1
+    assert analytics.nearest_liquidation(replace(base, distance_down=-0.05, distance_up=0.1)) == -0.05
+    assert analytics.nearest_liquidation(replace(base, distance_down=None, distance_up=None)) is None
+    assert np.isnan(analytics.nearest_liquidation(base))  # type: ignore[arg-type]  # the row kept no distances

@@ -142,3 +142,19 @@ def test_the_overview_gauges_follow_the_live_tick() -> None:
     gauges = {g.id: g.figure.data[0] for g in outputs[1]}
     assert gauges["gauge-BTC"].value == pytest.approx(report.mm_usage * 100)
     assert f"IM {report.im_usage:.1%}" in gauges["gauge-BTC"].title.text
+
+
+@pytest.mark.parametrize("down, up, shown", [
+    (None, 0.097, "up +9.7%"),  # a short call: only a rally liquidates
+    (-0.42, 0.12, "up +12.0%"),  # the nearer of the two
+    (-0.08, 0.30, "down -8.0%"),
+    (None, None, "none in range"),
+    (float("nan"), float("nan"), MISSING),  # a stored row without distances
+])
+def test_the_liquidation_tile_shows_the_nearer_direction(down: float | None, up: float | None, shown: str) -> None:
+    from dataclasses import replace
+
+    snap = small_desk().snapshot(chains=False)
+    report = replace(snap.margin["BTC"], distance_down=down, distance_up=up)
+    kpi = tiles(overview.kpis(replace(snap, margin={"BTC": report})))
+    assert kpi["BTC liquidation at spot"] == shown

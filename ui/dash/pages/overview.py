@@ -8,7 +8,7 @@ import numpy as np
 from dash import Dash, Input, Output, html
 
 from app import analytics
-from app.domain import Alert, DeskSnapshot, MarginAlert
+from app.domain import Alert, DeskSnapshot, MarginAlert, MarginReport
 from ui.dash.figures.margin import usage_gauge
 from ui.dash.figures.overview import equity_pnl
 from ui.dash.figures.style import empty_figure
@@ -31,7 +31,7 @@ def kpis(snap: DeskSnapshot | None) -> list[Any]:
         tiles.append(kpi(f"{ccy} equity", fmt(m.equity), id=f"kpi-equity-{ccy}"))
         tiles.append(kpi(f"{ccy} IM / MM", f"{fmt(m.initial_margin)} / {fmt(m.maintenance_margin)}"))
         tiles.append(kpi(f"{ccy} available", fmt(m.available_funds)))
-        dist = "none in range" if m.distance_down is None else fmt_spec(m.distance_down, "+.1%")
+        dist = liquidation_text(m)
         tiles.append(kpi(f"{ccy} liquidation at spot", dist, cls="alert-warning" if m.mm_usage >= 0.5 else ""))
     # A stored run keeps the book's total PnL in its row (no positions with marks): unknown shows as a dash, not 0.
     tiles.append(kpi("PnL (USD)", fmt_spec(analytics.total_pnl_usd(snap), ",.2f"), id="kpi-pnl"))
@@ -40,6 +40,14 @@ def kpis(snap: DeskSnapshot | None) -> list[Any]:
         tiles.append(kpi(f"{und} Γ / vega / θ (coin)",
                          f"{fmt_spec(g.gamma, '.2e')} / {fmt_spec(g.vega, '+.4f')} / {fmt_spec(g.theta, '+.4f')}"))
     return tiles
+
+
+def liquidation_text(report: MarginReport) -> str:
+    """The nearer spot move to liquidation with its direction (``up +9.7%``, ``down -23.0%``), as text."""
+    move = analytics.nearest_liquidation(report)
+    if move is None:
+        return "none in range"
+    return fmt_spec(move, "+.1%") if move != move else f"{'down' if move < 0 else 'up'} {move:+.1%}"
 
 
 def alerts(snap: DeskSnapshot | None) -> list[Any]:
