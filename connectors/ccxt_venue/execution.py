@@ -34,6 +34,7 @@ from connectors.ccxt_venue.parsing import (
     account_from_balance,
     desk_error,
     fill_from_ccxt,
+    net_positions,
     order_from_ccxt,
     position_from_ccxt,
     report_from_order,
@@ -301,17 +302,20 @@ class Execution:
         return sorted(out, key=lambda f: (f.ts, f.trade_id))
 
     async def position_reports(self) -> Sequence[PositionStatusReport]:
-        """Positions as the venue reports them."""
+        """Positions as the venue reports them, one per instrument, signed (desk units).
+
+        A long/short (hedge) mode account reports two legs of one instrument; the desk keeps one net position per
+        instrument, so the legs are netted here (one-way terms) rather than the last leg standing for the position.
+        """
         raws = await self._scoped("positions", self.ex.fetch_positions, None)
         out = []
         for p in raws:
             name = self.catalog.name(str(p.get("symbol")))
             if name is None:
                 continue
-            rep = position_from_ccxt(p, name, self.table, self.catalog.size(name))
-            if rep.size != 0:
-                out.append(rep)
-        return out
+            out.append(position_from_ccxt(p, name, self.table, self.catalog.size(name)))
+        inverse = {r.instrument: self.catalog.get(r.instrument).inverse for r in out}
+        return net_positions(out, inverse)
 
     async def account(self, currency: str) -> AccountReport:
         """Balance and the venue's IM/MM in ``currency``."""

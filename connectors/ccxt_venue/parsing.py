@@ -429,6 +429,46 @@ def position_from_ccxt(p: dict[str, Any], name: str, tbl: VenueTable, size: Deci
     )
 
 
+def net_positions(reports: list[PositionStatusReport], inverse: dict[str, bool]) -> list[PositionStatusReport]:
+    """One report per instrument, signed in one-way terms: the legs of a long/short (hedge) mode account and
+    cross/isolated rows of one instrument summed (desk units); zero nets are left out.
+
+    The average price is the entry of the side that remains (closing part of a position does not move its entry
+    in one-way terms), size-weighted over that side's legs (harmonically where ``inverse[instrument]``: USD
+    amounts). Realized funding adds up; ts is the latest leg's.
+    """
+    legs: dict[str, list[PositionStatusReport]] = {}
+    for rep in reports:
+        legs.setdefault(rep.instrument, []).append(rep)
+    out: list[PositionStatusReport] = []
+    for name, rows in legs.items():
+        size = sum((r.size for r in rows), Decimal(0))
+        if size == 0:
+            continue
+        if len(rows) == 1:
+            out.append(rows[0])
+            continue
+        side = [r for r in rows if (r.size > 0) == (size > 0) and r.size != 0]
+        weight = sum((abs(r.size) for r in side), Decimal(0))
+        priced = [r for r in side if r.average_price > 0]
+        price = Decimal(0)
+        if priced and inverse.get(name):
+            price = weight / sum((abs(r.size) / r.average_price for r in priced), Decimal(0))
+        elif priced:
+            price = sum((abs(r.size) * r.average_price for r in priced), Decimal(0)) / weight
+        funding = [r.realized_funding for r in rows if r.realized_funding is not None]
+        out.append(
+            PositionStatusReport(
+                instrument=name,
+                size=size,
+                average_price=price,
+                ts=max(r.ts for r in rows),
+                realized_funding=sum(funding, Decimal(0)) if funding else None,
+            )
+        )
+    return out
+
+
 def _first(items: Any) -> dict[str, Any]:
     return items[0] if isinstance(items, list) and items and isinstance(items[0], dict) else {}
 
