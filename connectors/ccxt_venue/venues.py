@@ -224,21 +224,23 @@ def _okx_scopes(call: str, markets: Iterable[dict[str, Any]]) -> list[Scope]:
 
 def _bybit_scopes(call: str, markets: Iterable[dict[str, Any]]) -> list[Scope]:
     # Bybit v5 answers one ``category`` per query; linear (and ccxt's inverse) open orders and positions also need
-    # a settle coin. Params are ccxt's documented ones: ``type`` option|swap, ``subType`` linear|inverse, ``settleCoin``.
+    # a settle coin. Params are ccxt's documented ones: ``type`` option|swap, ``subType`` linear|inverse,
+    # ``settleCoin``, ``baseCoin``.
     segments = set()
     for m in markets:
         if m.get("type") == "option":
-            segments.add(("option", ""))  # one option query covers every settle coin
+            # per base coin: some option lists answer one base coin (BTC) when none is named
+            segments.add(("option", str(m.get("base") or "")))
         else:
             segments.add(("inverse" if m.get("inverse") else "linear", str(m.get("settle") or "")))
     out: list[Scope] = []
-    for category, settle in sorted(segments):
+    for category, coin in sorted(segments):
         if category == "option":
-            out.append({"type": "option"})
+            out.append({"type": "option", "baseCoin": coin} if coin else {"type": "option"})
             continue
         scope: Scope = {"type": "swap", "subType": category}
-        if call != "trades" and settle:  # /v5/execution/list has no settleCoin filter: one query per category
-            scope["settleCoin"] = settle
+        if call != "trades" and coin:  # /v5/execution/list has no settleCoin filter: one query per category
+            scope["settleCoin"] = coin
         out.append(scope)
     return _dedupe(out)
 
