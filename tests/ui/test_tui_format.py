@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from decimal import Decimal
 
 import pytest
 
@@ -36,6 +37,16 @@ def test_numbers() -> None:
     assert fmt_money(-14640.4, 0) == "-$14,640" and fmt_money(5.651) == "$5.65"
     assert fmt_size(1500.0) == "1,500" and fmt_size(0.1) == "0.1" and fmt_size(2.0) == "2"
     assert fmt_sig(0.0000213456, 3) == "0.0000213" and fmt_sig(1234.5, 3) == "1,234" and fmt_sig(0.0) == "0"
+
+
+def test_sizes_keep_their_fractional_lots_at_any_magnitude() -> None:
+    assert fmt_size(100.5) == "100.5" and fmt_size(-1234.5) == "-1,234.5" and fmt_size(250.0) == "250"
+    assert fmt_size(0.125) == "0.125" and fmt_size(100.30000000000001) == "100.3"  # float noise is not a lot
+    from ui.tui.format import lot_decimals
+
+    assert fmt_size(100.5, Decimal("0.1")) == "100.5" and fmt_size(20_000.0, Decimal("10")) == "20,000"
+    assert fmt_size(12.25, Decimal("0.01")) == "12.25" and fmt_size(7.0, Decimal("1")) == "7"
+    assert lot_decimals(Decimal("0.1")) == 1 and lot_decimals(Decimal("10")) == 0 and lot_decimals(None) == 4
 
 
 def test_expiry_classes_follow_deribit_listing() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
 from app.domain import expiry_code, utc_from_ms
 
@@ -60,15 +61,25 @@ def fmt_iv(iv: float | None) -> str:
     return f"{iv * 100:.1f}"
 
 
-def fmt_size(x: float | None) -> str:
-    """A quantity (order size, open interest): no trailing zeros, thousands separators."""
+def lot_decimals(lot: float | Decimal | None) -> int:
+    """Decimals of a lot size (an instrument's minimum amount): 0.1 → 1, 0.01 → 2, 10 → 0; 4 when unknown."""
+    if lot is None or _missing(float(lot)) or float(lot) <= 0:
+        return 4
+    return max(0, -int(Decimal(str(lot)).normalize().as_tuple().exponent))
+
+
+def fmt_size(x: float | None, lot: float | Decimal | None = None) -> str:
+    """A quantity (order size, open interest, position) in lots: thousands separators, no trailing zeros.
+
+    Rounded to the decimals of ``lot`` (the instrument's minimum amount; up to 4 when not given), so a size of any
+    magnitude keeps its fractional lots: 100.5 shows ``100.5``, never ``100``.
+    """
     if _missing(x):
         return DASH
     if x == 0:
         return "0"
-    if abs(x) >= 100:
-        return f"{x:,.0f}"
-    return f"{x:,.2f}".rstrip("0").rstrip(".")
+    text = f"{x:,.{lot_decimals(lot)}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def fmt_sig(x: float | None, sig: int = 4) -> str:

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from decimal import Decimal
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from app.domain import DeskSnapshot, GreeksView, PositionView
+from app.domain import DeskSnapshot, GreeksView, Instrument, PositionView
+from app.errors import InvalidInstrument
 from ui.tui.format import (
     TENOR_BUCKETS,
     expiry_label,
@@ -114,7 +116,8 @@ Black-Scholes delta, **Δ $** the delta in USD. **u** shows gamma, vega (per 1% 
             for p in members:
                 cells: dict[str, Text | str] = {
                     "inst": p.instrument,
-                    "size": Text(fmt_size(p.size), style="green" if p.size > 0 else "red", justify="right"),
+                    "size": Text(fmt_size(p.size, _lot(p.instrument)), style="green" if p.size > 0 else "red",
+                                 justify="right"),
                     "avg": Text(_fmt_price(p.instrument, p.average_price), justify="right"),
                     "mark": Text(_fmt_price(p.instrument, p.mark), justify="right"),
                     "pnl": _pnl_text(p.pnl, fmt_signed(p.pnl)),
@@ -142,6 +145,14 @@ Black-Scholes delta, **Δ $** the delta in USD. **u** shows gamma, vega (per 1% 
         """Instrument of the position row under the cursor (None on header/total rows)."""
         key = self.key_at_cursor()
         return None if key is None or "|" in key else key
+
+
+def _lot(instrument: str) -> Decimal | None:
+    # The instrument's minimum amount sets the decimals a size needs (0.1 BTC options, 1 ETH ...).
+    try:
+        return Instrument.parse(instrument).min_amount
+    except InvalidInstrument:
+        return None
 
 
 def _fmt_price(instrument: str, price: float) -> str:
