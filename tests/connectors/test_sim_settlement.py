@@ -116,18 +116,20 @@ def test_orders_outside_the_band_are_rejected_through_the_desk() -> None:
     desk.advance(5_000)
     name = "BTC-PERPETUAL"
     mark = D(repr(desk.venue.mark_of(name)[0]))
-    far = _on_tick(mark * D("0.97"), D("0.5"))  # 3 % under the mark: outside its ±1.5 % band
+    far = _on_tick(mark * D("1.03"), D("0.5"))  # a buy 3 % over the mark: above its ±1.5 % band
     with pytest.raises(OrderRejected) as err:
         desk.place_now(OrderRequest(name, Side.BUY, D(100), far))
     assert err.value.code == "order.rejected.band"
     near = _on_tick(mark * D("0.99"), D("0.5"))  # inside the band: rests
     assert desk.place_now(OrderRequest(name, Side.BUY, D(100), near)).status is OrderStatus.OPEN
+    wick = _on_tick(mark * D("0.8"), D("0.5"))  # a bid far under the band trades nowhere outside it: it rests
+    assert desk.place_now(OrderRequest(name, Side.BUY, D(100), wick)).status is OrderStatus.OPEN
     opt = max(
         (i for i in desk.venue.instruments_by_name.values() if i.is_option), key=lambda i: desk.venue.mark_of(i.name)[0]
     )
     omark = D(repr(desk.venue.mark_of(opt.name)[0]))
-    with pytest.raises(OrderRejected) as err:  # an option's band is ±50 % of its mark
-        desk.place_now(OrderRequest(opt.name, Side.SELL, D(1), _on_tick(omark * D("1.6"), D("0.0005"))))
+    with pytest.raises(OrderRejected) as err:  # an option's band is ±50 % of its mark: no sell under its bottom
+        desk.place_now(OrderRequest(opt.name, Side.SELL, D(1), _on_tick(omark * D("0.4"), D("0.0005"))))
     assert err.value.code == "order.rejected.band"
 
 
