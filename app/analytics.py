@@ -29,6 +29,7 @@ from app.domain import (
     OrderRequest,
     PositionView,
 )
+from app.engine.margin_params import ALERT_LEVELS
 from app.errors import InvalidInstrument
 from app.risk.book import Book as RiskBook
 
@@ -472,6 +473,23 @@ def _distance_cell(report: MarginReport, distance: float | None, none_in_range: 
     if distance is not None:
         return float(distance)
     return none_in_range if "liquidation" in (report.details or {}) else float("nan")
+
+
+DEFAULT_ALERT_LEVELS: tuple[float, ...] = tuple(ALERT_LEVELS)
+"""The margin engine's default MM-usage alert levels (fractions): what a venue's reports and stored rows were cut at."""
+
+
+def alert_levels(desk: object) -> tuple[float, ...]:
+    """The MM-usage alert levels (fractions, ascending) the desk's margin reports are computed at.
+
+    The desk's own ``alert_levels`` or its margin engine's, else the engine defaults: the fronts colour at these so
+    their colours agree with the reports' ``alert_level`` and the margin alerts, whatever the settings ask for.
+    """
+    for owner in (desk, getattr(desk, "margin_engine", None)):
+        levels = getattr(owner, "alert_levels", None)
+        if levels:
+            return tuple(sorted(float(lv) for lv in levels))
+    return DEFAULT_ALERT_LEVELS
 
 
 def nearest_liquidation(report: MarginReport) -> float | None:

@@ -239,3 +239,11 @@ def test_nearest_liquidation_picks_the_nearer_direction() -> None:
     assert analytics.nearest_liquidation(replace(base, distance_down=-0.05, distance_up=0.1)) == -0.05
     assert analytics.nearest_liquidation(replace(base, distance_down=None, distance_up=None)) is None
     assert np.isnan(analytics.nearest_liquidation(base))  # type: ignore[arg-type]  # the row kept no distances
+
+
+def test_alert_levels_are_the_ones_the_reports_are_cut_at(desk: Desk) -> None:
+    from types import SimpleNamespace
+
+    assert analytics.alert_levels(desk) == desk.margin_engine.alert_levels
+    assert analytics.alert_levels(SimpleNamespace(alert_levels=[0.9, 0.3, 0.6])) == (0.3, 0.6, 0.9)
+    assert analytics.alert_levels(object()) == analytics.DEFAULT_ALERT_LEVELS == (0.5, 0.8, 1.0)  # stored run, venue

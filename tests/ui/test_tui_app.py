@@ -375,6 +375,45 @@ async def test_portfolio_margin_shows_the_worst_scenario() -> None:
         assert "IM" in bars and "%" in bars
 
 
+async def test_margin_colours_follow_the_levels_the_engine_alerts_at() -> None:
+    from decimal import Decimal
+
+    from app.config import MarginSettings
+    from app.domain import OrderRequest, Side
+    from ui.tui.widgets.log import StatusLine
+    from ui.tui.widgets.margin import level_style
+
+    # Levels far below the book's usage in the settings; the engine alerts at its own (the same ones, once the
+    # venue passes the settings on): the bars must colour as the report's alert_level says, never as a third opinion.
+    settings = Settings(margin=MarginSettings(alert_levels=[0.002, 0.005, 0.01]))
+    desk = make_desk(settings=settings)
+    app = make_app(desk, settings=settings)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        row = app.chain.table.nearest_delta(-0.25)
+        assert row is not None and row.bid is not None
+        await desk.place(OrderRequest(row.instrument, Side.SELL, Decimal("2"), Decimal(str(row.bid))))
+        desk.advance(1_000)
+        await show_tab(pilot, "3", "margin-pane")
+        await app.refresh_view()
+        report = app.snap.margin["BTC"]  # type: ignore[union-attr]
+        engine = desk.margin_engine.alert_levels
+        assert report.mm_usage > 0.01
+        crossed = [lv for lv in engine if report.mm_usage >= lv]
+        assert report.alert_level == (crossed[-1] if crossed else 0.0)
+        want = level_style(report.mm_usage, engine)
+        bars = app.query_one("#margin-BTC .margin-bars", Static).content
+        assert isinstance(bars, Text)
+        mm_at = bars.plain.index("MM")
+        assert {str(s.style) for s in bars.spans if s.start >= mm_at and s.style != "dim"} == {want}
+        status = app.query_one(StatusLine).content
+        assert isinstance(status, Text)
+        at = status.plain.index(f"{report.mm_usage * 100:.1f}%")
+        styles = {str(s.style) for s in status.spans if s.start <= at < s.end} - {""}
+        assert styles == ({want} if crossed else set())  # coloured only once past the engine's first level
+        assert app.alert_levels == engine
+
+
 async def test_chain_moves_on_when_the_front_expiry_settles() -> None:
     from app.desk import Desk
     from connectors.sim.venue import SimConfig

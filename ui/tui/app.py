@@ -30,6 +30,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent, TabPane
 
+from app.analytics import alert_levels as desk_alert_levels
 from app.config import Settings
 from app.domain import DeskSnapshot, Instrument, Kind, Order, Side
 from app.errors import ConfigError, DeskError
@@ -95,7 +96,6 @@ class DeskTui(App[None]):
         self.manage_desk = manage_desk
         self.read_only = is_read_only(desk)
         self.show_usd = ui.show_usd
-        self.alert_levels = tuple(self.settings.margin.alert_levels)
         columns = ui.chain_columns or COMPACT_COLUMNS
         self.chain_columns = check_columns(columns)
         self._user_keymap = check_keymap(dict(ui.keymap))
@@ -194,6 +194,11 @@ class DeskTui(App[None]):
         """Id of the visible tab."""
         return self.query_one(TabbedContent).active
 
+    @property
+    def alert_levels(self) -> tuple[float, ...]:
+        """MM-usage alert levels (fractions) the colours use: the desk's margin engine's, as its reports and alerts."""
+        return desk_alert_levels(self.desk)
+
     def positions_by_instrument(self) -> dict[str, float]:
         """Our size per instrument in the last snapshot."""
         return {p.instrument: p.size for p in self.snap.positions} if self.snap else {}
@@ -220,7 +225,8 @@ class DeskTui(App[None]):
                 if log.write_event(event) and is_alarming(event):
                     # Alerts also pop up over whatever tab is open; the log keeps them.
                     self.notify(describe(event)[0], severity="error" if alert_level(event) >= 0.8 else "warning")  # type: ignore[index]
-        self.query_one(StatusLine).show(snap, read_only=self.read_only, show_usd=self.show_usd)
+        self.query_one(StatusLine).show(snap, read_only=self.read_only, show_usd=self.show_usd,
+                                        alert_levels=self.alert_levels)
         await self._update_tab(self.active_tab, snap)
 
     async def _update_tab(self, tab: str, snap: DeskSnapshot) -> None:

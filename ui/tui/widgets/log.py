@@ -7,9 +7,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.text import Text
 from textual.widgets import RichLog, Static
 
+from app.analytics import DEFAULT_ALERT_LEVELS
 from app.domain import (
     Alert,
     DeskSnapshot,
@@ -22,6 +25,7 @@ from app.domain import (
 )
 from ui.tui.format import DASH, fmt_coin, fmt_signed, fmt_usd, is_unknown
 from ui.tui.widgets.hedger import STATUS_LABEL, STATUS_STYLE
+from ui.tui.widgets.margin import level_style
 
 LOG_TOPICS = ("alert", "margin_alert", "fill_event", "order_update", "lost")
 """Bus topics the log pane listens to."""
@@ -114,8 +118,9 @@ Fills, order updates, margin alerts and desk alerts as they happen, with the des
 class StatusLine(Static):
     """Venue, desk time, index prices, equity and MM usage, and the hedger's state, on one line."""
 
-    def show(self, snap: DeskSnapshot, *, read_only: bool = False, show_usd: bool = False) -> None:
-        """Render ``snap``'s headline figures."""
+    def show(self, snap: DeskSnapshot, *, read_only: bool = False, show_usd: bool = False,
+             alert_levels: Sequence[float] = DEFAULT_ALERT_LEVELS) -> None:
+        """Render ``snap``'s headline figures; MM usage (a fraction) is coloured once past the first alert level."""
         text = Text()
         text.append(f" {snap.venue.upper()}{' (read-only)' if read_only else ''} ", style="bold reverse")
         text.append(f" {utc_from_ms(snap.ts).strftime('%Y-%m-%d %H:%M:%S')} UTC ")
@@ -126,8 +131,9 @@ class StatusLine(Static):
             text.append(f"  {ccy} eq ", style="bold")
             text.append(fmt_coin(m.equity))
             text.append(" MM ")
+            alarmed = not is_unknown(m.mm_usage) and m.mm_usage >= min(alert_levels, default=DEFAULT_ALERT_LEVELS[0])
             text.append(DASH if is_unknown(m.mm_usage) else f"{m.mm_usage * 100:.1f}%",
-                        style="red" if m.mm_usage >= 0.5 else "")
+                        style=level_style(m.mm_usage, alert_levels) if alarmed else "")
         for u, g in sorted(snap.portfolio.items()):
             if g.delta:
                 text.append(f"  Δ{u} ", style="bold")
