@@ -158,3 +158,17 @@ def test_the_liquidation_tile_shows_the_nearer_direction(down: float | None, up:
     report = replace(snap.margin["BTC"], distance_down=down, distance_up=up)
     kpi = tiles(overview.kpis(replace(snap, margin={"BTC": report})))
     assert kpi["BTC liquidation at spot"] == shown
+
+
+def test_the_gauge_bands_and_the_warning_follow_the_engine_s_alert_levels() -> None:
+    desk = small_desk()
+    desk.margin_engine.alert_levels = (0.001, 0.002, 0.9)  # as the engine would hold configured levels
+    sell_straddle(desk)
+    source = LiveSource(desk)
+    report = source.publish().margin["BTC"]
+    assert report.mm_usage > 0.002
+    page = overview.layout(source)
+    steps = find(page, "gauge-BTC").figure.data[0].gauge.steps
+    assert [tuple(s.range) for s in steps] == [(0, 0.1), (0.1, 0.2), (0.2, 120)]
+    tile = next(t for t in find(page, "overview-kpis").children if t.children[0].children == "BTC liquidation at spot")
+    assert "alert-warning" in tile.className  # past the engine's first level (the default 50% is far away)

@@ -56,4 +56,3 @@ async def maybe_await(value: T | Awaitable[T]) -> T:
 def is_read_only(desk: object) -> bool:
     """True when the desk is a stored-run browser that cannot trade (``read_only`` attribute)."""
     return bool(getattr(desk, "read_only", False))
-

@@ -7,18 +7,25 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from app.analytics import DEFAULT_ALERT_LEVELS
 from ui.dash.figures.style import ACCENT, DOWN, UP, WARN, base_figure, empty_figure
 
 
-def usage_gauge(mm_usage: float, im_usage: float, *, currency: str) -> go.Figure:
-    """MM usage gauge (0–120%, alert bands at 50/80/100%) with IM usage in the title; usages as fractions (NaN: unknown)."""
+def usage_gauge(mm_usage: float, im_usage: float, *, currency: str, alert_levels: Sequence[float] = DEFAULT_ALERT_LEVELS) -> go.Figure:
+    """MM usage gauge (0–120%) banded green / yellow / red at the first two ``alert_levels`` (fractions), a line at
+    100% (liquidation), IM usage in the title; usages as fractions (NaN: unknown)."""
+    levels = sorted(alert_levels) or [0.5, 0.8, 1.0]
+    top = max(120.0, levels[-1] * 100)
+    first = levels[0] * 100
+    second = levels[1] * 100 if len(levels) > 1 else top
     fig = go.Figure(
         go.Indicator(
             mode="gauge+number", value=mm_usage * 100, number=dict(suffix="% MM", valueformat=".1f"),
             title=dict(text=f"{currency} margin usage · IM {'—' if im_usage != im_usage else f'{im_usage:.1%}'}"),
             gauge=dict(
-                axis=dict(range=[0, 120]), bar=dict(color=ACCENT),
-                steps=[dict(range=[0, 50], color="#1b3b2f"), dict(range=[50, 80], color="#4a3b10"), dict(range=[80, 120], color="#4a1b1b")],
+                axis=dict(range=[0, top]), bar=dict(color=ACCENT),
+                steps=[dict(range=[0, first], color="#1b3b2f"), dict(range=[first, second], color="#4a3b10"),
+                       dict(range=[second, top], color="#4a1b1b")],
                 threshold=dict(line=dict(color=DOWN, width=3), value=100),
             ),
         )

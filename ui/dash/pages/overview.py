@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -22,8 +23,9 @@ POSITION_COLUMNS = ["instrument", "size", "average", "mark", "pnl", "pnl_usd", "
                     "vega", "theta"]
 
 
-def kpis(snap: DeskSnapshot | None) -> list[Any]:
-    """KPI tiles of a snapshot: equity, PnL, greeks per underlying, margin per currency."""
+def kpis(snap: DeskSnapshot | None, alert_levels: Sequence[float] = analytics.DEFAULT_ALERT_LEVELS) -> list[Any]:
+    """KPI tiles of a snapshot: equity, PnL, greeks per underlying, margin per currency (warned past the first
+    MM-usage alert level, a fraction)."""
     if snap is None:
         return [kpi("status", "waiting for data")]
     tiles: list[Any] = []
@@ -32,7 +34,8 @@ def kpis(snap: DeskSnapshot | None) -> list[Any]:
         tiles.append(kpi(f"{ccy} IM / MM", f"{fmt(m.initial_margin)} / {fmt(m.maintenance_margin)}"))
         tiles.append(kpi(f"{ccy} available", fmt(m.available_funds)))
         dist = liquidation_text(m)
-        tiles.append(kpi(f"{ccy} liquidation at spot", dist, cls="alert-warning" if m.mm_usage >= 0.5 else ""))
+        warn = m.mm_usage >= min(alert_levels, default=analytics.DEFAULT_ALERT_LEVELS[0])
+        tiles.append(kpi(f"{ccy} liquidation at spot", dist, cls="alert-warning" if warn else ""))
     # A stored run keeps the book's total PnL in its row (no positions with marks): unknown shows as a dash, not 0.
     tiles.append(kpi("PnL (USD)", fmt_spec(analytics.total_pnl_usd(snap), ",.2f"), id="kpi-pnl"))
     for und, g in sorted(snap.portfolio.items()):
@@ -63,11 +66,17 @@ def alerts(snap: DeskSnapshot | None) -> list[Any]:
     return items[:20] or [html.Li("no alerts", className="alert-info")]
 
 
-def gauges(snap: DeskSnapshot | None) -> list[Any]:
-    """An MM-usage gauge per currency (IM usage in its title); a placeholder with no accounts."""
+def gauges(snap: DeskSnapshot | None, alert_levels: Sequence[float] = analytics.DEFAULT_ALERT_LEVELS) -> list[Any]:
+    """An MM-usage gauge per currency (IM usage in its title, bands at the alert levels); a placeholder with no accounts."""
     if snap is None or not snap.margin:
         return [graph("gauge-none", empty_figure("Margin usage", "no accounts"))]
-    return [graph(f"gauge-{ccy}", usage_gauge(m.mm_usage, m.im_usage, currency=ccy)) for ccy, m in sorted(snap.margin.items())]
+    return [graph(f"gauge-{ccy}", usage_gauge(m.mm_usage, m.im_usage, currency=ccy, alert_levels=alert_levels))
+            for ccy, m in sorted(snap.margin.items())]
+
+
+def _levels(source: DashSource) -> tuple[float, ...]:
+    # The levels the desk's margin engine alerts at (a stored run: the engine defaults), as the TUI colours.
+    return analytics.alert_levels(getattr(source, "desk", None))
 
 
 def _history(source: DashSource) -> tuple[Any, Any, Any, str]:
@@ -80,14 +89,15 @@ def _history(source: DashSource) -> tuple[Any, Any, Any, str]:
 def layout(source: DashSource) -> html.Div:
     """The overview page."""
     snap = source.snapshot()
+    levels = _levels(source)
     ts, eq, pnl, ccy = _history(source)
     return html.Div(
         [
-            html.Div(kpis(snap), className="kpis", id="overview-kpis"),
+            html.Div(kpis(snap, levels), className="kpis", id="overview-kpis"),
             html.Div(
                 [
                     card(graph("equity-graph", equity_pnl(ts, eq, pnl, currency=ccy))),
-                    card(html.Div(gauges(snap), id="overview-gauges")),
+                    card(html.Div(gauges(snap, levels), id="overview-gauges")),
                     card([html.H4("Alerts"), html.Ul(alerts(snap), id="overview-alerts")]),
                 ],
                 className="grid",
@@ -120,7 +130,8 @@ def register(app: Dash, source: DashSource) -> None:
             pnl_usd = sum(p.pnl_usd for p in snap.positions)
             x = str(_iso(snap.ts))
             extend = ({"x": [[x], [x]], "y": [[equity_usd], [pnl_usd]]}, [0, 1], 5000)
-        return kpis(snap), gauges(snap), alerts(snap), extend, analytics.positions_table(snap)
+        levels = _levels(source)
+        return kpis(snap, levels), gauges(snap, levels), alerts(snap), extend, analytics.positions_table(snap)
 
 
 def _iso(ts_ms: int) -> str:
