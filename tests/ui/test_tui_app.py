@@ -414,6 +414,44 @@ async def test_margin_colours_follow_the_levels_the_engine_alerts_at() -> None:
         assert app.alert_levels == engine
 
 
+async def test_opening_the_margin_tab_while_a_refresh_is_due() -> None:
+    import asyncio
+
+    from textual.widgets import TabbedContent
+
+    from ui.tui.widgets.margin import MarginCard
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        # The tab opens with no card yet, and two refreshes come due at once (the tab's and the timer's). The first
+        # mounts the cards and awaits their compose; the second finds them meanwhile, with no parts to update yet.
+        # Tasks run in the order they are made, so this interleaving is the same on every run.
+        with app.prevent(TabbedContent.TabActivated):
+            app.query_one(TabbedContent).active = "margin"
+        assert app.active_tab == "margin" and not app.query(MarginCard)
+        await asyncio.gather(app.refresh_view(), app.refresh_view())
+        currencies = sorted(app.snap.margin)  # type: ignore[union-attr]
+
+        def drawn() -> bool:
+            cards = list(app.query(MarginCard))
+            return [c.currency for c in cards] == currencies and all(
+                "equity" in plain(c.query_one(".margin-figures", Static)) for c in cards)
+
+        await settle(pilot, drawn, "every card drawn once composed")
+        assert len(currencies) == 2
+
+
+async def test_a_refresh_due_while_the_app_exits_does_nothing() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        refreshes = app.refreshes
+        await app.screen.remove_children()  # what the exit does to the screen before the timers stop
+        await app.refresh_view()
+        assert app.refreshes == refreshes
+
+
 async def test_chain_moves_on_when_the_front_expiry_settles() -> None:
     from app.desk import Desk
     from connectors.sim.venue import SimConfig

@@ -212,6 +212,8 @@ class DeskTui(App[None]):
         """Take a snapshot and update the status line, the visible tab and the log (changed cells only)."""
         if isinstance(self.desk, _NoDesk):
             return
+        if not self.screen_stack or not self.query(StatusLine):
+            return  # the screen is being taken down (the app exits) while a timer's refresh was due
         try:
             snap = self.feed.snapshot()
         except DeskError as exc:  # keep the last picture on screen and say why it is not moving

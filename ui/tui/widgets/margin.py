@@ -109,6 +109,8 @@ its bucket are shown. The stress table revalues the portfolio for spot ±5/10/20
     def __init__(self, currency: str, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.currency = currency
+        self._composed = False
+        self._pending: tuple[MarginReport, Mapping[tuple[float, float], float] | None, Sequence[float]] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="margin-figures")
@@ -116,13 +118,36 @@ its bucket are shown. The stress table revalues the portfolio for spot ±5/10/20
         yield Static("", classes="margin-distance")
         yield StressTable(cursor_type="none", classes="stress")
 
+    def on_mount(self) -> None:
+        # Mount comes after compose: the parts exist now. Draw what a refresh handed over while they did not.
+        self._composed = True
+        if self._pending is not None:
+            report, stress, alert_levels = self._pending
+            self._pending = None
+            self._draw(report, stress, alert_levels)
+
     def show(
         self,
         report: MarginReport,
         stress: Mapping[tuple[float, float], float] | None,
         alert_levels: Sequence[float],
     ) -> int:
-        """Display ``report`` and the stress grid; returns cells written in the stress table."""
+        """Display ``report`` and the stress grid (usages as fractions); returns cells written in the stress table.
+
+        A card mounted by one refresh is found by the next before it has composed its parts (the first refresh is
+        still awaiting the mount, e.g. when the tab opens as the timer fires): its figures are kept and drawn on mount.
+        """
+        if not self._composed:
+            self._pending = (report, stress, alert_levels)
+            return 0
+        return self._draw(report, stress, alert_levels)
+
+    def _draw(
+        self,
+        report: MarginReport,
+        stress: Mapping[tuple[float, float], float] | None,
+        alert_levels: Sequence[float],
+    ) -> int:
         c = report.currency
         figures = (
             f"[b]{c}[/b] ({model_text(report)}, account {report.account})\n"
