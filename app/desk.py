@@ -144,6 +144,7 @@ class Desk:
         if name == "sim":
             cfg = sim or SimConfig(seed=self.seed, underlyings=tuple(self.settings.sim.underlyings),
                                    margin_model=self.settings.margin.model, params=self.model_params(),
+                                   alert_levels=tuple(self.settings.margin.alert_levels),
                                    **({"step_ms": self._step_ms} if self._step_ms else {}))
             start = _start_ms(self.settings)
             if sim is None and start is not None:

@@ -133,6 +133,7 @@ class VenueDesk:
         self.clock = VenueClock(clock)
         self.bus = Bus()
         self.book = Book(account)
+        self.alert_levels = tuple(sorted(self.settings.margin.alert_levels))  # MM usage the venue's reports alert at
         self.underlyings = [u.upper() for u in underlyings] if underlyings else None
         self.stream_expiries = stream_expiries
         self.chain_refresh_ms = int(chain_refresh_s * 1000)
@@ -519,7 +520,7 @@ class VenueDesk:
         if not accounts:
             return self._margin
         self.accounts = accounts
-        reports = {c: report_from_account(a, self.account) for c, a in accounts.items()}
+        reports = {c: report_from_account(a, self.account, self.alert_levels) for c, a in accounts.items()}
         try:
             replica = self._replica()
             for ccy, rep in list(reports.items()):

@@ -58,6 +58,7 @@ from app.engine.accounts import AccountBook
 from app.engine.ledger import EntryKind
 from app.engine.liquidation import LiquidationEnded, LiquidationStarted, Liquidator
 from app.engine.margin import MarginEngine
+from app.engine.margin_params import ALERT_LEVELS
 from app.engine.matching import MatchingEngine
 from app.engine.oracle import Oracle
 from app.engine.settlement import Settlement, funding_rate_8h, next_settlement_ms
@@ -104,6 +105,7 @@ class SimConfig:
         default_factory=lambda: {"main": {"BTC": Decimal(10), "ETH": Decimal(100)}}
     )
     margin_model: str = "sm"
+    alert_levels: tuple[float, ...] = ALERT_LEVELS  # MM usage levels the margin engine alerts at (fractions)
     perp_premium_std: float = 0.0006  # stationary std of the perpetual's premium over the index (fraction)
     perp_premium_halflife_s: float = 4 * 3600.0
     funding_interval_ms: int = 60_000  # funding is accrued continuously on Deribit; booked here this often
@@ -279,7 +281,7 @@ class SimVenue:
         self.makers = tuple(cfg.makers)
         self._maker_accounts = {f"{m.name}" for m in self.makers} | {"takers"}
         self.accounts = AccountBook()
-        self.margin = MarginEngine(self.accounts, clock=self.clock)
+        self.margin = MarginEngine(self.accounts, clock=self.clock, alert_levels=cfg.alert_levels)
         for agent in sorted(self._maker_accounts):
             self.margin.open_account(agent, "sm", {b: cfg.agent_funding for b in cfg.underlyings})
         for account, deposits in cfg.funding.items():

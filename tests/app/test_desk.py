@@ -300,3 +300,11 @@ def test_position_view_shows_realised_pnl_fees_and_perpetual_funding() -> None:
     _buy_at_ask(desk, opt, "1")
     desk.advance(1_000)
     assert {p.instrument: p for p in desk.positions()}[opt].funding == 0.0
+
+
+def test_configured_margin_alert_levels_reach_the_margin_engine() -> None:
+    from app.config import Settings
+
+    desk = Desk(Settings(margin={"alert_levels": [0.3, 0.6, 0.9]}))
+    assert desk.venue.margin.alert_levels == (0.3, 0.6, 0.9)
+    assert Desk().venue.margin.alert_levels == (0.5, 0.8, 1.0)

@@ -292,3 +292,14 @@ async def test_an_option_bought_outside_the_streamed_expiries_joins_the_streams(
     quotes.close()
     now = next(p for p in vd.positions() if p.instrument == row.instrument)  # read at the same instant
     assert vd.portfolio()["BTC"].vega == pytest.approx(now.greeks.vega)  # the perpetual has none
+
+
+async def test_the_venue_desk_alerts_at_the_configured_margin_levels() -> None:
+    from types import SimpleNamespace
+
+    from app.analytics import alert_levels
+    from app.config import Settings
+    from app.venue_desk import VenueDesk
+
+    vd = VenueDesk(SimpleNamespace(name="deribit"), Settings(margin={"alert_levels": [0.9, 0.3, 0.6]}))  # type: ignore[arg-type]
+    assert vd.alert_levels == (0.3, 0.6, 0.9) and alert_levels(vd) == (0.3, 0.6, 0.9)
