@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,10 @@ from app.bus import Bus, Subscription
 from app.config import Settings
 from app.domain import (
     DeskSnapshot,
-    GreeksView,
     Instrument,
     MarginReport,
     Order,
     OrderRequest,
-    PositionView,
     StrategyStatus,
 )
 from app.errors import InvalidInstrument, OrderRejected
@@ -187,7 +186,7 @@ class StoredDesk:
 
     def snapshot(self) -> DeskSnapshot:
         """The newest stored desk row, the stored positions and the strategy runs with their last decisions."""
-        from app.analytics import snapshot_from_row
+        from app.analytics import snapshot_from_row, stored_position
 
         row = self.store.latest_snapshot("desk")
         base = snapshot_from_row(row) if row is not None else None
@@ -196,11 +195,11 @@ class StoredDesk:
         positions = []
         for name, (size, avg, account) in sorted(self._positions().items()):
             try:
-                inst = Instrument.parse(name)
+                Instrument.parse(name)
             except InvalidInstrument:
                 continue
-            positions.append(PositionView(name, float(size), float(avg), float(avg), 0.0, 0.0, GreeksView(),
-                                          inst.expiry_ms, inst.base, account))
+            # A stored run keeps sizes and averages, not marks: mark, PnL and greeks are unknown (shown as —), not 0.
+            positions.append(stored_position(name, float(size), float(avg), account))
         runs = []
         for run in self.store.list_runs():
             decisions = self.store.decisions(run["run_id"], limit=20, newest_first=True)
@@ -209,9 +208,11 @@ class StoredDesk:
                 status = "stopped"
             runs.append(StrategyStatus(run["run_id"], run.get("name") or run["run_id"], status,
                                        {"decisions": len(decisions)}, tuple(reversed(decisions))))
+        if base is not None:  # keeps what the row stored beyond margin and greeks (its PnL total)
+            return replace(base, venue="stored", positions=tuple(positions), strategies=tuple(runs))
         return DeskSnapshot(
             ts=ts, venue="stored", index_prices={}, instruments=(), chains={}, quotes={}, positions=tuple(positions),
-            portfolio=base.portfolio if base else {}, margin=base.margin if base else {}, strategies=tuple(runs),
+            portfolio={}, margin={}, strategies=tuple(runs),
         )
 
     def _positions(self) -> dict[str, tuple[Decimal, Decimal, str]]:
