@@ -91,8 +91,10 @@ def instrument_json(inst: Instrument, created_ms: int) -> dict[str, Any]:
         "maker_commission": float(inst.maker_fee),
         "taker_commission": float(inst.taker_fee),
         "block_trade_commission": float(inst.taker_fee) / 2,
-        "block_trade_min_trade_amount": 25 if inst.is_option else 200000,
-        "block_trade_tick_size": float(inst.tick_size),
+        # deribit.md §5.3: BTC options 25 and (live) ETH options 250 contracts, futures 200,000 USD; futures' block
+        # trades price on a 0.01 grid, options' on their own tick.
+        "block_trade_min_trade_amount": (250 if inst.base == "ETH" else 25) if inst.is_option else 200000,
+        "block_trade_tick_size": float(inst.tick_size) if inst.is_option else 0.01,
         "price_index": index_name(inst),
         "instrument_type": "reversed" if inst.inverse else "linear",
         "rfq": False,

@@ -215,3 +215,15 @@ async def test_ticker_and_book_summary_show_the_last_24h_of_trades(client: Clien
     # options trade coin; their USD volume is the premium (coin price x amount x index)
     assert opt["stats"]["volume"] == 0.5 and opt["stats"]["volume_usd"] == pytest.approx(0.042 * 0.5 * 60000.0)
     assert opt["underlying_index"] == "index_price"
+
+
+def test_instrument_block_trade_fields_follow_deribits_examples() -> None:
+    from app.domain import Instrument
+    from connectors.deribit_api.shapes import instrument_json
+
+    perp = instrument_json(Instrument.parse("BTC-PERPETUAL"), 0)
+    btc_opt = instrument_json(Instrument.parse("BTC-13JAN23-16000-P"), 0)
+    eth_opt = instrument_json(Instrument.parse("ETH-6JUL25-1500-C"), 0)
+    assert (perp["block_trade_tick_size"], perp["block_trade_min_trade_amount"]) == (0.01, 200000)
+    assert (btc_opt["block_trade_tick_size"], btc_opt["block_trade_min_trade_amount"]) == (0.0001, 25)
+    assert (eth_opt["block_trade_tick_size"], eth_opt["block_trade_min_trade_amount"]) == (0.0001, 250)
