@@ -89,6 +89,15 @@ async def test_usd_toggle_rewrites_prices() -> None:
         await settle(pilot, lambda: app.show_usd and table.get_cell_at((key, col)).plain != coin, "USD shown")
         usd = table.get_cell_at((key, col)).plain
         assert coin != usd and float(usd.replace(",", "")) == pytest.approx(row.mark * chain.forward, rel=0.01)  # type: ignore[union-attr]
+    # The greeks follow (README: "prices and greeks in coin or USD"): gamma, vega and theta at the forward, delta a ratio.
+    from ui.tui.format import fmt_sig
+    from ui.tui.widgets.chain import COLUMNS
+
+    f = chain.forward  # type: ignore[union-attr]
+    for key, digits in (("gamma", 3), ("vega", 3), ("theta", 3)):
+        assert COLUMNS[key].render(row, f, True, 0.0) == fmt_sig(getattr(row, key) * f, digits)
+        assert COLUMNS[key].render(row, f, False, 0.0) == fmt_sig(getattr(row, key), digits)
+    assert COLUMNS["delta"].render(row, f, True, 0.0) == COLUMNS["delta"].render(row, f, False, 0.0)
 
 
 async def test_refresh_writes_only_changed_cells() -> None:

@@ -50,7 +50,8 @@ def _size(attr: str) -> Callable[[ChainRow, float, bool, float], str]:
 
 
 def _greek(attr: str, digits: int) -> Callable[[ChainRow, float, bool, float], str]:
-    return lambda row, _f, _u, _p: fmt_sig(getattr(row, attr), digits)
+    """Gamma (per USD), vega (per 1%) and theta (per day) in coin, or in USD at the expiry's forward, as the prices."""
+    return lambda row, f, usd, _p: fmt_sig(getattr(row, attr) * (f if usd else 1.0), digits)
 
 
 def _position(row: ChainRow, _f: float, _u: bool, pos: float) -> str:
