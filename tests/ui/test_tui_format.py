@@ -110,6 +110,13 @@ def test_log_lines_for_desk_events() -> None:
     assert is_alarming(MarginAlert(ts=0, account="main", currency="BTC", level=0.8, mm_usage=0.83))
     assert not is_alarming(Alert(ts=0, source="x", message="hello")) and not is_alarming(Lost(ts=0, count=1))
     assert alert_level(Alert(ts=0, source="x", message="m", severity="error")) == 1.0
+    # With configured levels the second one is where a margin alert turns severe (0.8 of the defaults).
+    from ui.tui.widgets.log import severe_level
+
+    assert severe_level([0.5, 0.8, 1.0]) == 0.8 and severe_level([0.9, 0.3, 0.6]) == 0.6 and severe_level([0.7]) == 0.7
+    alert = MarginAlert(ts=0, account="main", currency="BTC", level=0.6, mm_usage=0.61)
+    assert "red" in describe(alert, severe_level([0.3, 0.6, 0.9]))[1]  # type: ignore[index]
+    assert "red" not in describe(alert)[1]  # type: ignore[index]
 
 
 def test_hedger_band_from_decisions() -> None:

@@ -32,7 +32,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 
 from app.analytics import alert_levels as desk_alert_levels
 from app.config import Settings
-from app.domain import DeskSnapshot, Instrument, Kind, Order, Side
+from app.domain import DeskSnapshot, Instrument, Kind, MarginAlert, Order, Side
 from app.errors import ConfigError, DeskError
 from ui.tui.feed import DeskFeed, chain_feed
 from ui.tui.format import expiry_kind, expiry_label, fmt_signed
@@ -44,7 +44,7 @@ from ui.tui.ticket_model import TicketContext
 from ui.tui.widgets.chain import COMPACT_COLUMNS, check_columns
 from ui.tui.widgets.chain_pane import ChainPane
 from ui.tui.widgets.hedger import HedgerPane
-from ui.tui.widgets.log import LOG_TOPICS, EventLog, StatusLine, alert_level, describe, is_alarming
+from ui.tui.widgets.log import LOG_TOPICS, EventLog, StatusLine, alert_level, describe, is_alarming, severe_level
 from ui.tui.widgets.margin import MarginPane
 from ui.tui.widgets.positions import PositionsPane, PositionsTable
 
@@ -223,10 +223,12 @@ class DeskTui(App[None]):
         self.refreshes += 1
         if self._sub is not None:
             log = self.event_log
+            log.severe_at = severe = severe_level(self.alert_levels)
             for event in self._sub.drain():
                 if log.write_event(event) and is_alarming(event):
                     # Alerts also pop up over whatever tab is open; the log keeps them.
-                    self.notify(describe(event)[0], severity="error" if alert_level(event) >= 0.8 else "warning")  # type: ignore[index]
+                    bad = alert_level(event) >= (severe if isinstance(event, MarginAlert) else 1.0)
+                    self.notify(describe(event, severe)[0], severity="error" if bad else "warning")  # type: ignore[index]
         self.query_one(StatusLine).show(snap, read_only=self.read_only, show_usd=self.show_usd,
                                         alert_levels=self.alert_levels)
         await self._update_tab(self.active_tab, snap)

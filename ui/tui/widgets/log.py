@@ -33,8 +33,15 @@ LOG_TOPICS = ("alert", "margin_alert", "fill_event", "order_update", "lost")
 _SEVERITY = {"info": "cyan", "warning": "yellow", "error": "bold red"}
 
 
-def describe(event: Event) -> tuple[str, str] | None:
-    """A log line and its style for an event, or None for events the log ignores."""
+def severe_level(alert_levels: Sequence[float]) -> float:
+    """The MM usage (fraction) from which a margin alert is shown as severe: the second alert level (0.8 by default)."""
+    levels = sorted(alert_levels) or [0.5, 0.8, 1.0]
+    return levels[1] if len(levels) > 1 else levels[0]
+
+
+def describe(event: Event, severe_at: float = 0.8) -> tuple[str, str] | None:
+    """A log line and its style for an event, or None for events the log ignores; margin alerts at or above
+    ``severe_at`` (MM usage fraction) are styled severe."""
     if isinstance(event, Alert):
         return f"{event.severity.upper():<7} {event.source}: {event.message}" + (
             f" [{event.code}]" if event.code else ""
@@ -43,7 +50,7 @@ def describe(event: Event) -> tuple[str, str] | None:
         return (
             f"MARGIN  {event.account}/{event.currency}: MM usage {event.mm_usage * 100:.1f}% crossed "
             f"{event.level * 100:.0f}% {event.message}",
-            "bold red" if event.level >= 0.8 else "yellow",
+            "bold red" if event.level >= severe_at else "yellow",
         )
     if isinstance(event, FillEvent):
         f = event.fill
@@ -98,10 +105,11 @@ Fills, order updates, margin alerts and desk alerts as they happen, with the des
         kwargs.setdefault("wrap", True)
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.lines_written: list[str] = []
+        self.severe_at = 0.8  # the app sets it from the margin engine's alert levels
 
     def write_event(self, event: Event) -> bool:
         """Append one event; False when it is not something the log shows."""
-        described = describe(event)
+        described = describe(event, self.severe_at)
         if described is None:
             return False
         self.note(described[0], described[1], ts=event.ts)
