@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 
@@ -82,7 +83,7 @@ class Book:
         self.settled_pnl: dict[str, Decimal] = {}  # realised PnL minus fees of delivered instruments, per currency
         self._now_ms = 0
         self._updates = 0
-        self._static: tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray, list[str]] | None = None
+        self._static: tuple[Any, ...] | None = None  # (names, strikes, calls, expiries, bases, inverse, contract sizes)
         # Delta decay: positions inside their settlement window are recomputed at every flush (time alone moves
         # their delta); ``_next_window`` is the earliest window of a held position not yet entered, so a flush
         # outside every window costs one comparison.
@@ -166,25 +167,28 @@ class Book:
         opts = [held[n] for n in names if held[n].inst.is_option]
         if opts:
             fwd = np.array([h.forward if h.forward == h.forward else self.index.get(h.inst.base, np.nan) for h in opts])
-            strike, call, expiry, bases = self._static_of(opts)
+            strike, call, expiry, bases, inverse, csize, all_inverse, unit_size = self._static_of(opts)
             t = np.maximum((expiry - now_ms) / MS_PER_YEAR, 0.0)  # Instrument.years_to_expiry of each
             iv = np.array([h.iv for h in opts])
             g = inverse_greeks_1d(fwd, strike, t, iv, call)
             units = np.empty((len(opts), 5))
             # An inverse option's coin delta and gamma are premium-adjusted (its value is in coin); a linear option's
             # value is in USD, so its coin delta is the plain BS one. Vega and theta are in coin (USD / forward).
-            inverse = np.array([h.inst.inverse for h in opts])
-            units[:, 0] = np.where(inverse, g.delta, g.delta_bs)
-            units[:, 1] = g.delta_bs
-            units[:, 2] = np.where(inverse, g.gamma, g.gamma_bs)
+            if all_inverse:  # the usual book: no array selection on the quote-to-delta path
+                units[:, 0], units[:, 1], units[:, 2] = g.delta, g.delta_bs, g.gamma
+            else:
+                units[:, 0] = np.where(inverse, g.delta, g.delta_bs)
+                units[:, 1] = g.delta_bs
+                units[:, 2] = np.where(inverse, g.gamma, g.gamma_bs)
             units[:, 3], units[:, 4] = g.vega * 0.01, g.theta / 365.0
-            # Per contract: an option contract is contract_size coin of underlying (a multiplier on some linear ones).
-            units *= np.array([float(h.inst.contract_size) for h in opts])[:, None]
+            if not unit_size:  # per contract: contract_size coin of underlying (a multiplier on some linear options)
+                units *= csize[:, None]
             if not np.isfinite(units).all():
                 units = np.nan_to_num(units)
-            # Delta decay in the settlement window (1 before it). Deribit's delta total is BS delta minus the mark
-            # (§1.7) and "NTD uses the decayed mark price", so the premium-adjusted delta takes the same factor.
-            units[:, :2] *= np.clip((expiry - now_ms) / SETTLEMENT_WINDOW_MS, 0.0, 1.0)[:, None]
+            if self._decaying:
+                # Delta decay in the settlement window (1 before it). Deribit's delta total is BS delta minus the mark
+                # (§1.7) and "NTD uses the decayed mark price", so the premium-adjusted delta takes the same factor.
+                units[:, :2] *= np.clip((expiry - now_ms) / SETTLEMENT_WINDOW_MS, 0.0, 1.0)[:, None]
             new = units * np.array([float(h.size) for h in opts])[:, None]
             diff = new - np.stack([h.contrib for h in opts])
             unique = dict.fromkeys(bases)
@@ -229,8 +233,9 @@ class Book:
                 nxt = min(nxt, start)
         self._next_window = nxt
 
-    def _static_of(self, opts: list[_Held]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-        """Strikes (USD), call flags, expiries (epoch ms) and underlyings of ``opts``, kept while the set is the same."""
+    def _static_of(self, opts: list[_Held]) -> tuple[Any, ...]:
+        """Strikes (USD), call flags, expiries (epoch ms), underlyings, inverse flags and contract sizes of ``opts``
+        (and whether all are inverse, all of size 1), kept while the set is the same."""
         key = tuple(h.inst.name for h in opts)
         if self._static is None or self._static[0] != key:
             self._static = (
@@ -239,6 +244,10 @@ class Book:
                 np.array([h.inst.is_call for h in opts]),
                 np.array([h.inst.expiry_ms or 0 for h in opts], dtype=np.int64),
                 [h.inst.base for h in opts],
+                inverse := np.array([h.inst.inverse for h in opts]),
+                csize := np.array([float(h.inst.contract_size) for h in opts]),
+                bool(inverse.all()),
+                bool((csize == 1.0).all()),
             )
         return self._static[1:]
 
