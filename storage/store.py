@@ -1597,7 +1597,7 @@ class SqlStore:
 
         ``thin_after_days``: snapshots older than this (and inside retention) are thinned to the first one of
         each ``thin_interval_s`` per kind (``snapshot_thinned`` counts them), e.g. 1 s for a day, 1 min after.
-        Fills, orders, ledger, decisions and runs are never pruned. ``vacuum`` also gives the space back to the
+        The newest snapshot of each kind is always kept. Fills, orders, ledger, decisions and runs are never pruned. ``vacuum`` also gives the space back to the
         file system (SQLite VACUUM; slow on big files).
         """
         if snapshot_retention_days <= 0 or market_data_retention_days <= 0:
@@ -1610,7 +1610,19 @@ class SqlStore:
         md_cut = now - int(market_data_retention_days * _DAY_MS)
         out: dict[str, int] = {}
         with self._write("prune") as conn:
-            out["snapshot"] = conn.execute(delete(T_SNAPSHOT).where(T_SNAPSHOT.c.ts < snap_cut)).rowcount
+            # The newest snapshot of each kind is what a reader opens on (latest_snapshot): it stays, however old.
+            newest = []
+            for (kind,) in conn.execute(select(T_SNAPSHOT.c.kind).distinct()):
+                q = (
+                    select(T_SNAPSHOT.c.id)
+                    .where(T_SNAPSHOT.c.kind == kind)
+                    .order_by(T_SNAPSHOT.c.ts.desc(), T_SNAPSHOT.c.id.desc())
+                    .limit(1)
+                )
+                newest.append(conn.execute(q).scalar_one())
+            out["snapshot"] = conn.execute(
+                delete(T_SNAPSHOT).where(T_SNAPSHOT.c.ts < snap_cut, T_SNAPSHOT.c.id.not_in(newest))
+            ).rowcount
             if thin_after_days is not None:
                 thin_cut = now - int(thin_after_days * _DAY_MS)
                 bucket = T_SNAPSHOT.c.ts // (thin_interval_s * 1000)  # floor division, rendered for each backend
@@ -1621,7 +1633,9 @@ class SqlStore:
                     .scalar_subquery()
                 )
                 out["snapshot_thinned"] = conn.execute(
-                    delete(T_SNAPSHOT).where(T_SNAPSHOT.c.ts < thin_cut, T_SNAPSHOT.c.id.not_in(keep))
+                    delete(T_SNAPSHOT).where(
+                        T_SNAPSHOT.c.ts < thin_cut, T_SNAPSHOT.c.id.not_in(keep), T_SNAPSHOT.c.id.not_in(newest)
+                    )
                 ).rowcount
             for table in (T_QUOTE, T_TRADE, T_INDEX):
                 out[table.name] = conn.execute(delete(table).where(table.c.ts < md_cut)).rowcount

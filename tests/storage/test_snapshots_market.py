@@ -161,8 +161,21 @@ def test_prune_deletes_only_old_snapshots_and_market_data(store: SqlStore) -> No
 def test_prune_with_vacuum(store: SqlStore) -> None:
     for i in range(50):
         store.record_snapshot("risk", i, risk_snapshot(i))
-    assert store.prune(snapshot_retention_days=1, now_ms=10 * DAY, vacuum=True)["snapshot"] == 50
-    assert store.latest_snapshot("risk") is None
+    # All are past retention; the newest of the kind stays, as what a reader of the store opens on.
+    assert store.prune(snapshot_retention_days=1, now_ms=10 * DAY, vacuum=True)["snapshot"] == 49
+    assert store.latest_snapshot("risk") == {**risk_snapshot(49), "ts": 49}
+
+
+def test_prune_and_thinning_keep_the_newest_snapshot_of_each_kind(store: SqlStore) -> None:
+    now = 100 * DAY
+    store.record_snapshot("margin", now - 40 * DAY, {"equity": 1.5})  # the only one of its kind, past retention
+    for k in range(5):  # one thinning bucket, two days old: thinning keeps the bucket's first, and the newest
+        store.record_snapshot("risk", now - 2 * DAY + k * 1000, {"delta": float(k)})
+    out = store.prune(now_ms=now, thin_after_days=1, thin_interval_s=60)
+    assert out["snapshot"] == 0 and out["snapshot_thinned"] == 3
+    assert store.latest_snapshot("margin") == {"equity": 1.5, "ts": now - 40 * DAY}
+    assert store.latest_snapshot("risk") == {"delta": 4.0, "ts": now - 2 * DAY + 4000}
+    assert [r["delta"] for r in store.snapshots("risk", 0, now)] == [0.0, 4.0]
 
 
 def test_nan_and_inf_in_snapshots(store: SqlStore) -> None:
