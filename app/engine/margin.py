@@ -47,11 +47,14 @@ from app.engine.margin_pm import (
     MarkInput,
     PairRisk,
     PMPortfolio,
+    PMResult,
     UnitRisk,
     delta_shock,
     pair_margin,
+    price_moves,
     roll_shock,
     unit_risk,
+    vector_key,
 )
 from app.engine.margin_sm import option_buy_premium, position_margin, sm_params_for
 from app.errors import InsufficientMargin, InvalidInput, StaleData, UnknownInstrument
@@ -593,7 +596,8 @@ class MarginEngine:
         pf = PMPortfolio(coin, marks, index, self.clock.now_ms(), self.pm_params)
         oo = [(o.instrument.name, o.side.sign * self._coin_size(o.instrument, float(o.remaining), marks[o.instrument.name].mark_price)) for o in orders]
         res = pf.result(ccy, mmp_margin=self.mmp_margin.get((account, ccy), 0.0), open_orders=oo)
-        return res.initial_margin, res.maintenance_margin, res.open_orders_margin, {"pm": res.margins_dict(), "portfolio": pf}
+        details = {"pm": res.margins_dict(), "portfolio": pf, "pm_result": res}
+        return res.initial_margin, res.maintenance_margin, res.open_orders_margin, details
 
     # ------------------------------------------------------------------------------------------------
     # reports
@@ -682,27 +686,21 @@ class MarginEngine:
             details["pm"] = pm
             wb = pm["initial_margin_details"]["risk_matrix_margin_details"]["worst_case_bucket"]
             worst = None if wb is None else f"{wb['source']}:{wb['bucket']}:{wb['side']}:{wb['index']}"
-            pf = ev.details.get("portfolio")
-            if isinstance(pf, PMPortfolio):
+            res = ev.details.get("pm_result")
+            if isinstance(res, PMResult):
                 # The fronts draw the risk matrix the worst case is read from: Deribit's aggregated_risk_vectors
-                # (after offsets; keys as simulate_pm's) and their axes. Cheap next to the evaluation: one product
-                # of the cached unit vectors per index pair.
-                from app.engine.margin_pm import price_moves
-
-                vectors: dict[str, Any] = {}
-                axes: dict[str, Any] = {}
-                params = pf.params
-                for pair in pf.pairs_of(ccy):
-                    pmr = pair_margin(pf.pair_risk(pair, ccy), params, ccy)
-                    key = f"{pair.split('_')[0]}_{ccy.lower()}"
-                    vectors[key] = {"standard": pmr.standard.tolist(), "extended": pmr.extended.tolist()}
-                    axes[key] = {
+                # (after offsets; keys as simulate_pm's), as the evaluation computed them, and their axes.
+                params = self.pm_params
+                vectors = res.aggregated_vectors()
+                details["aggregated_risk_vectors"] = vectors
+                details["risk_matrix_axes"] = {
+                    vector_key(pair, ccy): {
                         "price_moves": price_moves(params.pair(pair), params.general.buckets_count).tolist(),
                         "vol_scenarios": list(params.choices.vol_order),
                         "extended_moves": list(params.choices.extended_moves),
                     }
-                details["aggregated_risk_vectors"] = vectors
-                details["risk_matrix_axes"] = axes
+                    for pair in res.pairs
+                }
         else:
             details["positions"] = ev.details["positions"]
         level = 0.0
@@ -776,7 +774,8 @@ class MarginEngine:
         """Taker fee of ``amount`` (the instrument's amount unit) at ``price``, in the settlement currency, as a
         fill is charged (``fees.FeeSchedule``, deribit.md §4.5): options pay ``rate × coin`` (× index for linear
         ones) capped at 12.5% of the premium; inverse futures ``rate × USD / price``; linear ``rate × amount × price``."""
-        rate = float(inst.taker_fee)
+        info = self._fast.get(inst.name)
+        rate = info.taker_fee if info is not None else float(inst.taker_fee)  # precomputed: the pre-trade check's path
         if inst.kind is Kind.OPTION:
             coin = amount * float(inst.contract_size)
             base = coin if inst.inverse else coin * self.index.get(inst.underlying, float(inst.strike or 0))
@@ -879,12 +878,7 @@ class MarginEngine:
                 self.remove_order(account, "__probe__")
         else:
             im_new = self._sm_check_im(account, cache, info, buy, q, amount, price, mk)
-        if info.futures_inverse:
-            fee = info.taker_fee * amount / price
-        elif info.is_option:
-            fee = self.taker_fee(info.inst, amount, price)
-        else:
-            fee = info.taker_fee * amount * price
+        fee = self.taker_fee(info.inst, amount, price)
         need = im_new + (fee if im_new > cache.im else 0.0)
         avail = cache.margin_balance - need
         if acct.cross and avail < 0:

@@ -528,6 +528,13 @@ class PMResult:
         """mm_factor x risk_matrix_margin."""
         return self.mm_factor * self.risk_matrix_margin
 
+    def aggregated_vectors(self) -> dict[str, dict[str, list[float]]]:
+        """The simulator's ``aggregated_risk_vectors`` of this currency: each pair's vectors after offsets."""
+        return {
+            vector_key(p, self.currency): {"standard": pm.standard.tolist(), "extended": pm.extended.tolist()}
+            for p, pm in self.pairs.items()
+        }
+
     def margins_dict(self) -> dict[str, Any]:
         """The simulator's ``margins.<ccy>`` object."""
         worst_pair = max(self.pairs.values(), key=lambda p: p.worst_case, default=None)
@@ -774,7 +781,8 @@ class PMPortfolio:
         return {n: by_name[n] for n in self._names}
 
 
-def _agg_key(pair: str, currency: str) -> str:
+def vector_key(pair: str, currency: str) -> str:
+    """The simulator's key of a pair's aggregated risk vectors in a currency (``btc_usd`` in BTC -> ``btc_btc``)."""
     return f"{pair.split('_')[0]}_{currency.lower()}"
 
 
@@ -812,10 +820,10 @@ def simulate_pm(
         if open_orders_margin is not None:
             res = replace(res, open_orders_margin=float(open_orders_margin))
         margins[ccy.lower()] = res.margins_dict()
-        for p, pm in res.pairs.items():
-            agg[_agg_key(p, ccy)] = {"standard": pm.standard.tolist(), "extended": pm.extended.tolist()}
+        agg.update(res.aggregated_vectors())
+        for p in res.pairs:
             s, e = res.pre_aggregated[p]
-            pre_agg[_agg_key(p, ccy)] = {"standard": s.tolist(), "extended": e.tolist()}
+            pre_agg[vector_key(p, ccy)] = {"standard": s.tolist(), "extended": e.tolist()}
     mp = params.to_model_params()
     mp["general"]["timestamp"] = int(ts)
     return {
