@@ -23,6 +23,7 @@ from app.domain import (
     MS_PER_YEAR,
     ChainSlice,
     DeskSnapshot,
+    GreeksView,
     Instrument,
     Kind,
     MarginReport,
@@ -740,8 +741,6 @@ def model_label(report: MarginReport) -> str | None:
 def snapshot_from_row(row: dict[str, Any]) -> StoredSnapshot:
     """Rebuild a (chain-less, position-less) snapshot from a stored history row: margin per currency, greeks per
     underlying and the total PnL, each as stored; a figure the row does not hold is NaN (shown as unknown), never 0."""
-    from app.domain import GreeksView
-
     ts = int(row.get("ts", 0))
     currencies = sorted({k.split(".")[0] for k in row if k.endswith(".mm")})
     margin = {c: margin_from_row(row, c) for c in currencies}
@@ -753,8 +752,6 @@ def snapshot_from_row(row: dict[str, Any]) -> StoredSnapshot:
 
 def stored_position(instrument: str, size: float, average_price: float, account: str = "main") -> PositionView:
     """A position known only by its size and average price (a stored run): mark, PnL, realised and greeks NaN (unknown)."""
-    from app.domain import GreeksView
-
     nan = float("nan")
     try:
         inst: Instrument | None = Instrument.parse(instrument)

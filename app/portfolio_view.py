@@ -83,7 +83,7 @@ class Book:
         self.settled_pnl: dict[str, Decimal] = {}  # realised PnL minus fees of delivered instruments, per currency
         self._now_ms = 0
         self._updates = 0
-        self._static: tuple[Any, ...] | None = None  # (names, strikes, calls, expiries, bases, inverse, contract sizes)
+        self._static: tuple[Any, ...] | None = None  # see _static_of
         # Delta decay: positions inside their settlement window are recomputed at every flush (time alone moves
         # their delta); ``_next_window`` is the earliest window of a held position not yet entered, so a flush
         # outside every window costs one comparison.
