@@ -596,16 +596,10 @@ def _kind_of(name: str) -> Kind | None:
     return None if inst is None else inst.kind
 
 
-def settlement_decay(expiry_ms: int | None, now_ms: int) -> float:
-    """Fraction (0 to 1) of a future's delta left at ``now_ms`` (epoch ms): 1 until 30 minutes before ``expiry_ms``
-    (epoch ms; None for a perpetual), then linearly down to 0 at the expiry (deribit.md §1.7)."""
-    # The desk book's own rule, so that the hedger's future delta and the desk's greeks agree in the window.
-    return delta_decay(expiry_ms, now_ms)
-
-
 def _coin_delta_of(name: str, size: float, price: float, *, now_ms: int | None = None) -> float:
     """Coin delta of a future/perpetual/spot position: USD size / price for inverse, size for linear; with
-    ``now_ms`` (epoch ms), decayed in the future's settlement window (:func:`settlement_decay`)."""
+    ``now_ms`` (epoch ms), decayed in the future's settlement window as the desk book's greeks are
+    (:func:`app.portfolio_view.delta_decay`, deribit.md §1.7)."""
     inst = _parse(name)
     if inst is None:
         return 0.0
@@ -613,7 +607,7 @@ def _coin_delta_of(name: str, size: float, price: float, *, now_ms: int | None =
         d = float(size) / price if price and math.isfinite(price) else 0.0
     else:
         d = float(size)
-    return d if now_ms is None else d * settlement_decay(inst.expiry_ms, now_ms)
+    return d if now_ms is None else d * delta_decay(inst.expiry_ms, now_ms)
 
 
 def _follow_up_code(before: dict[str, Any] | None, status: OrderStatus, child: dict[str, Any] | None, style: str) -> str:

@@ -672,7 +672,7 @@ def test_ratio_at_most_one_still_guards_at_the_target() -> None:
 def test_expiring_future_delta_decays_in_the_settlement_window() -> None:
     # deribit.md §1.7: an expiring future's delta decays linearly to 0 over the 30 minutes before its expiry.
     from app.domain import Instrument
-    from strategies.delta_hedger import settlement_decay
+    from app.portfolio_view import delta_decay
 
     expiry = Instrument.parse("BTC-26JAN24").expiry_ms
     view = FakeView(now=expiry - 15 * 60_000 - 5_000)  # check() advances 5 s: 15 minutes before the expiry
@@ -680,8 +680,8 @@ def test_expiring_future_delta_decays_in_the_settlement_window() -> None:
     view.pos = [future_position("BTC-26JAN24", 20_000, 40_000), future_position("BTC-PERPETUAL", 4_000, 40_000)]
     _, d = check(h, view)
     assert d["inputs"]["delta_futures"] == pytest.approx(0.5 * 0.5 + 0.1)  # half of the future, all of the perpetual
-    assert settlement_decay(expiry, expiry - 31 * 60_000) == 1.0 and settlement_decay(None, expiry) == 1.0
-    assert settlement_decay(expiry, expiry - 6 * 60_000) == pytest.approx(0.2) and settlement_decay(expiry, expiry) == 0.0
+    assert delta_decay(expiry, expiry - 31 * 60_000) == 1.0 and delta_decay(None, expiry) == 1.0
+    assert delta_decay(expiry, expiry - 6 * 60_000) == pytest.approx(0.2) and delta_decay(expiry, expiry) == 0.0
 
 
 def test_orders_trade_in_the_hedgers_account() -> None:
